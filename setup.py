@@ -1,0 +1,46 @@
+"""Packaging for ivoryos_plugin.
+
+The browser assets (the Socket.IO client and the chart library) come from the npm registry:
+run ``npm ci`` first; its postinstall step copies them into ``ivoryos_plugin/static/vendor``.
+"""
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+
+
+def _requirements() -> list:
+    lines = (HERE / "requirements.txt").read_text().splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+setup(
+    name="ivoryos-plugin",
+    version="0.1.0",
+    description="A framework for live, safe, tested IvoryOS plugin pages.",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8") if (HERE / "README.md").exists() else "",
+    long_description_content_type="text/markdown",
+    python_requires=">=3.9",
+    packages=find_packages(include=["ivoryos_plugin", "ivoryos_plugin.*"]),
+    include_package_data=True,
+    package_data={
+        "ivoryos_plugin": [
+            "py.typed",
+            "templates/ivoryos_plugin/*.html",
+            "static/*.js",
+            "static/*.css",
+            "static/vendor/*",
+            "scaffold/*",
+            "scaffold/**/*",
+        ],
+    },
+    install_requires=_requirements(),
+    extras_require={"test": ["pytest>=8", "hypothesis>=6.100", "python-socketio[client]>=5.8",
+                             "websocket-client>=1.6", "requests>=2.31", "playwright>=1.40"]},
+    entry_points={
+        "console_scripts": ["ivoryos-plugin = ivoryos_plugin.cli:main"],
+        "pytest11": ["ivoryos_plugin = ivoryos_plugin.testing"],
+    },
+    zip_safe=False,
+)
