@@ -1,0 +1,4 @@
+"""The hello example plugin."""
+from .plugin import plugin
+
+__all__ = ["plugin"]

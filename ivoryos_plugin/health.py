@@ -1,0 +1,105 @@
+"""The framework's own blueprint ``plugins`` at ``/ivoryos/plugins/``: the health page,
+``status.json``, worker restarts, and the browser assets (``ivoryos_plugin.js``, vendor/)."""
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, List, Optional
+
+from flask import Blueprint, Flask, Response, jsonify, redirect, render_template, request, url_for
+
+from .security import deny, guard_request, harden_response
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+class FrameworkBlueprint(Blueprint):
+    """The ``plugins`` blueprint. Registered first (by ``ivoryos_plugin.run``, or by the first
+    plugin), it attaches the framework to the app and protects plain Blueprint plugins."""
+
+    plugin_type = "tab"  # IvoryOS's nav shows it as a tab: "Plugins"
+
+    def configure(self, plugins: List[Blueprint], failures: List[Dict[str, str]]) -> None:
+        """Tell the blueprint, before ``ivoryos.run`` registers it, what else is loaded.
+
+        :param plugins: the plugins about to be registered (plain ones get the safety baseline).
+        :param failures: the discovery report's failures, for the health page."""
+        self._pending = (list(plugins), list(failures))
+
+    def register(self, app: Flask, options: Dict[str, Any]) -> None:
+        """Flask's hook: register, attach the framework, protect the pending plain Blueprints.
+
+        :param app: the app.
+        :param options: the registration options."""
+        from .discovery import protect_plain
+        from .extension import attach
+        from .plugin import Plugin
+
+        super().register(app, options)
+        ext = attach(app)
+        plugins, failures = getattr(self, "_pending", ([], []))
+        self._pending = ([], [])
+        ext.failures.extend(failures)
+        for blueprint in plugins:
+            if not isinstance(blueprint, Plugin):
+                protect_plain(app, blueprint)
+
+
+framework_blueprint = FrameworkBlueprint("plugins", __name__, static_folder=os.path.join(HERE, "static"),
+                                         static_url_path="/static", template_folder="templates")
+
+
+@framework_blueprint.before_request
+def _guard() -> Optional[Response]:
+    if request.endpoint == "plugins.static":
+        return None  # library code, needed by public plugin pages too
+    return guard_request("plugins", public=False)
+
+
+@framework_blueprint.after_request
+def _harden(response: Response) -> Response:
+    if request.endpoint == "plugins.static":
+        response.headers["Cache-Control"] = "no-cache"
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        return response
+    return harden_response(response, None)
+
+
+def status() -> Dict[str, Any]:
+    """Every plugin's state, workers, streams and log tail, plus the plugins that failed to load."""
+    from .extension import current_extension
+
+    ext = current_extension()
+    plain = [{"name": name, "title": name.capitalize(), "version": "", "state": "running", "reason": "",
+              "plain_blueprint": True, "url": f"{ext.url_prefix}/{name}/", "workers": {}, "streams": {},
+              "log": [], "traceback": "", "settings_url": None, "actions": []} for name in ext.plain]
+    return {"plugins": [rt.status() for rt in ext.runtimes.values()] + plain,
+            "failures": list(ext.failures), "started": ext.started}
+
+
+@framework_blueprint.route("/")
+def main() -> str:
+    """The health page: each plugin's state and why, workers, streams, logs, failures."""
+    from .extension import current_extension
+
+    return render_template("ivoryos_plugin/health.html", status=status(),
+                           plugin_base=current_extension().base_template)
+
+
+@framework_blueprint.route("/status.json")
+def status_json() -> Response:
+    """The health page's data as JSON."""
+    return jsonify(status())
+
+
+@framework_blueprint.route("/<plugin>/workers/<worker>/restart", methods=["POST"])
+def restart_worker(plugin: str, worker: str) -> Any:
+    """Restart a suspended (or stopped) worker."""
+    from .extension import current_extension
+
+    runtime = current_extension().runtimes.get(plugin)
+    runner = runtime.workers.get(worker) if runtime is not None else None
+    if runner is None:
+        return deny(404, f"no worker {worker!r} in plugin {plugin!r}")
+    runner.start()
+    if request.accept_mimetypes.best == "application/json" or request.is_json:
+        return jsonify(runner.status())
+    return redirect(url_for("plugins.main"))

@@ -1,0 +1,88 @@
+"""The settings routes of a plugin with a settings model: an HTML form and ``settings.json``."""
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, Union
+
+from flask import Response, jsonify, render_template, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from .settings import SettingsError, SettingsValidationError
+from .settings_forms import coerce_form, form_fields
+
+if TYPE_CHECKING:
+    from .plugin import Plugin
+
+Reply = Union[Response, Tuple[str, int], str]
+
+
+def _error(status: int, message: str, errors: Optional[Dict[str, List[str]]] = None) -> Response:
+    body: Dict[str, Any] = {"error": message}
+    if errors is not None:
+        body["errors"] = errors
+    response = jsonify(body)
+    response.status_code = status
+    return response
+
+
+def add_settings_routes(plugin: "Plugin") -> None:
+    """Add ``/settings`` (form, GET/POST) and ``/settings.json`` (GET, PUT, PATCH) to ``plugin``.
+
+    :param plugin: a plugin constructed with ``settings=``."""
+
+    def store() -> Any:
+        return plugin.runtime.settings_store
+
+    def render_form(errors: Optional[Dict[str, List[str]]] = None, values: Any = None,
+                    saved: bool = False) -> str:
+        from .extension import current_extension
+
+        fields = form_fields(values if values is not None else store().current)
+        return render_template("ivoryos_plugin/settings.html", plugin=plugin, fields=fields,
+                               errors=errors or {}, saved=saved,
+                               plugin_base=current_extension().base_template)
+
+    def settings_page() -> Reply:
+        if request.method == "GET":
+            return render_form()
+        try:
+            data = coerce_form(plugin.settings_model, request.form)
+            store().update(data)
+        except SettingsValidationError as exc:
+            return render_form(exc.errors), 400
+        except SettingsError as exc:
+            return render_form({"_": [str(exc)]}), 500
+        return render_form(saved=True)
+
+    def settings_json() -> Response:
+        if request.method == "GET":
+            current = store().current
+            return jsonify({"settings_version": plugin.settings_version,
+                            "values": current.model_dump(mode="json"),
+                            "schema": plugin.settings_model.model_json_schema()})  # type: ignore[union-attr]
+        request.max_content_length = plugin.max_body
+        try:
+            data = json.loads(request.get_data(cache=True) or b"null")
+        except RequestEntityTooLarge:
+            return _error(413, f"Plugin {plugin.name!r}: the settings body is larger than {plugin.max_body} bytes.")
+        except ValueError as exc:
+            return _error(400, f"Plugin {plugin.name!r}: the body is not JSON ({exc}); send an object "
+                               "of setting values.")
+        if isinstance(data, dict) and isinstance(data.get("values"), dict) and set(data) <= {"values", "settings_version"}:
+            data = data["values"]  # the GET shape, sent back
+        if not isinstance(data, dict):
+            return _error(400, f"Plugin {plugin.name!r}: settings must be a JSON object of values.",
+                          {"_": ["expected an object"]})
+        try:
+            if request.method == "PUT":
+                _, new = store().replace(data)
+            else:
+                _, new = store().update(data)
+        except SettingsValidationError as exc:
+            return _error(400, f"Plugin {plugin.name!r}: invalid settings; nothing was saved.", exc.errors)
+        except SettingsError as exc:
+            return _error(500, str(exc))
+        return jsonify({"settings_version": plugin.settings_version, "values": new.model_dump(mode="json")})
+
+    plugin.add_url_rule("/settings", "settings", settings_page, methods=["GET", "POST"])
+    plugin.add_url_rule("/settings.json", "settings_json", settings_json, methods=["GET", "PUT", "PATCH"])

@@ -1,0 +1,144 @@
+"""Background workers: a periodic function or a loop given ``stop``; restart with backoff, suspend
+after a crash loop (Indigo's fail-safe), stop within a bounded time."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional
+
+
+@dataclass
+class WorkerSpec:
+    """A declared worker.
+
+    :param name: its name.
+    :param func: the function.
+    :param every: the period in seconds, or None for a loop given ``stop``.
+    :param backoff: the first restart delay after a crash, doubled each crash.
+    :param max_backoff: the longest restart delay.
+    :param max_crashes: crashes within ``window`` seconds that suspend the worker.
+    :param window: the crash-counting window in seconds."""
+
+    name: str
+    func: Callable[..., Any]
+    every: Optional[float] = None
+    backoff: float = 0.5
+    max_backoff: float = 30.0
+    max_crashes: int = 5
+    window: float = 60.0
+
+
+class Stop:
+    """Given to a loop worker: ``while stop.sleep(1): ...`` runs until the plugin stops.
+
+    :param event: set when stopping."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self._event = event
+
+    def sleep(self, seconds: float) -> bool:
+        """Wait up to ``seconds``; True to keep going, False once stopping.
+
+        :param seconds: how long to wait."""
+        return not self._event.wait(max(0.0, seconds))
+
+    @property
+    def stopping(self) -> bool:
+        """Whether the plugin is stopping."""
+        return self._event.is_set()
+
+    def __bool__(self) -> bool:
+        return not self._event.is_set()
+
+
+class WorkerRunner:
+    """Runs one worker in a daemon thread.
+
+    :param spec: the worker.
+    :param logger: the plugin's logger."""
+
+    def __init__(self, spec: WorkerSpec, logger: logging.Logger) -> None:
+        self.spec = spec
+        self.logger = logger
+        self.state = "idle"
+        self.restarts = 0
+        self.crashes: List[float] = []
+        self.last_error = ""
+        self.runs = 0
+        self._event = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+
+    def start(self) -> None:
+        """Start (or restart after a suspension) the worker's thread."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._event = threading.Event()
+        self.crashes = []
+        self.state = "running"
+        self._thread = threading.Thread(target=self._run, name=f"ivoryos_plugin-worker-{self.spec.name}",
+                                        daemon=True)
+        self._thread.start()
+
+    def _call_once(self, stop: Stop) -> None:
+        self.runs += 1
+        if self.spec.every is None:
+            self.spec.func(stop)
+        else:
+            self.spec.func()
+
+    def _run(self) -> None:
+        stop = Stop(self._event)
+        delay = self.spec.backoff
+        while not self._event.is_set():
+            try:
+                self._call_once(stop)
+                delay = self.spec.backoff
+                if self.spec.every is None:
+                    break  # a loop worker that returns is done
+                stop.sleep(self.spec.every)
+                continue
+            except Exception as exc:
+                now = time.monotonic()
+                self.crashes = [t for t in self.crashes if now - t < self.spec.window] + [now]
+                self.last_error = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+                self.logger.error("worker %r crashed (%d in %.0f s): %s", self.spec.name, len(self.crashes),
+                                  self.spec.window, self.last_error)
+                if len(self.crashes) > self.spec.max_crashes:
+                    self.state = "suspended"
+                    self.logger.error("worker %r suspended after %d crashes; restart it from the health page",
+                                      self.spec.name, len(self.crashes))
+                    return
+            if not stop.sleep(delay):
+                break
+            self.restarts += 1
+            delay = min(delay * 2, self.spec.max_backoff)
+        if self.state == "running":
+            self.state = "stopped" if self._event.is_set() else "finished"
+
+    def request_stop(self) -> None:
+        """Ask the worker to stop (``stop.sleep`` returns False from now on)."""
+        self._event.set()
+
+    def join(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` for the thread; True when it ended. A worker that ignores stop is
+        reported (state ``"unresponsive"``) and left behind as a daemon thread.
+
+        :param timeout: seconds."""
+        thread = self._thread
+        if thread is None:
+            return True
+        thread.join(timeout)
+        if thread.is_alive():
+            self.state = "unresponsive"
+            self.logger.error("worker %r ignored stop for %.1f s; shutting down without it",
+                              self.spec.name, timeout)
+            return False
+        return True
+
+    def status(self) -> Dict[str, Any]:
+        """A JSON-able snapshot: state, restarts, crashes in the window, last error."""
+        return {"state": self.state, "restarts": self.restarts, "crashes": len(self.crashes),
+                "runs": self.runs, "every": self.spec.every, "last_error": self.last_error}

@@ -1,0 +1,233 @@
+"""Tests for ivoryos_plugin.serialio on real ptys (pty simulators) and pyserial's loop://."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Callable, Iterator
+
+import pytest
+
+from ivoryos_plugin.serialio import SerialDevice, SerialDeviceError, SerialDeviceTimeout, open_serial
+from ivoryos_plugin.sim import EchoSimulator
+
+
+def _wait_for(predicate: Callable[[], bool], timeout: float = 3.0) -> bool:
+    """Poll ``predicate`` until true or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.005)
+    return predicate()
+
+
+@pytest.fixture(autouse=True)
+def no_stray_threads() -> Iterator[None]:
+    """Every test must leave no thread behind once its fixtures are torn down."""
+    before = set(threading.enumerate())
+    yield
+    assert _wait_for(lambda: not set(threading.enumerate()) - before, 2.0), set(threading.enumerate()) - before
+
+
+@pytest.fixture
+def echo() -> Iterator[EchoSimulator]:
+    """A running echo simulator (``ECHO <n>`` -> ``<n>``)."""
+    with EchoSimulator() as sim:
+        yield sim
+
+
+@pytest.fixture
+def slow_echo() -> Iterator[EchoSimulator]:
+    """An echo simulator that takes 0.5 s per command."""
+    with EchoSimulator(delay=0.5) as sim:
+        yield sim
+
+
+# -- open_serial -------------------------------------------------------------------------------
+def test_open_serial_missing_device_returns_none_and_logs(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.ERROR, logger="ivoryos_plugin.serial"):
+        assert open_serial("/dev/does-not-exist") is None
+    [record] = [r for r in caplog.records if r.name == "ivoryos_plugin.serial"]
+    assert "/dev/does-not-exist" in record.getMessage()
+    assert "No such file" in record.getMessage()
+
+
+@pytest.mark.parametrize("url", ["loop://", "pty"], ids=["loop", "pty"])
+def test_open_serial_opens_urls(url: str, echo: EchoSimulator) -> None:
+    port = open_serial(echo.port if url == "pty" else url, timeout=1)
+    assert port is not None and port.is_open
+    port.write(b"ECHO 3\r\n")
+    assert port.readline() == (b"3\r\n" if url == "pty" else b"ECHO 3\r\n")
+    port.close()
+
+
+def test_open_failure_is_a_clear_error() -> None:
+    dev = SerialDevice("/dev/does-not-exist", name="ghost")
+    with pytest.raises(SerialDeviceError, match="ghost: cannot open /dev/does-not-exist"):
+        dev.open()
+    assert not dev.connected
+
+
+def test_query_before_open_fails_fast() -> None:
+    dev = SerialDevice("loop://", name="idle")
+    with pytest.raises(SerialDeviceError, match="idle: cannot send 'X'"):
+        dev.query("X")
+
+
+# -- request/reply and unsolicited lines ----------------------------------------------------
+@pytest.mark.parametrize("kind", ["pty", "loop"], ids=["pty-sim", "loop-url"])
+def test_query_round_trip(kind: str, echo: EchoSimulator) -> None:
+    url, expected = (echo.port, "42") if kind == "pty" else ("loop://", "ECHO 42")
+    with SerialDevice(url, timeout=1.0) as dev:
+        assert dev.connected
+        assert dev.query("ECHO 42") == expected
+        assert dev.query("ECHO 43") == expected[:-1] + "3"
+    assert not dev.connected
+
+
+def test_bare_newline_terminated_replies_are_lines(echo: EchoSimulator) -> None:
+    echo.terminator = b"\n"
+    with SerialDevice(echo.port) as dev:
+        assert dev.query("ECHO 1") == "1"
+
+
+@pytest.mark.parametrize("kind", ["pty", "loop"], ids=["pty-sim", "loop-url"])
+def test_unsolicited_lines_reach_on_line(kind: str, echo: EchoSimulator) -> None:
+    got: list[str] = []
+    with SerialDevice(echo.port if kind == "pty" else "loop://", on_line=got.append) as dev:
+        for n in range(3):
+            if kind == "pty":
+                echo.emit(f"EVENT {n}")
+            else:
+                dev.write(f"EVENT {n}")  # loop:// sends it straight back, unrequested
+        assert _wait_for(lambda: len(got) == 3)
+        assert got == ["EVENT 0", "EVENT 1", "EVENT 2"]
+        assert dev.lines_received == 3
+
+
+def test_raising_callback_is_logged_and_reader_survives(echo: EchoSimulator,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    got: list[str] = []
+
+    def callback(line: str) -> None:
+        got.append(line)
+        if line == "BOOM":
+            raise RuntimeError("callback failure")
+
+    with caplog.at_level(logging.ERROR, logger="ivoryos_plugin.serial"):
+        with SerialDevice(echo.port, on_line=callback, name="cb") as dev:
+            echo.emit("BOOM")
+            echo.emit("AFTER")
+            assert _wait_for(lambda: got == ["BOOM", "AFTER"])
+            assert dev.query("ECHO 5") == "5" and dev.connected
+    assert any("on_line callback raised" in r.getMessage() and r.exc_info for r in caplog.records)
+
+
+def test_twenty_threads_never_interleave() -> None:
+    """Each reply must match its own request and the device must never see mixed commands."""
+    errors: list[str] = []
+    with EchoSimulator(delay=0.001) as sim, SerialDevice(sim.port, timeout=5.0) as dev:
+        start = threading.Barrier(20)
+
+        def worker(base: int) -> None:
+            start.wait()
+            for i in range(10):
+                n = base * 100 + i
+                reply = dev.query(f"ECHO {n}")
+                if reply != str(n):
+                    errors.append(f"ECHO {n} -> {reply}")
+
+        threads = [threading.Thread(target=worker, args=(b,)) for b in range(20)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert not errors
+        assert len(sim.log) == 200 and all(reply == cmd.split()[1] for cmd, reply in sim.log)
+        assert sim.garbled == 0
+        assert sim.overlapped == 0
+
+
+def test_query_timeout_names_the_command(slow_echo: EchoSimulator) -> None:
+    with SerialDevice(slow_echo.port, name="slow") as dev:
+        started = time.monotonic()
+        with pytest.raises(SerialDeviceTimeout, match="slow: no reply to 'ECHO 1'") as info:
+            dev.query("ECHO 1", timeout=0.1)
+        assert time.monotonic() - started < 0.5
+        assert isinstance(info.value, TimeoutError) and isinstance(info.value, SerialDeviceError)
+
+
+# -- losing the port ---------------------------------------------------------------------------
+def test_port_lost_mid_query_fails_fast_then_reconnects(slow_echo: EchoSimulator) -> None:
+    outcome: list[BaseException] = []
+    with SerialDevice(slow_echo.port, timeout=5.0, name="bench-echo") as dev:
+        def ask() -> None:
+            try:
+                dev.query("ECHO 1")
+            except BaseException as exc:  # recorded for the main thread
+                outcome.append(exc)
+
+        asker = threading.Thread(target=ask)
+        asker.start()
+        assert _wait_for(lambda: slow_echo.commands == 1)
+        lost_at = time.monotonic()
+        slow_echo.drop()
+        asker.join(2.0)
+        assert not asker.is_alive(), "query hung after the port vanished"
+        assert time.monotonic() - lost_at < 1.0
+        [error] = outcome
+        assert isinstance(error, SerialDeviceError) and not isinstance(error, TimeoutError)
+        assert "bench-echo" in str(error) and slow_echo.port in str(error) and "ECHO 1" in str(error)
+        assert _wait_for(lambda: not dev.connected)
+        with pytest.raises(SerialDeviceError, match="disconnected"):
+            dev.query("ECHO 2", timeout=5.0)
+
+        slow_echo.delay = 0.0
+        slow_echo.restore()
+        assert _wait_for(lambda: dev.connected, 5.0), "did not reconnect to the same URL"
+        assert dev.query("ECHO 3") == "3"
+
+
+def test_without_reconnect_the_device_stays_down(echo: EchoSimulator) -> None:
+    with SerialDevice(echo.port, reconnect=False) as dev:
+        echo.drop()
+        assert _wait_for(lambda: not dev.connected)
+        echo.restore()
+        time.sleep(0.3)
+        assert not dev.connected
+        with pytest.raises(SerialDeviceError, match="disconnected"):
+            dev.query("ECHO 1")
+
+
+@pytest.mark.parametrize("scenario", ["idle", "after-reconnect", "while-reconnecting", "lost-mid-query"])
+def test_close_leaves_no_threads(scenario: str, echo: EchoSimulator) -> None:
+    def client_threads() -> set[threading.Thread]:
+        return {t for t in threading.enumerate() if not t.name.startswith("PtySimulator")}
+
+    before = client_threads()
+    dev = SerialDevice(echo.port, timeout=2.0)
+    dev.open()
+    assert len(client_threads() - before) == 1  # the reader
+    assert dev.query("ECHO 1") == "1"
+    if scenario == "after-reconnect":
+        echo.drop()
+        echo.restore()
+        assert _wait_for(lambda: dev.connected and dev.query("ECHO 2") == "2")
+    elif scenario == "while-reconnecting":
+        dev.backoff_max = 10.0
+        echo.drop()
+        assert _wait_for(lambda: not dev.connected)
+        time.sleep(0.4)  # backoff has grown past 0.2 s
+    elif scenario == "lost-mid-query":
+        echo.delay = 1.0
+        asker = threading.Thread(target=lambda: pytest.raises(SerialDeviceError, dev.query, "ECHO 3"))
+        asker.start()
+        assert _wait_for(lambda: echo.commands == 2)
+        echo.drop()
+        asker.join(2.0)
+    started = time.monotonic()
+    dev.close()
+    assert time.monotonic() - started < 0.5
+    assert client_threads() == before
+    assert not dev.connected
