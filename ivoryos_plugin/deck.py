@@ -158,8 +158,9 @@ class InstrumentLock:
         :param blocking: wait for the lock when another flow holds it.
         :param timeout: most seconds to wait; -1 waits for ever."""
         with self._cond:
-            if False:
-                pass
+            if self._mine():
+                self._count += 1
+                return True
             if self._count and blocking and self._thread == threading.get_ident():
                 raise RuntimeError("InstrumentLock is held by another task of this thread; "
                                    "waiting would deadlock. Use the async method or "

@@ -155,6 +155,9 @@ def attach(app: Flask) -> Extension:
         return ext  # type: ignore[no-any-return]
     ext = Extension(app)
     app.extensions["ivoryos_plugin"] = ext
+    from flask_wtf.csrf import generate_csrf
+
+    app.jinja_env.globals.setdefault("csrf_token", generate_csrf)
     from .health import framework_blueprint
 
     if "plugins" not in app.blueprints:

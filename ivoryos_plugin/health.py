@@ -103,3 +103,11 @@ def restart_worker(plugin: str, worker: str) -> Any:
     if request.accept_mimetypes.best == "application/json" or request.is_json:
         return jsonify(runner.status())
     return redirect(url_for("plugins.main"))
+
+
+@framework_blueprint.route("/csrf.json")
+def csrf_json() -> Response:
+    """A CSRF token for programs that log in with a session (bearer-token programs need none)."""
+    from flask_wtf.csrf import generate_csrf
+
+    return jsonify({"csrf_token": generate_csrf()})

@@ -67,11 +67,17 @@ def _auth_blueprint(token: str) -> Blueprint:
             next_url = url_for("main.index")
         error = None
         if request.method == "POST":
+            from .security import check_csrf
+
             given = request.form.get("token", "")
-            if hmac.compare_digest(given.encode(), token.encode()):
+            problem = check_csrf()
+            if problem is not None:
+                error = f"{problem} Reload the page and try again."
+            elif hmac.compare_digest(given.encode(), token.encode()):
                 login_user(DevUser())
                 return redirect(next_url)
-            error = "Wrong token: use the one printed when the host started."
+            else:
+                error = "Wrong token: use the one printed when the host started."
         return render_template("ivoryos_plugin/login.html", next=next_url, error=error), (401 if error else 200)
 
     @auth.route("/logout")

@@ -215,45 +215,38 @@ class SerialDevice:
         self.lines_received = 0
         self._serial_kw: dict[str, Any] = {"baudrate": baudrate, "timeout": None, "write_timeout": self.timeout}
         self._serial_kw.update(serial_kw)
-        self._exchange = threading.Lock()     # held for a whole request/reply exchange
-        self._state = threading.Lock()        # guards the fields below
+        self._exchange = threading.Lock()  # held for a whole request/reply exchange
+        self._state = threading.Lock()     # guards the fields below
         self._port: Optional[serial.SerialBase] = None
         self._reader: Optional[_Reader] = None
         self._reconnector: Optional[threading.Thread] = None
         self._threads: list[threading.Thread] = []
         self._pending: Optional[_Pending] = None
-        self._connected = False
         self._closing = threading.Event()
 
-    # -- lifecycle -------------------------------------------------------------------------
     @property
     def connected(self) -> bool:
-        """Whether the port is open and readable right now."""
-        return self._connected
+        """Whether the port is open and being read right now."""
+        return self._port is not None
 
     def open(self) -> None:
         """Open the port and start the reader; a no-op when already open.
 
-        :raises SerialDeviceError: when the port cannot be opened (no retry for the first open).
+        :raises SerialDeviceError: the port cannot be opened (the first open is not retried).
         """
         with self._state:
-            if self._port is not None:
-                return
-            self._closing.clear()
-        port, exc = _open_url(self.url, self._serial_kw)
-        if port is None:
-            raise SerialDeviceError(f"{self.name}: cannot open {self.url}: {exc}")
-        with self._state:
             if self._port is None:
+                self._closing.clear()
+                port, exc = _open_url(self.url, self._serial_kw)
+                if port is None:
+                    raise SerialDeviceError(f"{self.name}: cannot open {self.url}: {exc}")
                 self._install(port)
-                return
-        _close_quietly(port)
 
     def close(self) -> None:
         """Close the port and stop (and join) the reader and any reconnect thread."""
         with self._state:
             self._closing.set()
-            port, reader, self._port, self._reader, self._connected = self._port, self._reader, None, None, False
+            port, reader, self._port, self._reader = self._port, self._reader, None, None
             self._fail_pending("device closed")
             threads, self._threads, self._reconnector = self._threads, [], None
         if reader is not None:
@@ -276,7 +269,6 @@ class SerialDevice:
         """
         self.close()
 
-    # -- exchanges ---------------------------------------------------------------------------
     def query(self, cmd: str, timeout: Optional[float] = None) -> str:
         """Send ``cmd`` and return the next reply line (without terminator).
 
@@ -284,32 +276,22 @@ class SerialDevice:
         :param timeout: seconds to wait (default: the device timeout), including the wait for
             another thread's exchange to finish.
         :raises SerialDeviceTimeout: no reply in time.
-        :raises SerialDeviceError: the port is closed, lost or lost during the exchange.
+        :raises SerialDeviceError: the port is closed, or was lost before or during the exchange.
         """
         limit = self.timeout if timeout is None else float(timeout)
         deadline = time.monotonic() + limit
-        if not self._exchange.acquire(timeout=max(limit, 0.0)):
-            raise SerialDeviceTimeout(f"{self.name}: port {self.url} busy for {limit:g} s; {cmd!r} not sent")
+        pending = _Pending(cmd)
+        self._acquire(cmd, limit)
         try:
-            pending = _Pending(cmd)
-            with self._state:
-                port = self._require_port(cmd)
-                self._pending = pending
-            try:
-                self._send(port, cmd)
-            except SerialDeviceError:
-                with self._state:
-                    if self._pending is pending:
-                        self._pending = None
-                raise
-            if not pending.done.acquire(timeout=max(deadline - time.monotonic(), 0.0)):
-                with self._state:
-                    if self._pending is pending:
-                        self._pending = None
-                    if not pending.resolved:
-                        raise SerialDeviceTimeout(f"{self.name}: no reply to {cmd!r} from {self.url} within {limit:g} s")
+            self._send(cmd, pending)
+            pending.done.acquire(timeout=max(deadline - time.monotonic(), 0.0))
         finally:
+            with self._state:
+                if self._pending is pending:
+                    self._pending = None
             self._exchange.release()
+        if not pending.resolved:
+            raise SerialDeviceTimeout(f"{self.name}: no reply to {cmd!r} from {self.url} within {limit:g} s")
         if pending.error is not None:
             raise pending.error
         return pending.reply
@@ -320,38 +302,39 @@ class SerialDevice:
         :param cmd: the command, without terminator.
         :raises SerialDeviceError: the port is closed or the write failed.
         """
-        if not self._exchange.acquire(timeout=max(self.timeout, 0.0)):
-            raise SerialDeviceTimeout(f"{self.name}: port {self.url} busy; {cmd!r} not sent")
+        self._acquire(cmd, self.timeout)
         try:
-            with self._state:
-                port = self._require_port(cmd)
-            self._send(port, cmd)
+            self._send(cmd, None)
         finally:
             self._exchange.release()
 
-    # -- internals -----------------------------------------------------------------------------
-    def _require_port(self, cmd: str) -> serial.SerialBase:
-        """Return the open port or raise a clear error (call with the state lock held).
+    def _acquire(self, cmd: str, limit: float) -> None:
+        """Take the exchange lock or raise :class:`SerialDeviceTimeout`.
 
-        :param cmd: the command about to be sent, for the message.
+        :param cmd: the command waiting to be sent, for the message.
+        :param limit: seconds to wait.
         """
-        if self._port is None or not self._connected:
-            state = "closed" if self._closing.is_set() else "disconnected (reconnecting)" if self.reconnect else "disconnected"
-            raise SerialDeviceError(f"{self.name}: cannot send {cmd!r}: {self.url} is {state}")
-        return self._port
+        if not self._exchange.acquire(timeout=max(limit, 0.0)):
+            raise SerialDeviceTimeout(f"{self.name}: {self.url} busy for {limit:g} s; {cmd!r} not sent")
 
-    def _send(self, port: serial.SerialBase, cmd: str) -> None:
-        """Write one command line; a failed write counts as a lost port.
+    def _send(self, cmd: str, pending: Optional[_Pending]) -> None:
+        """Register ``pending`` as the waiting query and write one command line.
 
-        :param port: the port to write to.
         :param cmd: the command, without terminator.
+        :param pending: the query slot for the reply, ``None`` for a plain write.
         """
         data = cmd.encode(self.encoding) + self.terminator
+        with self._state:
+            port, self._pending = self._port, pending
+            if port is None:
+                retrying = self._reconnector is not None and self._reconnector.is_alive()
+                state = "closed" if self._closing.is_set() else "disconnected" + (" (reconnecting)" if retrying else "")
+                raise SerialDeviceError(f"{self.name}: cannot send {cmd!r}: {self.url} is {state}")
         try:
             port.write(data)
         except serial.SerialTimeoutException as exc:
             raise SerialDeviceTimeout(f"{self.name}: writing {cmd!r} to {self.url} timed out") from exc
-        except Exception as exc:
+        except Exception as exc:  # the port is gone
             self._handle_loss(port, exc)
             raise SerialDeviceError(f"{self.name}: writing {cmd!r} to {self.url} failed: {exc}") from exc
 
@@ -363,10 +346,9 @@ class SerialDevice:
         if not hasattr(port, "cancel_read") and not isinstance(port, _POSIX_PORTS):
             port.timeout = 0.1  # poll so the reader notices stop()
         self._threads = [t for t in self._threads if t.is_alive()]
-        reader = _Reader(self, port)
-        self._port, self._reader, self._connected = port, reader, True
-        self._threads.append(reader)
-        reader.start()
+        self._port, self._reader = port, _Reader(self, port)
+        self._threads.append(self._reader)
+        self._reader.start()
 
     def _fail_pending(self, why: str) -> None:
         """Fail the waiting query, if any (call with the state lock held).
@@ -375,11 +357,10 @@ class SerialDevice:
         """
         pending, self._pending = self._pending, None
         if pending is not None:
-            pending.resolve(error=SerialDeviceError(
-                f"{self.name}: no reply to {pending.command!r} from {self.url}: {why}"))
+            pending.resolve(error=SerialDeviceError(f"{self.name}: no reply to {pending.command!r} from {self.url}: {why}"))
 
     def _dispatch(self, line: str) -> None:
-        """Route one received line to the waiting query or to ``on_line``.
+        """Route one received line to the waiting query or to ``on_line`` (reader thread).
 
         :param line: the decoded line.
         """
@@ -389,10 +370,9 @@ class SerialDevice:
             if pending is not None:
                 pending.resolve(line)
                 return
-        callback = self.on_line
-        if callback is not None:
+        if self.on_line is not None:
             try:
-                callback(line)
+                self.on_line(line)
             except Exception:
                 logger.exception("%s: on_line callback raised for line %r", self.name, line)
 
@@ -405,7 +385,7 @@ class SerialDevice:
         with self._state:
             if port is not self._port:
                 return
-            reader, old, self._port, self._reader, self._connected = self._reader, self._reconnector, None, None, False
+            reader, old, self._port, self._reader = self._reader, self._reconnector, None, None
             self._fail_pending(f"connection lost ({exc})")
         logger.warning("%s: lost connection to %s: %s", self.name, self.url, exc)
         if reader is not None:

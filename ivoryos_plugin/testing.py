@@ -1,0 +1,203 @@
+"""The pytest kit for plugin authors (loaded through the ``pytest11`` entry point).
+
+Fixtures: ``plugin_app`` (the standalone host around the plugin under test), ``client`` (logged
+in, CSRF header added), ``anon_client``, ``live`` (a Socket.IO test client in the plugin's
+namespace), ``deck`` (an empty deck module to put instruments on), ``sim_deck`` (a deck with the
+simulated balance, pump and hotplate on real ptys) and ``ivoryos_app`` / ``ivoryos_client`` (the
+plugin inside a real in-process IvoryOS with an isolated data folder, logged in as admin).
+
+Your ``conftest.py`` provides the plugin under test::
+
+    import pytest
+    from my_plugin.plugin import plugin as my_plugin
+
+    @pytest.fixture
+    def plugin():
+        return my_plugin
+"""
+from __future__ import annotations
+
+import os
+import sys
+import types
+from pathlib import Path
+from typing import Any, Dict, Iterator, Optional
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
+
+
+class CsrfClient(FlaskClient):
+    """A Flask test client that sends the session's CSRF token on unsafe methods, as a page does."""
+
+    csrf_token: Optional[str] = None
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        """Flask's ``open``, adding ``X-CSRFToken`` to POST/PUT/PATCH/DELETE.
+
+        :param args: as Flask's.
+        :param kwargs: as Flask's."""
+        method = str(kwargs.get("method", "GET")).upper()
+        if method in UNSAFE and self.csrf_token:
+            headers = dict(kwargs.pop("headers", None) or {})
+            headers.setdefault("X-CSRFToken", self.csrf_token)
+            kwargs["headers"] = headers
+        return super().open(*args, **kwargs)
+
+
+def login_client(app: Flask, prefix: str = "/ivoryos") -> CsrfClient:
+    """A test client logged in to the standalone host (through its token) with CSRF set up.
+
+    :param app: from :func:`ivoryos_plugin.create_app`.
+    :param prefix: the URL prefix."""
+    app.test_client_class = CsrfClient
+    client: CsrfClient = app.test_client()  # type: ignore[assignment]
+    client.get(f"{prefix}/?token={app.config['IVORYOS_PLUGIN_TOKEN']}")
+    client.csrf_token = client.get(f"{prefix}/plugins/csrf.json").get_json()["csrf_token"]
+    return client
+
+
+def make_deck(name: str = "test_deck", **instruments: Any) -> types.ModuleType:
+    """A deck module whose globals are ``instruments`` (add more with attribute assignment).
+
+    :param name: the module's name.
+    :param instruments: name -> instrument object."""
+    module = types.ModuleType(name)
+    for key, value in instruments.items():
+        setattr(module, key, value)
+    return module
+
+
+@pytest.fixture
+def deck() -> types.ModuleType:
+    """An empty deck module; put instruments on it: ``deck.balance = Balance(port)``."""
+    return make_deck()
+
+
+@pytest.fixture
+def sim_deck() -> Iterator[types.ModuleType]:
+    """A deck with a simulated balance, pump and hotplate, each on a real pty (stopped afterwards)."""
+    from .sim import start_all, stop_all
+    from .sim import Balance, Hotplate, Pump
+
+    sims = start_all()
+    drivers = {"balance": Balance(sims["balance"].port), "pump": Pump(sims["pump"].port),
+               "hotplate": Hotplate(sims["hotplate"].port)}
+    module = make_deck("sim_deck", **drivers)
+    module.simulators = sims  # type: ignore[attr-defined]
+    try:
+        yield module
+    finally:
+        for driver in drivers.values():
+            driver.close()
+        stop_all(sims)
+
+
+@pytest.fixture
+def plugin_app(plugin: Any, deck: types.ModuleType, tmp_path: Path) -> Iterator[Flask]:
+    """The standalone host around the ``plugin`` fixture, with the ``deck`` fixture as its deck."""
+    from .host import create_app, stop
+
+    app = create_app([plugin], deck=deck, data_dir=tmp_path / "ivoryos_data", testing=True)
+    try:
+        yield app
+    finally:
+        stop(app)
+
+
+@pytest.fixture
+def client(plugin_app: Flask) -> CsrfClient:
+    """A logged-in test client of ``plugin_app`` that sends CSRF tokens like a page."""
+    return login_client(plugin_app)
+
+
+@pytest.fixture
+def anon_client(plugin_app: Flask) -> FlaskClient:
+    """An anonymous test client of ``plugin_app``."""
+    return plugin_app.test_client()
+
+
+@pytest.fixture
+def live(plugin_app: Flask, client: CsrfClient, plugin: Any) -> Iterator[Any]:
+    """A Socket.IO test client connected to the plugin's namespace as the logged-in user."""
+    socketio = plugin_app.extensions["socketio"]
+    namespace = f"{plugin_app.config['URL_PREFIX']}/{plugin.name}"
+    sio = socketio.test_client(plugin_app, namespace=namespace, flask_test_client=client)
+    sio.namespace = namespace
+    try:
+        yield sio
+    finally:
+        if sio.is_connected(namespace):
+            sio.disconnect(namespace=namespace)
+
+
+# ---------------------------------------------------------------- in-process IvoryOS
+_IVORYOS: Dict[str, Any] = {}
+
+
+def _ivoryos_process_app(root: Path) -> Any:
+    """IvoryOS's module-level app, created once per process with its data under ``root``."""
+    if "app" in _IVORYOS:
+        return _IVORYOS["app"]
+    root.mkdir(parents=True, exist_ok=True)
+    if "ivoryos" not in sys.modules:
+        cwd = os.getcwd()
+        os.chdir(root)  # IvoryOS fixes its data paths from the current directory at import
+        try:
+            import ivoryos  # noqa: F401
+        finally:
+            os.chdir(cwd)
+    from ivoryos.app import create_app
+    from ivoryos.config import get_config
+
+    config = get_config("testing")
+    config.OUTPUT_FOLDER = str(root / "ivoryos_data")
+    config.SQLALCHEMY_DATABASE_URI = f"sqlite:///{root / 'ivoryos_data' / 'ivoryos.db'}"
+    config.WTF_CSRF_ENABLED = True
+    app = create_app(config_class=config)
+    from ivoryos import global_state
+
+    deck = global_state.deck if global_state.deck is not None else make_deck("ivoryos_plugin_test_deck")
+    global_state.deck = deck
+    _IVORYOS.update(app=app, deck=deck, plugins=[])
+    app.context_processor(lambda: {"plugins": _IVORYOS["plugins"], "enable_design": True})
+    return app
+
+
+@pytest.fixture
+def ivoryos_app(plugin: Any, deck: types.ModuleType, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
+    """The plugin inside a real in-process IvoryOS (one per test process, data in a temp folder).
+
+    IvoryOS keeps one app and one deck per process: the deck's instruments are replaced by the
+    ``deck`` fixture's for each test, and a plugin is registered the first time it is asked for."""
+    from ivoryos.server import load_plugins
+    from ivoryos.socket_handlers import socketio
+
+    from .health import framework_blueprint
+
+    app = _ivoryos_process_app(tmp_path_factory.getbasetemp() / "ivoryos_in_process")
+    shared = _IVORYOS["deck"]
+    for key in [k for k in vars(shared) if not k.startswith("__")]:
+        delattr(shared, key)
+    for key, value in vars(deck).items():
+        if not key.startswith("__"):
+            setattr(shared, key, value)
+    wanted = [bp for bp in (framework_blueprint, plugin) if bp.name not in app.blueprints]
+    if wanted:
+        app._got_first_request = False  # IvoryOS's app is process-wide; allow late plugins in tests
+        _IVORYOS["plugins"].extend(load_plugins(wanted, app, socketio))
+    app.extensions["ivoryos_plugin"].ensure_started()
+    yield app
+
+
+@pytest.fixture
+def ivoryos_client(ivoryos_app: Flask) -> CsrfClient:
+    """A test client of the in-process IvoryOS, logged in as admin/admin, sending CSRF tokens."""
+    ivoryos_app.test_client_class = CsrfClient
+    client: CsrfClient = ivoryos_app.test_client()  # type: ignore[assignment]
+    client.post(f"{ivoryos_app.config['URL_PREFIX']}/auth/login", data={"username": "admin", "password": "admin"})
+    client.csrf_token = client.get(f"{ivoryos_app.config['URL_PREFIX']}/plugins/csrf.json").get_json()["csrf_token"]
+    return client
