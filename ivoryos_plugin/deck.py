@@ -1,14 +1,15 @@
-"""The deck layer: find instruments on the IvoryOS deck, serialise and observe their calls,
-and keep plugins off the hardware while IvoryOS runs a workflow. Pure Python, no Flask.
+"""The deck layer: find instruments on the IvoryOS deck, serialise and observe their calls, and
+keep plugins off the hardware while IvoryOS runs a workflow. Pure Python, no Flask.
 
-``guard_instrument`` replaces each public method of an instrument *in place* (an instance
+:func:`guard_instrument` replaces each public method of an instrument *in place* (an instance
 attribute shadowing the class's method) by a wrapper that holds the instrument's
 :class:`InstrumentLock` during the call and reports it to observers. IvoryOS calls steps via
-``getattr(instrument, method)``, so workflow steps go through the same lock and observers.
-Only plain functions, static and class methods defined on the class are wrapped; properties
-(reads are *not* serialised), dunders, ``_private`` names, generator methods and methods added
-later are left alone. Objects without an instance ``__dict__`` (``__slots__``) are not wrapped;
-they still get a lock, which callers then hold themselves.
+``getattr(instrument, method)``, so workflow steps pass the same lock and observers. Wrapped:
+plain functions, static and class methods defined on the class when guarded. Left alone:
+properties (their reads are *not* serialised), dunders, ``_private`` names, generator methods,
+methods added later. Objects without an instance ``__dict__`` (``__slots__``) are not wrapped;
+they still get a lock, which callers then hold themselves. A guarded instrument cannot be
+pickled or deep-copied (its wrappers and lock are in its ``__dict__``).
 """
 from __future__ import annotations
 
@@ -23,85 +24,81 @@ import sys
 import threading
 import time
 import types
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Protocol
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Protocol, Tuple
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "InstrumentUnavailable", "DeckBusy", "InstrumentLock", "deck_instruments", "get_instrument",
-    "guard_instrument", "instrument_lock", "observe", "hardware_guard", "is_deck_busy",
-]
+__all__ = ["InstrumentUnavailable", "DeckBusy", "InstrumentLock", "deck_instruments",
+           "get_instrument", "guard_instrument", "instrument_lock", "observe", "hardware_guard",
+           "is_deck_busy"]
 
 Event = Dict[str, Any]
 Callback = Callable[[Event], object]
 
 _GUARD_ATTR = "_ivoryos_plugin_guard"
-_STATE = threading.Lock()           # guards installation and the observer lists
-_UNWRAPPABLE: Dict[int, Any] = {}   # id(obj) -> (obj, guard) for objects without __dict__
+_STATE = threading.Lock()  # guards installation and observer lists
+_UNWRAPPABLE: Dict[int, Any] = {}  # id(obj) -> (obj, guard); the strong ref pins the id
 _CALL_IDS = itertools.count(1)
-#: lock id -> token of the acquisition this flow of control (thread or task) takes part in
+#: id(lock) -> token of the acquisition this flow (thread, task, or a copy of its context) shares
 _HELD: contextvars.ContextVar[Dict[int, object]] = contextvars.ContextVar("ivoryos_plugin_held")
-#: set while observers run: their own instrument calls are not reported (no feedback loops)
-_IN_OBSERVER: contextvars.ContextVar[bool] = contextvars.ContextVar("ivoryos_plugin_observer",
-                                                                   default=False)
+#: True while an observer runs: its own instrument calls are not reported (no feedback loops)
+_QUIET: contextvars.ContextVar[bool] = contextvars.ContextVar("ivoryos_plugin_quiet",
+                                                             default=False)
 
 
 class InstrumentUnavailable(LookupError):
-    """An instrument a plugin needs is not on the deck (or no deck is loaded)."""
+    """An instrument a plugin needs is not on the deck, or no deck is loaded."""
 
     def __init__(self, name: str, loaded: Iterable[str] = (), plugin: Optional[str] = None,
                  deck_loaded: bool = True) -> None:
         """:param name: the instrument asked for.
-        :param loaded: names of the instruments the deck has.
+        :param loaded: the names of the deck's instruments.
         :param plugin: the plugin asking, named in the message.
         :param deck_loaded: False when IvoryOS has no deck at all."""
         self.name, self.loaded, self.plugin = name, sorted(loaded), plugin
         self.deck_loaded = deck_loaded
         who = f"Plugin {plugin!r}: instrument" if plugin else "Instrument"
         if deck_loaded:
-            message = (f"{who} {name!r} is not on the deck; loaded: "
-                       f"{', '.join(self.loaded) or '(none)'}. "
-                       "Check the deck script or the plugin's settings.")
+            super().__init__(f"{who} {name!r} is not on the deck; loaded: "
+                             f"{', '.join(self.loaded) or '(none)'}. "
+                             "Check the deck script or the plugin's settings.")
         else:
-            message = (f"{who} {name!r} is unavailable: no deck is loaded. Start IvoryOS "
-                       "with a deck script (ivoryos.run(__name__)).")
-        super().__init__(message)
+            super().__init__(f"{who} {name!r} is unavailable: no deck is loaded. Start "
+                             "IvoryOS with a deck script (ivoryos.run(__name__)).")
 
     def __reduce__(self) -> Any:
-        """Pickle with the constructor's arguments, not the message."""
-        return (type(self), (self.name, self.loaded, self.plugin, self.deck_loaded))
+        """Pickle with the constructor's arguments."""
+        return type(self), (self.name, self.loaded, self.plugin, self.deck_loaded)
 
 
 class DeckBusy(RuntimeError):
-    """The deck is in use by IvoryOS (a workflow or single step), so a plugin may not drive it."""
+    """IvoryOS is running a workflow or step, so a plugin may not drive the hardware now."""
 
     def __init__(self, plugin: Optional[str] = None) -> None:
-        """:param plugin: the plugin that was refused, named in the message."""
+        """:param plugin: the plugin refused, named in the message."""
         self.plugin = plugin
         who = f"Plugin {plugin!r} cannot" if plugin else "Cannot"
         super().__init__(f"{who} use the instruments now: an IvoryOS workflow or step is "
                          "running. Retry when it finishes.")
 
     def __reduce__(self) -> Any:
-        """Pickle with the constructor's arguments, not the message."""
-        return (type(self), (self.plugin,))
+        """Pickle with the constructor's arguments."""
+        return type(self), (self.plugin,)
 
 
 def _is_excluded(value: object) -> bool:
-    """True for the classes IvoryOS skips on a deck: ``flask.Blueprint`` and ``logging.Logger``.
+    """True for what IvoryOS skips on a deck: ``flask.Blueprint`` and ``logging.Logger``.
 
     :param value: a deck global."""
-    if isinstance(value, logging.Logger):
-        return True
-    flask = sys.modules.get("flask")  # a Blueprint can only exist if Flask is imported
-    blueprint = getattr(flask, "Blueprint", None)
-    return isinstance(blueprint, type) and isinstance(value, blueprint)
+    blueprint = getattr(sys.modules.get("flask"), "Blueprint", None)  # no Flask, no Blueprint
+    return isinstance(value, logging.Logger) or (
+        isinstance(blueprint, type) and isinstance(value, blueprint))
 
 
 def deck_instruments(deck: Optional[types.ModuleType]) -> Dict[str, object]:
     """The deck's instruments by name, by IvoryOS 1.7.2's rule (``generate_interface_schema``):
-    globals whose type is not a builtin, whose name starts neither with ``_`` nor an uppercase
-    letter, and that are not a ``flask.Blueprint`` or ``logging.Logger``.
+    globals whose type is not builtin, whose name starts neither with ``_`` nor an uppercase
+    letter, and that are no ``flask.Blueprint`` or ``logging.Logger``.
 
     :param deck: the deck module, or None when none is loaded (gives ``{}``)."""
     if deck is None:
@@ -126,75 +123,69 @@ def get_instrument(deck: Optional[types.ModuleType], name: str,
 
 
 class InstrumentLock:
-    """A reentrant lock owned by a flow of control rather than a thread.
+    """A reentrant lock owned by a flow of control rather than by a thread.
 
-    Like ``threading.RLock`` (``acquire``/``release``/``with``), plus ``async with`` and
-    :meth:`acquire_async`, which waits without blocking the event loop. The owner is the
-    thread or asyncio task that acquired it, *and* what it starts with a copy of its context
-    while holding it (``asyncio.to_thread``, child tasks): an async method may run a public
-    method of the same instrument in ``asyncio.to_thread`` without deadlocking. Two tasks on
-    one event loop exclude each other. Not FIFO. A blocking ``acquire`` in a thread whose
-    other task holds the lock would deadlock, so it raises ``RuntimeError`` instead.
+    Used like ``threading.RLock`` (``acquire``, ``release``, ``with``), and from coroutines
+    with ``async with`` / :meth:`acquire_async`, which wait without blocking the event loop.
+    The owner is the thread or asyncio task that acquired it, together with what it runs in a
+    copy of its context while holding it (``asyncio.to_thread``, child tasks): an async method
+    may call a public method of its instrument in ``asyncio.to_thread`` without deadlock, and
+    two tasks on one loop exclude each other. Not FIFO. A blocking ``acquire`` while another
+    task of the same thread holds it would deadlock, so it raises ``RuntimeError``.
     """
 
     def __init__(self) -> None:
         """Create an unlocked lock."""
         self._cond = threading.Condition(threading.Lock())
         self._token: Optional[object] = None
-        self._count = 0
-        self._thread = 0
+        self._count = self._thread = 0
         self._waiters: List[asyncio.Future[None]] = []
 
     def _mine(self) -> bool:
         return self._count > 0 and _HELD.get({}).get(id(self)) is self._token
 
-    def _take(self) -> None:
-        self._token, self._count, self._thread = object(), 1, threading.get_ident()
-        _HELD.set({**_HELD.get({}), id(self): self._token})
+    def _take(self) -> bool:
+        """Take the free lock, or re-enter it; False when another flow holds it."""
+        if False:
+            pass
+        elif self._count:
+            return False
+        else:
+            self._token, self._count, self._thread = object(), 1, threading.get_ident()
+            _HELD.set({**_HELD.get({}), id(self): self._token})
+        return True
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        """Acquire (or re-enter) the lock; True when acquired.
+        """Acquire or re-enter the lock; True when acquired.
 
-        :param blocking: wait for the lock when another flow holds it.
+        :param blocking: wait while another flow holds it.
         :param timeout: most seconds to wait; -1 waits for ever."""
         with self._cond:
-            if self._mine():
-                self._count += 1
-                return True
-            if self._count and blocking and self._thread == threading.get_ident():
-                raise RuntimeError("InstrumentLock is held by another task of this thread; "
-                                   "waiting would deadlock. Use the async method or "
+            if self._take() or not blocking:
+                return self._mine()
+            if self._thread == threading.get_ident():
+                raise RuntimeError("InstrumentLock is held by another task of this thread: "
+                                   "waiting would deadlock. Await the async method or use "
                                    "asyncio.to_thread.")
-            if blocking and not self._cond.wait_for(lambda: self._count == 0,
-                                                    None if timeout < 0 else timeout):
-                return False
-            if self._count:
-                return False
-            self._take()
-            return True
+            self._cond.wait_for(lambda: not self._count, None if timeout < 0 else timeout)
+            return self._take()
 
     async def acquire_async(self) -> None:
-        """Acquire (or re-enter) the lock from a coroutine without blocking the event loop."""
-        loop = asyncio.get_running_loop()
+        """Acquire or re-enter the lock from a coroutine without blocking the event loop."""
         while True:
             with self._cond:
-                if self._mine():
-                    self._count += 1
+                if self._take():
                     return
-                if not self._count:
-                    self._take()
-                    return
-                waiter: asyncio.Future[None] = loop.create_future()
+                waiter = asyncio.get_running_loop().create_future()
                 self._waiters.append(waiter)
             try:
                 await waiter
             finally:
-                with self._cond:
-                    if waiter in self._waiters:
-                        self._waiters.remove(waiter)
+                with self._cond, contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
 
     def release(self) -> None:
-        """Release one level of the lock; fully released, it wakes every waiter."""
+        """Release one level; the last one wakes every waiter."""
         with self._cond:
             if not self._mine():
                 raise RuntimeError("cannot release an InstrumentLock this flow does not hold")
@@ -233,43 +224,33 @@ def _wake(waiter: asyncio.Future[None]) -> None:
         waiter.set_result(None)
 
 
-class _Observer:
-    __slots__ = ("callback", "instrument", "methods", "starts")
-
-    def __init__(self, callback: Callback, instrument: str, methods: Optional[frozenset[str]],
-                 starts: bool) -> None:
-        self.callback, self.instrument, self.methods = callback, instrument, methods
-        self.starts = starts
-
-
 class _Guard:
-    """The lock, wrapped method names and observers of one instrument."""
+    """One instrument's lock, wrapped method names and observers."""
 
     def __init__(self) -> None:
         self.lock = InstrumentLock()
         self.methods: frozenset[str] = frozenset()
         self.wrapped = False
-        self.observers: tuple[_Observer, ...] = ()  # replaced, never mutated
+        #: (callback, instrument name, methods or None, starts); replaced, never mutated
+        self.observers: Tuple[Tuple[Callback, str, Optional[frozenset[str]], bool], ...] = ()
 
 
 def _wrappable(cls: type, name: str) -> bool:
-    """True when ``cls.name`` is a public plain/static/class method that is not a generator.
+    """True when ``cls.name`` is a public plain, static or class method, not a generator.
 
     :param cls: the instrument's class.
-    :param name: the attribute name."""
-    if name.startswith("_"):
-        return False
+    :param name: an attribute name."""
     try:
         static = inspect.getattr_static(cls, name)
     except AttributeError:
         return False
     func = static.__func__ if isinstance(static, (staticmethod, classmethod)) else static
-    return isinstance(func, types.FunctionType) and not (
+    return not name.startswith("_") and isinstance(func, types.FunctionType) and not (
         inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func))
 
 
 def _attrs(obj: object) -> Optional[Dict[str, Any]]:
-    """``obj``'s instance ``__dict__``, read without ``__getattr__``; None if it has none.
+    """``obj``'s instance ``__dict__``, read past any ``__getattr__``; None if it has none.
 
     :param obj: the instrument."""
     try:
@@ -279,162 +260,134 @@ def _attrs(obj: object) -> Optional[Dict[str, Any]]:
     return attrs if isinstance(attrs, dict) else None
 
 
-def _install(obj: object) -> _Guard:
-    """Create ``obj``'s guard and wrap its methods; caller holds ``_STATE``.
-
-    :param obj: the instrument."""
-    guard = _Guard()
-    attrs = _attrs(obj)
-    if attrs is None:
-        _UNWRAPPABLE[id(obj)] = (obj, guard)  # strong ref keeps the id from being reused
-        return guard
-    names = []
-    for name in sorted(n for n in dir(type(obj)) if _wrappable(type(obj), n)):
-        try:
-            method = getattr(obj, name)
-        except Exception:
-            continue
-        if callable(method):
-            attrs[name] = _wrap(guard, name, method)
-            names.append(name)
-    guard.methods, guard.wrapped = frozenset(names), True
-    attrs[_GUARD_ATTR] = guard
-    return guard
-
-
 def _guard_of(obj: object) -> _Guard:
-    """``obj``'s guard, installing it on first use.
+    """``obj``'s guard, created (and its methods wrapped) on first use.
 
     :param obj: the instrument."""
-    guard = (_attrs(obj) or {}).get(_GUARD_ATTR)
-    if isinstance(guard, _Guard):
-        return guard
+    found = (_attrs(obj) or {}).get(_GUARD_ATTR)
+    if isinstance(found, _Guard):
+        return found
     with _STATE:
-        entry = _UNWRAPPABLE.get(id(obj))
-        if entry is not None and entry[0] is obj:
-            return entry[1]  # type: ignore[no-any-return]
-        guard = (_attrs(obj) or {}).get(_GUARD_ATTR)
-        return guard if isinstance(guard, _Guard) else _install(obj)
+        attrs = _attrs(obj)
+        entry = _UNWRAPPABLE.get(id(obj), (None, None))
+        found = entry[1] if entry[0] is obj else (attrs or {}).get(_GUARD_ATTR)
+        if isinstance(found, _Guard):
+            return found
+        guard = _Guard()
+        if attrs is None:
+            _UNWRAPPABLE[id(obj)] = (obj, guard)
+            return guard
+        names = []
+        for name in sorted(n for n in dir(type(obj)) if _wrappable(type(obj), n)):
+            with contextlib.suppress(Exception):
+                method = getattr(obj, name)  # honours a callable the instance overrides with
+                if callable(method):
+                    attrs[name] = _wrap(guard, name, method)
+                    names.append(name)
+        guard.methods, guard.wrapped = frozenset(names), True
+        attrs[_GUARD_ATTR] = guard
+        return guard
 
 
 def guard_instrument(obj: object) -> InstrumentLock:
     """Serialise ``obj``'s public methods on its own reentrant lock; idempotent.
 
-    Wrappers keep the signature, type hints, docstring and async-ness (``inspect.signature``,
-    ``inspect.iscoroutinefunction``) of the bound methods they replace.
+    The wrappers keep the signature, type hints, docstring and async-ness of the bound
+    methods they replace (``inspect.signature``, ``inspect.iscoroutinefunction``).
 
-    :param obj: the instrument (the deck's own object: it is changed in place).
-    :returns: the instrument's lock (see :class:`InstrumentLock`)."""
+    :param obj: the instrument; the deck's own object is changed in place.
+    :returns: the instrument's lock (an :class:`InstrumentLock`, not a ``threading.RLock``)."""
     return _guard_of(obj).lock
 
 
 def instrument_lock(obj: object) -> InstrumentLock:
-    """The instrument's lock, for holding it across several calls; installs the guard if needed.
+    """The instrument's lock, to hold across several calls; guards ``obj`` if needed.
 
     :param obj: the instrument."""
     return _guard_of(obj).lock
 
 
 class _Call:
-    """Timing and observer reports of one call of a wrapped method."""
+    """One call of a wrapped method: holds the lock (``with``/``async with``) and reports."""
 
-    def __init__(self, guard: _Guard, method: str, args: tuple[Any, ...],
+    def __init__(self, guard: _Guard, method: str, args: Tuple[Any, ...],
                  kwargs: Dict[str, Any]) -> None:
         self.guard, self.method, self.args, self.kwargs = guard, method, args, kwargs
-        self.quiet = _IN_OBSERVER.get()
         self.outcome: Dict[str, Any] = {}
-        self.started = self.finished = 0.0
+        self.started = 0.0
         self.call_id = 0
 
-    def begin(self) -> None:
-        self.started = time.time()
-        self.call_id = next(_CALL_IDS)
-        self._report("start")
+    def _begin(self) -> _Call:
+        try:
+            self.started, self.call_id = time.time(), next(_CALL_IDS)
+            self._report("start")
+        except BaseException:  # e.g. KeyboardInterrupt in an observer: do not leak the lock
+            self.guard.lock.release()
+            raise
+        return self
 
-    def end(self, key: str, value: Any) -> None:
-        self.finished = time.time()
-        self.outcome = {key: value}
+    def __enter__(self) -> _Call:
+        self.guard.lock.acquire()
+        return self._begin()
 
-    def _report(self, phase: str) -> None:
-        if self.quiet:
+    async def __aenter__(self) -> _Call:
+        await self.guard.lock.acquire_async()
+        return self._begin()
+
+    def done(self, result: Any) -> Any:
+        self.outcome = {"result": result}
+        return result
+
+    def __exit__(self, exc_type: Any, exc: Optional[BaseException], tb: Any) -> None:
+        finished = time.time()
+        if exc is not None:
+            self.outcome = {"error": f"{type(exc).__name__}: {exc}"}
+        self.guard.lock.release()
+        self._report("end", **self.outcome, finished=finished, duration=finished - self.started)
+
+    async def __aexit__(self, exc_type: Any, exc: Optional[BaseException], tb: Any) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+    def _report(self, phase: str, **outcome: Any) -> None:
+        if _QUIET.get():
             return
-        for obs in self.guard.observers:
-            if (obs.methods is not None and self.method not in obs.methods) or (
-                    phase == "start" and not obs.starts):
+        for callback, instrument, methods, starts in self.guard.observers:
+            if (methods is not None and self.method not in methods) or (
+                    phase == "start" and not starts):
                 continue
-            event: Event = {"instrument": obs.instrument, "method": self.method,
+            event: Event = {"instrument": instrument, "method": self.method,
                             "args": list(self.args), "kwargs": dict(self.kwargs),
-                            "phase": phase, "call_id": self.call_id, "started": self.started}
-            if phase == "end":
-                event.update(self.outcome, finished=self.finished,
-                             duration=self.finished - self.started)
-            token = _IN_OBSERVER.set(True)
+                            "phase": phase, "call_id": self.call_id, "started": self.started,
+                            **outcome}
+            quiet = _QUIET.set(True)
             try:
-                returned = obs.callback(event)
-                if inspect.iscoroutine(returned):
+                if inspect.iscoroutine(returned := callback(event)):
                     returned.close()
-                    logger.warning("Observer %r of %s.%s returned a coroutine; callbacks must "
-                                   "be plain functions", obs.callback, obs.instrument,
-                                   self.method)
+                    raise TypeError("observer callbacks must be plain functions")
             except Exception:
-                logger.exception("Observer %r of %s.%s failed", obs.callback, obs.instrument,
+                logger.exception("Observer %r of %s.%s failed", callback, instrument,
                                  self.method)
             finally:
-                _IN_OBSERVER.reset(token)
-
-    def report_end(self) -> None:
-        if self.call_id:
-            self._report("end")
-
-
-def _error(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
+                _QUIET.reset(quiet)
 
 
 def _wrap(guard: _Guard, name: str, bound: Callable[..., Any]) -> Callable[..., Any]:
-    """A wrapper of ``bound`` holding the guard's lock and reporting the call.
-
-    Start events are reported while the lock is held, just before the method runs; end
-    events right after this call released its hold on the lock.
+    """A wrapper of ``bound`` that holds the guard's lock and reports the call.
 
     :param guard: the instrument's guard.
-    :param name: the method name.
-    :param bound: the bound method to wrap."""
+    :param name: the method's name.
+    :param bound: the bound method."""
     if inspect.iscoroutinefunction(bound):
         @functools.wraps(bound)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-            call = _Call(guard, name, args, kwargs)
-            await guard.lock.acquire_async()
-            try:
-                call.begin()
-                try:
-                    result = await bound(*args, **kwargs)
-                except BaseException as exc:
-                    call.end("error", _error(exc))
-                    raise
-                call.end("result", result)
-                return result
-            finally:
-                guard.lock.release()
-                call.report_end()
+            async with _Call(guard, name, args, kwargs) as call:
+                return call.done(await bound(*args, **kwargs))
         return async_wrapper
 
     @functools.wraps(bound)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        call = _Call(guard, name, args, kwargs)
-        guard.lock.acquire()
-        try:
-            call.begin()
-            try:
-                result = bound(*args, **kwargs)
-            except BaseException as exc:
-                call.end("error", _error(exc))
-                raise
-            call.end("result", result)
-            return result
-        finally:
-            guard.lock.release()
-            call.report_end()
+        with _Call(guard, name, args, kwargs) as call:
+            return call.done(bound(*args, **kwargs))
     return wrapper
 
 
@@ -442,22 +395,22 @@ def observe(obj: object, callback: Callback, *, instrument: str,
             methods: Optional[Iterable[str]] = None, starts: bool = False) -> Callable[[], None]:
     """Call ``callback`` after each call of ``obj``'s public methods (guarding ``obj``).
 
-    The event: ``instrument``, ``method``, ``args`` (list), ``kwargs`` (dict), ``phase``
-    (``"end"``), ``call_id``, ``started``, ``finished`` (``time.time()``), ``duration`` and
-    ``result``, or ``error`` (``"ExcType: message"``; the exception still propagates). Values
-    are the raw objects. With ``starts`` it is also called with ``phase="start"`` (``started``
-    and no outcome) while the lock is held, just before the method runs; end events come
-    after the lock is released. Callbacks run in the caller's thread (the event loop for
-    async methods): keep them fast. One that raises is logged and changes nothing; calls
-    made from inside a callback are not reported.
+    Events: ``instrument``, ``method``, ``args`` (list), ``kwargs`` (dict), ``phase``
+    (``"end"``), ``call_id``, ``started``, ``finished`` (``time.time()``), ``duration``, and
+    ``result`` or ``error`` (``"ExcType: message"``; the exception still propagates). Values
+    are the raw objects. With ``starts``, also ``phase="start"`` events (no outcome), sent
+    while the lock is held, just before the method runs; end events are sent after the call
+    released its hold on the lock. Callbacks run in the calling thread (the event loop, for
+    async methods): keep them fast. One that raises is logged and changes nothing; the
+    instrument calls a callback makes are not reported.
 
     :param obj: the instrument.
     :param callback: called with each event dict.
-    :param instrument: the name put into events (usually the deck name).
-    :param methods: only these method names (default all wrapped methods).
+    :param instrument: the name put in events (usually its deck name).
+    :param methods: only these method names (default: all wrapped methods).
     :param starts: also report the start of each call.
     :returns: a function that unsubscribes (idempotent).
-    :raises TypeError: ``obj`` cannot be wrapped (no ``__dict__``) or ``methods`` is a str.
+    :raises TypeError: ``obj`` has no ``__dict__`` (cannot be wrapped), or ``methods`` is a str.
     :raises ValueError: a name in ``methods`` is not a wrapped public method."""
     guard = _guard_of(obj)
     if not guard.wrapped:
@@ -467,12 +420,12 @@ def observe(obj: object, callback: Callback, *, instrument: str,
         raise TypeError("methods must be an iterable of method names, not a str")
     wanted = None if methods is None else frozenset(methods)
     if wanted is not None and wanted - guard.methods:
-        raise ValueError(f"{instrument!r} has no public method(s) "
+        raise ValueError(f"{instrument!r} has no public method "
                          f"{', '.join(sorted(wanted - guard.methods))}; it has: "
                          f"{', '.join(sorted(guard.methods)) or '(none)'}")
-    entry = _Observer(callback, instrument, wanted, starts)
+    entry = (callback, instrument, wanted, starts)
     with _STATE:
-        guard.observers = guard.observers + (entry,)
+        guard.observers += (entry,)
 
     def unsubscribe() -> None:
         with _STATE:
@@ -481,14 +434,14 @@ def observe(obj: object, callback: Callback, *, instrument: str,
 
 
 class LockLike(Protocol):
-    """What :func:`hardware_guard` needs of a lock (``threading.Lock`` fits)."""
+    """What :func:`hardware_guard` needs of a lock; ``threading.Lock`` fits."""
 
     def acquire(self, blocking: bool = ..., timeout: float = ...) -> bool: ...
 
     def release(self) -> None: ...
 
 
-_FALLBACK_LOCK = threading.Lock()  # used when IvoryOS is not importable
+_FALLBACK_LOCK = threading.Lock()  # plugins exclude each other when IvoryOS is not importable
 _LOGGED: set[str] = set()
 
 
@@ -498,34 +451,35 @@ def _log_once(key: str, message: str, *args: object) -> None:
         logger.warning(message, *args)
 
 
-def _ivoryos_runner_lock() -> Optional[LockLike]:
-    """IvoryOS's ``global_state.runner_lock`` (held while a workflow or step runs), or None."""
+def _ivoryos_runner_lock() -> LockLike:
+    """IvoryOS's ``global_state.runner_lock``, held while a workflow or single step runs
+    (a module-level lock instead when IvoryOS cannot be imported)."""
     try:
         from ivoryos.runtime.state import global_state
         return global_state.runner_lock  # type: ignore[no-any-return]
-    except Exception as exc:  # ImportError, or anything IvoryOS's import-time setup raises
+    except Exception as exc:  # ImportError, or whatever IvoryOS's import-time setup raises
         _log_once("lock", "IvoryOS's runner lock is unavailable (%s: %s); plugins only "
                   "exclude each other", type(exc).__name__, exc)
-        return None
+        return _FALLBACK_LOCK
 
 
-def _ivoryos_runner(import_it: bool = True) -> Any:
+def _ivoryos_runner(import_it: bool) -> Any:
     """IvoryOS's ``ScriptRunner`` (``ivoryos.socket_handlers.runner``), or None.
 
-    :param import_it: import IvoryOS if it is not imported yet."""
+    :param import_it: import IvoryOS when it is not imported yet."""
     if not import_it and "ivoryos.socket_handlers" not in sys.modules:
         return None
     try:
         from ivoryos.socket_handlers import runner
         return runner
     except Exception as exc:
-        _log_once("runner", "IvoryOS's runner is unavailable (%s: %s); queued workflows "
-                  "are not resumed", type(exc).__name__, exc)
+        _log_once("runner", "IvoryOS's runner is unavailable (%s: %s); its queue is not "
+                  "resumed", type(exc).__name__, exc)
         return None
 
 
-def _queue_length(runner: Any) -> int:
-    """Number of workflows waiting in IvoryOS's queue (0 when unknown).
+def _queued_workflows(runner: Any) -> int:
+    """How many workflows wait in IvoryOS's queue (0 when unknown).
 
     :param runner: IvoryOS's ScriptRunner, or None."""
     try:
@@ -535,17 +489,17 @@ def _queue_length(runner: Any) -> int:
         return 0
 
 
-def _resume_ivoryos_queue(runner: Any) -> None:
-    """Start the next queued workflow, as IvoryOS only does when its own runs finish.
+def _start_queued_workflow(runner: Any) -> None:
+    """Start the next queued workflow unless the queue is paused: IvoryOS itself only does so
+    when one of its own runs ends, so one queued while a plugin held the lock would strand.
 
     :param runner: IvoryOS's ScriptRunner, or None."""
-    if not _queue_length(runner) or getattr(runner, "paused", False) or getattr(
-            runner, "queue_paused", False):
-        return
-    try:
-        runner._process_queue()
-    except Exception:
-        logger.exception("Could not start IvoryOS's queued workflow")
+    if _queued_workflows(runner) and not (getattr(runner, "paused", False)
+                                          or getattr(runner, "queue_paused", False)):
+        try:
+            runner._process_queue()
+        except Exception:
+            logger.exception("Could not start IvoryOS's queued workflow")
 
 
 @contextlib.contextmanager
@@ -553,24 +507,22 @@ def hardware_guard(runner_lock: Optional[LockLike] = None, *,
                    plugin: Optional[str] = None) -> Iterator[None]:
     """Hold IvoryOS's runner lock while the body drives hardware, or refuse at once.
 
-    Not reentrant with a ``threading.Lock``, and a workflow step calling code under this
-    guard gets :class:`DeckBusy` (the workflow holds the lock). On exit the lock is always
-    released, then a workflow queued meanwhile is started (unless the queue is paused).
+    Not reentrant (with a ``threading.Lock``); code run by a workflow step gets
+    :class:`DeckBusy`, as the workflow holds the lock. On exit the lock is always released,
+    then a workflow queued meanwhile is started (unless IvoryOS's queue is paused).
 
-    :param runner_lock: the lock to use; default IvoryOS's ``global_state.runner_lock``
-        (a module-level lock when IvoryOS is not importable).
+    :param runner_lock: the lock; default IvoryOS's ``global_state.runner_lock`` (or a
+        module-level lock when IvoryOS cannot be imported).
     :param plugin: the plugin's name, for the error message.
-    :raises DeckBusy: the lock is held (a workflow or step is running)."""
+    :raises DeckBusy: the lock is held: a workflow or step is running."""
     lock = runner_lock if runner_lock is not None else _ivoryos_runner_lock()
-    if lock is None:
-        lock = _FALLBACK_LOCK
     if not lock.acquire(blocking=False):
         raise DeckBusy(plugin)
     try:
         yield
     finally:
         lock.release()
-        _resume_ivoryos_queue(_ivoryos_runner(import_it=runner_lock is None))
+        _start_queued_workflow(_ivoryos_runner(import_it=runner_lock is None))
 
 
 def is_deck_busy(runner_lock: Optional[LockLike] = None) -> bool:
@@ -578,8 +530,6 @@ def is_deck_busy(runner_lock: Optional[LockLike] = None) -> bool:
 
     :param runner_lock: the lock to check; default as for :func:`hardware_guard`."""
     lock = runner_lock if runner_lock is not None else _ivoryos_runner_lock()
-    if lock is None:
-        lock = _FALLBACK_LOCK
     locked = getattr(lock, "locked", None)
     if callable(locked):
         held = bool(locked())
@@ -588,4 +538,4 @@ def is_deck_busy(runner_lock: Optional[LockLike] = None) -> bool:
         held = False
     else:
         held = True
-    return held or _queue_length(_ivoryos_runner(import_it=runner_lock is None)) > 0
+    return held or _queued_workflows(_ivoryos_runner(import_it=runner_lock is None)) > 0

@@ -117,7 +117,7 @@ def create_app(plugins: Iterable[Any] = (), deck: Union[None, str, Path, ModuleT
     )
     queue = message_queue or os.environ.get("IVORYOS_PLUGIN_MESSAGE_QUEUE") or None
     socketio = SocketIO(app, async_mode="threading", path=f"{prefix}/socket.io".lstrip("/"),
-                        message_queue=queue, cors_allowed_origins=[])
+                        message_queue=queue)
     login_manager = LoginManager(app)
     login_manager.login_view = "auth.login"
     login_manager.user_loader(lambda user_id: DevUser() if user_id == "dev" else None)

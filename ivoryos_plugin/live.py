@@ -195,7 +195,7 @@ class PluginNamespace(Namespace):  # type: ignore[misc]
             raise ConnectionRefusedError(f"unauthorized: plugin {name!r} needs a logged-in session or a token")
         self.runtime.ext.ensure_started()
         for event, data in list(self.runtime.plugin._last_published.items()):
-            self.emit(event, data, to=request.sid)
+            self.socketio.emit(event, data, namespace=self.namespace, to=request.sid)
 
     def on_disconnect(self, reason: Any = None) -> None:
         """Forget the client's subscriptions.
@@ -212,7 +212,7 @@ class PluginNamespace(Namespace):  # type: ignore[misc]
             return {"ok": False, "error": f"no stream {data!r}; streams: {sorted(self.runtime.hub.streams)}"}
         join_room(stream.room)
         if stream.has_last:
-            self.emit(stream.spec.name, stream.last, to=request.sid)
+            self.socketio.emit(stream.spec.name, stream.last, namespace=self.namespace, to=request.sid)
         stream.add(request.sid)
         return {"ok": True, "hz": stream.rate()}
 

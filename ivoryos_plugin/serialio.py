@@ -278,6 +278,8 @@ class SerialDevice:
         :raises SerialDeviceTimeout: no reply in time.
         :raises SerialDeviceError: the port is closed, or was lost before or during the exchange.
         """
+        if threading.current_thread() is self._reader:
+            raise SerialDeviceError(f"{self.name}: query() from the on_line callback would deadlock; use write()")
         limit = self.timeout if timeout is None else float(timeout)
         deadline = time.monotonic() + limit
         pending = _Pending(cmd)

@@ -60,31 +60,37 @@ class Server:
         return int(self.proc.returncode)
 
 
+def launch(code: str, directory: Path, name: str = "server.py", env: Optional[dict] = None,
+           timeout: float = 90.0) -> Server:
+    """Start a Python script as a server subprocess in ``directory``, listening on $PORT."""
+    port = free_port()
+    script = directory / name
+    script.write_text(textwrap.dedent(code))
+    log = directory / f"{name}.log"
+    full_env = {**os.environ, "PORT": str(port), "PYTHONUNBUFFERED": "1", **(env or {})}
+    full_env.pop("IVORYOS_ACTIVE", None)
+    with open(log, "wb") as handle:
+        proc = subprocess.Popen([PY, str(script)], cwd=directory, env=full_env, stdout=handle,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    server = Server(proc, port, log, directory)
+    try:
+        wait_for_port(port, proc, timeout)
+    except Exception as exc:
+        server.stop()
+        raise AssertionError(f"{exc}\n--- server output ---\n{server.output()}") from exc
+    return server
+
+
 @pytest.fixture
 def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
-    """Start a Python script as a server subprocess in tmp_path: ``start_server(code, port=...)``.
+    """Start a Python script as a server subprocess in tmp_path: ``start_server(code, name=...)``.
 
-    The script may use ``PORT`` (an env var) and must listen on 127.0.0.1:PORT."""
+    The script listens on 127.0.0.1:$PORT; every server is stopped (by its PID) after the test."""
     started: List[Server] = []
 
     def start(code: str, name: str = "server.py", env: Optional[dict] = None, timeout: float = 90.0) -> Server:
-        port = free_port()
-        script = tmp_path / name
-        script.write_text(textwrap.dedent(code))
-        log = tmp_path / f"{name}.log"
-        full_env = {**os.environ, "PORT": str(port), "PYTHONUNBUFFERED": "1", **(env or {})}
-        full_env.pop("IVORYOS_ACTIVE", None)
-        handle = open(log, "wb")
-        proc = subprocess.Popen([PY, str(script)], cwd=tmp_path, env=full_env, stdout=handle,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        handle.close()
-        server = Server(proc, port, log, tmp_path)
+        server = launch(code, tmp_path, name, env, timeout)
         started.append(server)
-        try:
-            wait_for_port(port, proc, timeout)
-        except Exception as exc:
-            server.stop()
-            raise AssertionError(f"{exc}\n--- server output ---\n{server.output()}") from exc
         return server
 
     yield start

@@ -156,6 +156,25 @@ def runner(ivoryos_runtime: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     real.execution_queue.clear()
 
 
+def run_async(main: Any, timeout: float = 10) -> Any:
+    """``asyncio.run(main())`` in a daemon thread, failing instead of hanging on a deadlock."""
+    out: List[Any] = []
+    errors: List[BaseException] = []
+
+    def target() -> None:
+        try:
+            out.append(asyncio.run(main()))
+        except BaseException as exc:
+            errors.append(exc)
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    assert not thread.is_alive(), "deadlock: the event loop never finished"
+    if errors:
+        raise errors[0]
+    return out[0]
+
+
 def hold_in_thread(lock: Any) -> Any:
     """Hold ``lock`` in another thread until the returned event is set."""
     held, done = threading.Event(), threading.Event()
@@ -164,7 +183,7 @@ def hold_in_thread(lock: Any) -> Any:
         with lock:
             held.set()
             done.wait(5)
-    thread = threading.Thread(target=holder)
+    thread = threading.Thread(target=holder, daemon=True)
     thread.start()
     assert held.wait(5)
     return done, thread
@@ -293,6 +312,25 @@ def test_slotted_object_gets_a_lock_but_no_wrappers() -> None:
         observe(obj, print, instrument="slotted")
 
 
+def test_ivoryos_sees_the_same_interface_and_calls_the_wrapper(ivoryos_runtime: Any) -> None:
+    from ivoryos.parsers.introspection import generate_interface_schema
+    from ivoryos.runtime.task_runner import TaskRunner
+    deck = make_deck()
+    before = generate_interface_schema(deck)
+    events: List[Dict[str, Any]] = []
+    observe(deck.balance, events.append, instrument="balance")  # type: ignore[attr-defined]
+    assert generate_interface_schema(deck) == before
+    step = TaskRunner()._get_executable("deck.balance", deck, "weigh")
+    assert step is deck.balance.weigh  # type: ignore[attr-defined]
+    kwargs = TaskRunner._convert_kwargs_type({"samples": "2"}, step)
+    assert kwargs == {"samples": 2} and step(**kwargs) == 25.0
+    coro = TaskRunner()._get_executable("deck.balance", deck, "read_async")
+    assert inspect.iscoroutinefunction(coro)
+    assert run_async(lambda: coro(channel=1)) == {"channel": 1}
+    assert [(e["method"], e["kwargs"]) for e in events] == [("weigh", {"samples": 2}),
+                                                           ("read_async", {"channel": 1})]
+
+
 # ---------------------------------------------------------------- serialisation
 
 
@@ -306,11 +344,12 @@ def run_threads(obj: Balance, methods: List[str]) -> None:
             getattr(obj, name)()
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
-    threads = [threading.Thread(target=call, args=(m,)) for m in methods]
+    threads = [threading.Thread(target=call, args=(m,), daemon=True) for m in methods]
     for t in threads:
         t.start()
     for t in threads:
         t.join(10)
+    assert not any(t.is_alive() for t in threads), "deadlock"
     assert not errors
 
 
@@ -326,11 +365,33 @@ def test_threads_never_overlap_inside_a_guarded_instrument(guarded: bool, most: 
         assert obj.max_inside == most
 
 
+@pytest.mark.parametrize("how", ["with", "async with"])
+def test_holding_the_instrument_lock_blocks_other_callers(how: str) -> None:
+    obj = Balance()
+    lock = instrument_lock(obj)
+    finished = threading.Event()
+    caller = threading.Thread(target=lambda: (obj.tare(), finished.set()), daemon=True)
+
+    def hold() -> None:
+        caller.start()
+        assert not finished.wait(0.1), "the call ran while the lock was held"
+
+    if how == "with":
+        with lock:
+            hold()
+    else:
+        async def main() -> None:
+            async with lock:
+                await asyncio.to_thread(hold)
+        run_async(main)
+    assert finished.wait(5) and not lock.locked()
+
+
 def test_reentrant_call_does_not_deadlock() -> None:
     obj = Balance()
     guard_instrument(obj)
     result: List[str] = []
-    thread = threading.Thread(target=lambda: result.append(obj.calibrate(1.0)))
+    thread = threading.Thread(target=lambda: result.append(obj.calibrate(1.0)), daemon=True)
     thread.start()
     thread.join(5)
     assert not thread.is_alive() and result == ["ok 25.0 1.0"]
@@ -356,7 +417,7 @@ def test_async_calls_serialise_and_keep_the_loop_running() -> None:
         assert results[:8] == [{"channel": i} for i in range(8)]
         assert results[-1] == "tared"
         return ticks
-    assert asyncio.run(main()) > 20, "waiting for the lock must not block the event loop"
+    assert run_async(main) > 20, "waiting for the lock must not block the event loop"
     assert obj.max_inside == 1 and not lock.locked()
 
 
@@ -371,7 +432,7 @@ def test_sync_call_that_would_deadlock_the_loop_raises() -> None:
             obj.tare()
         await holder
         obj.tare()  # free again
-    asyncio.run(main())
+    run_async(main)
 
 
 def test_cancelled_waiter_does_not_leak_the_lock() -> None:
@@ -387,7 +448,7 @@ def test_cancelled_waiter_does_not_leak_the_lock() -> None:
         await holder
         with pytest.raises(asyncio.CancelledError):
             await waiter
-    asyncio.run(main())
+    run_async(main)
     assert not lock.locked() and lock.acquire(blocking=False)
     lock.release()
 
@@ -437,7 +498,7 @@ def test_observe_reports_async_calls() -> None:
     obj = Balance()
     events: List[Dict[str, Any]] = []
     observe(obj, events.append, instrument="balance", methods=["read_async"])
-    assert asyncio.run(obj.read_async(channel=3)) == {"channel": 3}
+    assert run_async(lambda: obj.read_async(channel=3)) == {"channel": 3}
     assert [(e["method"], e["kwargs"], e["result"]) for e in events] == \
         [("read_async", {"channel": 3}, {"channel": 3})]
 

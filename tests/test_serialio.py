@@ -69,6 +69,30 @@ def test_open_failure_is_a_clear_error() -> None:
     assert not dev.connected
 
 
+def test_reopen_after_close(echo: EchoSimulator) -> None:
+    dev = SerialDevice(echo.port)
+    for n in range(2):
+        with dev:
+            assert dev.query(f"ECHO {n}") == str(n)
+        with pytest.raises(SerialDeviceError, match="is closed"):
+            dev.query("ECHO 9")
+
+
+def test_query_inside_on_line_is_refused_not_deadlocked(echo: EchoSimulator) -> None:
+    errors: list[Exception] = []
+
+    def callback(line: str) -> None:
+        try:
+            dev.query("ECHO 1", timeout=5.0)
+        except SerialDeviceError as exc:
+            errors.append(exc)
+
+    with SerialDevice(echo.port, on_line=callback) as dev:
+        echo.emit("HELLO")
+        assert _wait_for(lambda: len(errors) == 1)
+        assert "would deadlock" in str(errors[0])
+
+
 def test_query_before_open_fails_fast() -> None:
     dev = SerialDevice("loop://", name="idle")
     with pytest.raises(SerialDeviceError, match="idle: cannot send 'X'"):
