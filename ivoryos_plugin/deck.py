@@ -142,12 +142,12 @@ class InstrumentLock:
         self._waiters: List[asyncio.Future[None]] = []
 
     def _mine(self) -> bool:
-        return self._count > 0 and _HELD.get({}).get(id(self)) is self._token
+        return self._count > 0 and self._thread == threading.get_ident()
 
     def _take(self) -> bool:
         """Take the free lock, or re-enter it; False when another flow holds it."""
-        if False:
-            pass
+        if self._mine():
+            self._count += 1
         elif self._count:
             return False
         else:

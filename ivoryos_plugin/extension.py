@@ -176,6 +176,13 @@ def attach(app: Flask) -> Extension:
                             for name in ext.plain]
         return {"ivoryos_plugin_nav": nav}
 
+    if ext.socketio is not None:
+        from .live import QUEUE_ENV, check_async_mode, join_message_queue
+
+        check_async_mode(ext.socketio)
+        queue = os.environ.get(QUEUE_ENV)
+        if queue and ext.is_ivoryos:
+            join_message_queue(ext.socketio, queue)
     _EXTENSIONS.add(ext)
     _install_shutdown_hooks()
     if ext.is_ivoryos:

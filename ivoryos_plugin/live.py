@@ -232,6 +232,58 @@ class PluginNamespace(Namespace):  # type: ignore[misc]
         return self.runtime.hub.streams.get(name) if isinstance(name, str) else None
 
 
+QUEUE_ENV = "IVORYOS_PLUGIN_MESSAGE_QUEUE"
+
+
+def join_message_queue(socketio: Any, url: str) -> bool:
+    """Make an already-initialised Socket.IO server (IvoryOS's) fan out through ``url``.
+
+    Swaps the server's client manager for a Redis one before any client connects, so events
+    emitted by any process on the queue reach this server's clients. Returns False (and logs)
+    when clients are already connected or the queue is unreachable.
+
+    :param socketio: the ``flask_socketio.SocketIO``.
+    :param url: ``redis://host:port/db``."""
+    server = getattr(socketio, "server", None)
+    if server is None:
+        return False
+    if isinstance(server.manager, _pubsub_manager_class()):
+        return True
+    if server.manager_initialized and any(server.manager.get_namespaces()):
+        log.error("%s: clients are already connected; set it before the server starts", QUEUE_ENV)
+        return False
+    import socketio as python_socketio
+
+    try:
+        manager = python_socketio.RedisManager(url, channel="flask-socketio")  # Flask-SocketIO's channel
+    except Exception as exc:
+        log.error("cannot join the message queue %s: %s", url, exc)
+        return False
+    manager.set_server(server)
+    server.manager = manager
+    server.manager_initialized = False
+    log.info("Socket.IO events fan out through %s", url)
+    return True
+
+
+def _pubsub_manager_class() -> type:
+    from socketio import PubSubManager
+
+    return PubSubManager
+
+
+def check_async_mode(socketio: Any) -> None:
+    """Warn loudly when the Socket.IO server is not in threading mode (gevent or eventlet
+    installed switch IvoryOS silently; the framework's workers and streams use threads).
+
+    :param socketio: the ``flask_socketio.SocketIO``."""
+    mode = getattr(socketio, "async_mode", None)
+    if mode not in (None, "threading"):
+        log.warning("Socket.IO runs in %r mode; ivoryos_plugin needs 'threading' (streams, workers and "
+                    "hardware locks use threads). Uninstall gevent/eventlet or pass async_mode='threading'.",
+                    mode)
+
+
 def register_namespace(runtime: "PluginRuntime", socketio: Any) -> None:
     """Add the plugin's namespace to the app's Socket.IO server.
 
