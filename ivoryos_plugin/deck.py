@@ -142,7 +142,7 @@ class InstrumentLock:
         self._waiters: List[asyncio.Future[None]] = []
 
     def _mine(self) -> bool:
-        return self._count > 0 and self._thread == threading.get_ident()
+        return self._count > 0 and _HELD.get({}).get(id(self)) is self._token
 
     def _take(self) -> bool:
         """Take the free lock, or re-enter it; False when another flow holds it."""
@@ -349,8 +349,6 @@ class _Call:
         self.__exit__(exc_type, exc, tb)
 
     def _report(self, phase: str, **outcome: Any) -> None:
-        if _QUIET.get():
-            return
         for callback, instrument, methods, starts in self.guard.observers:
             if (methods is not None and self.method not in methods) or (
                     phase == "start" and not starts):

@@ -2,10 +2,12 @@
 isolation (one broken plugin never stops the others), and plain Blueprints accepted as they are."""
 from __future__ import annotations
 
+import logging
+import re
 import sys
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from flask import Blueprint, Flask, Response, request
 
@@ -13,6 +15,8 @@ from . import names
 from .names import PluginError
 
 GROUP = "ivoryos.plugins"
+log = logging.getLogger("ivoryos_plugin")
+_UNSET: Any = object()
 
 
 @dataclass
@@ -20,10 +24,10 @@ class Failure:
     """A plugin that could not be loaded.
 
     :param name: the entry point (or plugin) name.
-    :param stage: ``"import"``, ``"check"`` or ``"register"``.
+    :param stage: ``"import"``, ``"check"``, ``"init_socketio"`` or ``"register"``.
     :param error: ``Type: message``.
     :param traceback: the formatted traceback.
-    :param source: ``module:attribute`` and the distribution it came from."""
+    :param source: ``module:attribute (distribution version)``."""
 
     name: str
     stage: str
@@ -32,7 +36,7 @@ class Failure:
     source: str = ""
 
     def as_dict(self) -> Dict[str, str]:
-        """A JSON-able copy."""
+        """A JSON-able copy (the shape the health page shows)."""
         return {"name": self.name, "stage": self.stage, "error": self.error,
                 "traceback": self.traceback, "source": self.source}
 
@@ -49,15 +53,92 @@ class Discovery:
     failures: List[Failure] = field(default_factory=list)
     sources: Dict[str, str] = field(default_factory=dict)
 
-
-def _entry_points(group: str) -> List[Any]:
-    from importlib.metadata import entry_points
-
-    if sys.version_info >= (3, 10):
-        return list(entry_points(group=group))
-    return list(entry_points().get(group, []))  # pragma: no cover - Python 3.9
+    def report(self) -> List[str]:
+        """One line per plugin: ``ok name version source`` or ``FAILED name (stage): error``."""
+        lines = [f"ok      {p.name:<20} {getattr(p, 'version', '') or '-':<10} {self.sources.get(p.name, '')}"
+                 for p in self.plugins]
+        return lines + [f"FAILED  {f.name:<20} {'-':<10} {f.source}: {f.stage}: {f.error}" for f in self.failures]
 
 
+# ------------------------------------------------------------------ pure helpers (no I/O)
+_REQ = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*\(?\s*([^;)]*?)\s*\)?\s*(?:;(.*))?$")
+_CLAUSE = re.compile(r"^\s*(===|~=|==|!=|<=|>=|<|>)\s*([^\s,]+)\s*$")
+
+
+def normalize(project: str) -> str:
+    """PEP 503 normalisation: ``Ivoryos_Plugin`` -> ``ivoryos-plugin``.
+
+    :param project: a distribution name."""
+    return re.sub(r"[-_.]+", "-", project).lower()
+
+
+def _cmp(a: Tuple[int, ...], b: Tuple[int, ...]) -> int:
+    width = max(len(a), len(b))
+    a, b = a + (0,) * (width - len(a)), b + (0,) * (width - len(b))
+    return (a > b) - (a < b)
+
+
+def specifier_allows(specifier: str, version: str) -> Optional[bool]:
+    """Whether ``version`` satisfies a PEP 440 ``specifier`` such as ``>=1.7,<2``.
+
+    Release numbers only (pre-release tags are ignored); None when it cannot be read.
+
+    :param specifier: comma-separated clauses; empty allows any version.
+    :param version: the installed version."""
+    try:
+        have = names.parse_version(version)
+    except ValueError:
+        return None
+    for clause in filter(None, (c.strip() for c in specifier.split(","))):
+        match = _CLAUSE.match(clause)
+        if not match:
+            return None
+        op, text = match.groups()
+        if op in ("==", "!=") and text.endswith(".*"):
+            prefix = names.parse_version(text[:-2])
+            ok = have[:len(prefix)] + (0,) * max(0, len(prefix) - len(have)) == prefix
+            if ok != (op == "=="):
+                return False
+            continue
+        try:
+            want = names.parse_version(text)
+        except ValueError:
+            return None
+        c = _cmp(have, want)
+        if op == "~=":
+            upper = want[:-1] if len(want) > 1 else want
+            ok = c >= 0 and have[:len(upper)] == upper
+        else:
+            ok = {"==": c == 0, "===": c == 0, "!=": c != 0, "<=": c <= 0, ">=": c >= 0,
+                  "<": c < 0, ">": c > 0}[op]
+        if not ok:
+            return False
+    return True
+
+
+def requirement_problem(requirements: Iterable[str], installed: Optional[str],
+                        project: str = "ivoryos") -> Optional[str]:
+    """Why the declared requirement on ``project`` rejects the installed version (with the fix), or None.
+
+    :param requirements: ``Requires-Dist`` lines (or pyproject ``dependencies``).
+    :param installed: the installed version of ``project`` (None: not installed, nothing to say).
+    :param project: the distribution to look for."""
+    if installed is None:
+        return None
+    for line in requirements:
+        match = _REQ.match(line)
+        if not match or normalize(match.group(1)) != project:
+            continue
+        spec, marker = match.group(2), match.group(3) or ""
+        if "extra" in marker:
+            continue
+        if specifier_allows(spec, installed) is False:
+            return (f"needs {project} {spec} but {installed} is installed; "
+                    f"install a compatible version: pip install '{project}{spec}'.")
+    return None
+
+
+# ------------------------------------------------------------------ checks on loaded objects
 def _fail(name: str, stage: str, exc: BaseException, source: str = "") -> Failure:
     tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     return Failure(name=name, stage=stage, error=f"{type(exc).__name__}: {exc}", traceback=tb, source=source)
@@ -77,35 +158,70 @@ def plain_endpoints(blueprint: Blueprint) -> List[str]:
     return sorted(e[len(prefix):] for e in probe.view_functions if e.startswith(prefix))
 
 
-def check_plugin(obj: Any, installed_ivoryos: Optional[str] = None) -> Blueprint:
+def _not_a_blueprint(obj: Any) -> PluginError:
+    found = type(obj).__name__
+    hint = "point the entry point at the plugin object, e.g. 'my_plugin.plugin:plugin'"
+    if isinstance(obj, type(sys)):
+        candidates = [k for k, v in vars(obj).items() if isinstance(v, Blueprint)]
+        if candidates:
+            hint = f"point it at '{obj.__name__}:{candidates[0]}'"
+    label = getattr(obj, "name", None) if isinstance(getattr(obj, "name", None), str) else getattr(obj, "__name__", found)
+    return PluginError(str(label), f"the entry point gives a {found}, not a Plugin or flask.Blueprint; {hint}.")
+
+
+def check_plugin(obj: Any, installed_ivoryos: Optional[str] = _UNSET) -> Blueprint:
     """Return ``obj`` if it can be registered as a plugin, else raise :class:`PluginError`.
 
+    Checks the name (valid, not IvoryOS's), the endpoint IvoryOS's nav links to, and ``min_ivoryos``
+    (a ``Plugin`` argument, or a ``min_ivoryos`` attribute on a plain Blueprint).
+
     :param obj: what the entry point loaded.
-    :param installed_ivoryos: the installed IvoryOS version (for ``min_ivoryos``)."""
+    :param installed_ivoryos: the installed IvoryOS version (looked up when not given)."""
     from .plugin import Plugin, _installed_ivoryos
 
     if not isinstance(obj, Blueprint):
-        raise PluginError(str(getattr(obj, "name", obj)), f"the entry point gives a {type(obj).__name__}, "
-                          "not a Plugin or flask.Blueprint; point it at the module's plugin object.")
+        raise _not_a_blueprint(obj)
     names.check_name(obj.name)
-    placement = "left_panel" if getattr(obj, "plugin_type", "tab") == "left_panel" else "tab"
-    needed = names.required_endpoint(placement)
+    plugin_type = getattr(obj, "plugin_type", "tab")
+    if plugin_type not in names.PLACEMENTS:
+        raise PluginError(obj.name, f"plugin_type={plugin_type!r} is unknown to IvoryOS; use 'tab' or 'left_panel'.")
+    needed = names.required_endpoint(plugin_type)
     if needed not in plain_endpoints(obj):
-        raise PluginError(obj.name, f"has no '{needed}' endpoint, which IvoryOS's nav links to; "
-                                    f"add a route for {obj.name}.{needed}.")
-    if isinstance(obj, Plugin):
-        names.check_ivoryos_compatible(obj.name, obj.min_ivoryos, installed_ivoryos or _installed_ivoryos())
+        rule = "/" if needed == "main" else "/widget"
+        raise PluginError(obj.name, f"has no '{needed}' endpoint, which IvoryOS's nav links to "
+                                    f"({obj.name}.{needed}); add @{'plugin' if isinstance(obj, Plugin) else 'bp'}"
+                                    f".route('{rule}') def {needed}(): ...")
+    minimum = obj.min_ivoryos if isinstance(obj, Plugin) else getattr(obj, "min_ivoryos", None)
+    installed = _installed_ivoryos() if installed_ivoryos is _UNSET else installed_ivoryos
+    names.check_ivoryos_compatible(obj.name, minimum, installed)
     return obj
 
 
-def discover(group: str = GROUP, *, exclude: Optional[List[str]] = None) -> Discovery:
+def _entry_points(group: str) -> List[Tuple[Any, Any]]:
+    """``(entry point, distribution)`` pairs of ``group``, one distribution per name (first on sys.path)."""
+    from importlib import metadata
+
+    if sys.version_info >= (3, 10):
+        return [(ep, ep.dist) for ep in metadata.entry_points(group=group)]
+    seen, found = set(), []  # pragma: no cover - Python 3.9
+    for dist in metadata.distributions():  # pragma: no cover
+        key = normalize(dist.metadata["Name"] or "")
+        if key in seen:
+            continue
+        seen.add(key)
+        found.extend((ep, dist) for ep in dist.entry_points if ep.group == group)
+    return found
+
+
+def discover(group: str = GROUP, *, exclude: Optional[Iterable[str]] = None) -> Discovery:
     """Load every plugin installed under the entry point ``group``, each in isolation.
 
     An import error, an exception at construction, a duplicate or reserved name, a missing nav
-    endpoint or a too-old IvoryOS puts that one plugin in ``failures``; the others load.
+    endpoint or an incompatible IvoryOS (``min_ivoryos`` or the distribution's ``ivoryos``
+    requirement) puts that one plugin in ``failures`` with its traceback; the others load.
 
     :param group: the entry point group.
-    :param exclude: plugin names to skip.
+    :param exclude: plugin names to skip (not even imported).
 
     Example::
 
@@ -113,13 +229,17 @@ def discover(group: str = GROUP, *, exclude: Optional[List[str]] = None) -> Disc
         for failure in found.failures:
             print(failure.name, failure.error)
     """
+    from .plugin import _installed_ivoryos
+
     result = Discovery()
     skip = set(exclude or [])
-    for ep in sorted(_entry_points(group), key=lambda e: e.name):
+    installed = _installed_ivoryos()
+    for ep, dist in sorted(_entry_points(group), key=lambda pair: pair[0].name):
         if ep.name in skip:
             continue
-        dist = getattr(ep, "dist", None)
-        source = f"{ep.value} ({dist.metadata['Name']} {dist.version})" if dist is not None else ep.value
+        source = ep.value
+        if dist is not None:
+            source = f"{ep.value} ({dist.metadata['Name']} {dist.version})"
         try:
             obj = ep.load()
         except BaseException as exc:  # a plugin may even call sys.exit at import
@@ -127,11 +247,16 @@ def discover(group: str = GROUP, *, exclude: Optional[List[str]] = None) -> Disc
                 raise
             result.failures.append(_fail(ep.name, "import", exc, source))
             continue
+        if isinstance(obj, Blueprint) and obj.name in skip:
+            continue
         try:
-            check_plugin(obj)
+            check_plugin(obj, installed)
+            problem = requirement_problem((dist.requires or []) if dist is not None else [], installed)
+            if problem:
+                raise PluginError(obj.name, problem)
             if obj.name in result.sources:
                 raise PluginError(obj.name, f"is installed twice ({result.sources[obj.name]} and {source}); "
-                                            "uninstall one.")
+                                            "uninstall one, or rename one of the plugins.")
         except Exception as exc:
             result.failures.append(_fail(ep.name, "check", exc, source))
             continue
@@ -140,6 +265,7 @@ def discover(group: str = GROUP, *, exclude: Optional[List[str]] = None) -> Disc
     return result
 
 
+# ------------------------------------------------------------------ registration
 def register_plugin(app: Flask, blueprint: Blueprint, socketio: Any, url_prefix: str = "/ivoryos") -> None:
     """Register a Plugin, or a plain Blueprint with the framework's safety baseline, on ``app``.
 
@@ -150,16 +276,17 @@ def register_plugin(app: Flask, blueprint: Blueprint, socketio: Any, url_prefix:
     from .extension import attach
     from .plugin import Plugin
 
-    if hasattr(blueprint, "init_socketio"):
-        blueprint.init_socketio(socketio)
     if not isinstance(blueprint, Plugin):
         protect_plain(app, blueprint)
+    if hasattr(blueprint, "init_socketio"):
+        blueprint.init_socketio(socketio)
     app.register_blueprint(blueprint, url_prefix=f"{url_prefix}/{blueprint.name}")
     attach(app)
 
 
 def protect_plain(app: Flask, blueprint: Blueprint) -> None:
-    """Give a plain Blueprint plugin the framework's baseline: login, CSRF, headers, scripts.
+    """Give a plain Blueprint plugin the framework's baseline: login, CSRF, headers, scripts, and
+    an ``init_socketio`` that can neither crash IvoryOS nor replace its default-namespace handlers.
 
     :param app: the app it is registered on.
     :param blueprint: the plain Blueprint."""
@@ -171,6 +298,7 @@ def protect_plain(app: Flask, blueprint: Blueprint) -> None:
         return
     ext.plain[blueprint.name] = blueprint
     name = blueprint.name
+    _guard_init_socketio(blueprint, ext.record_failure)
 
     @app.before_request
     def _guard_plain() -> Optional[Response]:
@@ -183,3 +311,38 @@ def protect_plain(app: Flask, blueprint: Blueprint) -> None:
         if request.blueprint != name:
             return response
         return harden_response(response, name)
+
+
+def _guard_init_socketio(blueprint: Blueprint, record: Callable[[str, str, BaseException], None]) -> None:
+    """Wrap a plain Blueprint's ``init_socketio``: an exception is recorded, not raised, and a
+    handler it puts over one of the host's default-namespace handlers is undone (and recorded).
+
+    :param blueprint: the plain Blueprint.
+    :param record: ``record(plugin, stage, error)``, the extension's failure recorder."""
+    original = getattr(blueprint, "init_socketio", None)
+    if original is None or getattr(original, "_ivoryos_plugin_guard", False):
+        return
+    name = blueprint.name
+
+    def guarded(socketio: Any) -> None:
+        server = getattr(socketio, "server", None)
+        handlers: Dict[str, Any] = getattr(server, "handlers", {}).get("/", {}) if server is not None else {}
+        before = dict(handlers)
+        try:
+            original(socketio)
+        except Exception as exc:
+            log.error("plugin %r: init_socketio raised %s: %s", name, type(exc).__name__, exc)
+            record(name, "init_socketio", exc)
+        replaced = sorted(e for e, h in before.items() if handlers.get(e) is not h)
+        for event in replaced:
+            handlers[event] = before[event]
+        if replaced:
+            error = PluginError(name, f"init_socketio replaced the host's Socket.IO handler(s) {replaced} on the "
+                                      "default namespace; the host's were kept. Register the plugin's handlers "
+                                      f"in its own namespace (namespace='/ivoryos/{name}'), or port it to "
+                                      "ivoryos_plugin.Plugin and use @plugin.on(...).")
+            log.error("%s", error)
+            record(name, "init_socketio", error)
+
+    guarded._ivoryos_plugin_guard = True  # type: ignore[attr-defined]
+    setattr(blueprint, "init_socketio", guarded)

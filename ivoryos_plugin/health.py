@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Optional
 
 from flask import Blueprint, Flask, Response, jsonify, redirect, render_template, request, url_for
 
-from .security import deny, guard_request, harden_response
+from .security import guard_request, harden_response
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -75,6 +75,12 @@ def status() -> Dict[str, Any]:
             "failures": list(ext.failures), "started": ext.started}
 
 
+def _error(status: int, message: str) -> Response:
+    response = jsonify({"error": message})
+    response.status_code = status
+    return response
+
+
 @framework_blueprint.route("/")
 def main() -> str:
     """The health page: each plugin's state and why, workers, streams, logs, failures."""
@@ -92,16 +98,25 @@ def status_json() -> Response:
 
 @framework_blueprint.route("/<plugin>/workers/<worker>/restart", methods=["POST"])
 def restart_worker(plugin: str, worker: str) -> Any:
-    """Restart a suspended (or stopped) worker."""
+    """Restart a suspended (or stopped) worker: JSON for programs, back to the page for the button.
+
+    :param plugin: the plugin's name.
+    :param worker: the worker's name."""
     from .extension import current_extension
 
     runtime = current_extension().runtimes.get(plugin)
     runner = runtime.workers.get(worker) if runtime is not None else None
-    if runner is None:
-        return deny(404, f"no worker {worker!r} in plugin {plugin!r}")
-    runner.start()
+    if runtime is None or runner is None:
+        known = sorted(runtime.workers) if runtime is not None else []
+        return _error(404, f"Plugin {plugin!r} has no worker {worker!r}; workers: {', '.join(known) or 'none'}.")
+    if runtime.state != "running":
+        return _error(409, f"Plugin {plugin!r} is {runtime.state} ({runtime.reason}); its worker {worker!r} "
+                           "cannot be restarted until the plugin runs again.")
+    restarted = runner.start()
+    if restarted:
+        runtime.plugin.logger.info("worker %r restarted from the health page", worker)
     if request.accept_mimetypes.best == "application/json" or request.is_json:
-        return jsonify(runner.status())
+        return jsonify({"worker": worker, "restarted": restarted, **runner.status()})
     return redirect(url_for("plugins.main"))
 
 

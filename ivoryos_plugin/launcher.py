@@ -1,54 +1,85 @@
 """``ivoryos_plugin.run``: discover installed plugins, harden IvoryOS's defaults, call ``ivoryos.run``."""
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import secrets
 import sqlite3
 import sys
 from pathlib import Path
-from typing import Any, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from flask import Blueprint
 
 log = logging.getLogger("ivoryos_plugin")
 PUBLIC_DEFAULT_KEY = "default_secret_key"  # IvoryOS 1.7.2's Config.SECRET_KEY without env SECRET_KEY
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+SECRET_FILE = "secret_key"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` keeps the server on this machine (127.0.0.0/8, ::1, localhost).
+
+    :param host: the address to bind."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def persistent_secret_key(folder: Path) -> str:
-    """A random secret key kept in ``folder/secret_key`` (mode 0600), created on first use.
+    """A random secret key kept in ``folder/secret_key`` (mode 0600), created on first use, so
+    sessions survive a restart without the key ever being a public constant.
 
     :param folder: the plugins' data folder."""
-    path = Path(folder) / "secret_key"
+    folder = Path(folder)
+    path = folder / SECRET_FILE
     if path.exists():
         key = path.read_text(encoding="utf-8").strip()
         if key:
             return key
     folder.mkdir(parents=True, exist_ok=True)
     key = secrets.token_hex(32)
-    fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    tmp = folder / f".{SECRET_FILE}.{os.getpid()}.tmp"
+    fd = os.open(str(tmp), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(key)
+    os.replace(tmp, path)
     return key
 
 
-def default_admin_active(output_folder: Path) -> bool:
-    """Whether IvoryOS's database still accepts admin/admin (or will create it on first start).
+def sqlite_path(config: Any) -> Optional[Path]:
+    """The SQLite file of IvoryOS's database, or None when it is not a SQLite file.
 
-    :param output_folder: IvoryOS's OUTPUT_FOLDER."""
-    db = Path(output_folder) / "ivoryos.db"
-    if not db.exists():
+    :param config: an IvoryOS ``Config`` instance."""
+    uri = str(getattr(config, "SQLALCHEMY_DATABASE_URI", "") or "")
+    if not uri:
+        return Path(config.OUTPUT_FOLDER) / "ivoryos.db"
+    if not uri.startswith("sqlite:///") or uri.endswith(":memory:"):
+        return None
+    return Path(uri[len("sqlite:///"):])
+
+
+def default_admin_active(config: Any) -> bool:
+    """Whether IvoryOS still accepts admin/admin (or will create it on first start).
+
+    A database that cannot be read (or is not SQLite) counts as active: the warning errs loud.
+
+    :param config: an IvoryOS ``Config`` instance."""
+    db = sqlite_path(config)
+    if db is None or not db.exists():
         return True
     try:
         import bcrypt
 
-        with sqlite3.connect(str(db)) as conn:
-            row = conn.execute("SELECT password FROM user WHERE username = 'admin'").fetchone()
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+            row = conn.execute('SELECT "hashPassword" FROM "user" WHERE username = ?', ("admin",)).fetchone()
     except Exception:
-        return False
-    if row is None:
-        return False
+        return True
+    if row is None or row[0] is None:
+        return True  # IvoryOS creates admin/admin again at start when it is missing
     stored = row[0].encode() if isinstance(row[0], str) else row[0]
     try:
         return bool(bcrypt.checkpw(b"admin", stored))
@@ -56,38 +87,74 @@ def default_admin_active(output_folder: Path) -> bool:
         return False
 
 
-def harden(config: Any, host: str) -> List[str]:
+def data_folder(config: Any) -> Path:
+    """The plugins' data folder: ``$IVORYOS_PLUGIN_DATA`` or ``<OUTPUT_FOLDER>/plugins``.
+
+    :param config: an IvoryOS ``Config`` instance."""
+    return Path(os.environ.get("IVORYOS_PLUGIN_DATA") or Path(config.OUTPUT_FOLDER) / "plugins")
+
+
+def harden(config: Any, host: str, debug: bool = False) -> List[str]:
     """Fix IvoryOS's unsafe defaults on ``config`` and return the warnings to print.
 
+    - ``SECRET_KEY``: IvoryOS's public default is replaced by a random key kept in the data folder.
+    - ``DEBUG``: off unless asked (the Werkzeug debugger runs code for whoever reaches it).
+    - A non-loopback ``host`` while admin/admin is still valid gives a loud warning.
+
     :param config: an IvoryOS ``Config`` instance (changed in place).
-    :param host: the address IvoryOS will bind."""
+    :param host: the address IvoryOS will bind.
+    :param debug: whether the caller asked for debug mode."""
     warnings: List[str] = []
-    output = Path(config.OUTPUT_FOLDER)
-    data = Path(os.environ.get("IVORYOS_PLUGIN_DATA") or output / "plugins")
-    if getattr(config, "SECRET_KEY", PUBLIC_DEFAULT_KEY) in (PUBLIC_DEFAULT_KEY, None, ""):
-        config.SECRET_KEY = persistent_secret_key(data)
-    config.DEBUG = False
-    if host not in LOOPBACK_HOSTS and default_admin_active(output):
+    if getattr(config, "SECRET_KEY", None) in (PUBLIC_DEFAULT_KEY, None, ""):
+        config.SECRET_KEY = persistent_secret_key(data_folder(config))
+    config.DEBUG = bool(debug)
+    if debug and not is_loopback(host):
+        warnings.append(f"WARNING: debug=True on {host}: the Werkzeug debugger lets anyone on the network run "
+                        "code on this machine. Use debug only with host='127.0.0.1'.")
+    if not is_loopback(host) and default_admin_active(config):
+        bar = "!" * 78
         warnings.append(
-            f"WARNING: IvoryOS listens on {host} (reachable from the network) and the account "
-            "admin/admin is still valid: anyone on the network can run your instruments. Change the "
-            "admin password (IvoryOS > account > change password) or bind to 127.0.0.1.")
+            f"{bar}\nWARNING: IvoryOS listens on {host} (reachable from the network) and the account "
+            "admin/admin is still valid:\nanyone on the network can log in and run your instruments. "
+            "Change the admin password (IvoryOS > account > change password) or bind to "
+            f"host='127.0.0.1'.\n{bar}")
     return warnings
+
+
+def check_given(plugins: Sequence[Blueprint]) -> List[Blueprint]:
+    """Check plugins passed explicitly to :func:`run`; a mistake there is the caller's, so it raises.
+
+    :param plugins: the plugins.
+    :raises PluginError: a name is invalid, reserved or given twice, or a nav endpoint is missing."""
+    from .discovery import check_plugin
+    from .names import PluginError
+
+    seen: Dict[str, Blueprint] = {}
+    for plugin in plugins:
+        check_plugin(plugin)
+        if plugin.name in seen and seen[plugin.name] is not plugin:
+            raise PluginError(plugin.name, "two different plugins have this name; rename one.")
+        seen[plugin.name] = plugin
+    return list(seen.values())
 
 
 def run(module: Optional[str] = None, plugins: Optional[Sequence[Blueprint]] = None, *,
         host: str = "127.0.0.1", port: Optional[int] = None, debug: bool = False,
         config: Any = None, exclude: Optional[Sequence[str]] = None, **ivoryos_kwargs: Any) -> None:
-    """Start IvoryOS with plugins: discovered (unless given), isolated, hardened.
+    """Start IvoryOS with plugins: discovered (unless given), each loaded in isolation, hardened.
+
+    A discovered plugin that fails to import or check is left out and named (with its traceback)
+    on the health page ``/ivoryos/plugins/``; the others and IvoryOS start normally.
 
     :param module: the deck script's ``__name__`` (its globals are the instruments), as for ivoryos.run.
     :param plugins: the plugins; None discovers every installed ``ivoryos.plugins`` entry point.
     :param host: the address to bind; loopback by default (``"0.0.0.0"`` exposes it to the network).
-    :param port: the port (IvoryOS's default 8000).
+    :param port: the port (IvoryOS's default: ``$PORT`` or 8000).
     :param debug: the Werkzeug debugger; off unless you ask (it executes code for whoever reaches it).
     :param config: an IvoryOS Config instance (defaults to ``ivoryos.config.get_config()``).
     :param exclude: names of discovered plugins to leave out.
     :param ivoryos_kwargs: passed to ``ivoryos.run`` (``logger``, ``enable_design``...).
+    :raises PluginError: a plugin given in ``plugins`` is unusable (discovered ones never raise).
 
     Example::
 
@@ -102,19 +169,24 @@ def run(module: Optional[str] = None, plugins: Optional[Sequence[Blueprint]] = N
 
     if os.environ.get("IVORYOS_ACTIVE"):
         log.warning("IVORYOS_ACTIVE is set: ivoryos.run will return at once (unset it to start IvoryOS).")
-    failures = []
+    failures: List[Dict[str, str]] = []
     if plugins is None:
         found = discover(exclude=list(exclude or []))
         plugins, failures = found.plugins, [f.as_dict() for f in found.failures]
         for failure in failures:
             print(f" * plugin {failure['name']!r} not loaded ({failure['stage']}): {failure['error']}",
                   file=sys.stderr, flush=True)
+        if failures:
+            print(" * tracebacks: the health page /ivoryos/plugins/ or `ivoryos-plugin list`",
+                  file=sys.stderr, flush=True)
+    else:
+        plugins = check_given([p for p in plugins if p.name not in set(exclude or [])])
     from ivoryos.config import get_config
 
     import ivoryos
 
     config = config or get_config()
-    for line in harden(config, host):
+    for line in harden(config, host, debug):
         print(line, file=sys.stderr, flush=True)
     framework_blueprint.configure(plugins=list(plugins), failures=failures)
     print(f" * ivoryos_plugin: {len(plugins)} plugin(s): {', '.join(p.name for p in plugins) or 'none'}",

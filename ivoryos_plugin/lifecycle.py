@@ -68,6 +68,7 @@ class PluginRuntime:
         self._lock = threading.Lock()
         self._started = False
         self._stopped = False
+        self._ran = False  # reached "running": on_start succeeded, so on_stop owes it a cleanup
         self.on_stop_calls = 0
 
     # ------------------------------------------------------------ plumbing
@@ -130,6 +131,8 @@ class PluginRuntime:
         return store.current
 
     def _settings_changed(self, old: Any, new: Any) -> None:
+        if old == new:
+            return  # a save that changed nothing is not a change
         for hook in self.plugin._on_settings_change:
             try:
                 hook(old, new)
@@ -144,7 +147,10 @@ class PluginRuntime:
         :param state: ``"suspended"`` or ``"failed"``.
         :param tb: a traceback, for ``"failed"``."""
         self.state, self.reason, self.traceback = state, reason, tb
-        self.plugin.logger.error("plugin %s: %s", state, reason)
+        if tb:
+            self.plugin.logger.error("plugin %s: %s\n%s", state, reason, tb.rstrip())
+        else:
+            self.plugin.logger.error("plugin %s: %s", state, reason)
 
     def start(self, deck: Any) -> None:
         """Load settings, run ``on_start(deck)`` hooks, then start workers; once.
@@ -175,7 +181,7 @@ class PluginRuntime:
                 self.suspend(result if isinstance(result, str) else
                              f"on_start {getattr(hook, '__name__', 'hook')} returned False")
                 return
-        self.state, self.reason = "running", ""
+        self.state, self.reason, self._ran = "running", "", True
         for spec in self.plugin._workers.values():
             runner = WorkerRunner(spec, self.plugin.logger)
             self.workers[spec.name] = runner
@@ -184,6 +190,10 @@ class PluginRuntime:
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop streams and workers (bounded by ``timeout``), then run ``on_stop`` hooks; once.
+
+        ``on_stop`` runs only for a plugin that started (its ``on_start`` hooks all succeeded): a
+        plugin refused or failed at start, or never started, has nothing to clean up. The log file
+        is closed at the end (the last lines stay on the health page).
 
         :param timeout: seconds to wait for all workers together."""
         with self._lock:
@@ -197,7 +207,7 @@ class PluginRuntime:
             runner.request_stop()
         for runner in self.workers.values():
             runner.join(max(0.0, deadline - time.monotonic()))
-        for hook in self.plugin._on_stop:
+        for hook in self.plugin._on_stop if self._ran else ():
             try:
                 self.on_stop_calls += 1
                 hook()
@@ -206,8 +216,10 @@ class PluginRuntime:
         if self.state == "running":
             self.state, self.reason = "stopped", "the server is shutting down"
         self.plugin.logger.info("stopped")
-        if self._file_handler is not None:
-            self._file_handler.flush()
+        handler, self._file_handler = self._file_handler, None
+        if handler is not None:
+            self.plugin.logger.removeHandler(handler)
+            handler.close()
 
     # ---------------------------------------------------------------- deck
     def instruments(self) -> Dict[str, Any]:

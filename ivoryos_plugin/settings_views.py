@@ -33,11 +33,17 @@ def add_settings_routes(plugin: "Plugin") -> None:
     def store() -> Any:
         return plugin.runtime.settings_store
 
-    def render_form(errors: Optional[Dict[str, List[str]]] = None, values: Any = None,
+    def render_form(errors: Optional[Dict[str, List[str]]] = None, submitted: Any = None,
                     saved: bool = False) -> str:
         from .extension import current_extension
 
-        fields = form_fields(values if values is not None else store().current)
+        fields = form_fields(store().current)
+        if submitted is not None:  # an invalid form shows what was typed, next to its errors
+            for spec in fields:
+                if spec.input_type == "checkbox":
+                    spec.value = spec.name in submitted
+                elif spec.input_type != "password" and spec.name in submitted:
+                    spec.value = submitted[spec.name]
         return render_template("ivoryos_plugin/settings.html", plugin=plugin, fields=fields,
                                errors=errors or {}, saved=saved,
                                plugin_base=current_extension().base_template)
@@ -49,9 +55,9 @@ def add_settings_routes(plugin: "Plugin") -> None:
             data = coerce_form(plugin.settings_model, request.form)
             store().update(data)
         except SettingsValidationError as exc:
-            return render_form(exc.errors), 400
+            return render_form(exc.errors, submitted=request.form), 400
         except SettingsError as exc:
-            return render_form({"_": [str(exc)]}), 500
+            return render_form({"_": [str(exc)]}, submitted=request.form), 500
         return render_form(saved=True)
 
     def settings_json() -> Response:

@@ -70,17 +70,34 @@ class WorkerRunner:
         self.runs = 0
         self._event = threading.Event()
         self._thread: Optional[threading.Thread] = None
+        self._closed = False  # the plugin is stopping: never start again
+        self._start_lock = threading.Lock()
 
-    def start(self) -> None:
-        """Start (or restart after a suspension) the worker's thread."""
-        if self._thread is not None and self._thread.is_alive():
-            return
+    def start(self) -> bool:
+        """Start (or restart after a suspension) the worker's thread.
+
+        :returns: True when a thread was started; False when the worker is already running or the
+            plugin is stopping."""
+        with self._start_lock:
+            return self._start()
+
+    def _start(self) -> bool:
+        if self._closed:
+            return False
+        thread = self._thread
+        if thread is not None and thread.is_alive():
+            if self.state == "running":
+                return False
+            thread.join(1.0)  # a worker that has just given up: let its thread end
+            if thread.is_alive():
+                return False
         self._event = threading.Event()
         self.crashes = []
         self.state = "running"
         self._thread = threading.Thread(target=self._run, name=f"ivoryos_plugin-worker-{self.spec.name}",
                                         daemon=True)
         self._thread.start()
+        return True
 
     def _call_once(self, stop: Stop) -> None:
         self.runs += 1
@@ -119,8 +136,10 @@ class WorkerRunner:
             self.state = "stopped" if self._event.is_set() else "finished"
 
     def request_stop(self) -> None:
-        """Ask the worker to stop (``stop.sleep`` returns False from now on)."""
-        self._event.set()
+        """Ask the worker to stop (``stop.sleep`` returns False from now on); it never restarts."""
+        with self._start_lock:
+            self._closed = True
+            self._event.set()
 
     def join(self, timeout: float) -> bool:
         """Wait up to ``timeout`` for the thread; True when it ended. A worker that ignores stop is

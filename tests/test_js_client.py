@@ -190,8 +190,12 @@ class DemoServer:
         self.sio.server.disconnect(sid, namespace=NS)
 
     def drop_transport(self, sid):
-        """Close the whole Engine.IO connection (the client sees "transport close")."""
-        self.sio.server.eio.disconnect(self.sio.server.manager.eio_sid_from_sid(sid, NS))
+        """Close the whole Engine.IO connection (the client sees "transport close").
+
+        Not eio.disconnect(): in threading mode it waits for the websocket writer to drain its queue and
+        can hang forever when the writer has already stopped; close(wait=False) sends the same CLOSE packet."""
+        eio_sid = self.sio.server.manager.eio_sid_from_sid(sid, NS)
+        self.sio.server.eio._get_socket(eio_sid).close(wait=False)
 
     def start(self):
         self.http = make_server("127.0.0.1", 0, self.app, threaded=True, request_handler=_QuietHandler)

@@ -21,6 +21,17 @@ class Sensor:
         self.total += by
         return self.total
 
+    def fail(self, message: str = "jammed") -> None:
+        """Raise, as a faulty instrument does."""
+        raise RuntimeError(message)
+
+    def slow(self, seconds: float = 1.0) -> float:
+        """Hold the instrument for a while (a long workflow step)."""
+        import time
+
+        time.sleep(seconds)
+        return seconds
+
 
 sensor = Sensor()
 

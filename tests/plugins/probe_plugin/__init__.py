@@ -53,6 +53,26 @@ def bump(by: int = 1) -> dict:
     return {"total": plugin.instrument("sensor").bump(by)}
 
 
+@plugin.action
+def hold(seconds: float = 1.0) -> dict:
+    return {"held": plugin.instrument("sensor").slow(seconds)}
+
+
+@plugin.action(hardware=False)
+def total() -> dict:
+    return {"total": plugin.instrument("sensor").total}
+
+
+@plugin.action
+def jam() -> None:
+    plugin.instrument("sensor").fail("jammed by test")
+
+
+@plugin.action
+def missing() -> None:
+    plugin.instrument("nope")
+
+
 @plugin.on("echo")
 def echo(data):
     return {"echo": data}

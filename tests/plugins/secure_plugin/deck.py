@@ -1,0 +1,77 @@
+"""The security tests' deck: the probe and secure test plugins plus every installed plugin.
+
+Run as a script in one of three hosts, chosen by env ``SECURE_HOST``:
+``ivoryos`` (plain ``ivoryos.run``), ``standalone`` (the dev host, token ``$SECURE_TOKEN``) or
+``run`` (``ivoryos_plugin.run``, the hardened launcher). ``$SECURE_ORIGINS`` (comma separated)
+becomes ``IVORYOS_PLUGIN_ALLOWED_ORIGINS``. Listens on 127.0.0.1:$PORT."""
+import threading
+
+
+class Sensor:
+    """The probe plugin's instrument."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+        self.total = 0
+        self._lock = threading.Lock()
+
+    def read(self) -> int:
+        """One reading."""
+        with self._lock:
+            self.reads += 1
+            return self.reads
+
+    def bump(self, by: int = 1) -> int:
+        """Add to a total."""
+        self.total += by
+        return self.total
+
+
+sensor = Sensor()
+
+
+def all_plugins() -> list:
+    """The two test plugins, then every installed ``ivoryos.plugins`` entry point."""
+    from probe_plugin import plugin as probe
+    from secure_plugin import plugin as secure
+
+    from ivoryos_plugin.discovery import discover
+
+    found = discover()
+    for failure in found.failures:
+        print(f" * plugin {failure.name!r} not loaded: {failure.error}", flush=True)
+    return [probe, secure] + [p for p in found.plugins if p.name not in ("probe", "secure")]
+
+
+if __name__ == "__main__":
+    import os
+    import sys
+
+    mode = os.environ.get("SECURE_HOST", "ivoryos")
+    port = int(os.environ["PORT"])
+    origins = [o for o in os.environ.get("SECURE_ORIGINS", "").split(",") if o]
+    plugins = all_plugins()
+    if mode == "standalone":
+        from ivoryos_plugin import create_app
+        from ivoryos_plugin.host import serve
+
+        app = create_app(plugins, deck=sys.modules[__name__], token=os.environ.get("SECURE_TOKEN"))
+        app.config["IVORYOS_PLUGIN_ALLOWED_ORIGINS"] = origins
+        serve(app, port=port)
+    else:
+        from ivoryos.config import get_config
+
+        config = get_config()
+        config.IVORYOS_PLUGIN_ALLOWED_ORIGINS = origins
+        if mode == "run":
+            import ivoryos_plugin
+
+            ivoryos_plugin.run(__name__, plugins=plugins, port=port, config=config)
+        else:
+            import ivoryos
+
+            from ivoryos_plugin.health import framework_blueprint
+
+            framework_blueprint.configure(plugins=plugins, failures=[])  # protects plain Blueprints
+            ivoryos.run(__name__, host="127.0.0.1", port=port, config=config,
+                        blueprint_plugins=[framework_blueprint, *plugins])

@@ -1,0 +1,1 @@
+window.SECURE_STATIC = "v1";
