@@ -9,7 +9,8 @@ plain functions, static and class methods defined on the class when guarded. Lef
 properties (their reads are *not* serialised), dunders, ``_private`` names, generator methods,
 methods added later. Objects without an instance ``__dict__`` (``__slots__``) are not wrapped;
 they still get a lock, which callers then hold themselves. A guarded instrument cannot be
-pickled or deep-copied (its wrappers and lock are in its ``__dict__``).
+pickled or deep-copied, and a shallow copy shares the original's wrappers and lock (both live
+in its ``__dict__``): copy instruments before guarding them, not after.
 """
 from __future__ import annotations
 
@@ -349,6 +350,8 @@ class _Call:
         self.__exit__(exc_type, exc, tb)
 
     def _report(self, phase: str, **outcome: Any) -> None:
+        if _QUIET.get():
+            return
         for callback, instrument, methods, starts in self.guard.observers:
             if (methods is not None and self.method not in methods) or (
                     phase == "start" and not starts):

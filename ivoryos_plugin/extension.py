@@ -106,6 +106,12 @@ class Extension:
         with hardware_guard(self.runner_lock, plugin=plugin):
             yield
 
+    def deck_busy(self) -> bool:
+        """Whether a workflow or single step holds the deck (or workflows wait in IvoryOS's queue)."""
+        from .deck import is_deck_busy
+
+        return is_deck_busy(self.runner_lock)
+
     # ---------------------------------------------------------- lifecycle
     def ensure_started(self) -> None:
         """Start every plugin once (on_start, workers): at the first request, or when the deck is known."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, List, Optional
 
-from flask import Blueprint, Flask, Response, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, Response, jsonify, redirect, render_template, request, url_for
 
 from .security import guard_request, harden_response
 
@@ -24,7 +24,7 @@ class FrameworkBlueprint(Blueprint):
         :param failures: the discovery report's failures, for the health page."""
         self._pending = (list(plugins), list(failures))
 
-    def register(self, app: Flask, options: Dict[str, Any]) -> None:
+    def register(self, app: Any, options: Dict[str, Any]) -> None:  # Any: Flask's sansio App
         """Flask's hook: register, attach the framework, protect the pending plain Blueprints.
 
         :param app: the app.
@@ -68,7 +68,7 @@ def status() -> Dict[str, Any]:
     from .extension import current_extension
 
     ext = current_extension()
-    plain = [{"name": name, "title": name.capitalize(), "version": "", "state": "running", "reason": "",
+    plain: List[Dict[str, Any]] = [{"name": name, "title": name.capitalize(), "version": "", "state": "running", "reason": "",
               "plain_blueprint": True, "url": f"{ext.url_prefix}/{name}/", "workers": {}, "streams": {},
               "log": [], "traceback": "", "settings_url": None, "actions": []} for name in ext.plain]
     return {"plugins": [rt.status() for rt in ext.runtimes.values()] + plain,

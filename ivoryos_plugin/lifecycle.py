@@ -98,6 +98,12 @@ class PluginRuntime:
             logger.setLevel(logging.INFO)
         self.recent._ivoryos_plugin = True  # type: ignore[attr-defined]
         logger.addHandler(self.recent)
+        if not logging.getLogger().handlers:  # nobody configured logging: warnings and errors to the console
+            console = logging.StreamHandler()
+            console.setLevel(logging.WARNING)
+            console.setFormatter(logging.Formatter(LOG_FORMAT))
+            console._ivoryos_plugin = True  # type: ignore[attr-defined]
+            logger.addHandler(console)
         try:
             handler = RotatingFileHandler(self.ensure_data_dir() / "plugin.log", maxBytes=1 << 20,
                                           backupCount=3, encoding="utf-8", delay=True)
@@ -113,12 +119,13 @@ class PluginRuntime:
     @property
     def settings_store(self) -> Any:
         """The plugin's :class:`~ivoryos_plugin.settings.SettingsStore` (None without a model)."""
-        if self._settings.store is None and self.plugin.settings_model is not None:
+        model = self.plugin.settings_model
+        if self._settings.store is None and model is not None:
             from .settings import SettingsStore
 
             plugin = self.plugin
             self._settings.store = SettingsStore(
-                plugin.settings_model, self.ensure_data_dir() / "settings.json",
+                model, self.ensure_data_dir() / "settings.json",
                 version=plugin.settings_version, migrations=plugin.migrations, plugin_name=plugin.name,
                 on_change=self._settings_changed)
         return self._settings.store

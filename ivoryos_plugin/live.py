@@ -184,18 +184,27 @@ class PluginNamespace(Namespace):  # type: ignore[misc]
 
         :param auth: the client's auth payload (``{"token": ...}`` for programs)."""
         name = self.runtime.plugin.name
-        if not origin_allowed():
-            raise ConnectionRefusedError(f"Plugin {name!r}: origin {request.headers.get('Origin')!r} is not allowed")
-        token = auth.get("token") if isinstance(auth, dict) else None
         try:
+            if not origin_allowed():
+                raise ConnectionRefusedError(
+                    f"Plugin {name!r}: origin {request.headers.get('Origin')!r} is not allowed; add it to "
+                    "app.config['IVORYOS_PLUGIN_ALLOWED_ORIGINS'] if it is yours.")
+            token = auth.get("token") if isinstance(auth, dict) else None
             principal = authenticate(name, token)
+        except ConnectionRefusedError:
+            raise
         except AuthError as exc:
-            raise ConnectionRefusedError(f"unauthorized: {exc}") from None
+            raise ConnectionRefusedError(f"unauthorized: Plugin {name!r}: {exc}") from None
+        except Exception as exc:  # never let an error accept the client (an app-wide on_error_default
+            # handler would swallow it and python-socketio would then complete the connection)
+            log.exception("plugin %r: refusing a Socket.IO client: the credential check failed", name)
+            raise ConnectionRefusedError(f"unauthorized: Plugin {name!r}: the credential check failed "
+                                         f"({type(exc).__name__})") from None
         if principal is None:
             raise ConnectionRefusedError(f"unauthorized: plugin {name!r} needs a logged-in session or a token")
         self.runtime.ext.ensure_started()
         for event, data in list(self.runtime.plugin._last_published.items()):
-            self.socketio.emit(event, data, namespace=self.namespace, to=request.sid)
+            self.socketio.emit(event, data, namespace=self.namespace, to=request.sid)  # type: ignore[attr-defined]
 
     def on_disconnect(self, reason: Any = None) -> None:
         """Forget the client's subscriptions.

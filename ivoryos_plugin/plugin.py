@@ -384,6 +384,10 @@ class Plugin(Blueprint):
         :raises InstrumentUnavailable: no deck, or no such instrument (503 in a request)."""
         return self.runtime.instrument(name)
 
+    def deck_busy(self) -> bool:
+        """Whether a workflow or single step holds the deck now (hardware actions would get 409)."""
+        return self.runtime.ext.deck_busy()
+
     def observe(self, instrument: str, callback: Callable[[Dict[str, Any]], Any], *,
                 methods: Optional[Iterable[str]] = None, starts: bool = False) -> Callable[[], None]:
         """Call ``callback(call)`` after each call of the instrument's methods, whoever calls.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 import json
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, cast
 from urllib.parse import urlsplit
 
 from flask import Response, current_app, jsonify, redirect, request, url_for
@@ -46,6 +46,9 @@ def authenticate(plugin: Optional[str], token: Optional[str] = None) -> Optional
     header = request.headers.get("Authorization", "")
     if header[:7].lower() == "bearer ":
         token = header[7:].strip()
+    if token is not None and not isinstance(token, str):
+        raise AuthError(401, f"the token must be a string, not {type(token).__name__}; send "
+                             "{\"token\": \"ivp_...\"} as the Socket.IO auth payload.")
     if token:
         ext = current_extension()
         if ext.host_token and hmac.compare_digest(token.encode(), ext.host_token.encode()):
@@ -87,7 +90,7 @@ def deny(status: int = 401, message: str = "login required") -> Response:
     :param status: 401 or 403.
     :param message: the reason."""
     if status == 401 and not wants_json():
-        return redirect(login_url())
+        return cast(Response, redirect(login_url()))
     response = jsonify({"error": message, "login": login_url()})
     response.status_code = status
     return response
@@ -122,14 +125,6 @@ def guard_request(plugin: str, public: bool) -> Optional[Response]:
     if principal is None and not public:
         return deny(401, f"Plugin {plugin!r}: login required (log in to IvoryOS, or send "
                          "'Authorization: Bearer <token>').")
-    runtime = ext.runtimes.get(plugin)
-    if runtime is not None and runtime.state != "running":
-        ext.ensure_started()
-    if runtime is not None and runtime.state != "running":
-        response = jsonify({"error": f"Plugin {plugin!r} is {runtime.state}: {runtime.reason}",
-                            "state": runtime.state, "reason": runtime.reason})
-        response.status_code = 503
-        return response
     if request.method not in SAFE_METHODS and principal is not None and principal.via != "token":
         reason = check_csrf()
         if reason is not None:
@@ -138,6 +133,14 @@ def guard_request(plugin: str, public: bool) -> Optional[Response]:
                                          "(ivoryos_plugin.js does) or a csrf_token form field."})
             response.status_code = 400
             return response
+    runtime = ext.runtimes.get(plugin)
+    if runtime is not None and runtime.state != "running":
+        ext.ensure_started()
+    if runtime is not None and runtime.state != "running":
+        response = jsonify({"error": f"Plugin {plugin!r} is {runtime.state}: {runtime.reason}",
+                            "state": runtime.state, "reason": runtime.reason})
+        response.status_code = 503
+        return response
     return None
 
 
@@ -145,11 +148,14 @@ def origin_allowed() -> bool:
     """Whether the request's Origin (if any) is this host or one configured as allowed."""
     origin = request.headers.get("Origin")
     if not origin:
-        return True
+        return True  # not a browser (browsers always send Origin on WebSocket and cross-site requests)
     allowed = current_app.config.get("IVORYOS_PLUGIN_ALLOWED_ORIGINS") or []
-    if origin in allowed or "*" in allowed:
+    if isinstance(allowed, str):
+        allowed = [allowed]
+    origin = origin.strip().rstrip("/").lower()
+    if "*" in allowed or origin in {str(a).strip().rstrip("/").lower() for a in allowed}:
         return True
-    return urlsplit(origin).netloc == request.host
+    return urlsplit(origin).netloc == request.host.lower()
 
 
 def head_snippet(plugin: Optional[str]) -> str:

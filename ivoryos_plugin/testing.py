@@ -19,13 +19,15 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import types
 from pathlib import Path
-from typing import Any, Dict, Iterator, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from flask_socketio.test_client import SocketIOTestClient
 
 UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
 
@@ -120,13 +122,66 @@ def anon_client(plugin_app: Flask) -> FlaskClient:
     return plugin_app.test_client()
 
 
+class LiveClient(SocketIOTestClient):  # type: ignore[misc]
+    """Flask-SocketIO's test client in the plugin's namespace, with helpers for streams and events.
+
+    :param app: the app.
+    :param socketio: its ``SocketIO``.
+    :param namespace: the plugin's namespace (``/ivoryos/<name>``).
+    :param flask_test_client: the logged-in test client whose session cookie it uses."""
+
+    def __init__(self, app: Flask, socketio: Any, namespace: str, flask_test_client: FlaskClient) -> None:
+        super().__init__(app, socketio, namespace=namespace, flask_test_client=flask_test_client)
+        self.namespace = namespace
+        self.seen: List[Dict[str, Any]] = []
+
+    def call(self, event: str, data: Any = None) -> Any:
+        """Emit ``event`` with ``data`` in the plugin's namespace and return the handler's ack.
+
+        :param event: the event (a ``@plugin.on`` handler's).
+        :param data: the payload."""
+        return self.emit(event, data, namespace=self.namespace, callback=True)
+
+    def subscribe(self, stream: str) -> Dict[str, Any]:
+        """Subscribe to a ``@plugin.stream``; returns the ack (``{"ok": True, "hz": ...}``).
+
+        :param stream: the stream's name."""
+        return dict(self.call("subscribe", {"stream": stream}) or {})
+
+    def received(self, event: Optional[str] = None) -> List[Any]:
+        """Every payload received so far (of ``event``, or all as ``{"name", "args"}``), in order.
+
+        :param event: an event name, or None for everything."""
+        self.seen.extend(self.get_received(self.namespace))
+        if event is None:
+            return [{"name": e["name"], "args": e["args"]} for e in self.seen]
+        return [e["args"][0] if len(e["args"]) == 1 else e["args"] for e in self.seen if e["name"] == event]
+
+    def wait_for(self, event: str, count: int = 1, timeout: float = 5.0) -> List[Any]:
+        """Wait until ``count`` payloads of ``event`` arrived and return them all (fails after ``timeout``).
+
+        :param event: the event (a stream's name, or a ``publish``-ed event).
+        :param count: how many to wait for.
+        :param timeout: seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            got = self.received(event)
+            if len(got) >= count:
+                return got
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{event!r}: received {len(got)} of {count} within {timeout} s; "
+                                     f"got {[e['name'] for e in self.seen]}")
+            time.sleep(0.02)
+
+
 @pytest.fixture
-def live(plugin_app: Flask, client: CsrfClient, plugin: Any) -> Iterator[Any]:
-    """A Socket.IO test client connected to the plugin's namespace as the logged-in user."""
+def live(plugin_app: Flask, client: CsrfClient, plugin: Any) -> Iterator[LiveClient]:
+    """A Socket.IO test client connected to the plugin's namespace as the logged-in user.
+
+    ``live.subscribe("weight")``, ``live.wait_for("weight", count=3)``, ``live.call("ping", data)``."""
     socketio = plugin_app.extensions["socketio"]
     namespace = f"{plugin_app.config['URL_PREFIX']}/{plugin.name}"
-    sio = socketio.test_client(plugin_app, namespace=namespace, flask_test_client=client)
-    sio.namespace = namespace
+    sio = LiveClient(plugin_app, socketio, namespace, client)
     try:
         yield sio
     finally:
@@ -168,15 +223,21 @@ def _ivoryos_process_app(root: Path) -> Any:
 
 
 @pytest.fixture
-def ivoryos_app(plugin: Any, deck: types.ModuleType, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
+def ivoryos_app(plugin: Any, deck: types.ModuleType, tmp_path: Path,
+                tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
     """The plugin inside a real in-process IvoryOS (one per test process, data in a temp folder).
 
-    IvoryOS keeps one app and one deck per process: the deck's instruments are replaced by the
-    ``deck`` fixture's for each test, and a plugin is registered the first time it is asked for."""
+    IvoryOS keeps one app per process: the plugin is registered the first time it is asked for,
+    then each test gets a fresh start of it (``on_start`` again, workers stopped after the test),
+    its own plugin data folder, and sees the ``deck`` fixture as the deck (IvoryOS's own pages see
+    the instruments the deck had when the test started)."""
     from ivoryos.server import load_plugins
     from ivoryos.socket_handlers import socketio
 
+    from .discovery import protect_plain
+    from .extension import _ivoryos_deck, attach
     from .health import framework_blueprint
+    from .plugin import Plugin
 
     app = _ivoryos_process_app(tmp_path_factory.getbasetemp() / "ivoryos_in_process")
     shared = _IVORYOS["deck"]
@@ -185,12 +246,32 @@ def ivoryos_app(plugin: Any, deck: types.ModuleType, tmp_path_factory: pytest.Te
     for key, value in vars(deck).items():
         if not key.startswith("__"):
             setattr(shared, key, value)
-    wanted = [bp for bp in (framework_blueprint, plugin) if bp.name not in app.blueprints]
-    if wanted:
+    registered = app.blueprints.get(plugin.name)
+    if registered is not None and registered is not plugin:
+        raise pytest.UsageError(
+            f"ivoryos_app: another plugin object named {plugin.name!r} is already registered in this test "
+            "process's IvoryOS (IvoryOS cannot unregister a blueprint); give test plugins distinct names.")
+    if registered is None:
         app._got_first_request = False  # IvoryOS's app is process-wide; allow late plugins in tests
+    ext = attach(app)
+    ext.deck_getter = lambda: deck
+    ext.data_root = tmp_path / "plugins"
+    if registered is None:
+        if not isinstance(plugin, Plugin):
+            protect_plain(app, plugin)
+        wanted = [bp for bp in (framework_blueprint, plugin) if bp.name not in app.blueprints]
         _IVORYOS["plugins"].extend(load_plugins(wanted, app, socketio))
-    app.extensions["ivoryos_plugin"].ensure_started()
-    yield app
+    runtime = ext.runtimes.get(plugin.name)
+    if registered is not None and runtime is not None and runtime._started:
+        ext.add_plugin(plugin, runtime.namespace)  # a fresh runtime: started at once, as ext is started
+        runtime = ext.runtimes[plugin.name]
+    ext.ensure_started()
+    try:
+        yield app
+    finally:
+        if runtime is not None:
+            runtime.stop()
+        ext.deck_getter = _ivoryos_deck
 
 
 @pytest.fixture

@@ -1,84 +1,15 @@
-"""Shared fixtures: free ports, server subprocesses (IvoryOS and the dev host), leak checks."""
+"""Shared fixtures: server subprocesses, a real redis-server, leak checks. Helpers are in support.py."""
 from __future__ import annotations
 
-import os
-import signal
-import socket
 import subprocess
-import sys
-import textwrap
 import threading
 import time
 from pathlib import Path
 from typing import Callable, Iterator, List, Optional
 
 import pytest
-import requests
 
-ROOT = Path(__file__).resolve().parents[1]
-PY = sys.executable
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_port(port: int, proc: Optional[subprocess.Popen] = None, timeout: float = 60.0) -> None:
-    """Wait until something listens on 127.0.0.1:port (fail early if ``proc`` died)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise TimeoutError(f"nothing listens on port {port} after {timeout} s")
-
-
-class Server:
-    """A server subprocess we started (stopped by its PID only)."""
-
-    def __init__(self, proc: subprocess.Popen, port: int, log: Path, cwd: Path) -> None:
-        self.proc, self.port, self.log, self.cwd = proc, port, log, cwd
-        self.base = f"http://127.0.0.1:{port}"
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        return int(self.proc.returncode)
-
-
-def launch(code: str, directory: Path, name: str = "server.py", env: Optional[dict] = None,
-           timeout: float = 90.0) -> Server:
-    """Start a Python script as a server subprocess in ``directory``, listening on $PORT."""
-    port = free_port()
-    script = directory / name
-    script.write_text(textwrap.dedent(code))
-    log = directory / f"{name}.log"
-    full_env = {**os.environ, "PORT": str(port), "PYTHONUNBUFFERED": "1", **(env or {})}
-    full_env.pop("IVORYOS_ACTIVE", None)
-    with open(log, "wb") as handle:
-        proc = subprocess.Popen([PY, str(script)], cwd=directory, env=full_env, stdout=handle,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    server = Server(proc, port, log, directory)
-    try:
-        wait_for_port(port, proc, timeout)
-    except Exception as exc:
-        server.stop()
-        raise AssertionError(f"{exc}\n--- server output ---\n{server.output()}") from exc
-    return server
+from support import PY, ROOT, Server, free_port, ivoryos_login, launch, wait_for_port  # noqa: F401  (re-exported)
 
 
 @pytest.fixture
@@ -96,16 +27,6 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     yield start
     for server in started:
         server.stop()
-
-
-def ivoryos_login(base: str) -> requests.Session:
-    """A requests session logged in to IvoryOS as admin/admin, with its CSRF header set."""
-    session = requests.Session()
-    reply = session.post(f"{base}/ivoryos/auth/login", data={"username": "admin", "password": "admin"})
-    assert reply.status_code == 200 and reply.url.rstrip("/").endswith("/ivoryos"), reply.url
-    token = session.get(f"{base}/ivoryos/plugins/csrf.json").json()["csrf_token"]
-    session.headers["X-CSRFToken"] = token
-    return session
 
 
 @pytest.fixture(autouse=True)

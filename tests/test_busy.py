@@ -9,7 +9,7 @@ from typing import Any, Dict, Iterator
 import pytest
 import requests
 
-from conftest import launch
+from support import launch
 from test_live import PLUGINS, Probe
 
 WORKFLOW = "def workflow():\n    deck.sensor.slow(seconds={seconds})\n    deck.sensor.bump(by=2)\n"

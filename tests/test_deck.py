@@ -84,6 +84,10 @@ class Balance(Recorder):
         await asyncio.to_thread(self.tare)
         return "tared"
 
+    async def hold(self, gate: asyncio.Event) -> None:
+        """Stay inside the instrument until ``gate`` is set."""
+        await gate.wait()
+
     @staticmethod
     def units() -> List[str]:
         """Supported units."""
@@ -262,7 +266,8 @@ def test_instrument_unavailable_message(deck: Any, plugin: Any, loaded: List[str
 # ---------------------------------------------------------------- wrapping
 
 
-METHODS = ["weigh", "tare", "calibrate", "fail", "read_async", "tare_async", "units", "model"]
+METHODS = ["weigh", "tare", "calibrate", "fail", "read_async", "tare_async", "hold", "units",
+           "model"]
 
 
 @pytest.mark.parametrize("method", METHODS, ids=METHODS)
@@ -370,7 +375,11 @@ def test_holding_the_instrument_lock_blocks_other_callers(how: str) -> None:
     obj = Balance()
     lock = instrument_lock(obj)
     finished = threading.Event()
-    caller = threading.Thread(target=lambda: (obj.tare(), finished.set()), daemon=True)
+
+    def call() -> None:
+        obj.tare()
+        finished.set()
+    caller = threading.Thread(target=call, daemon=True)
 
     def hold() -> None:
         caller.start()
@@ -417,8 +426,16 @@ def test_async_calls_serialise_and_keep_the_loop_running() -> None:
         assert results[:8] == [{"channel": i} for i in range(8)]
         assert results[-1] == "tared"
         return ticks
-    assert run_async(main) > 20, "waiting for the lock must not block the event loop"
+    assert run_async(main) > 10, "waiting for the lock must not block the event loop"
     assert obj.max_inside == 1 and not lock.locked()
+
+
+async def enter_and_wait(obj: Balance, gate: asyncio.Event) -> "asyncio.Task[None]":
+    """Start ``obj.hold(gate)`` and return once it holds the instrument's lock."""
+    holder = asyncio.ensure_future(obj.hold(gate))
+    while not instrument_lock(obj).locked():
+        await asyncio.sleep(0)
+    return holder
 
 
 def test_sync_call_that_would_deadlock_the_loop_raises() -> None:
@@ -426,10 +443,11 @@ def test_sync_call_that_would_deadlock_the_loop_raises() -> None:
     guard_instrument(obj)
 
     async def main() -> None:
-        holder = asyncio.create_task(obj.read_async())
-        await asyncio.sleep(0.002)  # holder is inside, awaiting
+        gate = asyncio.Event()
+        holder = await enter_and_wait(obj, gate)
         with pytest.raises(RuntimeError, match="deadlock"):
             obj.tare()
+        gate.set()
         await holder
         obj.tare()  # free again
     run_async(main)
@@ -440,14 +458,17 @@ def test_cancelled_waiter_does_not_leak_the_lock() -> None:
     lock = guard_instrument(obj)
 
     async def main() -> None:
-        holder = asyncio.create_task(obj.read_async())
-        await asyncio.sleep(0.002)
-        waiter = asyncio.create_task(obj.read_async(1))
-        await asyncio.sleep(0.002)
+        gate = asyncio.Event()
+        holder = await enter_and_wait(obj, gate)
+        waiter = asyncio.ensure_future(obj.read_async(1))
+        while not lock._waiters:
+            await asyncio.sleep(0)
         waiter.cancel()
+        gate.set()
         await holder
         with pytest.raises(asyncio.CancelledError):
             await waiter
+        assert not lock._waiters
     run_async(main)
     assert not lock.locked() and lock.acquire(blocking=False)
     lock.release()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import ROOT, ivoryos_login
+from support import ROOT, ivoryos_login
 from test_docs import readme_deck
 
 TUTORIAL_DECK = readme_deck()  # the README's own deck script, run as written

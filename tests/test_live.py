@@ -9,7 +9,7 @@ import pytest
 import requests
 import socketio
 
-from conftest import ROOT, ivoryos_login, launch
+from support import ROOT, ivoryos_login, launch
 
 PLUGINS = ROOT / "tests" / "plugins"
 NS = "/ivoryos/probe"

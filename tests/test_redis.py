@@ -8,7 +8,7 @@ from typing import Iterator, List
 
 import pytest
 
-from conftest import launch
+from support import launch
 from test_live import NS, PLUGINS, TOKEN, Probe, close_all
 
 

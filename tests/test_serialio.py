@@ -236,8 +236,10 @@ def test_close_leaves_no_threads(scenario: str, echo: EchoSimulator) -> None:
     assert dev.query("ECHO 1") == "1"
     if scenario == "after-reconnect":
         echo.drop()
+        assert _wait_for(lambda: not dev.connected)
         echo.restore()
-        assert _wait_for(lambda: dev.connected and dev.query("ECHO 2") == "2")
+        assert _wait_for(lambda: dev.connected)
+        assert dev.query("ECHO 2") == "2"
     elif scenario == "while-reconnecting":
         dev.backoff_max = 10.0
         echo.drop()
@@ -252,6 +254,6 @@ def test_close_leaves_no_threads(scenario: str, echo: EchoSimulator) -> None:
         asker.join(2.0)
     started = time.monotonic()
     dev.close()
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 1.0  # no waiting out a backoff or a query timeout
     assert client_threads() == before
     assert not dev.connected

@@ -211,6 +211,7 @@ def test_hotplate_driver() -> None:
 def test_driver_reconnects_after_the_instrument_restarts(balance_sim: BalanceSimulator) -> None:
     with Balance(balance_sim.port) as balance:
         balance_sim.drop()
+        assert _wait_for(lambda: not balance._dev.connected)
         balance_sim.restore()
         assert _wait_for(lambda: balance._dev.connected)
         assert balance.identify() == "SIM-BALANCE"

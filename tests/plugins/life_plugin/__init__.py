@@ -122,24 +122,35 @@ def make_life(name: str = "life", *, tick_every: float = 0.05, stubborn: bool = 
 
 
 def make_crashy(name: str = "crashy", *, backoff: float = 0.1, max_backoff: float = 10.0,
-                max_crashes: int = 4, window: float = 60.0) -> Plugin:
-    """A plugin whose periodic worker ``flaky`` always raises; ``plugin.calls`` holds call times.
+                max_crashes: int = 4, window: float = 60.0, loop: bool = False) -> Plugin:
+    """A plugin whose worker ``flaky`` always raises; ``plugin.calls`` holds its call times.
 
     :param name: the plugin's name.
     :param backoff: the first restart delay.
     :param max_backoff: the longest restart delay.
     :param max_crashes: crashes in ``window`` that suspend the worker.
-    :param window: the crash-counting window."""
+    :param window: the crash-counting window.
+    :param loop: a loop worker given ``stop`` (else periodic, every 0.05 s)."""
     plugin = Plugin(name, __name__, title="Crashy", version="0.0.1")
     calls: List[float] = []
     plugin.calls = calls  # type: ignore[attr-defined]
     _main_page(plugin)
+    options: Dict[str, Any] = {"backoff": backoff, "max_backoff": max_backoff, "max_crashes": max_crashes,
+                               "window": window}
 
-    @plugin.worker(every=0.05, backoff=backoff, max_backoff=max_backoff, max_crashes=max_crashes,
-                   window=window)
-    def flaky() -> None:
+    def fail() -> None:
         calls.append(time.monotonic())
         raise RuntimeError(f"sensor unplugged (call {len(calls)})")
+
+    if loop:
+        @plugin.worker(**options)
+        def flaky(stop: Stop) -> None:
+            while stop.sleep(0.01):
+                fail()
+    else:
+        @plugin.worker(every=0.05, **options)
+        def flaky() -> None:  # noqa: F811 - one of the two is declared
+            fail()
 
     return plugin
 

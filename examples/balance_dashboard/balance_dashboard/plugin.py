@@ -1,0 +1,67 @@
+"""Balance dashboard: a live weight chart, a stability indicator, tare and unit controls.
+
+The chart shows the balance's readings in the unit chosen in the settings (a display choice: it
+never touches the balance). The *Balance unit* control changes the unit of the balance itself,
+which is what workflows get from ``balance.weigh()``; like *Tare*, it drives the hardware, so it is
+refused (409) while an IvoryOS workflow holds the deck.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Dict, Literal
+
+from pydantic import BaseModel, Field
+
+from ivoryos_plugin import Plugin
+
+Unit = Literal["g", "mg", "kg"]
+GRAMS_PER: Dict[str, float] = {"g": 1.0, "mg": 0.001, "kg": 1000.0}
+
+
+class Settings(BaseModel):
+    """What the dashboard reads, how often, and in which unit it draws."""
+
+    instrument: str = Field("balance", min_length=1, max_length=64, pattern=r"^[a-z_][A-Za-z0-9_]*$",
+                            description="The balance's name on the deck (a deck-script global).")
+    rate_hz: float = Field(5.0, gt=0, le=20, description="Readings per second while someone watches (at most 20).")
+    unit: Unit = Field("g", description="The unit the chart shows.")
+
+
+plugin = Plugin("balance", __name__, title="Balance", version="1.0.0", settings=Settings,
+                description="Live weight chart of the deck's balance, with tare and unit controls.")
+
+
+def _balance() -> Any:
+    """The deck's balance named in the settings (503 with the loaded names when it is missing)."""
+    return plugin.instrument(plugin.settings.instrument)
+
+
+@plugin.route("/")
+def main() -> str:
+    """The dashboard page."""
+    return plugin.render("balance.html", settings=plugin.settings, units=list(GRAMS_PER))
+
+
+@plugin.stream("weight", hz=lambda: plugin.settings.rate_hz)
+def weight() -> Dict[str, Any]:
+    """One reading for every viewer: the weight in the chart's unit, and whether it is stable."""
+    reading = _balance().read()
+    unit = plugin.settings.unit
+    return {"t": time.time(), "value": reading["grams"] / GRAMS_PER[unit], "unit": unit,
+            "grams": reading["grams"], "stable": reading["stable"], "balance_unit": reading["unit"]}
+
+
+@plugin.action
+def tare() -> Dict[str, Any]:
+    """Zero the balance with what is on the pan now (refused while a workflow runs)."""
+    balance = _balance()
+    balance.tare()
+    return {"ok": True, "reading": balance.read()}
+
+
+@plugin.action
+def set_unit(unit: Unit) -> Dict[str, Any]:
+    """Set the balance's own weighing unit (refused while a workflow runs)."""
+    balance = _balance()
+    balance.set_unit(unit)
+    return {"ok": True, "unit": balance.unit}

@@ -1,0 +1,77 @@
+/* Balance dashboard page: live chart (uPlot), stability badge, tare and unit actions. */
+(function () {
+  "use strict";
+  const MAX_POINTS = 600;
+  const DECIMALS = {g: 4, mg: 1, kg: 7};
+  const BUSY = "The balance is busy: an IvoryOS workflow is using the deck. Try again when it finishes.";
+  const $ = (id) => document.getElementById(id);
+  const live = IvoryPlugin.connect();
+  const xs = [];
+  const ys = [];
+  let unit = $("bd-root").getAttribute("data-unit");
+  let chart = null;
+
+  function makeChart() {
+    const el = $("bd-chart");
+    el.textContent = "";
+    if (typeof uPlot !== "function") {
+      el.textContent = "The chart library (uPlot) did not load: run the framework's install step (npm ci).";
+      return;
+    }
+    chart = new uPlot({
+      width: Math.max(320, el.clientWidth || 640),
+      height: 300,
+      scales: {x: {time: true}},
+      series: [{}, {label: "weight (" + unit + ")", stroke: "#1f77b4", width: 2}],
+      axes: [{}, {label: unit, size: 70}],
+    }, [xs, ys], el);
+  }
+
+  function message(text, kind) {
+    const el = $("bd-message");
+    el.textContent = text;
+    el.setAttribute("data-kind", kind || "");
+  }
+
+  live.subscribe("weight", (r) => {
+    if (r.unit !== unit) {  // the chart's unit changed in the settings: start a fresh chart
+      unit = r.unit;
+      xs.length = 0;
+      ys.length = 0;
+      if (chart) { chart.destroy(); chart = null; }
+      makeChart();
+    }
+    xs.push(r.t);
+    ys.push(r.value);
+    if (xs.length > MAX_POINTS) { xs.splice(0, xs.length - MAX_POINTS); ys.splice(0, ys.length - MAX_POINTS); }
+    if (chart) chart.setData([xs, ys]);
+    $("bd-value").textContent = r.value.toFixed(DECIMALS[r.unit] === undefined ? 4 : DECIMALS[r.unit]);
+    $("bd-unit").textContent = r.unit;
+    const badge = $("bd-stable");
+    badge.setAttribute("data-stable", r.stable ? "true" : "false");
+    badge.textContent = r.stable ? "stable" : "settling";
+    $("bd-balance-unit-now").textContent = r.balance_unit;
+  }, {onError: (e) => message("Reading failed: " + e.error, "error")});
+
+  async function act(name, args, done) {
+    const buttons = [$("bd-tare"), $("bd-set-unit")];
+    buttons.forEach((b) => { b.disabled = true; });
+    message("", "");
+    try {
+      const reply = await live.action(name, args);
+      message(done(reply), "ok");
+    } catch (err) {
+      message(err.busy ? BUSY : err.message, err.busy ? "busy" : "error");
+    } finally {
+      buttons.forEach((b) => { b.disabled = false; });
+    }
+  }
+
+  $("bd-tare").addEventListener("click", () => act("tare", {}, () => "Tared."));
+  $("bd-set-unit").addEventListener("click", () =>
+    act("set_unit", {unit: $("bd-balance-unit").value}, (reply) => "The balance now reads in " + reply.unit + "."));
+  window.addEventListener("resize", () => {
+    if (chart) chart.setSize({width: Math.max(320, $("bd-chart").clientWidth), height: 300});
+  });
+  makeChart();
+})();

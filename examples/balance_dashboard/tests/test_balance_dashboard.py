@@ -1,0 +1,215 @@
+"""The balance dashboard on a simulated balance (a real pty), through the ivoryos_plugin pytest kit."""
+from __future__ import annotations
+
+import re
+import threading
+import time
+import types
+from typing import Any, Dict, Iterator, List
+
+import pytest
+
+from balance_dashboard.plugin import plugin as balance_plugin
+
+PAGE = "/ivoryos/balance/"
+ACTIONS = "/ivoryos/balance/actions"
+
+
+@pytest.fixture
+def plugin() -> Any:
+    """The plugin under test (the kit's fixtures build the host around it)."""
+    return balance_plugin
+
+
+@pytest.fixture
+def deck(sim_deck: types.ModuleType) -> types.ModuleType:
+    """The kit's simulated deck (balance, pump, hotplate on real ptys) as the host's deck."""
+    return sim_deck
+
+
+@pytest.fixture
+def fast(client: Any) -> Any:
+    """The logged-in client, with the stream at 20 Hz so tests wait less."""
+    assert client.patch("/ivoryos/balance/settings.json", json={"rate_hz": 20}).status_code == 200
+    return client
+
+
+def load(deck: types.ModuleType, grams: float) -> None:
+    """Put ``grams`` on the simulated pan and wait until the reading has settled."""
+    simulator = deck.simulators["balance"]
+    simulator.load(grams)
+    time.sleep(simulator.settle_time + 0.05)
+
+
+def readings_after(live: Any, since: float, count: int = 3, timeout: float = 5.0) -> List[Dict[str, Any]]:
+    """The first ``count`` stream readings taken after ``since`` (a ``time.time()``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        fresh = [r for r in live.received("weight") if r["t"] > since]
+        if len(fresh) >= count:
+            return fresh
+        time.sleep(0.02)
+    raise AssertionError(f"fewer than {count} readings after {since} within {timeout} s")
+
+
+def test_page_is_served_with_the_local_chart_library(client: Any) -> None:
+    page = client.get(PAGE)
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert 'id="bd-chart"' in html and 'id="bd-stable"' in html and 'id="bd-tare"' in html
+    scripts = re.findall(r'<script src="([^"]+)"', html)
+    assert "/ivoryos/plugins/static/vendor/uPlot.iife.min.js" in scripts
+    assert not [s for s in scripts if s.startswith(("http:", "https:", "//"))], "a script comes from a CDN"
+    for asset in ("/ivoryos/plugins/static/vendor/uPlot.iife.min.js", "/ivoryos/balance/static/balance.js",
+                  "/ivoryos/balance/static/balance.css"):
+        assert client.get(asset).status_code == 200, asset
+
+
+def test_anonymous_visitors_get_no_page_and_no_actions(anon_client: Any) -> None:
+    assert anon_client.get(PAGE, headers={"Accept": "application/json"}).status_code == 401
+    assert anon_client.post(f"{ACTIONS}/tare", json={}).status_code == 401
+
+
+def test_stream_delivers_the_weight_on_the_pan(fast: Any, live: Any, deck: types.ModuleType) -> None:
+    load(deck, 12.5)
+    since = time.time()
+    ack = live.subscribe("weight")
+    assert ack["ok"] is True and ack["hz"] == 20
+    readings = readings_after(live, since, count=3)
+    for reading in readings:
+        assert reading["unit"] == "g" and reading["balance_unit"] == "g"
+        assert reading["value"] == pytest.approx(12.5, abs=0.01)
+        assert reading["stable"] is True
+
+
+def test_tare_drives_the_reading_to_zero(fast: Any, live: Any, deck: types.ModuleType) -> None:
+    load(deck, 20.0)
+    live.subscribe("weight")
+    assert readings_after(live, time.time(), count=1)[-1]["value"] == pytest.approx(20.0, abs=0.01)
+    reply = fast.post(f"{ACTIONS}/tare", json={})
+    assert reply.status_code == 200, reply.get_data(as_text=True)
+    assert reply.get_json()["reading"]["grams"] == pytest.approx(0.0, abs=0.01)
+    since = time.time()
+    for reading in readings_after(live, since, count=3):
+        assert reading["value"] == pytest.approx(0.0, abs=0.01)
+
+
+def test_balance_unit_changes_on_the_instrument(fast: Any, live: Any, deck: types.ModuleType) -> None:
+    load(deck, 2.0)
+    reply = fast.post(f"{ACTIONS}/set_unit", json={"unit": "mg"})
+    assert reply.status_code == 200 and reply.get_json() == {"ok": True, "unit": "mg"}
+    assert deck.balance.unit == "mg"
+    assert deck.balance.weigh() == pytest.approx(2000.0, abs=10)
+    live.subscribe("weight")
+    latest = readings_after(live, time.time(), count=1)[-1]
+    assert latest["balance_unit"] == "mg"
+    assert latest["unit"] == "g" and latest["value"] == pytest.approx(2.0, abs=0.01), "the chart unit is a setting"
+    bad = fast.post(f"{ACTIONS}/set_unit", json={"unit": "lb"})
+    assert bad.status_code == 400 and "unit" in bad.get_json()["errors"]
+    assert deck.balance.unit == "mg", "a refused unit reached the balance"
+
+
+def test_chart_unit_setting_converts_the_stream(fast: Any, live: Any, deck: types.ModuleType) -> None:
+    load(deck, 3.0)
+    assert fast.patch("/ivoryos/balance/settings.json", json={"unit": "kg"}).status_code == 200
+    live.subscribe("weight")
+    latest = readings_after(live, time.time(), count=1)[-1]
+    assert latest["unit"] == "kg" and latest["value"] == pytest.approx(0.003, abs=1e-5)
+    assert latest["balance_unit"] == "g"
+
+
+@pytest.mark.parametrize("values, field", [
+    ({"rate_hz": 0}, "rate_hz"),
+    ({"rate_hz": 21}, "rate_hz"),
+    ({"rate_hz": "fast"}, "rate_hz"),
+    ({"unit": "lb"}, "unit"),
+    ({"instrument": ""}, "instrument"),
+    ({"instrument": "not a name"}, "instrument"),
+], ids=["rate-zero", "rate-too-high", "rate-not-a-number", "unknown-unit", "empty-instrument", "bad-instrument"])
+def test_invalid_settings_are_refused_and_nothing_changes(client: Any, values: Dict[str, Any], field: str) -> None:
+    before = client.get("/ivoryos/balance/settings.json").get_json()["values"]
+    reply = client.patch("/ivoryos/balance/settings.json", json=values)
+    assert reply.status_code == 400
+    assert field in reply.get_json()["errors"]
+    assert client.get("/ivoryos/balance/settings.json").get_json()["values"] == before
+
+
+def test_valid_settings_are_saved_and_used(client: Any, live: Any) -> None:
+    reply = client.patch("/ivoryos/balance/settings.json", json={"rate_hz": 12.5, "unit": "mg"})
+    assert reply.status_code == 200
+    assert reply.get_json()["values"] == {"instrument": "balance", "rate_hz": 12.5, "unit": "mg"}
+    assert live.subscribe("weight")["hz"] == 12.5
+    assert 'value="mg" selected' in client.get("/ivoryos/balance/settings").get_data(as_text=True)
+
+
+def test_missing_instrument_is_a_clear_503(client: Any) -> None:
+    assert client.patch("/ivoryos/balance/settings.json", json={"instrument": "scale"}).status_code == 200
+    reply = client.post(f"{ACTIONS}/tare", json={})
+    assert reply.status_code == 503
+    assert reply.get_json()["instrument"] == "scale" and "balance" in reply.get_json()["loaded"]
+
+
+@pytest.fixture
+def deck_held(plugin_app: Any) -> Iterator[None]:
+    """The standalone host's runner lock held, as IvoryOS's runner holds its own during a workflow."""
+    lock = plugin_app.extensions["ivoryos_plugin"].runner_lock
+    assert lock.acquire(timeout=5)
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def test_actions_are_refused_with_409_while_the_deck_is_busy(client: Any, deck: types.ModuleType,
+                                                              plugin_app: Any) -> None:
+    load(deck, 5.0)
+    deck.balance.tare()
+    load(deck, 7.0)
+    lock = plugin_app.extensions["ivoryos_plugin"].runner_lock
+    assert lock.acquire(timeout=5)
+    try:
+        for action, args in (("tare", {}), ("set_unit", {"unit": "kg"})):
+            reply = client.post(f"{ACTIONS}/{action}", json=args)
+            assert reply.status_code == 409, action
+            assert reply.get_json()["busy"] is True and "balance" in reply.get_json()["error"]
+    finally:
+        lock.release()
+    assert deck.balance.read()["grams"] == pytest.approx(2.0, abs=0.01), "a refused tare reached the balance"
+    assert deck.balance.unit == "g", "a refused unit change reached the balance"
+    assert client.post(f"{ACTIONS}/tare", json={}).status_code == 200
+
+
+def test_the_page_shows_a_message_for_409(client: Any) -> None:
+    script = client.get("/ivoryos/balance/static/balance.js").get_data(as_text=True)
+    assert "err.busy" in script and "busy: an IvoryOS workflow is using the deck" in script
+
+
+def test_the_stream_keeps_reading_while_a_workflow_holds_the_deck(fast: Any, live: Any, deck_held: None,
+                                                                  deck: types.ModuleType) -> None:
+    load(deck, 1.5)
+    live.subscribe("weight")
+    assert readings_after(live, time.time(), count=2)[-1]["value"] == pytest.approx(1.5, abs=0.01)
+
+
+def test_workflow_calls_and_dashboard_reads_do_not_interleave(fast: Any, live: Any,
+                                                              deck: types.ModuleType) -> None:
+    load(deck, 4.0)
+    live.subscribe("weight")
+    readings_after(live, time.time(), count=1)
+    simulator = deck.simulators["balance"]
+    errors: List[BaseException] = []
+
+    def workflow() -> None:  # what a workflow does from IvoryOS's thread while the page watches
+        try:
+            for _ in range(40):
+                deck.balance.weigh()
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=workflow) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    assert not errors
+    assert simulator.garbled == 0 and simulator.overlapped == 0

@@ -1,0 +1,4 @@
+"""The run_monitor example plugin."""
+from .plugin import plugin
+
+__all__ = ["plugin"]
