@@ -10,6 +10,7 @@ Example::
     def main():
         return plugin.render("hello.html")
 """
+from .actions import ActionError
 from .deck import DeckBusy, InstrumentUnavailable
 from .discovery import Discovery, discover
 from .host import create_app
@@ -24,6 +25,7 @@ from .workers import Stop
 __version__ = "0.1.0"
 
 __all__ = [
+    "ActionError",
     "DeckBusy",
     "Discovery",
     "InstrumentUnavailable",

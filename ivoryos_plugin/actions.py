@@ -13,6 +13,23 @@ from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 from .names import PluginError
 
 
+class ActionError(Exception):
+    """Raise in an action to answer with a JSON error and a status of your choice.
+
+    :param message: a sentence for the person who clicked (shown by ``live.action``'s rejection).
+    :param status: the HTTP status (400 bad input, 404 unknown thing, 409 conflict...).
+
+    Example::
+
+        if owner:
+            raise ActionError(f"{url} belongs to instrument {owner!r}", status=409)
+    """
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = int(status)
+
+
 @dataclass
 class ActionSpec:
     """One declared action.

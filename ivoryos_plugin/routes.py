@@ -84,6 +84,8 @@ def action_view(plugin: "Plugin", name: str) -> Response:
             result = _actions.call(spec.func, kwargs)
     except DeckBusy as exc:
         return _actions.error_response(409, str(exc), busy=True)
+    except _actions.ActionError as exc:
+        return _actions.error_response(exc.status, str(exc), action=name)
     except InstrumentUnavailable as exc:
         return _actions.error_response(503, str(exc), instrument=exc.name, loaded=list(exc.loaded))
     except Exception as exc:

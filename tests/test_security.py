@@ -242,7 +242,8 @@ def wanted(call: Call, credential: str) -> Optional[int]:
     if credential in ("token-revoked", "token-unknown"):
         return 401
     if credential.startswith("anonymous") and not call.public:
-        return 302 if credential == "anonymous-browser" and not call.unsafe else 401
+        page = credential == "anonymous-browser" and not call.unsafe and not call.path.endswith(".json")
+        return 302 if page else 401  # a browser is sent to the login page, a program gets 401
     if credential in ("session-without-csrf", "session-wrong-csrf") and call.unsafe:
         return 400
     return call.expect

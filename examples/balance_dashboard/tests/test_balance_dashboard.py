@@ -62,7 +62,8 @@ def test_page_is_served_with_the_local_chart_library(client: Any) -> None:
     assert not [s for s in scripts if s.startswith(("http:", "https:", "//"))], "a script comes from a CDN"
     for asset in ("/ivoryos/plugins/static/vendor/uPlot.iife.min.js", "/ivoryos/balance/static/balance.js",
                   "/ivoryos/balance/static/balance.css"):
-        assert client.get(asset).status_code == 200, asset
+        with client.get(asset) as reply:  # a file response: close it
+            assert reply.status_code == 200, asset
 
 
 def test_anonymous_visitors_get_no_page_and_no_actions(anon_client: Any) -> None:
@@ -180,7 +181,8 @@ def test_actions_are_refused_with_409_while_the_deck_is_busy(client: Any, deck: 
 
 
 def test_the_page_shows_a_message_for_409(client: Any) -> None:
-    script = client.get("/ivoryos/balance/static/balance.js").get_data(as_text=True)
+    with client.get("/ivoryos/balance/static/balance.js") as reply:
+        script = reply.get_data(as_text=True)
     assert "err.busy" in script and "busy: an IvoryOS workflow is using the deck" in script
 
 
@@ -213,3 +215,19 @@ def test_workflow_calls_and_dashboard_reads_do_not_interleave(fast: Any, live: A
         thread.join(20)
     assert not errors
     assert simulator.garbled == 0 and simulator.overlapped == 0
+
+
+def test_inside_ivoryos_the_page_extends_its_base_and_busy_is_409(ivoryos_client: Any,
+                                                                  deck: types.ModuleType) -> None:
+    from ivoryos.runtime.state import global_state
+
+    page = ivoryos_client.get(PAGE)
+    assert page.status_code == 200
+    assert "navbar" in page.get_data(as_text=True), "the page does not extend IvoryOS's base.html"
+    assert global_state.runner_lock.acquire(timeout=5)  # what IvoryOS's runner holds during a workflow
+    try:
+        busy = ivoryos_client.post(f"{ACTIONS}/tare", json={})
+    finally:
+        global_state.runner_lock.release()
+    assert busy.status_code == 409 and busy.get_json()["busy"] is True
+    assert ivoryos_client.post(f"{ACTIONS}/tare", json={}).status_code == 200
