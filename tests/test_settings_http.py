@@ -141,6 +141,7 @@ class FormParser(HTMLParser):
         self._select: Optional[str] = None
         self._option: Optional[Dict[str, Any]] = None
         self._text: Optional[Tuple[Dict[str, str], str]] = None
+        self._field: Optional[str] = None
 
     def handle_starttag(self, tag: str, attrs: List[Tuple[str, Optional[str]]]) -> None:
         a = dict(attrs)
@@ -180,7 +181,6 @@ class FormParser(HTMLParser):
 
 def parse_form(page: str) -> FormParser:
     parser = FormParser()
-    parser._field = None  # type: ignore[attr-defined]
     parser.feed(page)
     return parser
 

@@ -25,7 +25,7 @@ def colour(value: Optional[float]) -> str:
     for (lo, c0), (hi, c1) in zip(STOPS, STOPS[1:]):
         if v <= hi:
             f = (v - lo) / (hi - lo)
-            return "#" + "".join(f"{round(a + (b - a) * f):02x}" for a, b in zip(c0, c1))
+            return "#" + "".join(f"{int(a + (b - a) * f + 0.5):02x}" for a, b in zip(c0, c1))
     return "#" + "".join(f"{c:02x}" for c in STOPS[-1][1])
 
 
