@@ -60,7 +60,7 @@ def make_action(plugin: str, func: Callable[..., Any], *, hardware: bool, public
     if not key.replace("-", "_").isidentifier():
         raise PluginError(plugin, f"action name {key!r} must be letters, digits, '_' or '-'; pass name=.")
     try:
-        hints = typing.get_type_hints(func)
+        hints = typing.get_type_hints(func, include_extras=True)  # keep Annotated[..., Field(...)]
     except Exception as exc:  # an annotation that cannot be resolved
         raise PluginError(plugin, f"action {key!r}: cannot read the annotations of {func.__name__}() "
                                   f"({exc}); import the annotated types at module level.") from exc

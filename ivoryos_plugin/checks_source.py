@@ -58,7 +58,7 @@ def _load_toml(text: str) -> Dict[str, Any]:
 
         return dict(tomli.loads(text))
     except ImportError:  # pragma: no cover
-        from setuptools.extern import tomli as vendored  # type: ignore[import-not-found,attr-defined]
+        from setuptools.extern import tomli as vendored  # type: ignore
 
         return dict(vendored.loads(text))
 
@@ -209,7 +209,7 @@ def module_sources(obj: Blueprint) -> List[Path]:
         return [path]
     while (folder.parent / "__init__.py").is_file():
         folder = folder.parent
-    found = []
+    found: List[Path] = []
     for base, dirs, files in os.walk(folder):
         dirs[:] = [d for d in dirs if d not in _SKIP_DIRS and not d.startswith(".")]
         found.extend(Path(base) / f for f in files if f.endswith(".py"))

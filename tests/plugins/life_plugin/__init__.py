@@ -82,6 +82,15 @@ def make_life(name: str = "life", *, tick_every: float = 0.05, stubborn: bool = 
     def state() -> Dict[str, Any]:
         return {"ticks": plugin.ticks["n"], "settings": plugin.settings.model_dump(mode="json")}  # type: ignore[attr-defined]
 
+    @plugin.action(hardware=False)
+    def note(text: str) -> Dict[str, str]:
+        plugin.logger.info("note: %s", text)
+        return {"logged": text}
+
+    @plugin.stream("weight", hz=lambda: plugin.settings.rate_hz)  # type: ignore[attr-defined]
+    def weight() -> Dict[str, float]:
+        return {"grams": plugin.instrument("scale").weigh()}
+
     @plugin.on_start
     def start(deck: Any) -> None:
         record(plugin, f"start pid={os.getpid()} deck={getattr(deck, '__name__', None)}")

@@ -4,28 +4,7 @@ Run as a script in one of three hosts, chosen by env ``SECURE_HOST``:
 ``ivoryos`` (plain ``ivoryos.run``), ``standalone`` (the dev host, token ``$SECURE_TOKEN``) or
 ``run`` (``ivoryos_plugin.run``, the hardened launcher). ``$SECURE_ORIGINS`` (comma separated)
 becomes ``IVORYOS_PLUGIN_ALLOWED_ORIGINS``. Listens on 127.0.0.1:$PORT."""
-import threading
-
-
-class Sensor:
-    """The probe plugin's instrument."""
-
-    def __init__(self) -> None:
-        self.reads = 0
-        self.total = 0
-        self._lock = threading.Lock()
-
-    def read(self) -> int:
-        """One reading."""
-        with self._lock:
-            self.reads += 1
-            return self.reads
-
-    def bump(self, by: int = 1) -> int:
-        """Add to a total."""
-        self.total += by
-        return self.total
-
+from probe_deck import Sensor  # the probe plugin's instrument, kept in step with the probe
 
 sensor = Sensor()
 
