@@ -18,9 +18,9 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 from flask import Blueprint
 
 from . import names
-from .checks_source import (Project, host_templates, module_sources, project_problems, read_project,
+from .checks_source import (PEP440, Project, host_templates, module_sources, project_problems, read_project,
                             socketio_problems, template_problems)
-from .discovery import GROUP, _entry_points, check_plugin, normalize, requirement_problem
+from .discovery import GROUP, _entry_points, check_endpoint, check_plugin, requirement_problem
 from .names import PluginError
 
 ERROR, WARNING, OK = "ERROR", "WARNING", "ok"
@@ -111,20 +111,17 @@ def check_object(report: Report, subject: str, obj: Any, *, entry_name: Optional
         return
     try:
         names.check_name(obj.name)
-        report.add(OK, obj.name, "name")
+        report.add(OK, obj.name, "name", repr(obj.name))
     except PluginError as exc:
         report.add(ERROR, obj.name, "name", str(exc))
     if entry_name is not None and entry_name != obj.name:
         report.add(WARNING, obj.name, "name", f"the entry point is called {entry_name!r} but the plugin {obj.name!r}; "
                                               f"rename the entry point to {obj.name!r} (ivoryos-plugin list and "
                                               "exclude= use the plugin's name).")
-    placement = getattr(obj, "plugin_type", "tab")
     try:
-        check_plugin(obj, None)  # name and version are reported separately
-        report.add(OK, obj.name, "endpoint")
+        report.add(OK, obj.name, "endpoint", check_endpoint(obj))
     except PluginError as exc:
-        if "endpoint" in str(exc) or "plugin_type" in str(exc):
-            report.add(ERROR, obj.name, "endpoint", str(exc))
+        report.add(ERROR, obj.name, "endpoint", str(exc))
     except Exception as exc:
         report.add(ERROR, obj.name, "endpoint", f"Plugin {obj.name!r}: registering it on a test app raised "
                                                 f"{type(exc).__name__}: {exc}; fix the blueprint's routes.")
@@ -142,7 +139,6 @@ def check_object(report: Report, subject: str, obj: Any, *, entry_name: Optional
         report.add(WARNING, obj.name, "socketio", problem)
     if not socket_errors:
         report.add(OK, obj.name, "socketio")
-    del placement
 
 
 def _version_checks(report: Report, obj: Blueprint, requirements: List[str], installed: Optional[str]) -> None:
@@ -245,8 +241,8 @@ def check_path(path: Path) -> Report:
                     raise
                 report.add(ERROR, entry_name, "entry-point", _resolve_failure(value, exc))
                 continue
-            report.add(OK, entry_name, "entry-point", value)
             if isinstance(obj, Blueprint):
+                report.add(OK, entry_name, "entry-point", value)
                 if obj.name in seen:
                     report.add(ERROR, obj.name, "name", f"Plugin {obj.name!r}: entry points {seen[obj.name]!r} and "
                                                         f"{entry_name!r} give the same name; rename one plugin.")
@@ -301,10 +297,11 @@ def check_installed() -> Report:
                 raise
             report.add(ERROR, ep.name, "entry-point", f"{label}: {_resolve_failure(ep.value, exc)}")
             continue
-        report.add(OK, ep.name, "entry-point", f"{ep.value} ({label})")
+        if isinstance(obj, Blueprint):
+            report.add(OK, ep.name, "entry-point", f"{ep.value} ({label})")
         if dist is not None:
             version = str(dist.version or "")
-            if not dist.metadata["Name"] or not _pep440(version):
+            if not dist.metadata["Name"] or not PEP440.match(version):
                 report.add(ERROR, ep.name, "metadata", f"{label}: the distribution's name or version "
                                                        f"({version!r}) is invalid; fix [project] in pyproject.toml.")
         if isinstance(obj, Blueprint):
@@ -316,24 +313,3 @@ def check_installed() -> Report:
         check_object(report, ep.name, obj, entry_name=ep.name, requirements=requirements,
                      ivoryos_version=ivoryos_version, hosts=hosts)
     return report
-
-
-def _pep440(version: str) -> bool:
-    import re
-
-    return bool(re.match(r"^\s*v?(\d+!)?\d+(\.\d+)*((a|b|rc)\d+)?(\.post\d+)?(\.dev\d+)?(\+[a-z0-9.]+)?\s*$",
-                         version, re.IGNORECASE))
-
-
-def normalized_requirements(lines: List[str]) -> List[Tuple[str, str]]:
-    """``[(normalized name, line)]`` for requirement lines (used to look for ivoryos-plugin).
-
-    :param lines: requirement strings."""
-    import re
-
-    out = []
-    for line in lines:
-        match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", line)
-        if match:
-            out.append((normalize(match.group(1)), line))
-    return out

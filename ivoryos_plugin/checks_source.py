@@ -20,7 +20,7 @@ ERROR, WARNING = "ERROR", "WARNING"
 TEMPLATE_SUFFIXES = (".html", ".htm", ".jinja", ".jinja2", ".j2", ".xml", ".txt")
 _SKIP_DIRS = {"tests", "test", "build", "dist", "__pycache__", ".git", ".venv", "venv", "node_modules"}
 _DIST_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")
-_PEP440 = re.compile(r"^\s*v?(\d+!)?\d+(\.\d+)*((a|b|rc)\d+)?(\.post\d+)?(\.dev\d+)?(\+[a-z0-9.]+)?\s*$", re.I)
+PEP440 = re.compile(r"^\s*v?(\d+!)?\d+(\.\d+)*((a|b|rc)\d+)?(\.post\d+)?(\.dev\d+)?(\+[a-z0-9.]+)?\s*$", re.I)
 
 
 @dataclass
@@ -134,7 +134,7 @@ def _check_core(project: Project, name: Any, version: Any, dynamic_version: bool
                                         "'-', '_' and '.', e.g. name = \"ivoryos-balance-plugin\"."))
     else:
         project.name = name
-    if not dynamic_version and not (isinstance(version, str) and _PEP440.match(version)):
+    if not dynamic_version and not (isinstance(version, str) and PEP440.match(version)):
         project.problems.append((ERROR, f"the version {version!r} is missing or not a valid (PEP 440) version; "
                                         "use e.g. version = \"0.1.0\"."))
 

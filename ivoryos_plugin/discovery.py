@@ -169,6 +169,27 @@ def _not_a_blueprint(obj: Any) -> PluginError:
     return PluginError(str(label), f"the entry point gives a {found}, not a Plugin or flask.Blueprint; {hint}.")
 
 
+def check_endpoint(blueprint: Blueprint) -> str:
+    """Return the endpoint IvoryOS's nav links to (``main``, or ``widget`` for a left-panel plugin)
+    if the plugin has it, else raise :class:`PluginError` (IvoryOS would answer 500 on every page).
+
+    :param blueprint: the plugin."""
+    from .plugin import Plugin
+
+    plugin_type = getattr(blueprint, "plugin_type", "tab")
+    if plugin_type not in names.PLACEMENTS:
+        raise PluginError(blueprint.name, f"plugin_type={plugin_type!r} is unknown to IvoryOS; "
+                                          "use 'tab' or 'left_panel'.")
+    needed = names.required_endpoint(plugin_type)
+    if needed not in plain_endpoints(blueprint):
+        rule = "/" if needed == "main" else "/widget"
+        var = "plugin" if isinstance(blueprint, Plugin) else "bp"
+        raise PluginError(blueprint.name, f"has no '{needed}' endpoint, which IvoryOS's nav links to "
+                                          f"({blueprint.name}.{needed}); add @{var}.route('{rule}') "
+                                          f"def {needed}(): ...")
+    return f"{blueprint.name}.{needed}"
+
+
 def check_plugin(obj: Any, installed_ivoryos: Optional[str] = _UNSET) -> Blueprint:
     """Return ``obj`` if it can be registered as a plugin, else raise :class:`PluginError`.
 
@@ -182,15 +203,7 @@ def check_plugin(obj: Any, installed_ivoryos: Optional[str] = _UNSET) -> Bluepri
     if not isinstance(obj, Blueprint):
         raise _not_a_blueprint(obj)
     names.check_name(obj.name)
-    plugin_type = getattr(obj, "plugin_type", "tab")
-    if plugin_type not in names.PLACEMENTS:
-        raise PluginError(obj.name, f"plugin_type={plugin_type!r} is unknown to IvoryOS; use 'tab' or 'left_panel'.")
-    needed = names.required_endpoint(plugin_type)
-    if needed not in plain_endpoints(obj):
-        rule = "/" if needed == "main" else "/widget"
-        raise PluginError(obj.name, f"has no '{needed}' endpoint, which IvoryOS's nav links to "
-                                    f"({obj.name}.{needed}); add @{'plugin' if isinstance(obj, Plugin) else 'bp'}"
-                                    f".route('{rule}') def {needed}(): ...")
+    check_endpoint(obj)
     minimum = obj.min_ivoryos if isinstance(obj, Plugin) else getattr(obj, "min_ivoryos", None)
     installed = _installed_ivoryos() if installed_ivoryos is _UNSET else installed_ivoryos
     names.check_ivoryos_compatible(obj.name, minimum, installed)

@@ -34,3 +34,16 @@ def test_readme_commands_match_ci() -> None:
 def readme_deck() -> str:
     """The README's deck script (the block that calls ivoryos.run)."""
     return next(b for b in blocks("python") if "ivoryos.run(" in b)
+
+
+def test_docs_snippets_are_the_code_the_tests_run() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("docs_snippets", ROOT / "scripts" / "docs_snippets.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.stale() == [], "run: python scripts/docs_snippets.py"
+    for doc in (ROOT / "docs").glob("*.md"):
+        text = doc.read_text(encoding="utf-8")
+        unmarked = re.findall(r"(?<!-->\n)```(python|html|toml)\n", text)
+        assert not unmarked, f"{doc.name}: a {unmarked[0]} block without a snippet marker"

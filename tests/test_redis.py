@@ -50,9 +50,8 @@ def test_a_separate_process_publishes_through_the_queue(probes: List[Probe], red
     viewers = [probe.client() for probe in probes]
     try:
         time.sleep(0.5)
-        script = ("import ivoryos_plugin; pub = ivoryos_plugin.publisher('probe', %r); "
-                  "pub.publish('note', {'value': 'from-acquisition-pc'})" % redis_url)
-        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+        script = PLUGINS / "acquisition_publisher.py"  # shown in docs/live.md
+        done = subprocess.run([sys.executable, str(script), redis_url], capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr
         for viewer in viewers:
             got = viewer.wait_for("note", timeout=5)

@@ -293,3 +293,222 @@ def test_the_matrix_covers_every_method_of_every_route(calls: List[Call]) -> Non
         assert wanted_route in seen, f"{wanted_route} is not exercised"
     actions = {c.path.rsplit("/", 1)[1] for c in calls if c.plugin == "secure" and c.endpoint == "actions"}
     assert actions == {"record", "public_echo", "marks"}
+
+
+# -------------------------------------------------------------------- Socket.IO
+def sio_connect(secure: SecureServer, *, cookie: bool = False, token: Any = None,
+                origin: Optional[str] = None) -> socketio.Client:
+    """A python-socketio client in the secure plugin's namespace (raises if refused)."""
+    client = socketio.Client(reconnection=False)
+    headers = {"Cookie": secure.cookie()} if cookie else {}
+    if origin:
+        headers["Origin"] = origin
+    try:
+        client.connect(secure.base, socketio_path=SIO_PATH, namespaces=[NS], headers=headers,
+                       auth={"token": token} if token is not None else None, wait_timeout=10,
+                       transports=["websocket"])
+    except BaseException:
+        client.disconnect()
+        raise
+    return client
+
+
+REFUSED = {
+    "anonymous": {},
+    "foreign-origin": {"cookie": True, "origin": "http://evil.example"},
+    "null-origin": {"cookie": True, "origin": "null"},
+    "unknown-token": {"token": "ivp_" + "B" * 43},
+    "revoked-token": {"token": "revoked"},
+    "other-plugin-token": {"token": "probe"},
+    "token-not-a-string": {"token": ["ivp_x"]},
+}
+ACCEPTED = {
+    "session": {"cookie": True},
+    "session-same-origin": {"cookie": True, "origin": "SELF"},
+    "session-allowed-origin": {"cookie": True, "origin": ALLOWED_ORIGIN},
+    "token-all-plugins": {"token": "all"},
+    "token-this-plugin": {"token": "secure"},
+}
+
+
+def resolve(options: Dict[str, Any], secure: SecureServer, tokens: Dict[str, str]) -> Dict[str, Any]:
+    """Replace token names by the tokens and SELF by the server's own origin."""
+    out = dict(options)
+    if isinstance(out.get("token"), str) and out["token"] in tokens:
+        out["token"] = tokens[out["token"]]
+    if out.get("origin") == "SELF":
+        out["origin"] = secure.base
+    return out
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("kind", sorted(REFUSED))
+def test_socketio_refuses(secure: SecureServer, tokens: Dict[str, str], kind: str) -> None:
+    before = secure.marks()
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        sio_connect(secure, **resolve(REFUSED[kind], secure, tokens))
+    assert secure.marks() == before
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("kind", sorted(ACCEPTED))
+def test_socketio_accepts_and_events_reach_the_handler(secure: SecureServer, tokens: Dict[str, str],
+                                                       kind: str) -> None:
+    before = secure.marks()
+    client = sio_connect(secure, **resolve(ACCEPTED[kind], secure, tokens))
+    try:
+        assert client.call("mark", {"from": kind}, namespace=NS, timeout=10)["lines"] >= 1
+    finally:
+        client.disconnect()
+    assert secure.marks() == before + 1
+
+
+class RawEngineIO:
+    """A hand-made Engine.IO polling client: it sends Socket.IO packets a library would refuse to
+    send (events in a namespace it failed to join)."""
+
+    def __init__(self, base: str, cookie: Optional[str], origin: Optional[str]) -> None:
+        self.url = base + SIO_PATH + "/"
+        self.http = requests.Session()
+        if cookie:
+            self.http.headers["Cookie"] = cookie
+        if origin:
+            self.http.headers["Origin"] = origin
+        opened = self.http.get(self.url, params={"EIO": "4", "transport": "polling"}, timeout=30)
+        assert opened.status_code == 200 and opened.text.startswith("0"), opened.text
+        self.sid = json.loads(opened.text[1:])["sid"]
+
+    def send(self, packet: str) -> None:
+        reply = self.http.post(self.url, params={"EIO": "4", "transport": "polling", "sid": self.sid},
+                               data=packet.encode(), timeout=30)
+        assert reply.text == "ok", reply.text
+
+    def receive(self) -> List[str]:
+        reply = self.http.get(self.url, params={"EIO": "4", "transport": "polling", "sid": self.sid},
+                              timeout=60)
+        return reply.text.split("\x1e")
+
+    def close(self) -> None:
+        self.send("1")
+        self.http.close()
+
+
+RAW = {  # how the client tries to join the namespace before emitting into it
+    "anonymous": (None, None, {}),
+    "unknown-token": (None, None, {"token": "ivp_" + "C" * 43}),
+    "token-not-a-string": (None, None, {"token": {"nested": "ivp_x"}}),
+    "foreign-origin": ("cookie", "http://evil.example", {}),
+    "never-joined": (None, None, None),
+    "logged-in (control)": ("cookie", None, {}),
+}
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("kind", list(RAW))
+def test_events_of_a_refused_client_never_reach_a_handler(secure: SecureServer, kind: str) -> None:
+    cookie, origin, auth = RAW[kind]
+    accepted = kind.endswith("(control)")
+    before = secure.marks()
+    raw = RawEngineIO(secure.base, secure.cookie() if cookie else None, origin)
+    try:
+        if auth is not None:
+            raw.send(f"40{NS},{json.dumps(auth)}")
+            answer = [p for p in raw.receive() if p.startswith(f"4")][0]
+            assert answer.startswith(f"40{NS}," if accepted else f"44{NS},"), answer
+        raw.send("40/")  # the default namespace (IvoryOS's own handler accepts anyone)
+        raw.send(f'42{NS},7["mark",{{"from":"{kind}"}}]')  # an event with ack id 7
+        raw.send(f'42{NS},["mark",{{"from":"{kind}"}}]')
+        time.sleep(1.0)
+        raw.send("40/ivoryos/nothing-here,")  # any packet: makes the next poll return at once
+        packets = [p for p in raw.receive() + (raw.receive() if accepted else [])]
+    finally:
+        raw.close()
+    acks = [p for p in packets if p.startswith(f"43{NS},7")]
+    if accepted:
+        assert acks and secure.marks() == before + 2, "the raw client cannot even reach the handler"
+    else:
+        assert not acks, f"the handler answered a refused client: {acks}"
+        assert secure.marks() == before, "an event from a refused client reached the handler"
+
+
+# ------------------------------------------------------------------ static files
+TRAVERSALS = {
+    "dotdot": "../secret.txt",
+    "dotdot-from-subfolder": "nested/../../secret.txt",
+    "encoded-slash": "..%2fsecret.txt",
+    "encoded-dots": "%2e%2e/secret.txt",
+    "encoded-all": "%2e%2e%2fsecret.txt",
+    "encoded-upper": "%2E%2E%2Fsecret.txt",
+    "double-encoded": "%252e%252e%252fsecret.txt",
+    "double-encoded-slash": "..%252fsecret.txt",
+    "backslash": "..%5csecret.txt",
+    "absolute": "%2fetc%2fpasswd",
+    "deep": "../" * 12 + "etc/passwd",
+    "sibling-folder": "..%2f{other}%2f{other_file}",
+    "plugin-source": "..%2f__init__.py",
+}
+
+
+def raw_get(base: str, path: str, cookie: Optional[str]) -> http.client.HTTPResponse:
+    """GET ``path`` exactly as written (requests and urllib3 would normalise ``..`` away)."""
+    host, port = base.split("//")[1].split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    conn.request("GET", path, headers={"Cookie": cookie} if cookie else {})
+    reply = conn.getresponse()
+    reply.body = reply.read()  # type: ignore[attr-defined]
+    conn.close()
+    return reply
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("folder", ["static", "public"])
+@pytest.mark.parametrize("attack", list(TRAVERSALS))
+def test_path_traversal_never_leaves_the_folder(secure: SecureServer, folder: str, attack: str) -> None:
+    other, other_file = ("public", "readme.txt") if folder == "static" else ("static", "app.js")
+    cookie = secure.cookie() if folder == "static" else None  # public/ needs no login
+    good = raw_get(secure.base, f"{NS}/{folder}/{'app.js' if folder == 'static' else 'readme.txt'}", cookie)
+    assert good.status == 200  # the control: the folder itself is served
+    path = f"{NS}/{folder}/" + TRAVERSALS[attack].format(other=other, other_file=other_file)
+    reply = raw_get(secure.base, path, cookie)
+    body = reply.body  # type: ignore[attr-defined]
+    assert reply.status == 404, f"{path}: {reply.status} {body[:200]!r}"
+    leaked = [SECRET.encode(), b"root:x:0", (secure.plugin_dir / other / other_file).read_bytes(),
+              b"def routes_json"]
+    assert not any(marker in body for marker in leaked), f"{path} leaked a file: {body[:200]!r}"
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("folder,name,login", [("static", "app.js", True), ("public", "readme.txt", False)],
+                         ids=["static", "public"])
+def test_plugin_files_revalidate_so_edits_show_at_once(secure: SecureServer, folder: str, name: str,
+                                                       login: bool) -> None:
+    client = secure.session if login else requests.Session()
+    url = f"{secure.base}{NS}/{folder}/{name}"
+    first = client.get(url)
+    assert first.status_code == 200 and first.headers["Cache-Control"] == "no-cache"
+    assert first.headers["X-Content-Type-Options"] == "nosniff"
+    if not login:
+        assert requests.get(f"{secure.base}{NS}/static/app.js", allow_redirects=False).status_code == 302
+    edited = first.content + f"\n/* edited {time.time()} */\n".encode()
+    (secure.plugin_dir / folder / name).write_bytes(edited)
+    again = client.get(url, headers={"If-None-Match": first.headers["ETag"]})
+    assert again.status_code == 200 and again.content == edited, "the edit is not served"
+
+
+# ---------------------------------------------------------------- escaping
+@pytest.mark.server
+def test_a_script_in_a_setting_is_shown_escaped(secure: SecureServer) -> None:
+    attack = '"><script>alert("pwned")</script>'
+    url = f"{secure.base}{NS}/settings.json"
+    saved = secure.session.put(url, json={"label": attack})
+    assert saved.status_code == 200 and saved.json()["values"]["label"] == attack
+    try:
+        for page in ("/", "/settings"):
+            html = secure.session.get(f"{secure.base}{NS}{page}").text
+            assert "<script>alert(" not in html, f"{page} renders the setting unescaped"
+            assert "&lt;script&gt;alert(" in html, f"{page} does not show the setting at all"
+        as_json = secure.session.get(url)
+        assert as_json.headers["Content-Type"].startswith("application/json")
+        assert as_json.headers["X-Content-Type-Options"] == "nosniff"
+    finally:
+        assert secure.session.put(url, json={"label": "bench"}).status_code == 200
