@@ -13,7 +13,8 @@ from types import ModuleType
 from typing import Any, Iterable, Optional, Union
 from urllib.parse import urlencode
 
-from flask import Blueprint, Flask, Response, redirect, render_template, request, url_for
+from flask import Blueprint, Flask, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
 from flask_login import LoginManager, UserMixin, login_user, logout_user
 from flask_socketio import SocketIO
 

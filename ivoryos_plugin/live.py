@@ -204,13 +204,13 @@ class PluginNamespace(Namespace):  # type: ignore[misc]
             raise ConnectionRefusedError(f"unauthorized: plugin {name!r} needs a logged-in session or a token")
         self.runtime.ext.ensure_started()
         for event, data in list(self.runtime.plugin._last_published.items()):
-            self.socketio.emit(event, data, namespace=self.namespace, to=request.sid)  # type: ignore[attr-defined]
+            self.socketio.emit(event, data, namespace=self.namespace, to=_sid())  # type: ignore[attr-defined]
 
     def on_disconnect(self, reason: Any = None) -> None:
         """Forget the client's subscriptions.
 
         :param reason: why it disconnected."""
-        self.runtime.hub.drop(request.sid)
+        self.runtime.hub.drop(_sid())
 
     def on_subscribe(self, data: Any = None) -> Dict[str, Any]:
         """``subscribe {stream}``: join the stream and get its last value at once.
@@ -221,8 +221,8 @@ class PluginNamespace(Namespace):  # type: ignore[misc]
             return {"ok": False, "error": f"no stream {data!r}; streams: {sorted(self.runtime.hub.streams)}"}
         join_room(stream.room)
         if stream.has_last:
-            self.socketio.emit(stream.spec.name, stream.last, namespace=self.namespace, to=request.sid)
-        stream.add(request.sid)
+            self.socketio.emit(stream.spec.name, stream.last, namespace=self.namespace, to=_sid())
+        stream.add(_sid())
         return {"ok": True, "hz": stream.rate()}
 
     def on_unsubscribe(self, data: Any = None) -> Dict[str, Any]:
@@ -233,7 +233,7 @@ class PluginNamespace(Namespace):  # type: ignore[misc]
         if stream is None:
             return {"ok": False, "error": f"no stream {data!r}"}
         leave_room(stream.room)
-        stream.remove(request.sid)
+        stream.remove(_sid())
         return {"ok": True}
 
     def _stream(self, data: Any) -> Optional[Stream]:
@@ -291,6 +291,11 @@ def check_async_mode(socketio: Any) -> None:
         log.warning("Socket.IO runs in %r mode; ivoryos_plugin needs 'threading' (streams, workers and "
                     "hardware locks use threads). Uninstall gevent/eventlet or pass async_mode='threading'.",
                     mode)
+
+
+def _sid() -> str:
+    """The Socket.IO client id of the current event (Flask-SocketIO sets ``request.sid``)."""
+    return str(getattr(request, "sid"))
 
 
 def register_namespace(runtime: "PluginRuntime", socketio: Any) -> None:

@@ -406,7 +406,7 @@ class Plugin(Blueprint):
         :param socketio: the app's ``flask_socketio.SocketIO``."""
         self._socketio_hint = socketio
 
-    def register(self, app: Flask, options: Dict[str, Any]) -> None:
+    def register(self, app: Flask, options: Dict[str, Any]) -> None:  # type: ignore[override]
         """Flask's hook: check the plugin, attach the framework to ``app``, then register routes.
 
         :param app: the app registering the plugin.

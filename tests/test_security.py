@@ -381,7 +381,7 @@ class RawEngineIO:
     def send(self, packet: str) -> None:
         reply = self.http.post(self.url, params={"EIO": "4", "transport": "polling", "sid": self.sid},
                                data=packet.encode(), timeout=30)
-        assert reply.text == "ok", reply.text
+        assert reply.text.lower() == "ok", reply.text
 
     def receive(self) -> List[str]:
         reply = self.http.get(self.url, params={"EIO": "4", "transport": "polling", "sid": self.sid},

@@ -27,6 +27,12 @@ def deck(sim_deck: types.ModuleType) -> types.ModuleType:
     return sim_deck
 
 
+def after(live: Any, event: str, seen: int, count: int = 1) -> list:
+    """The ``count`` payloads of ``event`` received after the first ``seen`` (the last value of an
+    event published by an earlier app of this process is replayed when the client connects)."""
+    return list(live.wait_for(event, count=seen + count)[seen:])
+
+
 def well_fill(html: str, well: str) -> Dict[str, str]:
     """The ``fill`` and ``data-value`` of a well's circle in the page."""
     match = re.search(rf'<circle id="well-{well}"[^>]*?data-value="([^"]*)" fill="([^"]+)"', html)
@@ -45,9 +51,10 @@ def test_page_draws_a_96_well_plate_in_svg(client: Any) -> None:
 
 
 def test_set_well_colours_it_live_and_on_the_page(client: Any, live: Any) -> None:
+    seen = len(live.received("well"))
     reply = client.post(f"{ACTIONS}/set_well", json={"well": "B7", "value": 0.42})
     assert reply.status_code == 200, reply.get_data(as_text=True)
-    assert live.wait_for("well")[-1] == {"well": "B7", "value": 0.42, "source": "set_well"}
+    assert after(live, "well", seen) == [{"well": "B7", "value": 0.42, "source": "set_well"}]
     assert well_fill(client.get(PAGE).get_data(as_text=True), "B7") == {"value": "0.42", "fill": colour(0.42)}
     assert live.call("snapshot")["wells"] == {"B7": 0.42}
 
@@ -67,10 +74,10 @@ def test_bad_wells_and_values_are_refused(client: Any, args: Dict[str, Any], fie
 
 
 def test_each_pump_dispense_colours_the_next_well(client: Any, live: Any, deck: types.ModuleType) -> None:
-    seen = len(live.received("well"))  # the last "well" event of an earlier app may be replayed on connect
+    seen = len(live.received("well"))
     deck.pump.dispense(0.25)  # as an IvoryOS workflow step calls the deck's own pump
     deck.pump.dispense(3.0)
-    events = live.wait_for("well", count=seen + 2)[seen:]
+    events = after(live, "well", seen, count=2)
     assert [(e["well"], e["value"], e["source"]) for e in events] == [("A1", 0.25, "pump"), ("A2", 1.0, "pump")]
     html = client.get(PAGE).get_data(as_text=True)
     assert well_fill(html, "A1")["fill"] == colour(0.25) and well_fill(html, "A2")["fill"] == colour(1.0)
@@ -79,8 +86,9 @@ def test_each_pump_dispense_colours_the_next_well(client: Any, live: Any, deck: 
 
 def test_full_volume_setting_scales_the_colour(client: Any, live: Any, deck: types.ModuleType) -> None:
     assert client.patch("/ivoryos/plate_map/settings.json", json={"full_ml": 10}).status_code == 200
+    seen = len(live.received("well"))
     deck.pump.dispense(2.5)
-    assert live.wait_for("well")[-1]["value"] == pytest.approx(0.25)
+    assert after(live, "well", seen)[0]["value"] == pytest.approx(0.25)
 
 
 def test_a_failed_dispense_colours_nothing(client: Any, live: Any, deck: types.ModuleType) -> None:
@@ -99,7 +107,7 @@ def test_following_another_pump_from_the_settings(client: Any, live: Any, deck: 
         assert client.patch("/ivoryos/plate_map/settings.json", json={"instrument": "pump2"}).status_code == 200
         deck.pump.dispense(0.5)  # no longer followed
         deck.pump2.dispense(0.75)
-        assert [e["well"] for e in live.wait_for("well", count=seen + 1)[seen:]] == ["A1"]
+        assert [e["well"] for e in after(live, "well", seen)] == ["A1"]
         assert live.call("snapshot")["wells"] == {"A1": 0.75}
     finally:
         deck.pump2.close()
@@ -107,10 +115,11 @@ def test_following_another_pump_from_the_settings(client: Any, live: Any, deck: 
 
 
 def test_dispense_action_drives_the_pump_and_colours_a_well(client: Any, live: Any, deck: types.ModuleType) -> None:
+    seen = len(live.received("well"))
     reply = client.post(f"{ACTIONS}/dispense", json={"volume_ml": 0.5})
     assert reply.status_code == 200 and reply.get_json() == {"ok": True, "volume_ml": 0.5}
     assert deck.pump.dispensed() == pytest.approx(0.5)
-    assert live.wait_for("well")[-1] == {"well": "A1", "value": 0.5, "volume_ml": 0.5, "source": "pump"}
+    assert after(live, "well", seen) == [{"well": "A1", "value": 0.5, "volume_ml": 0.5, "source": "pump"}]
 
 
 @pytest.fixture
@@ -135,9 +144,10 @@ def test_while_the_deck_is_busy_dispense_is_409_but_wells_can_be_set(client: Any
 
 def test_clear_empties_the_plate_everywhere(client: Any, live: Any) -> None:
     client.post(f"{ACTIONS}/set_well", json={"well": "C3", "value": 0.9})
+    seen = len(live.received("plate"))
     reply = client.post(f"{ACTIONS}/clear", json={})
     assert reply.get_json() == {"wells": {}, "next": "A1"}
-    assert live.wait_for("plate")[-1] == {"wells": {}, "next": "A1"}
+    assert after(live, "plate", seen) == [{"wells": {}, "next": "A1"}]
     assert well_fill(client.get(PAGE).get_data(as_text=True), "C3")["fill"] == "#ffffff"
 
 

@@ -1,0 +1,234 @@
+"""``ivoryos-plugin demo``: real IvoryOS with the installed example plugins on the simulated deck,
+started as a user does (the console script, in an empty folder), used over HTTP and Socket.IO, then
+stopped with SIGTERM."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import stat
+import subprocess
+import sys
+import threading
+import time
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional
+
+import pytest
+import requests
+import socketio
+
+from conftest import Server, free_port, ivoryos_login, wait_for_port
+
+EXE = Path(sys.executable).with_name("ivoryos-plugin")
+EXAMPLES = ("balance", "plate_map")  # this repository's example plugins the demo is built around
+
+
+def installed_plugins() -> Dict[str, str]:
+    """The installed ``ivoryos.plugins`` entry points (what the demo discovers): name -> placement."""
+    return {ep.name: getattr(ep.load(), "plugin_type", "tab") for ep in entry_points(group="ivoryos.plugins")}
+
+
+def fake_browser(folder: Path) -> Dict[str, str]:
+    """Env making Python's ``webbrowser`` run a script that records the URL it was asked to open."""
+    script = folder / "browser.sh"
+    script.write_text(f'#!/bin/sh\necho "$1" >> "{folder / "opened.txt"}"\n')
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    return {"BROWSER": str(script), "DISPLAY": "", "WAYLAND_DISPLAY": ""}
+
+
+def start_demo(folder: Path, *args: str, env: Optional[Dict[str, str]] = None) -> Server:
+    """Run ``ivoryos-plugin demo --port <free> ARGS`` in ``folder`` and wait until it listens."""
+    assert EXE.exists(), "the ivoryos-plugin console script is not installed"
+    port = free_port()
+    log = folder / "demo.log"
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    full_env.pop("IVORYOS_ACTIVE", None)
+    with open(log, "wb") as handle:
+        proc = subprocess.Popen([str(EXE), "demo", "--port", str(port), *args], cwd=folder, env=full_env,
+                                stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    server = Server(proc, port, log, folder)
+    try:
+        wait_for_port(port, proc, timeout=90)
+    except Exception as exc:
+        server.stop()
+        raise AssertionError(f"{exc}\n--- demo output ---\n{server.output()}") from exc
+    return server
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One demo for the module, started with --no-browser (a fake browser records any attempt)."""
+    folder = tmp_path_factory.mktemp("demo")
+    server = start_demo(folder, "--no-browser", env={**fake_browser(folder), "CI": ""})
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def session(demo: Server) -> requests.Session:
+    """Logged in as admin / admin, as the demo's banner says."""
+    return ivoryos_login(demo.base)
+
+
+class Viewer:
+    """A python-socketio client in one plugin's namespace, with the logged-in session's cookie."""
+
+    def __init__(self, demo: Server, session: requests.Session, plugin: str) -> None:
+        self.namespace = f"/ivoryos/{plugin}"
+        self.events: Dict[str, List[Any]] = {}
+        self.lock = threading.Lock()
+        self.sio = socketio.Client(reconnection=False)
+        self.sio.on("*", self._record, namespace=self.namespace)
+        cookie = "; ".join(f"{k}={v}" for k, v in session.cookies.items())
+        self.sio.connect(demo.base, socketio_path="/ivoryos/socket.io", namespaces=[self.namespace],
+                         headers={"Cookie": cookie}, wait_timeout=10, transports=["websocket"])
+
+    def _record(self, event: str, data: Any = None) -> None:
+        with self.lock:
+            self.events.setdefault(event, []).append(data)
+
+    def got(self, event: str) -> List[Any]:
+        with self.lock:
+            return list(self.events.get(event, []))
+
+    def wait_for(self, event: str, count: int = 1, timeout: float = 10.0) -> List[Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if len(self.got(event)) >= count:
+                return self.got(event)
+            time.sleep(0.02)
+        raise AssertionError(f"{self.namespace} {event!r}: got {len(self.got(event))} of {count} in {timeout} s")
+
+    def close(self) -> None:
+        self.sio.disconnect()
+
+
+@pytest.mark.server
+def test_demo_prints_the_url_and_the_login_and_uses_a_local_data_folder(demo: Server) -> None:
+    out = demo.output()
+    assert f"http://127.0.0.1:{demo.port}/ivoryos/" in out
+    assert "admin / admin" in out
+    assert (demo.cwd / "ivoryos_data").is_dir(), "IvoryOS's data folder is not ./ivoryos_data"
+    assert not (demo.cwd / "opened.txt").exists(), "--no-browser opened a browser"
+
+
+@pytest.mark.server
+def test_admin_sees_every_installed_example_in_the_nav_and_each_page_answers(demo: Server,
+                                                                             session: requests.Session) -> None:
+    installed = installed_plugins()
+    assert set(EXAMPLES) <= set(installed), f"install the examples: pip install -e examples/... ({installed})"
+    home = session.get(f"{demo.base}/ivoryos/")
+    assert home.status_code == 200
+    for name, placement in sorted(installed.items()):
+        if placement == "left_panel":  # IvoryOS shows it as an iframe on every page (the first one only)
+            page = session.get(f"{demo.base}/ivoryos/{name}/widget")
+            assert page.status_code == 200, f"{name}: {page.status_code}\n{demo.output()[-3000:]}"
+            continue
+        assert f'href="/ivoryos/{name}/"' in home.text, f"{name} is missing from IvoryOS's nav"
+        page = session.get(f"{demo.base}/ivoryos/{name}/")
+        assert page.status_code == 200, f"{name}: {page.status_code}\n{demo.output()[-3000:]}"
+        assert "navbar" in page.text, f"{name} does not extend IvoryOS's base.html"
+    panels = sorted(name for name, placement in installed.items() if placement == "left_panel")
+    if panels:
+        assert re.search(r'<iframe src="/ivoryos/\w+/widget"', home.text), "the left-panel plugin is not shown"
+    health = session.get(f"{demo.base}/ivoryos/plugins/status.json")
+    assert health.status_code == 200
+    assert not health.json().get("failures"), health.json()["failures"]
+
+
+@pytest.mark.server
+def test_the_deck_has_the_simulated_instruments(demo: Server, session: requests.Session) -> None:
+    page = session.get(f"{demo.base}/ivoryos/instruments/deck.balance")
+    assert page.status_code == 200
+    out = demo.output()
+    for name in ("balance", "pump", "hotplate"):
+        assert re.search(rf"deck\.{name}: \w+", out), f"IvoryOS did not load deck.{name}"
+    assert "deck.annotations" not in out and "deck.shutdown" not in out
+
+
+@pytest.mark.server
+def test_the_balance_page_streams_weights_to_a_socketio_client(demo: Server, session: requests.Session) -> None:
+    viewer = Viewer(demo, session, "balance")
+    try:
+        ack = viewer.sio.call("subscribe", {"stream": "weight"}, namespace=viewer.namespace, timeout=10)
+        assert ack["ok"] is True
+        weights = viewer.wait_for("weight", count=3)
+        assert all(w["unit"] == "g" and isinstance(w["value"], float) for w in weights)
+    finally:
+        viewer.close()
+
+
+@pytest.mark.server
+def test_a_workflow_dispense_colours_the_plate_and_fills_the_vial(demo: Server, session: requests.Session) -> None:
+    plate = Viewer(demo, session, "plate_map")
+    scale = Viewer(demo, session, "balance")
+    try:
+        before_wells = len(plate.got("well"))
+        scale.sio.call("subscribe", {"stream": "weight"}, namespace=scale.namespace, timeout=10)
+        start = scale.wait_for("weight")[-1]["grams"]
+        script = "def workflow():\n    deck.pump.dispense(volume_ml=0.4)\n    deck.pump.dispense(volume_ml=0.6)\n"
+        reply = session.post(f"{demo.base}/ivoryos/draft/submit_python", json={
+            "workflow_name": "demo_fill", "script": script, "prep": "", "cleanup": ""})
+        assert reply.status_code == 200, reply.text
+        run = session.post(f"{demo.base}/ivoryos/executions/config", json={"repeat": 1},
+                           headers={"Accept": "application/json"}, timeout=60)
+        assert run.status_code == 200, run.text
+        wells = plate.wait_for("well", count=before_wells + 2, timeout=20)[before_wells:]
+        assert [(w["source"], w["volume_ml"]) for w in wells] == [("pump", 0.4), ("pump", 0.6)]
+        deadline = time.monotonic() + 10
+        while scale.got("weight")[-1]["grams"] < start + 0.99 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert scale.got("weight")[-1]["grams"] == pytest.approx(start + 1.0, abs=0.05)
+    finally:
+        plate.close()
+        scale.close()
+
+
+@pytest.mark.server
+def test_ci_implies_no_browser(tmp_path: Path) -> None:
+    server = start_demo(tmp_path, env={**fake_browser(tmp_path), "CI": "true"})
+    try:
+        assert requests.get(f"{server.base}/ivoryos/auth/login").status_code == 200
+        time.sleep(1.0)  # the browser is opened once the port answers: give it the chance
+        assert not (tmp_path / "opened.txt").exists(), "CI=true opened a browser"
+    finally:
+        assert server.stop() in (0, -signal.SIGTERM)
+
+
+def test_the_browser_opens_on_the_url_once_the_server_listens(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+    import webbrowser
+
+    from ivoryos_plugin.demo import demo_url, in_ci, open_browser_when_up
+
+    opened: List[str] = []
+    monkeypatch.setattr(webbrowser, "open", lambda url, *a, **k: opened.append(url) or True)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        url = demo_url("0.0.0.0", port)
+        open_browser_when_up(url, "0.0.0.0", port, timeout=10).join(10)
+    assert opened == [f"http://127.0.0.1:{port}/ivoryos/"]
+    for value, expected in (("true", True), ("1", True), ("", False), ("false", False), ("0", False)):
+        monkeypatch.setenv("CI", value)
+        assert in_ci() is expected, value
+
+
+@pytest.mark.server
+def test_sigterm_stops_the_demo_and_its_simulators(demo: Server) -> None:
+    ports = re.findall(r"simulated (\w+) on (\S+)", demo.output())
+    assert sorted(name for name, _ in ports) == ["balance", "hotplate", "pump"]
+    assert all(os.path.exists(port) for _, port in ports)
+    started = time.monotonic()
+    code = demo.stop(signal.SIGTERM, timeout=15)
+    assert time.monotonic() - started < 15
+    assert code in (0, -signal.SIGTERM), f"exit code {code}\n{demo.output()[-3000:]}"
+    assert "demo stopped" in demo.output()
+    for name, port in ports:
+        assert not os.path.exists(port), f"the {name} simulator's port {port} is left behind"
+        assert not os.path.exists(os.path.dirname(port)), f"the {name} simulator's folder is left behind"
