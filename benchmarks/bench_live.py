@@ -5,7 +5,7 @@ clients authenticated with the host token) and the anchor (a plain Flask-SocketI
 mode, a background task emitting to a room every 50 ms, clients joining the room on ``subscribe``).
 100 python-socketio clients stay connected to each for the whole run.
 
-1. Fan-out: all 100 clients on one 20 Hz stream, in 8 pairs of 2.5 s rounds (20 s per side),
+1. Fan-out: all 100 clients on one 20 Hz stream, in 10 pairs of 2 s rounds (20 s per side),
    alternating which side goes first in a pair. Each round: subscribe, settle, measure a window,
    wait until every client got a tick from after the window, unsubscribe. Delivered fraction =
    ticks the server produced inside the window that each client received; latency = receipt
@@ -58,9 +58,9 @@ NS = "/ivoryos/benchlive"
 SIO_PATH = "/ivoryos/socket.io"
 CLIENTS = 100
 FANOUT_HZ = 20.0
-ROUNDS = 8  # pairs of fan-out rounds (one round per side each)
-WINDOW = 2.5  # seconds measured per fan-out round: 20 s per side in all
-SETTLE = 0.5  # after subscribing, before a window
+ROUNDS = 10  # pairs of fan-out rounds (one round per side each)
+WINDOW = 2.0  # seconds measured per fan-out round: 20 s per side in all
+SETTLE = 0.4  # after subscribing, before a window
 COST_HZ = 5.0
 VIEWERS = (0, 1, 10, 100)
 COST_WINDOW = 4.0

@@ -26,43 +26,46 @@ from ivoryos_plugin.serialio import SerialDevice  # noqa: E402
 from ivoryos_plugin.sim import EchoSimulator  # noqa: E402
 
 ROUNDS = 9
-QUERIES = 2000
+ROUND_SECONDS = 0.5  # each side of a round runs this long (bounded even on a loaded machine)
 STREAM_RATES = [1000, 2000, 5000, 10000, 20000, 40000]
 STREAM_SECONDS = 2.0
+BUDGET_SECONDS = 45.0  # stop stepping stream rates past this
 QUERY_TARGET = 0.90
 LOSS_TARGET = 0
 
 
-def raw_round_trips(port: str, count: int) -> float:
+def raw_round_trips(port: str, seconds: float) -> float:
     """Raw pyserial: round trips per second with ``write`` + ``readline``.
 
     :param port: the simulator's port.
-    :param count: exchanges to time.
+    :param seconds: how long to run.
     """
     with serial.Serial(port, timeout=1.0) as ser:
         ser.write(b"ECHO -1\r\n")
         ser.readline()
-        started = time.perf_counter()
-        for n in range(count):
+        n, started = 0, time.perf_counter()
+        while time.perf_counter() - started < seconds:
             ser.write(b"ECHO %d\r\n" % n)
             if ser.readline() != b"%d\r\n" % n:
                 raise AssertionError(f"raw: bad reply to ECHO {n}")
-        return count / (time.perf_counter() - started)
+            n += 1
+        return n / (time.perf_counter() - started)
 
 
-def device_round_trips(port: str, count: int) -> float:
+def device_round_trips(port: str, seconds: float) -> float:
     """SerialDevice: round trips per second with ``query``.
 
     :param port: the simulator's port.
-    :param count: exchanges to time.
+    :param seconds: how long to run.
     """
     with SerialDevice(port, timeout=1.0) as dev:
         dev.query("ECHO -1")
-        started = time.perf_counter()
-        for n in range(count):
+        n, started = 0, time.perf_counter()
+        while time.perf_counter() - started < seconds:
             if dev.query(f"ECHO {n}") != str(n):
                 raise AssertionError(f"device: bad reply to ECHO {n}")
-        return count / (time.perf_counter() - started)
+            n += 1
+        return n / (time.perf_counter() - started)
 
 
 def bench_queries(sim: EchoSimulator) -> tuple[float, float, float]:
@@ -73,10 +76,10 @@ def bench_queries(sim: EchoSimulator) -> tuple[float, float, float]:
     raw: list[float] = []
     dev: list[float] = []
     for rnd in range(ROUNDS):
-        order: list[tuple[Callable[[str, int], float], list[float]]] = [
+        order: list[tuple[Callable[[str, float], float], list[float]]] = [
             (raw_round_trips, raw), (device_round_trips, dev)]
         for bench, results in (order if rnd % 2 == 0 else order[::-1]):
-            results.append(bench(sim.port, QUERIES))
+            results.append(bench(sim.port, ROUND_SECONDS))
         print(f"round {rnd + 1}: raw {raw[-1]:8.0f} q/s   SerialDevice {dev[-1]:8.0f} q/s"
               f"   ratio {dev[-1] / raw[-1]:.3f}")
     ratio = statistics.median(d / r for d, r in zip(dev, raw))
@@ -158,6 +161,9 @@ def main() -> int:
                 failed_at = rate
                 break
             sustained = rate
+            if time.monotonic() - began > BUDGET_SECONDS:
+                print("time budget reached; not stepping further")
+                break
         if not sustained:
             print("raw pyserial lost lines even at the lowest rate; checking SerialDevice there")
         check_rate = sustained or STREAM_RATES[0]

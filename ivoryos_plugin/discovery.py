@@ -250,9 +250,10 @@ def discover(group: str = GROUP, *, exclude: Optional[Iterable[str]] = None) -> 
     for ep, dist in sorted(_entry_points(group), key=lambda pair: pair[0].name):
         if ep.name in skip:
             continue
-        source = ep.value
+        source, requires = ep.value, []
         if dist is not None:
-            source = f"{ep.value} ({dist.metadata['Name']} {dist.version})"
+            meta = dist.metadata  # parsed once: name, version and requirements
+            source, requires = f"{ep.value} ({meta['Name']} {meta['Version']})", meta.get_all("Requires-Dist") or []
         try:
             obj = ep.load()
         except BaseException as exc:  # a plugin may even call sys.exit at import
@@ -264,7 +265,7 @@ def discover(group: str = GROUP, *, exclude: Optional[Iterable[str]] = None) -> 
             continue
         try:
             check_plugin(obj, installed)
-            problem = requirement_problem((dist.requires or []) if dist is not None else [], installed)
+            problem = requirement_problem(requires, installed)
             if problem:
                 raise PluginError(obj.name, problem)
             if obj.name in result.sources:

@@ -19,6 +19,7 @@ from flask_login import LoginManager, UserMixin, login_user, logout_user
 from flask_socketio import SocketIO
 
 from .extension import Extension, attach
+from .security import origin_ok
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 LOOPBACK = "127.0.0.1"
@@ -118,7 +119,8 @@ def create_app(plugins: Iterable[Any] = (), deck: Union[None, str, Path, ModuleT
     )
     queue = message_queue or os.environ.get("IVORYOS_PLUGIN_MESSAGE_QUEUE") or None
     socketio = SocketIO(app, async_mode="threading", path=f"{prefix}/socket.io".lstrip("/"),
-                        message_queue=queue)
+                        message_queue=queue, cors_allowed_origins=lambda origin, environ: origin_ok(
+                            origin, environ.get("HTTP_HOST", ""), app.config.get("IVORYOS_PLUGIN_ALLOWED_ORIGINS")))
     login_manager = LoginManager(app)
     login_manager.login_view = "auth.login"
     login_manager.user_loader(lambda user_id: DevUser() if user_id == "dev" else None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 import json
 from dataclasses import dataclass
-from typing import Optional, cast
+from typing import Any, Optional, cast
 from urllib.parse import urlsplit
 
 from flask import Response, current_app, jsonify, redirect, request, url_for
@@ -144,18 +144,30 @@ def guard_request(plugin: str, public: bool) -> Optional[Response]:
     return None
 
 
-def origin_allowed() -> bool:
-    """Whether the request's Origin (if any) is this host or one configured as allowed."""
-    origin = request.headers.get("Origin")
+def origin_ok(origin: Optional[str], host: str, allowed: Any = None) -> bool:
+    """Whether a Socket.IO client from ``origin`` may connect to the server at ``host``.
+
+    No Origin (not a browser: browsers always send one on WebSocket and cross-site requests) or
+    the server's own host is fine; any other origin must be listed in ``allowed``.
+
+    :param origin: the request's ``Origin`` header, e.g. ``"http://127.0.0.1:8000"``.
+    :param host: the request's ``Host`` header.
+    :param allowed: ``app.config["IVORYOS_PLUGIN_ALLOWED_ORIGINS"]``: an origin, a list, or ``"*"``."""
     if not origin:
-        return True  # not a browser (browsers always send Origin on WebSocket and cross-site requests)
-    allowed = current_app.config.get("IVORYOS_PLUGIN_ALLOWED_ORIGINS") or []
+        return True
     if isinstance(allowed, str):
         allowed = [allowed]
+    listed = {str(a).strip().rstrip("/").lower() for a in (allowed or [])}
     origin = origin.strip().rstrip("/").lower()
-    if "*" in allowed or origin in {str(a).strip().rstrip("/").lower() for a in allowed}:
+    if "*" in listed or origin in listed:
         return True
-    return urlsplit(origin).netloc == request.host.lower()
+    return urlsplit(origin).netloc == host.strip().lower()
+
+
+def origin_allowed() -> bool:
+    """Whether the current request's Origin (if any) is this host or one configured as allowed."""
+    return origin_ok(request.headers.get("Origin"), request.host,
+                     current_app.config.get("IVORYOS_PLUGIN_ALLOWED_ORIGINS"))
 
 
 def head_snippet(plugin: Optional[str]) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import stat
 import subprocess
@@ -19,7 +20,7 @@ import pytest
 import requests
 import socketio
 
-from conftest import Server, free_port, ivoryos_login, wait_for_port
+from support import Server, free_port, ivoryos_login, wait_for_port
 
 EXE = Path(sys.executable).with_name("ivoryos-plugin")
 EXAMPLES = ("balance", "plate_map")  # this repository's example plugins the demo is built around
@@ -188,15 +189,102 @@ def test_a_workflow_dispense_colours_the_plate_and_fills_the_vial(demo: Server, 
         scale.close()
 
 
-@pytest.mark.server
-def test_ci_implies_no_browser(tmp_path: Path) -> None:
-    server = start_demo(tmp_path, env={**fake_browser(tmp_path), "CI": "true"})
+# ------------------------------------------------------------------ the pages in a real browser
+CHROMIUM = os.environ.get("IVORYOS_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+@pytest.fixture(scope="module")
+def browser_page(demo: Server, session: requests.Session) -> Iterator[Any]:
+    """A headless Chromium tab logged in to the demo (the session's cookies)."""
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"no Chromium at {CHROMIUM}: run ./scripts/install.sh --test (or set IVORYOS_CHROMIUM)")
+    from playwright.sync_api import sync_playwright
+
+    pw = sync_playwright().start()
+    browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
     try:
-        assert requests.get(f"{server.base}/ivoryos/auth/login").status_code == 200
-        time.sleep(1.0)  # the browser is opened once the port answers: give it the chance
+        context = browser.new_context()
+        context.add_cookies([{"name": k, "value": v, "url": demo.base} for k, v in session.cookies.items()])
+        context.route(re.compile(r"^https?://(?!127\.0\.0\.1)"), lambda route: route.abort())  # offline lab
+        yield context.new_page()
+    finally:
+        browser.close()
+        pw.stop()
+
+
+def wait_idle(demo: Server, session: requests.Session, timeout: float = 30.0) -> None:
+    """Wait until IvoryOS's runner is idle."""
+    deadline = time.monotonic() + timeout
+    while session.get(f"{demo.base}/ivoryos/executions/status").json().get("busy"):
+        assert time.monotonic() < deadline, "IvoryOS's runner stayed busy"
+        time.sleep(0.1)
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_balance_page_draws_the_live_chart_and_explains_a_busy_deck(demo: Server, session: requests.Session,
+                                                                     browser_page: Any) -> None:
+    page = browser_page
+    page.goto(f"{demo.base}/ivoryos/balance/")
+    page.wait_for_selector("#bd-chart canvas", timeout=15000)  # uPlot drew the chart
+    page.wait_for_function("document.querySelector('[data-ivoryos-live-state]').textContent === 'connected'",
+                           timeout=15000)
+    page.wait_for_function("document.getElementById('bd-value').textContent !== '–'", timeout=15000)
+    assert page.get_attribute("#bd-stable", "data-stable") in ("true", "false")
+    # dispatch_event, not click: offline, IvoryOS's layout has no Bootstrap and the left-panel iframe
+    # (another example plugin's widget) covers the page
+    page.dispatch_event("#bd-tare", "click")
+    page.wait_for_function("document.getElementById('bd-message').dataset.kind === 'ok'", timeout=10000)
+
+    wait_idle(demo, session)
+    script = "def workflow():\n" + "    deck.pump.dispense(volume_ml=10)\n" * 10  # about 5 s on the simulator
+    assert session.post(f"{demo.base}/ivoryos/draft/submit_python", json={
+        "workflow_name": "demo_busy", "script": script, "prep": "", "cleanup": ""}).status_code == 200
+    assert session.post(f"{demo.base}/ivoryos/executions/config", json={"repeat": 1},
+                        headers={"Accept": "application/json"}, timeout=60).status_code == 200
+    try:
+        time.sleep(0.5)
+        page.dispatch_event("#bd-tare", "click")
+        page.wait_for_function("document.getElementById('bd-message').dataset.kind === 'busy'", timeout=10000)
+        assert "workflow" in page.text_content("#bd-message")
+    finally:
+        wait_idle(demo, session)
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_plate_map_page_colours_a_well_in_the_svg(demo: Server, browser_page: Any) -> None:
+    from plate_map.plate import colour
+
+    page = browser_page
+    page.goto(f"{demo.base}/ivoryos/plate_map/")
+    assert page.locator("svg#pm-plate circle.pm-well").count() == 96
+    page.wait_for_function("document.querySelector('[data-ivoryos-live-state]').textContent === 'connected'",
+                           timeout=15000)
+    page.fill("#pm-well", "D4")
+    page.fill("#pm-value", "0.8")
+    page.dispatch_event("#pm-set", "click")
+    page.wait_for_function(f"document.getElementById('well-D4').getAttribute('fill') === '{colour(0.8)}'",
+                           timeout=10000)
+
+
+@pytest.mark.server
+def test_ci_implies_no_browser_and_the_examples_deck_script_works(tmp_path: Path) -> None:
+    deck = Path(__file__).resolve().parents[1] / "examples" / "demo_deck.py"
+    server = start_demo(tmp_path, "--deck", str(deck), env={**fake_browser(tmp_path), "CI": "true"})
+    ports = re.findall(r"simulated (\w+) on (\S+)", server.output())
+    try:
+        assert sorted(name for name, _ in ports) == ["balance", "hotplate", "pump"]
+        session = ivoryos_login(server.base)
+        assert session.get(f"{server.base}/ivoryos/instruments/deck.pump").status_code == 200
+        assert re.search(r"deck\.pump: DemoPump", server.output())
+        time.sleep(1.0)  # the browser would be opened once the port answers: give it the chance
         assert not (tmp_path / "opened.txt").exists(), "CI=true opened a browser"
     finally:
         assert server.stop() in (0, -signal.SIGTERM)
+    assert not [port for _, port in ports if os.path.exists(port)], "a simulator outlived the demo"
 
 
 def test_the_browser_opens_on_the_url_once_the_server_listens(monkeypatch: pytest.MonkeyPatch) -> None:

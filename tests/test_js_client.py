@@ -5,6 +5,7 @@ import os
 import shutil
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -59,6 +60,14 @@ document.addEventListener("DOMContentLoaded", function () {
 });
 </script></body></html>""" % HEAD
 
+# connect() from <head>, before the state element exists
+HEAD_CONNECT_PAGE = """<!doctype html><html><head>%s<script>window.live = IvoryPlugin.connect();</script></head><body>
+<span id="state" data-ivoryos-live-state></span>
+<script>
+window.rec = {};
+document.addEventListener("DOMContentLoaded", function () { rec.atReady = document.querySelector("#state").textContent; });
+</script></body></html>""" % HEAD
+
 # Nothing but the two scripts and a CSRF token: no plugin meta, no IvoryOS.
 BARE_PAGE = """<!doctype html><html><head><meta charset="utf-8"><link rel="icon" href="data:,">
 <meta name="csrf-token" content="%s">
@@ -98,6 +107,10 @@ class DemoServer:
         @app.get("/base-like")
         def base_like_page():
             return BASE_LIKE_PAGE
+
+        @app.get("/head-connect")
+        def head_connect_page():
+            return HEAD_CONNECT_PAGE
 
         @app.get("/bare")
         def bare_page():
@@ -204,6 +217,10 @@ class DemoServer:
                         threading.Thread(target=self._weight_loop, name="demo-weight", daemon=True)]
         for t in self.threads:
             t.start()
+        # The first Engine.IO handshake starts the server's client-monitor thread; do it here, in the module
+        # fixture, so conftest's per-test leak check does not blame whichever test connects first.
+        with urllib.request.urlopen(self.url + SIO_PATH + "/?EIO=4&transport=polling", timeout=10) as reply:
+            assert reply.status == 200
 
     def stop(self):
         self.stop_event.set()
@@ -310,16 +327,23 @@ def test_connect_shows_state_and_sends_auth(page, server):
     assert not page.errors
 
 
+def test_state_element_rendered_when_connect_runs_in_head(page, server):
+    page.open("/head-connect")
+    assert page.js("() => rec.atReady") == "connecting"
+    page.wait("() => document.querySelector('#state').textContent === 'connected'")
+    assert not page.errors
+
+
 def test_subscribe_values_change_and_unsubscribe_stops_them(page, server):
     page.open()
-    # subscribed before the connection is up, twice for one stream: the server must see one subscribe
+    # subscribed before the connection is up, then again once connected: the server must see one subscribe
     page.js("""() => {
         start();
         window.off1 = live.subscribe("weight", v => rec.weight.push(v));
-        window.off2 = live.subscribe("weight", v => rec.weight2.push(v));
     }""")
+    page.wait("() => rec.weight.length >= 1")
+    sid = page.js("() => { window.off2 = live.subscribe('weight', v => rec.weight2.push(v)); return live.socket.id; }")
     page.wait("() => rec.weight.length >= 5 && rec.weight2.length >= 5")
-    sid = page.js("() => live.socket.id")
     assert server.subscribers("weight") >= {sid}
     with server.lock:
         assert [c for c in server.subscribe_calls if c[0] == sid] == [(sid, "weight")]

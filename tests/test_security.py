@@ -299,10 +299,9 @@ def test_the_matrix_covers_every_method_of_every_route(calls: List[Call]) -> Non
 def sio_connect(secure: SecureServer, *, cookie: bool = False, token: Any = None,
                 origin: Optional[str] = None) -> socketio.Client:
     """A python-socketio client in the secure plugin's namespace (raises if refused)."""
-    client = socketio.Client(reconnection=False)
+    # websocket-client sends the server's own Origin unless told another one (a header would be a second Origin)
+    client = socketio.Client(reconnection=False, websocket_extra_options={"origin": origin} if origin else {})
     headers = {"Cookie": secure.cookie()} if cookie else {}
-    if origin:
-        headers["Origin"] = origin
     try:
         client.connect(secure.base, socketio_path=SIO_PATH, namespaces=[NS], headers=headers,
                        auth={"token": token} if token is not None else None, wait_timeout=10,
@@ -375,8 +374,10 @@ class RawEngineIO:
         if origin:
             self.http.headers["Origin"] = origin
         opened = self.http.get(self.url, params={"EIO": "4", "transport": "polling"}, timeout=30)
-        assert opened.status_code == 200 and opened.text.startswith("0"), opened.text
-        self.sid = json.loads(opened.text[1:])["sid"]
+        self.refused = opened.status_code == 400 and "origin" in opened.text  # by Engine.IO itself
+        if not self.refused:
+            assert opened.status_code == 200 and opened.text.startswith("0"), opened.text
+            self.sid = json.loads(opened.text[1:])["sid"]
 
     def send(self, packet: str) -> None:
         reply = self.http.post(self.url, params={"EIO": "4", "transport": "polling", "sid": self.sid},
@@ -410,6 +411,10 @@ def test_events_of_a_refused_client_never_reach_a_handler(secure: SecureServer, 
     accepted = kind.endswith("(control)")
     before = secure.marks()
     raw = RawEngineIO(secure.base, secure.cookie() if cookie else None, origin)
+    if raw.refused:  # the dev host's Engine.IO applies the same origin policy before any packet
+        assert not accepted and secure.mode == "standalone"
+        assert secure.marks() == before
+        return
     try:
         if auth is not None:
             raw.send(f"40{NS},{json.dumps(auth)}")
@@ -470,6 +475,10 @@ def test_path_traversal_never_leaves_the_folder(secure: SecureServer, folder: st
     assert good.status == 200  # the control: the folder itself is served
     path = f"{NS}/{folder}/" + TRAVERSALS[attack].format(other=other, other_file=other_file)
     reply = raw_get(secure.base, path, cookie)
+    if reply.status == 308:  # Werkzeug merges the slashes of "static//etc/passwd": still inside the folder
+        target = reply.getheader("Location", "").split(str(secure.server.port), 1)[-1]
+        assert target.startswith(f"{NS}/{folder}/"), target
+        reply = raw_get(secure.base, target, cookie)
     body = reply.body  # type: ignore[attr-defined]
     assert reply.status == 404, f"{path}: {reply.status} {body[:200]!r}"
     leaked = [SECRET.encode(), b"root:x:0", (secure.plugin_dir / other / other_file).read_bytes(),

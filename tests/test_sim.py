@@ -66,7 +66,7 @@ def test_port_is_a_stable_symlink_that_drops_and_comes_back() -> None:
             assert _ask(port, "ECHO 3") == "3"
         path = sim.port
     assert not os.path.exists(os.path.dirname(path))
-    assert sim.log == [("ECHO 1", "1"), ("ECHO 3", "3")]
+    assert list(sim.log) == [("ECHO 1", "1"), ("ECHO 3", "3")]
 
 
 @pytest.mark.parametrize("eol", [b"\r\n", b"\n"], ids=["crlf", "lf"])
@@ -132,7 +132,7 @@ PROTOCOL_CASES = [
 def test_protocol(cls: type[PtySimulator], command: str, reply: str) -> None:
     with cls() as sim, serial.Serial(sim.port, timeout=1) as port:
         assert re.fullmatch(reply, _ask(port, command))
-        assert sim.log == [(command, sim.log[0][1])]
+        assert list(sim.log) == [(command, sim.log[0][1])]
         assert sim.garbled == (1 if reply == "ERR unknown command" else 0)
 
 

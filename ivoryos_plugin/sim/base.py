@@ -13,6 +13,7 @@ current pts device (:attr:`~PtySimulator.device`). :meth:`~PtySimulator.drop` cl
 """
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import select
@@ -49,7 +50,8 @@ class PtySimulator:
     ``terminator``. The simulator handles one command at a time and keeps evidence that
     clients never interleave their exchanges:
 
-    * ``log``: every ``(command, reply)`` pair, in order (``reply`` is ``None`` if silent);
+    * ``log``: the last ``log_size`` ``(command, reply)`` pairs, in order (``reply`` is ``None``
+      if silent; a deque, so a long-running simulator does not grow without bound);
     * ``garbled``: lines that are not valid commands (unknown, malformed, non-printable) --
       e.g. ``ECHO 1ECHO 2`` when two writers' bytes got mixed;
     * ``overlapped``: commands answered while more command bytes were already waiting, i.e.
@@ -62,24 +64,26 @@ class PtySimulator:
     :param terminator: bytes appended to each reply.
     :param encoding: text encoding of the protocol.
     :param tx_buffer: unsent bytes the device holds before dropping stream lines.
+    :param log_size: how many exchanges ``log`` keeps.
     """
 
     ident = "SIM"
 
     def __init__(self, name: Optional[str] = None, *, terminator: bytes = b"\r\n",
-                 encoding: str = "ascii", tx_buffer: int = 4096) -> None:
+                 encoding: str = "ascii", tx_buffer: int = 4096, log_size: int = 10000) -> None:
         """Configure (not start) the simulator.
 
         :param name: see the class docstring.
         :param terminator: see the class docstring.
         :param encoding: see the class docstring.
         :param tx_buffer: see the class docstring.
+        :param log_size: see the class docstring.
         """
         self.name = name or type(self).__name__.lower()
         self.terminator, self.encoding, self.tx_buffer = terminator, encoding, tx_buffer
         self.port = ""                        # stable symlink path, set by start()
         self.device: Optional[str] = None     # current /dev/pts/N, None while dropped
-        self.log: list[tuple[str, Optional[str]]] = []
+        self.log: collections.deque[tuple[str, Optional[str]]] = collections.deque(maxlen=log_size)
         self.commands = self.garbled = self.overlapped = 0
         self.streamed = self.dropped = 0
         self._dir: Optional[str] = None

@@ -12,7 +12,11 @@
  *   live.on("calls", data => ...);
  *   await live.emit("tare", {});                 // resolves with the server's ack
  *   await live.action("dispense", {grams: 5});   // POST to the plugin's actions route
- *   <span data-ivoryos-live-state></span>        // shows the connection's state
+ *   <span data-ivoryos-live-state></span>        // shows the connection's state (text + data-state);
+ *                                                // ="/ivoryos/balance" (namespace or name) picks one connection
+ *
+ * live.state: "connecting" | "connected" | "disconnected" | "refused". Reconnection is socket.io's own, plus a
+ * rejoin (with backoff) after a server-side disconnect(); active subscriptions are re-sent on every connect.
  */
 (function (global) {
   "use strict";

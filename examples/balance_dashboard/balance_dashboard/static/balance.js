@@ -11,6 +11,8 @@
   let unit = $("bd-root").getAttribute("data-unit");
   let chart = null;
 
+  function decimals(u) { return DECIMALS[u] === undefined ? 4 : DECIMALS[u]; }
+
   function makeChart() {
     const el = $("bd-chart");
     el.textContent = "";
@@ -23,7 +25,7 @@
       height: 300,
       scales: {x: {time: true}},
       series: [{}, {label: "weight (" + unit + ")", stroke: "#1f77b4", width: 2}],
-      axes: [{}, {label: unit, size: 70}],
+      axes: [{}, {label: unit, size: 80, values: (u, ticks) => ticks.map((v) => v.toFixed(decimals(unit)))}],
     }, [xs, ys], el);
   }
 
@@ -45,7 +47,7 @@
     ys.push(r.value);
     if (xs.length > MAX_POINTS) { xs.splice(0, xs.length - MAX_POINTS); ys.splice(0, ys.length - MAX_POINTS); }
     if (chart) chart.setData([xs, ys]);
-    $("bd-value").textContent = r.value.toFixed(DECIMALS[r.unit] === undefined ? 4 : DECIMALS[r.unit]);
+    $("bd-value").textContent = r.value.toFixed(decimals(r.unit));
     $("bd-unit").textContent = r.unit;
     const badge = $("bd-stable");
     badge.setAttribute("data-stable", r.stable ? "true" : "false");
