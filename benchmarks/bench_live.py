@@ -5,7 +5,7 @@ clients authenticated with the host token) and the anchor (a plain Flask-SocketI
 mode, a background task emitting to a room every 50 ms, clients joining the room on ``subscribe``).
 100 python-socketio clients stay connected to each for the whole run.
 
-1. Fan-out: all 100 clients on one 20 Hz stream, in 10 pairs of 2 s rounds (20 s per side),
+1. Fan-out: all 100 clients on one 20 Hz stream, in 12 pairs of 2 s rounds (24 s per side),
    alternating which side goes first in a pair. Each round: subscribe, settle, measure a window,
    wait until every client got a tick from after the window, unsubscribe. Delivered fraction =
    ticks the server produced inside the window that each client received; latency = receipt
@@ -23,7 +23,7 @@ Run: ``python benchmarks/bench_live.py`` (about 2 minutes). Prints context lines
 ``FIGURE`` line per figure, and exits 1 when a figure misses its target.
 
 The clients run their event handlers inline in their reader thread (python-socketio's default
-starts one thread per message: 4000 thread starts a second here, on a 2-core machine shared with
+starts one thread per message: 2000 thread starts a second here, on a 2-core machine shared with
 the servers). Set ``BENCH_LIVE_THREADED_HANDLERS=1`` for the stock behaviour.
 """
 from __future__ import annotations
@@ -58,8 +58,8 @@ NS = "/ivoryos/benchlive"
 SIO_PATH = "/ivoryos/socket.io"
 CLIENTS = 100
 FANOUT_HZ = 20.0
-ROUNDS = 10  # pairs of fan-out rounds (one round per side each)
-WINDOW = 2.0  # seconds measured per fan-out round: 20 s per side in all
+ROUNDS = 12  # pairs of fan-out rounds (one round per side each)
+WINDOW = 2.0  # seconds measured per fan-out round: 24 s per side in all
 SETTLE = 0.4  # after subscribing, before a window
 COST_HZ = 5.0
 VIEWERS = (0, 1, 10, 100)
@@ -551,6 +551,11 @@ def main() -> None:
         bench_fanout(ours, anchor)
         bench_cost(ours, anchor)
         bench_push(ours)
+    except BaseException:
+        for side in (ours, anchor):
+            print(f"--- {side.name} server output (exit code {side.server.proc.poll()}) ---\n"
+                  f"{side.server.output()[-3000:]}", file=sys.stderr)
+        raise
     finally:
         parallel([v.close for v in ours.viewers + anchor.viewers], workers=20)
         for side in (ours, anchor):

@@ -13,7 +13,7 @@ import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
 
 from flask import Blueprint
 
@@ -91,7 +91,7 @@ def _installed_ivoryos() -> Optional[str]:
 # ------------------------------------------------------------------ checks on one plugin object
 def check_object(report: Report, subject: str, obj: Any, *, entry_name: Optional[str] = None,
                  requirements: Optional[List[str]] = None, ivoryos_version: Optional[str] = None,
-                 hosts: Optional[set] = None) -> None:
+                 hosts: Optional[Set[str]] = None) -> None:
     """Run the per-plugin checks on a loaded plugin object and add the results to ``report``.
 
     :param report: the report.
@@ -254,7 +254,7 @@ def check_path(path: Path) -> Report:
     return report
 
 
-def _check_module(report: Report, project: Project, context: Tuple[Optional[str], set]) -> None:
+def _check_module(report: Report, project: Project, context: Tuple[Optional[str], Set[str]]) -> None:
     """A bare module or package: check every Blueprint it defines at module level."""
     with isolated_import(project.root, project.module):
         try:

@@ -41,6 +41,23 @@ _GUARD_ATTR = "_ivoryos_plugin_guard"
 _STATE = threading.Lock()  # guards installation and observer lists
 _UNWRAPPABLE: Dict[int, Any] = {}  # id(obj) -> (obj, guard); the strong ref pins the id
 _CALL_IDS = itertools.count(1)
+#: Who is calling, for observers: "plugin:<name> <kind> <what>" inside a plugin's stream, action or
+#: worker; unset (reported as "deck") for IvoryOS's workflows, single steps and anything else.
+CALLER: contextvars.ContextVar[Optional[str]] = contextvars.ContextVar("ivoryos_plugin_caller", default=None)
+
+
+@contextlib.contextmanager
+def calling_as(source: str) -> Iterator[None]:
+    """Mark the instrument calls made inside the block as coming from ``source``.
+
+    :param source: e.g. ``"plugin:balance stream weight"``."""
+    token = CALLER.set(source)
+    try:
+        yield
+    finally:
+        CALLER.reset(token)
+
+
 #: True while an observer runs: its own instrument calls are not reported (no feedback loops)
 _QUIET: contextvars.ContextVar[bool] = contextvars.ContextVar("ivoryos_plugin_quiet",
                                                              default=False)
@@ -256,7 +273,7 @@ class _Call:
             event: Event = {"instrument": instrument, "method": self.method,
                             "args": list(self.args), "kwargs": dict(self.kwargs),
                             "phase": phase, "call_id": self.call_id, "started": self.started,
-                            **outcome}
+                            "source": CALLER.get() or "deck", **outcome}
             quiet = _QUIET.set(True)
             try:
                 if inspect.iscoroutine(returned := callback(event)):

@@ -250,10 +250,12 @@ def discover(group: str = GROUP, *, exclude: Optional[Iterable[str]] = None) -> 
     for ep, dist in sorted(_entry_points(group), key=lambda pair: pair[0].name):
         if ep.name in skip:
             continue
-        source, requires = ep.value, []
+        source: str = ep.value
+        requires: List[str] = []
         if dist is not None:
             meta = dist.metadata  # parsed once: name, version and requirements
-            source, requires = f"{ep.value} ({meta['Name']} {meta['Version']})", meta.get_all("Requires-Dist") or []
+            source = f"{ep.value} ({meta['Name']} {meta['Version']})"
+            requires = list(meta.get_all("Requires-Dist") or [])
         try:
             obj = ep.load()
         except BaseException as exc:  # a plugin may even call sys.exit at import

@@ -104,6 +104,9 @@ class Stream:
             socketio.emit(event, data, namespace=self.runtime.namespace, to=self.room)
 
     def _loop(self) -> None:
+        from .deck import CALLER
+
+        CALLER.set(f"plugin:{self.runtime.plugin.name} stream {self.spec.name}")  # this thread only
         backoff = 0.0
         due = time.monotonic()
         while True:

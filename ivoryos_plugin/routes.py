@@ -59,7 +59,7 @@ def action_view(plugin: "Plugin", name: str) -> Response:
 
     :param plugin: the plugin.
     :param name: the action's URL name."""
-    from .deck import DeckBusy, InstrumentUnavailable
+    from .deck import DeckBusy, InstrumentUnavailable, calling_as
     from .extension import current_extension
 
     spec = plugin._actions.get(name)
@@ -77,11 +77,12 @@ def action_view(plugin: "Plugin", name: str) -> Response:
     assert kwargs is not None
     ext = current_extension()
     try:
-        if spec.hardware:
-            with ext.hardware_guard(plugin.name):
+        with calling_as(f"plugin:{plugin.name} action {name}"):
+            if spec.hardware:
+                with ext.hardware_guard(plugin.name):
+                    result = _actions.call(spec.func, kwargs)
+            else:
                 result = _actions.call(spec.func, kwargs)
-        else:
-            result = _actions.call(spec.func, kwargs)
     except DeckBusy as exc:
         return _actions.error_response(409, str(exc), busy=True)
     except _actions.ActionError as exc:

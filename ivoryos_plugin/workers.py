@@ -107,6 +107,9 @@ class WorkerRunner:
             self.spec.func()
 
     def _run(self) -> None:
+        from .deck import CALLER
+
+        CALLER.set(f"plugin:{self.logger.name.rpartition('.')[2]} worker {self.spec.name}")  # this thread only
         stop = Stop(self._event)
         delay = self.spec.backoff
         while not self._event.is_set():

@@ -681,3 +681,23 @@ def test_plain_lock_state() -> None:
         done.set()
         thread.join(5)
     assert not is_deck_busy(rlock)
+
+
+def test_observed_calls_say_who_made_them() -> None:
+    from ivoryos_plugin.deck import calling_as
+
+    class Thing:
+        def poke(self) -> int:
+            return 1
+
+    thing = Thing()
+    seen: list = []
+    observe(thing, seen.append, instrument="thing")
+    thing.poke()
+    with calling_as("plugin:p stream s"):
+        thing.poke()
+    worker = threading.Thread(target=thing.poke)  # a new thread starts unmarked
+    with calling_as("plugin:p action a"):
+        worker.start()
+        worker.join()
+    assert [e["source"] for e in seen] == ["deck", "plugin:p stream s", "deck"]

@@ -21,7 +21,10 @@ def _plain(record: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def on_call(record: Dict[str, Any]) -> None:
-    """Observer of every instrument: keep the call and push the list to the pages."""
+    """Observer of every instrument: keep the call and push the list to the pages. Plugins' live
+    streams read instruments many times a second: they are left out, workflow calls stay."""
+    if " stream " in record.get("source", ""):
+        return
     call = _plain(record)
     with _lock:
         key = (call.get("instrument"), call.get("method"), call.get("started"))

@@ -67,3 +67,15 @@ def test_clear(client, live, deck):
     deck.counter.bump()
     assert client.post("/ivoryos/run_monitor/actions/clear").get_json() == {"cleared": True}
     assert received(live, "calls")[-1] == []
+
+
+def test_live_stream_reads_are_left_out(live, deck):
+    from ivoryos_plugin.deck import calling_as
+
+    live.get_received(live.namespace)
+    with calling_as("plugin:balance stream weight"):  # a dashboard's stream, five times a second
+        deck.counter.bump(by=5)
+    deck.counter.bump(by=7)  # a workflow step
+    calls = received(live, "calls")[-1]
+    kwargs = [c["kwargs"] for c in calls if c["method"] == "bump"]
+    assert {"by": 7} in kwargs and {"by": 5} not in kwargs
