@@ -28,8 +28,10 @@ the servers). Set ``BENCH_LIVE_THREADED_HANDLERS=1`` for the stock behaviour.
 """
 from __future__ import annotations
 
+import functools
 import http.client
 import json
+import math
 import os
 import random
 import secrets
@@ -77,8 +79,7 @@ def percentile(values: List[float], q: float) -> float:
     ordered = sorted(values)
     if not ordered:
         return float("nan")
-    rank = max(0, min(len(ordered) - 1, int(round(q / 100.0 * len(ordered) + 0.5)) - 1))
-    return ordered[rank]
+    return ordered[max(0, min(len(ordered), math.ceil(q / 100.0 * len(ordered))) - 1)]
 
 
 # ----------------------------------------------------------------------------- servers
@@ -92,12 +93,13 @@ class ServerProcess:
         self.port = free_port()
         self.token = token
         self.base = f"http://127.0.0.1:{self.port}"
-        self.log = tempfile.NamedTemporaryFile(prefix=f"bench_live_{script.stem}_", suffix=".log", delete=False)
+        handle, self.log = tempfile.mkstemp(prefix=f"bench_live_{script.stem}_", suffix=".log")
         env = {**os.environ, "PORT": str(self.port), "TOKEN": token, "PYTHONUNBUFFERED": "1",
                "PYTHONPATH": os.pathsep.join([str(HERE), str(ROOT), os.environ.get("PYTHONPATH", "")])}
         env.pop("IVORYOS_ACTIVE", None)
-        self.proc = subprocess.Popen([sys.executable, str(script)], cwd=tempfile.gettempdir(), env=env,
-                                     stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        with os.fdopen(handle, "wb") as log:
+            self.proc = subprocess.Popen([sys.executable, str(script)], cwd=tempfile.gettempdir(), env=env,
+                                         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         """Wait until the server listens.
@@ -121,7 +123,7 @@ class ServerProcess:
 
     def output(self) -> str:
         """The server's output so far."""
-        return Path(self.log.name).read_text(errors="replace")
+        return Path(self.log).read_text(errors="replace")
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after 10 s."""
@@ -132,8 +134,7 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
-        self.log.close()
-        os.unlink(self.log.name)
+        os.unlink(self.log)
 
 
 # ----------------------------------------------------------------------------- clients
@@ -187,8 +188,8 @@ class Viewer:
         """Disconnect."""
         try:
             self.sio.disconnect()
-        except Exception:
-            pass
+        except (socketio.exceptions.SocketIOError, OSError) as exc:  # cleanup goes on regardless
+            print(f"disconnect failed: {exc!r}", file=sys.stderr)
 
 
 def parallel(funcs: List[Callable[[], Any]], workers: int = 10) -> List[Any]:
@@ -216,14 +217,18 @@ class Side:
         """Connect ``count`` clients.
 
         :param count: how many."""
-        self.viewers = parallel([lambda: Viewer(self.server.base, self.server.token)] * count)
+        def connect() -> Viewer:
+            return Viewer(self.server.base, self.server.token)
+
+        self.viewers = parallel([connect] * count)
 
     def set_subscribed(self, viewers: List[Viewer], on: bool) -> None:
         """Subscribe or unsubscribe ``viewers`` (in parallel).
 
         :param viewers: the clients.
         :param on: subscribe when True."""
-        parallel([lambda v=v: v.call("subscribe" if on else "unsubscribe") for v in viewers])
+        event = "subscribe" if on else "unsubscribe"
+        parallel([functools.partial(v.call, event) for v in viewers])
 
     def ticks(self, since: float, until: float) -> Set[int]:
         """Sequence numbers the server produced in ``[since, until]``.
@@ -382,8 +387,9 @@ def bench_fanout(ours: Side, anchor: Side) -> None:
         for side in ((ours, anchor) if index % 2 == 0 else (anchor, ours)):
             result = fanout_round(side)
             rounds[side.name].append(result)
-            print(f"fan-out pair {index + 1} {side.name:6s}: {result.emitted} ticks in {result.window:.2f} s, "
-                  f"delivered {result.delivered}/{result.expected}, p50 {median(result.latencies) * 1e3:.1f} ms, "
+            print(f"fan-out pair {index + 1} {side.name:6s}: {result.emitted} ticks in "
+                  f"{result.window:.2f} s, delivered {result.delivered}/{result.expected}, "
+                  f"p50 {median(result.latencies) * 1e3:.1f} ms, "
                   f"p99 {result.p99 * 1e3:.1f} ms, CPU {result.cpu / result.window * 100:.1f} % "
                   f"({result.cpu_per_tick * 1e3:.2f} ms per tick)", flush=True)
     fraction: Dict[str, float] = {}
@@ -466,11 +472,11 @@ def bench_cost(ours: Side, anchor: Side) -> None:
     stream: Dict[int, float] = {}
     naive: Dict[int, float] = {}
     for index, count in enumerate(VIEWERS):
-        jobs: List[Tuple[str, Callable[[], None]]] = [
-            ("stream", lambda: stream.__setitem__(count, _report_stream(ours, count))),
-            ("naive", lambda: naive.__setitem__(count, _report_naive(anchor, count)))]
-        for _, job in (jobs if index % 2 == 0 else jobs[::-1]):
-            job()
+        for kind in (("stream", "naive") if index % 2 == 0 else ("naive", "stream")):
+            if kind == "stream":
+                stream[count] = _report_stream(ours, count)
+            else:
+                naive[count] = _report_naive(anchor, count)
     print(f"naive polling at {COST_HZ:g} Hz, sensor reads/s by viewers: "
           + ", ".join(f"{n}: {naive[n]:.1f}" for n in VIEWERS))
     print(f"shared stream at {COST_HZ:g} Hz, sensor reads/s by viewers: "
@@ -490,7 +496,8 @@ def _report_stream(ours: Side, count: int) -> float:
 def _report_naive(anchor: Side, count: int) -> float:
     plain, _, errors = naive_cost(anchor, count)
     print(f"instrument cost, naive, {count:3d} pollers: {plain:.1f} reads/s "
-          f"({plain / count if count else 0:.2f} per poller, target {COST_HZ:g}; {errors} errors)", flush=True)
+          f"({plain / count if count else 0:.2f} per poller, target {COST_HZ:g}; {errors} errors)",
+          flush=True)
     return plain
 
 
@@ -522,7 +529,8 @@ def bench_push(ours: Side) -> None:
     action(ours.server, "changes", on=False)
     time.sleep(1.5)  # the last change reaches the pollers
     pollers.stop()
-    push = [received - sent for viewer in ours.viewers for _, sent, received in viewer.changes if sent >= started]
+    push = [received - sent for viewer in ours.viewers for _, sent, received in viewer.changes
+            if sent >= started]
     changes = len({value for viewer in ours.viewers for value, sent, _ in viewer.changes if sent >= started})
     polled = list(first_seen.values())
     push_p99, poll_p99 = percentile(push, 99), percentile(polled, 99)

@@ -168,6 +168,9 @@ def attach(app: Flask) -> Extension:
 
     if "plugins" not in app.blueprints:
         app.register_blueprint(framework_blueprint, url_prefix=f"{ext.url_prefix}/plugins")
+    from .offline import install as install_offline_assets
+
+    install_offline_assets(app)  # IvoryOS's CDN libraries from static/vendor/ (offline lab networks)
 
     @app.before_request
     def _start_plugins() -> None:

@@ -177,7 +177,7 @@ def run(module: Optional[str] = None, plugins: Optional[Sequence[Blueprint]] = N
             print(f" * plugin {failure['name']!r} not loaded ({failure['stage']}): {failure['error']}",
                   file=sys.stderr, flush=True)
         if failures:
-            print(" * tracebacks: the health page /ivoryos/plugins/ or `ivoryos-plugin list`",
+            print(" * their tracebacks: the health page /ivoryos/plugins/; checks: ivoryos-plugin check --installed",
                   file=sys.stderr, flush=True)
     else:
         plugins = check_given([p for p in plugins if p.name not in set(exclude or [])])

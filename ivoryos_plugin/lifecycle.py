@@ -167,7 +167,7 @@ class PluginRuntime:
             if self._started:
                 return
             self._started = True
-        self.state = "starting"
+        self.state, self.reason = "starting", "its on_start hooks are still running; try again in a moment"
         self._setup_logging()
         if self.plugin.settings_model is not None:
             try:

@@ -6,6 +6,7 @@ standalone dev host) through :meth:`Plugin.register` and :meth:`Plugin.init_sock
 """
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Mapping, Optional, Set, Type, TypeVar, Union, overload
@@ -287,6 +288,8 @@ class Plugin(Blueprint):
     def on_stop(self, func: F) -> F:
         """Run ``func()`` once at shutdown (SIGINT, SIGTERM, interpreter exit), after the workers stop.
 
+        Only a plugin that started runs it: one whose ``on_start`` refused or raised does not.
+
         :param func: the hook.
 
         Example::
@@ -300,7 +303,9 @@ class Plugin(Blueprint):
         return func
 
     def on_settings_change(self, func: F) -> F:
-        """Run ``func(old, new)`` after the settings were saved (validated models).
+        """Run ``func(old, new)`` after a save changed the settings (validated models).
+
+        A save of the same values does not call it.
 
         :param func: the hook; an exception is logged and never undoes the save.
 
@@ -431,7 +436,9 @@ class Plugin(Blueprint):
             ext.add_plugin(self, prefix)
 
 
+@functools.lru_cache(maxsize=1)
 def _installed_ivoryos() -> Optional[str]:
+    """The installed IvoryOS version (read once per process), or None."""
     try:
         from importlib.metadata import version
 

@@ -61,6 +61,7 @@ class TokenStore:
         self._lock = threading.Lock()
         self._stamp: Optional[Tuple[int, int, int]] = None
         self._records: Dict[str, TokenRecord] = {}
+        self._broken: Optional[Tuple[int, int, int]] = None
 
     def _stat(self) -> Optional[Tuple[int, int, int]]:
         try:
@@ -161,8 +162,10 @@ class TokenStore:
         with self._lock:
             try:
                 records = self._load()
-            except TokenError:
-                log.exception("refusing every API token until the token file is fixed")
+            except TokenError as exc:
+                if self._broken != self._stat():  # say it once per version of the file
+                    self._broken = self._stat()
+                    log.error("%s Every API token is refused until then.", exc)
                 return None  # fail closed
         for record in records.values():
             if hmac.compare_digest(record.digest, digest):

@@ -88,7 +88,7 @@ def start_secure(directory: Path, mode: str) -> SecureServer:
     :param directory: the server's working directory (its data folder goes there).
     :param mode: ``ivoryos``, ``standalone`` or ``run`` (see the deck's docstring)."""
     shutil.copytree(PLUGINS / "secure_plugin", directory / "secure_plugin",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+                    ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True)
     server = launch((PLUGINS / "secure_plugin" / "deck.py").read_text(), directory, name="secure_deck.py",
                     env={"PYTHONPATH": os.pathsep.join([str(directory), str(PLUGINS)]), "SECURE_HOST": mode,
                          "SECURE_TOKEN": DEV_TOKEN, "SECURE_ORIGINS": ALLOWED_ORIGIN})

@@ -67,8 +67,7 @@ def emit_loop() -> None:
         socketio.emit("value", {"t": t, "seq": seq}, namespace=NS, to=ROOM)
         due += 0.05
         now = time.monotonic()
-        if due < now:
-            due = now
+        due = max(due, now)  # fell behind: drop the missed ticks (as the framework's producer does)
         socketio.sleep(due - now)
 
 

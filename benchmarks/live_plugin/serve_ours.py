@@ -6,9 +6,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: import live_plugin
 
+from live_plugin import deck, plugin  # noqa: E402
+
 from ivoryos_plugin import create_app  # noqa: E402
 from ivoryos_plugin.host import serve  # noqa: E402
-from live_plugin import deck, plugin  # noqa: E402
 
 if __name__ == "__main__":
     app = create_app([plugin], deck=deck, token=os.environ["TOKEN"],

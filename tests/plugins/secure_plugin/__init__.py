@@ -29,9 +29,10 @@ plugin = Plugin("secure", __name__, title="Secure", version="1.0.0", settings=Se
 def _journal(kind: str, value: object) -> int:
     """Append one line to ``<data>/journal.jsonl`` (what the disk checks look for); the line count."""
     path = plugin.data_dir / "journal.jsonl"
-    with open(path, "a", encoding="utf-8") as handle:
+    with open(path, "a+", encoding="utf-8") as handle:
         handle.write(json.dumps({"kind": kind, "value": value}) + "\n")
-    return sum(1 for _ in open(path, encoding="utf-8"))
+        handle.seek(0)
+        return sum(1 for _ in handle)
 
 
 def _count(kind: str) -> int:
