@@ -339,6 +339,7 @@ class SettingsStore(Generic[M]):
         :return: ``(old, new)`` instances.
         :raises SettingsValidationError: invalid input; nothing is written.
         """
+        self._precheck(data, merge=True)
         return self._commit(lambda _old: data, merge=True)
 
     def replace(self, data: Mapping[str, Any]) -> Tuple[M, M]:
@@ -348,7 +349,22 @@ class SettingsStore(Generic[M]):
         :return: ``(old, new)`` instances.
         :raises SettingsValidationError: invalid input; nothing is written.
         """
+        self._precheck(data, merge=False)
         return self._commit(lambda _old: data, merge=False)
+
+    def _precheck(self, data: Mapping[str, Any], merge: bool) -> None:
+        """Refuse invalid input before touching the disk (a rejected write creates no folder or lock
+        file); :meth:`_commit` validates again under the locks.
+
+        :param data: the new values.
+        :param merge: merge onto the current values (else onto the defaults)."""
+        if isinstance(data, Mapping):
+            values: Dict[Any, Any] = {}
+            if merge:
+                current = self.current
+                values = {name: getattr(current, name) for name in self.model.model_fields}
+            values.update(data)
+            self._validate(values)
 
     def modify(self, fn: Callable[[M], Mapping[str, Any]]) -> Tuple[M, M]:
         """Atomic read-modify-write: ``fn(current)`` returns the changes to merge, under the locks.

@@ -40,6 +40,8 @@ SETTINGS_TARGETS = [("POST", f"{NS}/settings", False), ("PUT", f"{NS}/settings.j
                     ("GET", f"{NS}/settings", False)]
 CREDENTIALS = ["anonymous", "session", "session-without-csrf", "session-junk-csrf", "token",
                "token-other-plugin", "token-revoked", "junk-authorization"]
+# half the requests carry a valid credential, so that the bodies reach the validation code
+credentials = st.sampled_from(CREDENTIALS) | st.sampled_from(["session", "token"])
 FIELDS = ["label", "limit", "mode", "enabled", "text", "times", "value", "csrf_token", "settings_version",
           "values", "__class__", "_private"]
 
@@ -75,7 +77,7 @@ class Sent:
     body: Tuple[str, Any]
     headers: Dict[str, str]
     query: Dict[str, str]
-    fresh: bool  # start from a pristine data folder (first writes create files and folders)
+    prior: bool  # settings and the journal already written (else: a pristine data folder)
 
     def refused(self) -> bool:
         """Whether the credential must be refused whatever else the request holds."""
@@ -91,7 +93,7 @@ class Sent:
 def requests_for(targets: List[Tuple[str, str, bool]]) -> Any:
     """Requests to ``targets`` with generated credentials, bodies, headers and query strings."""
     return st.builds(lambda t, c, b, h, q, f: Sent(t[0], t[1], t[2], c, b, h, q, f), st.sampled_from(targets),
-                     st.sampled_from(CREDENTIALS), bodies, headers, queries, st.booleans())
+                     credentials, bodies, headers, queries, st.booleans())
 
 
 def encode(sent: Sent, csrf: str, tokens: Dict[str, str]) -> Tuple[Dict[str, str], Optional[bytes], Any]:
@@ -131,6 +133,10 @@ def tree_hash(root: Path) -> str:
     return digest.hexdigest()
 
 
+PRIOR = [Sent("PUT", f"{NS}/settings.json", False, "session", ("json", {"label": "earlier"}), {}, {}, False),
+         Sent("POST", f"{NS}/actions/record", False, "session", ("json", {"text": "earlier"}), {}, {}, False)]
+
+
 def make_pristine(root: Path) -> None:
     """Delete what requests wrote under ``root`` (keeping logs and the token file)."""
     for path in sorted(root.rglob("*"), reverse=True):
@@ -158,8 +164,10 @@ def fuzz(send: Callable[[Sent], int], data: Path, targets: List[Tuple[str, str, 
     @given(sent=requests_for(targets))
     def one(sent: Sent) -> None:
         ran.append(1)
-        if sent.fresh:
-            make_pristine(data)
+        make_pristine(data)  # every example starts from a known state, so a failure replays
+        if sent.prior:
+            for earlier in PRIOR:
+                assert send(earlier) == 200
         before = tree_hash(data)
         status = send(sent)
         check(sent, status, before, tree_hash(data))

@@ -12,6 +12,6 @@ from ivoryos_plugin import create_app  # noqa: E402
 from ivoryos_plugin.host import serve  # noqa: E402
 
 if __name__ == "__main__":
-    app = create_app([plugin], deck=deck, token=os.environ["TOKEN"],
-                     data_dir=tempfile.mkdtemp(prefix="bench_live_"))
-    serve(app, port=int(os.environ["PORT"]), quiet=True)
+    with tempfile.TemporaryDirectory(prefix="bench_live_") as data:
+        app = create_app([plugin], deck=deck, token=os.environ["TOKEN"], data_dir=data)
+        serve(app, port=int(os.environ["PORT"]), quiet=True)
