@@ -27,8 +27,8 @@ sys.path.insert(0, str(ROOT / "tests" / "plugins"))
 from secure_plugin import plugin as secure_plugin  # noqa: E402
 
 NS = "/ivoryos/secure"
-IN_PROCESS_EXAMPLES = {"routes": 700, "settings": 500}
-SERVER_EXAMPLES = 150
+IN_PROCESS_EXAMPLES = {"routes": 800, "settings": 600}  # 1,400 in all
+SERVER_EXAMPLES = 300
 TARGETS = [  # (method, path, public)
     ("POST", f"{NS}/actions/record", False), ("POST", f"{NS}/actions/public_echo", True),
     ("POST", f"{NS}/actions/marks", False), ("POST", f"{NS}/actions/no_such_action", False),
@@ -207,10 +207,6 @@ def test_fuzz_in_process(in_process: Callable[[Sent], int], plugin_app: Flask, n
     data = Path(plugin_app.config["OUTPUT_FOLDER"]) / "plugins"
     ran = fuzz(in_process, data, targets, IN_PROCESS_EXAMPLES[name])
     assert ran >= IN_PROCESS_EXAMPLES[name]
-
-
-def test_in_process_volume_is_at_least_a_thousand() -> None:
-    assert sum(IN_PROCESS_EXAMPLES.values()) >= 1000
 
 
 # --------------------------------------------------------------- a real server
