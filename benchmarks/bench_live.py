@@ -19,7 +19,7 @@ mode, a background task emitting to a room every 50 ms, clients joining the room
    publishes each change (``observe`` + ``publish``); 1 Hz HTTP pollers of the same value run at
    the same time, so both see exactly the same changes.
 
-Run: ``python benchmarks/bench_live.py`` (about 2 minutes). Prints context lines, then one
+Run: ``python benchmarks/bench_live.py`` (about 2.5 minutes). Prints context lines, then one
 ``FIGURE`` line per figure, and exits 1 when a figure misses its target.
 
 The clients run their event handlers inline in their reader thread (python-socketio's default
