@@ -1,0 +1,28 @@
+"""The hello example: a page that lists the deck, and an action that greets and publishes."""
+
+
+def test_page_lists_the_deck(client):
+    page = client.get("/ivoryos/hello/")
+    assert page.status_code == 200
+    assert b'id="instruments">counter<' in page.data
+
+
+def test_greet_replies_and_publishes(client, live):
+    reply = client.post("/ivoryos/hello/actions/greet", json={"name": "Ada"})
+    assert reply.get_json() == {"message": "Hello, Ada!"}
+    assert live.wait_for("greeted")[-1] == {"name": "Ada"}
+
+
+def test_greet_validates_its_argument(client):
+    reply = client.post("/ivoryos/hello/actions/greet", json={"name": 42})
+    assert reply.status_code == 400 and "name" in reply.get_json()["errors"]
+
+
+def test_anonymous_visitors_are_sent_to_login(anon_client):
+    assert anon_client.get("/ivoryos/hello/").status_code == 302
+    assert anon_client.post("/ivoryos/hello/actions/greet", json={}).status_code == 401
+
+
+def test_inside_ivoryos(ivoryos_client):
+    page = ivoryos_client.get("/ivoryos/hello/")
+    assert page.status_code == 200 and b"navbar" in page.data
