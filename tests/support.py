@@ -10,7 +10,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import requests
 
@@ -88,3 +88,13 @@ def ivoryos_login(base: str) -> requests.Session:
     token = session.get(f"{base}/ivoryos/plugins/csrf.json").json()["csrf_token"]
     session.headers["X-CSRFToken"] = token
     return session
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 3.0) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout`` seconds pass; its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.005)
+    return bool(predicate())

@@ -4,30 +4,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Callable, Iterator
+from typing import Iterator
 
 import pytest
+from support import wait_until
 
-from ivoryos_plugin.serialio import SerialDevice, SerialDeviceError, SerialDeviceTimeout, open_serial
+from ivoryos_plugin.serialio import (
+    SerialDevice,
+    SerialDeviceError,
+    SerialDeviceTimeout,
+    open_serial,
+)
 from ivoryos_plugin.sim import EchoSimulator
-
-
-def _wait_for(predicate: Callable[[], bool], timeout: float = 3.0) -> bool:
-    """Poll ``predicate`` until true or ``timeout`` seconds pass."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.005)
-    return predicate()
-
-
-@pytest.fixture(autouse=True)
-def no_stray_threads() -> Iterator[None]:
-    """Every test must leave no thread behind once its fixtures are torn down."""
-    before = set(threading.enumerate())
-    yield
-    assert _wait_for(lambda: not set(threading.enumerate()) - before, 2.0), set(threading.enumerate()) - before
 
 
 @pytest.fixture
@@ -89,7 +77,7 @@ def test_query_inside_on_line_is_refused_not_deadlocked(echo: EchoSimulator) -> 
 
     with SerialDevice(echo.port, on_line=callback) as dev:
         echo.emit("HELLO")
-        assert _wait_for(lambda: len(errors) == 1)
+        assert wait_until(lambda: len(errors) == 1)
         assert "would deadlock" in str(errors[0])
 
 
@@ -125,7 +113,7 @@ def test_unsolicited_lines_reach_on_line(kind: str, echo: EchoSimulator) -> None
                 echo.emit(f"EVENT {n}")
             else:
                 dev.write(f"EVENT {n}")  # loop:// sends it straight back, unrequested
-        assert _wait_for(lambda: len(got) == 3)
+        assert wait_until(lambda: len(got) == 3)
         assert got == ["EVENT 0", "EVENT 1", "EVENT 2"]
         assert dev.lines_received == 3
 
@@ -143,7 +131,7 @@ def test_raising_callback_is_logged_and_reader_survives(echo: EchoSimulator,
         with SerialDevice(echo.port, on_line=callback, name="cb") as dev:
             echo.emit("BOOM")
             echo.emit("AFTER")
-            assert _wait_for(lambda: got == ["BOOM", "AFTER"])
+            assert wait_until(lambda: got == ["BOOM", "AFTER"])
             assert dev.query("ECHO 5") == "5" and dev.connected
     assert any("on_line callback raised" in r.getMessage() and r.exc_info for r in caplog.records)
 
@@ -194,7 +182,7 @@ def test_port_lost_mid_query_fails_fast_then_reconnects(slow_echo: EchoSimulator
 
         asker = threading.Thread(target=ask)
         asker.start()
-        assert _wait_for(lambda: slow_echo.commands == 1)
+        assert wait_until(lambda: slow_echo.commands == 1)
         lost_at = time.monotonic()
         slow_echo.drop()
         asker.join(5.0)
@@ -203,20 +191,20 @@ def test_port_lost_mid_query_fails_fast_then_reconnects(slow_echo: EchoSimulator
         [error] = outcome
         assert isinstance(error, SerialDeviceError) and not isinstance(error, TimeoutError)
         assert "bench-echo" in str(error) and slow_echo.port in str(error) and "ECHO 1" in str(error)
-        assert _wait_for(lambda: not dev.connected)
+        assert wait_until(lambda: not dev.connected)
         with pytest.raises(SerialDeviceError, match="disconnected"):
             dev.query("ECHO 2", timeout=5.0)
 
         slow_echo.delay = 0.0
         slow_echo.restore()
-        assert _wait_for(lambda: dev.connected, 5.0), "did not reconnect to the same URL"
+        assert wait_until(lambda: dev.connected, 5.0), "did not reconnect to the same URL"
         assert dev.query("ECHO 3") == "3"
 
 
 def test_without_reconnect_the_device_stays_down(echo: EchoSimulator) -> None:
     with SerialDevice(echo.port, reconnect=False) as dev:
         echo.drop()
-        assert _wait_for(lambda: not dev.connected)
+        assert wait_until(lambda: not dev.connected)
         echo.restore()
         time.sleep(0.3)
         assert not dev.connected
@@ -246,19 +234,19 @@ def test_close_leaves_no_threads(scenario: str, echo: EchoSimulator) -> None:
     asker = threading.Thread(target=ask)
     if scenario == "after-reconnect":
         echo.drop()
-        assert _wait_for(lambda: not dev.connected)
+        assert wait_until(lambda: not dev.connected)
         echo.restore()
-        assert _wait_for(lambda: dev.connected)
+        assert wait_until(lambda: dev.connected)
         assert dev.query("ECHO 2") == "2"
     elif scenario == "while-reconnecting":
         dev.backoff_max = 10.0
         echo.drop()
-        assert _wait_for(lambda: not dev.connected)
+        assert wait_until(lambda: not dev.connected)
         time.sleep(0.4)  # backoff has grown past 0.2 s
     elif scenario.endswith("mid-query"):
         echo.delay = 10.0
         asker.start()
-        assert _wait_for(lambda: echo.commands == 2)
+        assert wait_until(lambda: echo.commands == 2)
         if scenario == "lost-mid-query":
             echo.drop()
             asker.join(5.0)

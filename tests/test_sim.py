@@ -3,34 +3,25 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 import time
-from typing import Callable, Iterator
+from typing import Iterator
 
 import pytest
 import serial
+from support import wait_until
 
 from ivoryos_plugin import sim as simmod
-from ivoryos_plugin.sim import (Balance, BalanceSimulator, EchoSimulator, Hotplate, HotplateSimulator,
-                                InstrumentError, PtySimulator, Pump, PumpSimulator)
-
-
-def _wait_for(predicate: Callable[[], bool], timeout: float = 3.0) -> bool:
-    """Poll ``predicate`` until true or ``timeout`` seconds pass."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.005)
-    return predicate()
-
-
-@pytest.fixture(autouse=True)
-def no_stray_threads() -> Iterator[None]:
-    """Every test must leave no thread behind once its fixtures are torn down."""
-    before = set(threading.enumerate())
-    yield
-    assert _wait_for(lambda: not set(threading.enumerate()) - before, 2.0), set(threading.enumerate()) - before
+from ivoryos_plugin.sim import (
+    Balance,
+    BalanceSimulator,
+    EchoSimulator,
+    Hotplate,
+    HotplateSimulator,
+    InstrumentError,
+    PtySimulator,
+    Pump,
+    PumpSimulator,
+)
 
 
 def _ask(port: serial.Serial, command: str, eol: bytes = b"\r\n") -> str:
@@ -98,7 +89,7 @@ def test_stream_emits_numbered_lines_without_loss_when_read() -> None:
 def test_stream_drops_lines_when_nobody_reads() -> None:
     with EchoSimulator(tx_buffer=64) as sim:
         sim.stream(20000)
-        assert _wait_for(lambda: sim.dropped > 0, 5.0)  # the pty buffer filled up
+        assert wait_until(lambda: sim.dropped > 0, 5.0)  # the pty buffer filled up
         sim.stream(None)
 
 
@@ -140,13 +131,13 @@ def test_balance_protocol_tare_unit_and_stability(balance_sim: BalanceSimulator)
     with serial.Serial(balance_sim.port, timeout=1) as port:
         balance_sim.load(12.5)
         assert _ask(port, "W?").endswith(" U")
-        assert _wait_for(lambda: _ask(port, "W?").endswith(" S"))
+        assert wait_until(lambda: _ask(port, "W?").endswith(" S"))
         grams = float(_ask(port, "W?").split()[1])
         assert grams == pytest.approx(12.5, abs=0.005)
         assert _ask(port, "T") == "OK"
         assert float(_ask(port, "W?").split()[1]) == pytest.approx(0.0, abs=0.005)
         balance_sim.load(14.5)
-        assert _wait_for(lambda: _ask(port, "W?").endswith(" S"))
+        assert wait_until(lambda: _ask(port, "W?").endswith(" S"))
         assert _ask(port, "U mg") == "OK" and _ask(port, "U?") == "mg"
         value, unit = _ask(port, "W?").split()[1:3]
         assert unit == "mg" and float(value) == pytest.approx(2000.0, abs=5.0)
@@ -158,12 +149,12 @@ def test_balance_driver(balance_sim: BalanceSimulator) -> None:
         assert balance.identify() == "SIM-BALANCE"
         balance_sim.load(20.0)
         assert balance.stable is False
-        assert _wait_for(lambda: balance.stable)
+        assert wait_until(lambda: balance.stable)
         assert balance.weigh() == pytest.approx(20.0, abs=0.005)
         balance.tare()
         assert abs(balance.weigh()) < 0.005
         balance_sim.load(21.0)
-        assert _wait_for(lambda: balance.stable)
+        assert wait_until(lambda: balance.stable)
         balance.set_unit("kg")
         assert balance.unit == "kg"
         reading = balance.read()
@@ -200,7 +191,7 @@ def test_hotplate_driver() -> None:
         plate.set_temperature(80.0)
         assert plate.setpoint() == 80.0
         first = plate.temperature()
-        assert _wait_for(lambda: plate.temperature() > 79.0, 6.0)
+        assert wait_until(lambda: plate.temperature() > 79.0, 6.0)
         assert 25.0 <= first < 79.0
         plate.set_stirring(450)
         assert plate.stirring() == 450
@@ -211,9 +202,9 @@ def test_hotplate_driver() -> None:
 def test_driver_reconnects_after_the_instrument_restarts(balance_sim: BalanceSimulator) -> None:
     with Balance(balance_sim.port) as balance:
         balance_sim.drop()
-        assert _wait_for(lambda: not balance._dev.connected)
+        assert wait_until(lambda: not balance._dev.connected)
         balance_sim.restore()
-        assert _wait_for(lambda: balance._dev.connected)
+        assert wait_until(lambda: balance._dev.connected)
         assert balance.identify() == "SIM-BALANCE"
 
 
