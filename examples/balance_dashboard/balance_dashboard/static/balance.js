@@ -2,6 +2,7 @@
 (function () {
   "use strict";
   const MAX_POINTS = 600;
+  const WINDOW_S = 60;
   const DECIMALS = {g: 4, mg: 1, kg: 7};
   const BUSY = "The balance is busy: an IvoryOS workflow is using the deck. Try again when it finishes.";
   const $ = (id) => document.getElementById(id);
@@ -23,7 +24,10 @@
     chart = new uPlot({
       width: Math.max(320, el.clientWidth || 640),
       height: 300,
-      scales: {x: {time: true}},
+      scales: {
+        x: {time: true, range: (u, min, max) => [max - WINDOW_S, max]},  // the last minute, scrolling
+        y: {range: (u, min, max) => (max - min < 1e-9 ? [min - 1, max + 1] : [min, max])},
+      },
       series: [{}, {label: "weight (" + unit + ")", stroke: "#1f77b4", width: 2}],
       axes: [{}, {label: unit, size: 80, values: (u, ticks) => ticks.map((v) => v.toFixed(decimals(unit)))}],
     }, [xs, ys], el);
