@@ -31,6 +31,7 @@ setup(
             "static/*.js",
             "static/*.css",
             "static/vendor/*",
+            "static/vendor/**/*",  # IvoryOS's CDN libraries, in folders (ivoryos_plugin/offline.py)
             "scaffold/*",
             "scaffold/**/*",
         ],

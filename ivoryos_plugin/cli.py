@@ -152,7 +152,12 @@ def token_list(data_dir: Optional[str]) -> None:
     """List the tokens (names and scopes, never the tokens)."""
     import time
 
-    records: List[Any] = _token_store(data_dir).list()
+    from .tokens import TokenError
+
+    try:
+        records: List[Any] = _token_store(data_dir).list()
+    except TokenError as exc:
+        raise click.ClickException(str(exc)) from None
     if not records:
         click.echo("No tokens.")
     for record in records:

@@ -207,7 +207,7 @@ class PluginNamespace(Namespace):  # type: ignore[misc]
             raise ConnectionRefusedError(f"unauthorized: plugin {name!r} needs a logged-in session or a token")
         self.runtime.ext.ensure_started()
         for event, data in list(self.runtime.plugin._last_published.items()):
-            self.socketio.emit(event, data, namespace=self.namespace, to=_sid())  # type: ignore[attr-defined]
+            self.socketio.emit(event, data, namespace=self.namespace, to=_sid())
 
     def on_disconnect(self, reason: Any = None) -> None:
         """Forget the client's subscriptions.

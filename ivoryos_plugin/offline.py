@@ -119,11 +119,12 @@ class OfflineAssets:
         missing = {url: rel for url, rel in CDN_ASSETS.items() if url not in self.local}
         if missing and frozenset(missing) not in _LOGGED:
             _LOGGED.add(frozenset(missing))
-            root = os.path.dirname(os.path.dirname(self.vendor_dir.rstrip(os.sep)))
-            log.warning("ivoryos_plugin: %d of IvoryOS's CDN libraries have no local copy in %s (%s); these "
-                        "pages still load them from the internet. Fix: run 'npm ci' in %s "
-                        "(the ivoryos_plugin source folder with package.json).", len(missing), self.vendor_dir,
-                        ", ".join(sorted(set(missing.values()))), os.path.dirname(root))
+            source = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(self.vendor_dir))))
+            where = (f"in {source}" if os.path.isfile(os.path.join(source, "package.json"))
+                     else "in the ivoryos_plugin source folder (the one with package.json), then reinstall it")
+            log.warning("ivoryos_plugin: %d of IvoryOS's CDN libraries have no local copy in %s (%s), so IvoryOS's "
+                        "pages load them from the internet and break on an offline network. Fix: run 'npm ci' %s.",
+                        len(missing), self.vendor_dir, ", ".join(sorted(set(missing.values()))), where)
         self.missing = missing
 
     def __call__(self, response: Response) -> Response:
@@ -150,13 +151,14 @@ class OfflineAssets:
         return url_for("plugins.static", filename="vendor/")
 
 
-def install(app: Flask) -> OfflineAssets:
+def install(app: Flask, vendor_dir: str = VENDOR_DIR) -> OfflineAssets:
     """Rewrite CDN URLs to the framework's local copies in every HTML response of ``app``.
 
     Called once by :func:`ivoryos_plugin.extension.attach`. The hook runs after the blueprints' own
     ``after_request`` hooks, so it sees the scripts the framework injected into plugin pages.
 
-    :param app: the app (IvoryOS's or the standalone host's)."""
-    hook = OfflineAssets()
+    :param app: the app (IvoryOS's or the standalone host's).
+    :param vendor_dir: where the local copies are (``ivoryos_plugin/static/vendor``)."""
+    hook = OfflineAssets(vendor_dir)
     app.after_request(hook)
     return hook

@@ -90,6 +90,12 @@ def deny(status: int = 401, message: str = "login required") -> Response:
     :param status: 401 or 403.
     :param message: the reason."""
     if status == 401 and not wants_json():
+        if request.headers.get("Sec-Fetch-Dest") in ("iframe", "frame"):
+            # a left-panel widget on IvoryOS's login page: redirected, the frame would show the login
+            # page, with its own widget frame inside, nested again and again
+            return Response('<!doctype html><meta charset="utf-8"><p style="font: 13px system-ui, sans-serif; '
+                            'color: #6c757d; margin: 8px">Log in to see this panel.</p>', mimetype="text/html",
+                            headers={"Cache-Control": "no-store"})
         return cast(Response, redirect(login_url()))
     response = jsonify({"error": message, "login": login_url()})
     response.status_code = status

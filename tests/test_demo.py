@@ -5,24 +5,21 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import stat
-import subprocess
-import sys
 import threading
 import time
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List
 
 import pytest
 import requests
 import socketio
 
-from support import Server, free_port, ivoryos_login, wait_for_port
+from browsing import start_demo  # the pages in a real browser: test_e2e.py
+from support import Server, ivoryos_login
 
-EXE = Path(sys.executable).with_name("ivoryos-plugin")
 EXAMPLES = ("balance", "plate_map")  # this repository's example plugins the demo is built around
 
 
@@ -37,25 +34,6 @@ def fake_browser(folder: Path) -> Dict[str, str]:
     script.write_text(f'#!/bin/sh\necho "$1" >> "{folder / "opened.txt"}"\n')
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
     return {"BROWSER": str(script), "DISPLAY": "", "WAYLAND_DISPLAY": ""}
-
-
-def start_demo(folder: Path, *args: str, env: Optional[Dict[str, str]] = None) -> Server:
-    """Run ``ivoryos-plugin demo --port <free> ARGS`` in ``folder`` and wait until it listens."""
-    assert EXE.exists(), "the ivoryos-plugin console script is not installed"
-    port = free_port()
-    log = folder / "demo.log"
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    full_env.pop("IVORYOS_ACTIVE", None)
-    with open(log, "wb") as handle:
-        proc = subprocess.Popen([str(EXE), "demo", "--port", str(port), *args], cwd=folder, env=full_env,
-                                stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    server = Server(proc, port, log, folder)
-    try:
-        wait_for_port(port, proc, timeout=90)
-    except Exception as exc:
-        server.stop()
-        raise AssertionError(f"{exc}\n--- demo output ---\n{server.output()}") from exc
-    return server
 
 
 @pytest.fixture(scope="module")
@@ -187,87 +165,6 @@ def test_a_workflow_dispense_colours_the_plate_and_fills_the_vial(demo: Server, 
     finally:
         plate.close()
         scale.close()
-
-
-# ------------------------------------------------------------------ the pages in a real browser
-CHROMIUM = os.environ.get("IVORYOS_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]
-
-
-@pytest.fixture(scope="module")
-def browser_page(demo: Server, session: requests.Session) -> Iterator[Any]:
-    """A headless Chromium tab logged in to the demo (the session's cookies)."""
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"no Chromium at {CHROMIUM}: run ./scripts/install.sh --test (or set IVORYOS_CHROMIUM)")
-    from playwright.sync_api import sync_playwright
-
-    pw = sync_playwright().start()
-    browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-    try:
-        context = browser.new_context()
-        context.add_cookies([{"name": k, "value": v, "url": demo.base} for k, v in session.cookies.items()])
-        context.route(re.compile(r"^https?://(?!127\.0\.0\.1)"), lambda route: route.abort())  # offline lab
-        yield context.new_page()
-    finally:
-        browser.close()
-        pw.stop()
-
-
-def wait_idle(demo: Server, session: requests.Session, timeout: float = 30.0) -> None:
-    """Wait until IvoryOS's runner is idle."""
-    deadline = time.monotonic() + timeout
-    while session.get(f"{demo.base}/ivoryos/executions/status").json().get("busy"):
-        assert time.monotonic() < deadline, "IvoryOS's runner stayed busy"
-        time.sleep(0.1)
-
-
-@pytest.mark.browser
-@pytest.mark.server
-def test_balance_page_draws_the_live_chart_and_explains_a_busy_deck(demo: Server, session: requests.Session,
-                                                                     browser_page: Any) -> None:
-    page = browser_page
-    page.goto(f"{demo.base}/ivoryos/balance/")
-    page.wait_for_selector("#bd-chart canvas", timeout=15000)  # uPlot drew the chart
-    page.wait_for_function("document.querySelector('[data-ivoryos-live-state]').textContent === 'connected'",
-                           timeout=15000)
-    page.wait_for_function("document.getElementById('bd-value').textContent !== '–'", timeout=15000)
-    assert page.get_attribute("#bd-stable", "data-stable") in ("true", "false")
-    # dispatch_event, not click: offline, IvoryOS's layout has no Bootstrap and the left-panel iframe
-    # (another example plugin's widget) covers the page
-    page.dispatch_event("#bd-tare", "click")
-    page.wait_for_function("document.getElementById('bd-message').dataset.kind === 'ok'", timeout=10000)
-
-    wait_idle(demo, session)
-    script = "def workflow():\n" + "    deck.pump.dispense(volume_ml=10)\n" * 10  # about 5 s on the simulator
-    assert session.post(f"{demo.base}/ivoryos/draft/submit_python", json={
-        "workflow_name": "demo_busy", "script": script, "prep": "", "cleanup": ""}).status_code == 200
-    assert session.post(f"{demo.base}/ivoryos/executions/config", json={"repeat": 1},
-                        headers={"Accept": "application/json"}, timeout=60).status_code == 200
-    try:
-        time.sleep(0.5)
-        page.dispatch_event("#bd-tare", "click")
-        page.wait_for_function("document.getElementById('bd-message').dataset.kind === 'busy'", timeout=10000)
-        assert "workflow" in page.text_content("#bd-message")
-    finally:
-        wait_idle(demo, session)
-
-
-@pytest.mark.browser
-@pytest.mark.server
-def test_plate_map_page_colours_a_well_in_the_svg(demo: Server, browser_page: Any) -> None:
-    from plate_map.plate import colour
-
-    page = browser_page
-    page.goto(f"{demo.base}/ivoryos/plate_map/")
-    assert page.locator("svg#pm-plate circle.pm-well").count() == 96
-    page.wait_for_function("document.querySelector('[data-ivoryos-live-state]').textContent === 'connected'",
-                           timeout=15000)
-    page.fill("#pm-well", "D4")
-    page.fill("#pm-value", "0.8")
-    page.dispatch_event("#pm-set", "click")
-    page.wait_for_function(f"document.getElementById('well-D4').getAttribute('fill') === '{colour(0.8)}'",
-                           timeout=10000)
 
 
 @pytest.mark.server

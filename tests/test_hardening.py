@@ -6,8 +6,10 @@ The server is a real deck script calling ``ivoryos_plugin.run(__name__, plugins=
 on 127.0.0.1 (tests never bind another address: the warning is tested on ``harden`` itself)."""
 from __future__ import annotations
 
+import re
 import sqlite3
 import stat
+import sys
 import types
 from pathlib import Path
 from typing import Dict, Iterator, Optional
@@ -19,8 +21,10 @@ from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
 
 from ivoryos_plugin.launcher import PUBLIC_DEFAULT_KEY, default_admin_active, harden, persistent_secret_key
-from support import ivoryos_login
-from test_security import SecureServer, start_secure
+from support import ROOT
+
+sys.path.insert(0, str(ROOT / "tests" / "plugins"))
+from secure_plugin.harness import SecureServer, start_secure  # noqa: E402
 
 NS = "/ivoryos/secure"
 WARNING = "admin/admin is still valid"
@@ -84,7 +88,7 @@ def test_secret_key_is_random_private_and_forged_cookies_fail(hardened: SecureSe
 def test_sessions_survive_a_restart_with_the_same_key(tmp_path: Path) -> None:
     first = start_secure(tmp_path, "run")
     try:
-        cookie = first.session.cookies["session"]
+        cookie = str(first.session.cookies["session"])
         key = (first.data / "secret_key").read_text()
         assert requests.get(f"{first.base}{NS}/routes.json", headers=as_cookie(cookie)).status_code == 200
     finally:
@@ -159,3 +163,9 @@ def test_harden_warns_about_the_debugger_on_the_network(tmp_path: Path) -> None:
     assert any("debug=True" in w for w in harden(config, "0.0.0.0", debug=True))
     assert config.DEBUG is True  # asked for explicitly
     assert not any("debug=True" in w for w in harden(make_config(tmp_path), "127.0.0.1", debug=True))
+
+
+def test_the_documented_warning_is_the_one_printed(tmp_path: Path) -> None:
+    doc = (ROOT / "docs" / "security.md").read_text(encoding="utf-8")
+    shown = [b for b in re.findall(r"```text\n(.*?)```", doc, flags=re.S) if WARNING in b]
+    assert shown == [harden(make_config(tmp_path), "0.0.0.0")[0] + "\n"], "docs/security.md shows another warning"

@@ -22,7 +22,9 @@ def all_plugins() -> list:
     return [probe, secure] + [p for p in found.plugins if p.name not in ("probe", "secure")]
 
 
-if __name__ == "__main__":
+def main() -> None:
+    """Serve on 127.0.0.1:$PORT (a function: the deck's globals are its instruments, and an app
+    or config left in them would be taken for one)."""
     import os
     import sys
 
@@ -37,20 +39,24 @@ if __name__ == "__main__":
         app = create_app(plugins, deck=sys.modules[__name__], token=os.environ.get("SECURE_TOKEN"))
         app.config["IVORYOS_PLUGIN_ALLOWED_ORIGINS"] = origins
         serve(app, port=port)
-    else:
-        from ivoryos.config import get_config
+        return
+    from ivoryos.config import get_config
 
-        config = get_config()
-        config.IVORYOS_PLUGIN_ALLOWED_ORIGINS = origins
-        if mode == "run":
-            import ivoryos_plugin
+    config = get_config()
+    config.IVORYOS_PLUGIN_ALLOWED_ORIGINS = origins
+    if mode == "run":
+        import ivoryos_plugin
 
-            ivoryos_plugin.run(__name__, plugins=plugins, port=port, config=config)
-        else:
-            import ivoryos
+        ivoryos_plugin.run(__name__, plugins=plugins, port=port, config=config)
+        return
+    import ivoryos
 
-            from ivoryos_plugin.health import framework_blueprint
+    from ivoryos_plugin.health import framework_blueprint
 
-            framework_blueprint.configure(plugins=plugins, failures=[])  # protects plain Blueprints
-            ivoryos.run(__name__, host="127.0.0.1", port=port, config=config,
-                        blueprint_plugins=[framework_blueprint, *plugins])
+    framework_blueprint.configure(plugins=plugins, failures=[])  # protects plain Blueprints
+    ivoryos.run(__name__, host="127.0.0.1", port=port, config=config,
+                blueprint_plugins=[framework_blueprint, *plugins])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+"""Helpers for the browser tests (imported as ``browsing``): the demo as a subprocess, headless
+Chromium (Debian's, through Playwright) cut off from the internet as on an offline lab network, and
+a watch on each tab that records what failed to load."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Pattern, Union
+
+import pytest
+
+from support import ROOT, Server, free_port, wait_for_port
+
+EXE = Path(sys.executable).with_name("ivoryos-plugin")
+CHROMIUM = os.environ.get("IVORYOS_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+OFF_HOST = re.compile(r"^(https?:)?//(?!127\.0\.0\.1[:/])", re.IGNORECASE)  # anything but our server
+SCREENSHOTS = ROOT / "test-output" / "e2e"
+
+
+def start_demo(folder: Path, *args: str, env: Optional[Dict[str, str]] = None) -> Server:
+    """Run ``ivoryos-plugin demo --port <free> ARGS`` in ``folder`` and wait until it listens."""
+    assert EXE.exists(), "the ivoryos-plugin console script is not installed"
+    port = free_port()
+    log = folder / "demo.log"
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    full_env.pop("IVORYOS_ACTIVE", None)
+    with open(log, "wb") as handle:
+        proc = subprocess.Popen([str(EXE), "demo", "--port", str(port), *args], cwd=folder, env=full_env,
+                                stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    server = Server(proc, port, log, folder)
+    try:
+        wait_for_port(port, proc, timeout=90)
+    except Exception as exc:
+        server.stop()
+        raise AssertionError(f"{exc}\n--- demo output ---\n{server.output()}") from exc
+    return server
+
+
+def offline_context(browser: Any, **options: Any) -> Any:
+    """A new browser context in which every request to another host fails, as on a lab network."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, **options)
+    context.route(OFF_HOST, lambda route: route.abort())
+    context.set_default_timeout(15000)
+    return context
+
+
+def chromium() -> Iterator[Any]:
+    """Headless Debian Chromium driven by Playwright (a generator: use it in a fixture)."""
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"no Chromium at {CHROMIUM}: run ./scripts/install.sh --test (or set IVORYOS_CHROMIUM)")
+    from playwright.sync_api import sync_playwright
+
+    pw = sync_playwright().start()
+    try:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+    finally:
+        pw.stop()
+
+
+Allowed = Union[str, Pattern[str]]
+
+
+class Watch:
+    """Everything that went wrong in one tab (its frames included): console errors, uncaught
+    exceptions, failed requests and HTTP error answers.
+
+    A socket.io long-poll cut short by leaving the page (``net::ERR_ABORTED``) is not a failure."""
+
+    def __init__(self, page: Any) -> None:
+        self.page = page
+        self.problems: List[str] = []
+        page.on("console", self._console)
+        page.on("pageerror", lambda exc: self.problems.append(f"uncaught exception: {exc}"))
+        page.on("requestfailed", self._failed)
+        page.on("response", self._response)
+
+    def _console(self, msg: Any) -> None:
+        if msg.type == "error":
+            where = (msg.location or {}).get("url", "")
+            self.problems.append(f"console error: {msg.text} [{where}]")
+
+    def _failed(self, request: Any) -> None:
+        failure = request.failure or ""
+        if "ERR_ABORTED" in failure and "/socket.io/" in request.url:
+            return
+        self.problems.append(f"request failed: {request.method} {request.url} ({failure})")
+
+    def _response(self, response: Any) -> None:
+        if response.status >= 400:
+            self.problems.append(f"HTTP {response.status}: {response.request.method} {response.url}")
+
+    def take(self, allowed: Iterable[Allowed] = ()) -> List[str]:
+        """The problems so far that match none of ``allowed`` (regexes searched in each line); clears the list.
+
+        :param allowed: the failures this step expects (e.g. the 409 of a refused action)."""
+        patterns = [re.compile(a) if isinstance(a, str) else a for a in allowed]
+        found = [p for p in self.problems if not any(pattern.search(p) for pattern in patterns)]
+        self.problems.clear()
+        return found
+
+    def assert_clean(self, what: str, allowed: Iterable[Allowed] = ()) -> None:
+        """Fail when something on the page failed to load or threw (but what ``allowed`` matches).
+
+        :param what: the page or step, for the message.
+        :param allowed: see :meth:`take`."""
+        found = self.take(allowed)
+        assert not found, f"{what}: " + "\n".join(found)
+
+
+def screenshot(page: Any, name: str, folder: Path = SCREENSHOTS) -> Path:
+    """Save a full-page PNG of the tab as ``folder/name.png``.
+
+    :param page: the Playwright page.
+    :param name: the file's stem."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
