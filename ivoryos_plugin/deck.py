@@ -103,19 +103,31 @@ class DeckBusy(RuntimeError):
         return type(self), (self.plugin,)
 
 
+#: Server objects a deck script may hold that are never instruments (wrapping their methods in
+#: instrument locks would break the web server): (module, class name), looked up only if imported.
+_SERVER_TYPES = (("flask", "Blueprint"), ("flask.sansio.app", "App"), ("flask_socketio", "SocketIO"),
+                 ("socketio", "Server"), ("engineio", "Server"))
+
+
 def _is_excluded(value: object) -> bool:
-    """True for what IvoryOS skips on a deck: ``flask.Blueprint`` and ``logging.Logger``.
+    """True for what IvoryOS skips on a deck (``flask.Blueprint``, ``logging.Logger``) and for web
+    server objects (a Flask app, a Socket.IO server) that a deck script may hold.
 
     :param value: a deck global."""
-    blueprint = getattr(sys.modules.get("flask"), "Blueprint", None)  # no Flask, no Blueprint
-    return isinstance(value, logging.Logger) or (
-        isinstance(blueprint, type) and isinstance(value, blueprint))
+    if isinstance(value, logging.Logger):
+        return True
+    for module, name in _SERVER_TYPES:
+        cls = getattr(sys.modules.get(module), name, None)  # not imported: value cannot be one
+        if isinstance(cls, type) and isinstance(value, cls):
+            return True
+    return False
 
 
 def deck_instruments(deck: Optional[types.ModuleType]) -> Dict[str, object]:
     """The deck's instruments by name, by IvoryOS 1.7.2's rule (``generate_interface_schema``):
     globals whose type is not builtin, whose name starts neither with ``_`` nor an uppercase
-    letter, and that are no ``flask.Blueprint`` or ``logging.Logger``.
+    letter, and that are no ``flask.Blueprint`` or ``logging.Logger`` — nor a Flask app or a
+    Socket.IO server, which plugins must never wrap.
 
     :param deck: the deck module, or None when none is loaded (gives ``{}``)."""
     if deck is None:

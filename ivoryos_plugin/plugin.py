@@ -174,7 +174,7 @@ class Plugin(Blueprint):
 
         :param func: the function (when used without parentheses).
         :param hardware: refuse with 409 while a workflow or single step holds the deck.
-        :param public: serve without login (no CSRF check either).
+        :param public: serve without login (a caller logged in with a session still sends the CSRF token).
         :param name: the URL name (defaults to the function's name).
 
         Example::

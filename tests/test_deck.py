@@ -701,3 +701,13 @@ def test_observed_calls_say_who_made_them() -> None:
         worker.start()
         worker.join()
     assert [e["source"] for e in seen] == ["deck", "plugin:p stream s", "deck"]
+
+
+def test_web_server_objects_on_a_deck_are_not_instruments() -> None:
+    from flask import Flask
+    from flask_socketio import SocketIO
+
+    app = Flask("deck_app")
+    deck = types.ModuleType("server_deck")
+    deck.app, deck.socketio, deck.thing = app, SocketIO(app), object.__new__(type("Thing", (), {}))
+    assert list(deck_instruments(deck)) == ["thing"]
