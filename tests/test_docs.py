@@ -20,7 +20,7 @@ def test_readme_shows_the_hello_plugin_verbatim() -> None:
 
 def test_readme_shows_the_hello_template_verbatim() -> None:
     template = (ROOT / "examples/hello/hello_plugin/templates/hello.html").read_text(encoding="utf-8")
-    assert template in blocks("html")
+    assert template in blocks("html"), "run: python scripts/docs_snippets.py"
 
 
 def test_readme_commands_match_ci() -> None:
