@@ -6,14 +6,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Pattern, Union
 
 import pytest
 
-from support import ROOT, Server, free_port, wait_for_port
+from support import ROOT, Server, free_port, start_process
 
 EXE = Path(sys.executable).with_name("ivoryos-plugin")
 CHROMIUM = os.environ.get("IVORYOS_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -27,19 +26,7 @@ def start_demo(folder: Path, *args: str, env: Optional[Dict[str, str]] = None) -
     """Run ``ivoryos-plugin demo --port <free> ARGS`` in ``folder`` and wait until it listens."""
     assert EXE.exists(), "the ivoryos-plugin console script is not installed"
     port = free_port()
-    log = folder / "demo.log"
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    full_env.pop("IVORYOS_ACTIVE", None)
-    with open(log, "wb") as handle:
-        proc = subprocess.Popen([str(EXE), "demo", "--port", str(port), *args], cwd=folder, env=full_env,
-                                stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    server = Server(proc, port, log, folder)
-    try:
-        wait_for_port(port, proc, timeout=90)
-    except Exception as exc:
-        server.stop()
-        raise AssertionError(f"{exc}\n--- demo output ---\n{server.output()}") from exc
-    return server
+    return start_process([str(EXE), "demo", "--port", str(port), *args], folder, "demo.log", env, port=port)
 
 
 def offline_context(browser: Any, **options: Any) -> Any:

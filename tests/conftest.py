@@ -9,7 +9,7 @@ from typing import Callable, Iterator, List, Optional
 
 import pytest
 
-from support import PY, ROOT, Server, free_port, ivoryos_login, launch, wait_for_port  # noqa: F401  (re-exported)
+from support import Server, free_port, launch, wait_for_port
 
 
 @pytest.fixture

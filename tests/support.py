@@ -10,7 +10,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, List, Optional
 
 import requests
 
@@ -59,17 +59,16 @@ class Server:
         return int(self.proc.returncode)
 
 
-def launch(code: str, directory: Path, name: str = "server.py", env: Optional[dict] = None,
-           timeout: float = 90.0) -> Server:
-    """Start a Python script as a server subprocess in ``directory``, listening on $PORT."""
-    port = free_port()
-    script = directory / name
-    script.write_text(textwrap.dedent(code))
-    log = directory / f"{name}.log"
+def start_process(argv: List[str], directory: Path, log_name: str, env: Optional[dict] = None,
+                  timeout: float = 90.0, port: Optional[int] = None) -> Server:
+    """Start ``argv`` in ``directory`` (output to ``log_name``) and wait until it listens on $PORT
+    (a free port unless given); fail with its output if it dies or never listens."""
+    port = port or free_port()
+    log = directory / log_name
     full_env = {**os.environ, "PORT": str(port), "PYTHONUNBUFFERED": "1", **(env or {})}
     full_env.pop("IVORYOS_ACTIVE", None)
     with open(log, "wb") as handle:
-        proc = subprocess.Popen([PY, str(script)], cwd=directory, env=full_env, stdout=handle,
+        proc = subprocess.Popen(argv, cwd=directory, env=full_env, stdout=handle,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     server = Server(proc, port, log, directory)
     try:
@@ -78,6 +77,14 @@ def launch(code: str, directory: Path, name: str = "server.py", env: Optional[di
         server.stop()
         raise AssertionError(f"{exc}\n--- server output ---\n{server.output()}") from exc
     return server
+
+
+def launch(code: str, directory: Path, name: str = "server.py", env: Optional[dict] = None,
+           timeout: float = 90.0) -> Server:
+    """Start a Python script as a server subprocess in ``directory``, listening on $PORT."""
+    script = directory / name
+    script.write_text(textwrap.dedent(code))
+    return start_process([PY, str(script)], directory, f"{name}.log", env, timeout)
 
 
 def ivoryos_login(base: str) -> requests.Session:

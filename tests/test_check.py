@@ -8,7 +8,7 @@ from typing import Dict, List, Optional
 import pytest
 from click.testing import CliRunner
 
-from conftest import ROOT
+from support import ROOT
 from ivoryos_plugin.checks import check_path
 from ivoryos_plugin.cli import main
 

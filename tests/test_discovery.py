@@ -16,7 +16,7 @@ import pytest
 import requests
 import socketio
 
-from conftest import ROOT, PY, Server, ivoryos_login, launch
+from support import ROOT, PY, Server, ivoryos_login, launch
 from installing import install_target
 from ivoryos_plugin import PluginError, discover
 from ivoryos_plugin.discovery import GROUP, requirement_problem, specifier_allows

@@ -14,7 +14,7 @@ import pytest
 import requests
 import socketio
 
-from conftest import ROOT, ivoryos_login, launch
+from support import ROOT, ivoryos_login, launch
 
 PLUGINS = ROOT / "tests" / "plugins"
 sys.path.insert(0, str(PLUGINS))

@@ -14,7 +14,7 @@ from typing import Iterator, List
 import pytest
 from click.testing import CliRunner
 
-from conftest import ROOT, Server, free_port, ivoryos_login, wait_for_port
+from support import ROOT, Server, ivoryos_login, start_process
 from installing import child_venv, pip, pip_args
 from ivoryos_plugin import PluginError
 from ivoryos_plugin.checks import check_path
@@ -151,19 +151,7 @@ def served(generated: dict, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     """A real IvoryOS, started by ivoryos_plugin.run in the child virtualenv."""
     folder = tmp_path_factory.mktemp("ivoryos_generated")
     (folder / "deck.py").write_text(DECK)
-    port = free_port()
-    log = folder / "deck.py.log"
-    env = {**os.environ, "PORT": str(port), "PYTHONUNBUFFERED": "1"}
-    env.pop("IVORYOS_ACTIVE", None)
-    with open(log, "wb") as handle:
-        proc = subprocess.Popen([str(generated["python"]), "deck.py"], cwd=folder, env=env, stdout=handle,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    server = Server(proc, port, log, folder)
-    try:
-        wait_for_port(port, proc, timeout=90)
-    except Exception as exc:
-        server.stop()
-        raise AssertionError(f"{exc}\n{server.output()}") from exc
+    server = start_process([str(generated["python"]), "deck.py"], folder, "deck.py.log")
     try:
         yield server
     finally:

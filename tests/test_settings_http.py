@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from conftest import ROOT, ivoryos_login, launch
+from support import ROOT, ivoryos_login, launch
 
 PLUGINS = ROOT / "tests" / "plugins"
 sys.path.insert(0, str(PLUGINS))
