@@ -174,3 +174,20 @@ def test_publish_from_a_thread_arrives_and_is_replayed(probe: Probe) -> None:
     assert newcomer.got("started") == [{"starts": 1}], "on_start ran more than once, or was not replayed"
     viewer.close()
     newcomer.close()
+
+
+@pytest.mark.parametrize("mode, warned", [("threading", False), ("gevent", True), ("eventlet", True)],
+                         ids=["threading", "gevent", "eventlet"])
+def test_a_non_threading_async_mode_is_warned_about(caplog: pytest.LogCaptureFixture, mode: str,
+                                                    warned: bool) -> None:
+    """gevent and eventlet are not installed here: a stand-in server object reports the mode."""
+    import logging
+    from types import SimpleNamespace
+
+    from ivoryos_plugin.live import check_async_mode
+
+    with caplog.at_level(logging.WARNING, logger="ivoryos_plugin.live"):
+        check_async_mode(SimpleNamespace(async_mode=mode))
+    assert (f"runs in {mode!r} mode" in caplog.text) is warned
+    if warned:
+        assert "Uninstall gevent/eventlet" in caplog.text
