@@ -116,6 +116,7 @@ def create_app(plugins: Iterable[Any] = (), deck: Union[None, str, Path, ModuleT
         SECRET_KEY=secret_key or secrets.token_hex(32), URL_PREFIX=prefix, TESTING=testing,
         OUTPUT_FOLDER=str(Path(data_dir or os.path.join(os.path.abspath(os.curdir), "ivoryos_data")).resolve()),
         IVORYOS_PLUGIN_TOKEN=token or secrets.token_urlsafe(24), SESSION_COOKIE_SAMESITE="Lax",
+        TEMPLATES_AUTO_RELOAD=True,  # a dev host: an edited template shows at the next request
     )
     queue = message_queue or os.environ.get("IVORYOS_PLUGIN_MESSAGE_QUEUE") or None
     socketio = SocketIO(app, async_mode="threading", path=f"{prefix}/socket.io".lstrip("/"),

@@ -113,3 +113,31 @@ def test_standalone_login_form(tmp_path) -> None:
         assert evil.headers["Location"] == "/ivoryos/"
     finally:
         stop(app)
+
+
+def test_the_dev_host_picks_up_an_edited_template(tmp_path) -> None:
+    import types
+
+    from ivoryos_plugin import Plugin, create_app
+    from ivoryos_plugin.host import stop
+    from ivoryos_plugin.testing import login_client
+
+    (tmp_path / "templates").mkdir()
+    page = tmp_path / "templates" / "edit_me.html"
+    page.write_text("{% extends plugin_base %}{% block body %}first{% endblock %}")
+    module = types.ModuleType("edit_me_plugin")
+    module.__file__ = str(tmp_path / "edit_me_plugin.py")
+    import sys
+    sys.modules["edit_me_plugin"] = module
+    plugin = Plugin("edit_me", "edit_me_plugin", template_folder=str(tmp_path / "templates"))
+    plugin.add_url_rule("/", "main", lambda: plugin.render("edit_me.html"))
+    app = create_app([plugin], data_dir=tmp_path / "data", testing=True)
+    try:
+        client = login_client(app)
+        assert b"first" in client.get("/ivoryos/edit_me/").data
+        time.sleep(0.05)
+        page.write_text("{% extends plugin_base %}{% block body %}second{% endblock %}")
+        assert b"second" in client.get("/ivoryos/edit_me/").data
+    finally:
+        stop(app)
+        sys.modules.pop("edit_me_plugin", None)
