@@ -8,9 +8,10 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import requests
 
@@ -105,3 +106,59 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 3.0) -> bool:
             return True
         time.sleep(0.005)
     return bool(predicate())
+
+
+def cookie_header(session: requests.Session) -> str:
+    """The ``Cookie`` header of a logged-in requests session, for a Socket.IO handshake."""
+    return "; ".join(f"{k}={v}" for k, v in session.cookies.items())
+
+
+class Viewer:
+    """A python-socketio client in one namespace, recording every event it receives.
+
+    :param base: the server's URL.
+    :param namespace: e.g. ``/ivoryos/probe``.
+    :param cookie: a ``Cookie`` header (a logged-in session), or None.
+    :param token: a token for the auth payload, or None.
+    :param origin: an ``Origin`` header, or None.
+    :param timeout: the default of :meth:`wait_for`."""
+
+    def __init__(self, base: str, namespace: str, *, cookie: Optional[str] = None, token: Optional[str] = None,
+                 origin: Optional[str] = None, timeout: float = 5.0) -> None:
+        import socketio
+
+        self.namespace, self.timeout = namespace, timeout
+        self.events: Dict[str, List[Any]] = {}
+        self.lock = threading.Lock()
+        self.sio = socketio.Client(reconnection=False)
+        self.sio.on("*", self._record, namespace=namespace)
+        headers = {}
+        if cookie:
+            headers["Cookie"] = cookie
+        if origin:
+            headers["Origin"] = origin
+        self.sio.connect(base, socketio_path="/ivoryos/socket.io", namespaces=[namespace], headers=headers,
+                         auth={"token": token} if token else None, wait_timeout=10, transports=["websocket"])
+
+    def _record(self, event: str, data: Any = None) -> None:
+        with self.lock:
+            self.events.setdefault(event, []).append(data)
+
+    def got(self, event: str) -> List[Any]:
+        """Every payload of ``event`` so far."""
+        with self.lock:
+            return list(self.events.get(event, []))
+
+    def wait_for(self, event: str, count: int = 1, timeout: Optional[float] = None) -> List[Any]:
+        """Wait until ``count`` payloads of ``event`` arrived; all of them."""
+        timeout = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if len(self.got(event)) >= count:
+                return self.got(event)
+            time.sleep(0.01)
+        raise AssertionError(f"{self.namespace} {event!r}: got {len(self.got(event))} of {count} within {timeout} s")
+
+    def close(self) -> None:
+        """Disconnect."""
+        self.sio.disconnect()

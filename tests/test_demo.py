@@ -7,18 +7,17 @@ import os
 import re
 import signal
 import stat
-import threading
 import time
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Dict, Iterator, List
 
 import pytest
 import requests
-import socketio
 
 from browsing import start_demo  # the pages in a real browser: test_e2e.py
-from support import Server, ivoryos_login
+from support import Server, cookie_header, ivoryos_login
+from support import Viewer
 
 EXAMPLES = ("balance", "plate_map")  # this repository's example plugins the demo is built around
 
@@ -53,37 +52,9 @@ def session(demo: Server) -> requests.Session:
     return ivoryos_login(demo.base)
 
 
-class Viewer:
+def demo_viewer(demo: Server, session: requests.Session, plugin: str) -> Viewer:
     """A python-socketio client in one plugin's namespace, with the logged-in session's cookie."""
-
-    def __init__(self, demo: Server, session: requests.Session, plugin: str) -> None:
-        self.namespace = f"/ivoryos/{plugin}"
-        self.events: Dict[str, List[Any]] = {}
-        self.lock = threading.Lock()
-        self.sio = socketio.Client(reconnection=False)
-        self.sio.on("*", self._record, namespace=self.namespace)
-        cookie = "; ".join(f"{k}={v}" for k, v in session.cookies.items())
-        self.sio.connect(demo.base, socketio_path="/ivoryos/socket.io", namespaces=[self.namespace],
-                         headers={"Cookie": cookie}, wait_timeout=10, transports=["websocket"])
-
-    def _record(self, event: str, data: Any = None) -> None:
-        with self.lock:
-            self.events.setdefault(event, []).append(data)
-
-    def got(self, event: str) -> List[Any]:
-        with self.lock:
-            return list(self.events.get(event, []))
-
-    def wait_for(self, event: str, count: int = 1, timeout: float = 10.0) -> List[Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if len(self.got(event)) >= count:
-                return self.got(event)
-            time.sleep(0.02)
-        raise AssertionError(f"{self.namespace} {event!r}: got {len(self.got(event))} of {count} in {timeout} s")
-
-    def close(self) -> None:
-        self.sio.disconnect()
+    return Viewer(demo.base, f"/ivoryos/{plugin}", cookie=cookie_header(session), timeout=10.0)
 
 
 @pytest.mark.server
@@ -131,7 +102,7 @@ def test_the_deck_has_the_simulated_instruments(demo: Server, session: requests.
 
 @pytest.mark.server
 def test_the_balance_page_streams_weights_to_a_socketio_client(demo: Server, session: requests.Session) -> None:
-    viewer = Viewer(demo, session, "balance")
+    viewer = demo_viewer(demo, session, "balance")
     try:
         ack = viewer.sio.call("subscribe", {"stream": "weight"}, namespace=viewer.namespace, timeout=10)
         assert ack["ok"] is True
@@ -143,8 +114,8 @@ def test_the_balance_page_streams_weights_to_a_socketio_client(demo: Server, ses
 
 @pytest.mark.server
 def test_a_workflow_dispense_colours_the_plate_and_fills_the_vial(demo: Server, session: requests.Session) -> None:
-    plate = Viewer(demo, session, "plate_map")
-    scale = Viewer(demo, session, "balance")
+    plate = demo_viewer(demo, session, "plate_map")
+    scale = demo_viewer(demo, session, "balance")
     try:
         before_wells = len(plate.got("well"))
         scale.sio.call("subscribe", {"stream": "weight"}, namespace=scale.namespace, timeout=10)

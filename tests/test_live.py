@@ -9,7 +9,7 @@ import pytest
 import requests
 import socketio
 
-from support import ROOT, ivoryos_login, launch
+from support import ROOT, Viewer, cookie_header, ivoryos_login, launch
 
 PLUGINS = ROOT / "tests" / "plugins"
 NS = "/ivoryos/probe"
@@ -35,48 +35,10 @@ class Probe:
         return reply.json()
 
     def cookie(self) -> str:
-        return "; ".join(f"{k}={v}" for k, v in self.session.cookies.items())
+        return cookie_header(self.session)
 
-    def client(self, *, cookie: bool = True, token: Optional[str] = None, origin: Optional[str] = None) -> "Viewer":
-        return Viewer(self, cookie=cookie, token=token, origin=origin)
-
-
-class Viewer:
-    """A python-socketio client in the probe's namespace, recording what it receives."""
-
-    def __init__(self, probe: Probe, *, cookie: bool, token: Optional[str], origin: Optional[str]) -> None:
-        self.sio = socketio.Client(reconnection=False)
-        self.events: Dict[str, List[Any]] = {}
-        self.arrivals: Dict[str, List[float]] = {}
-        self.lock = threading.Lock()
-        self.sio.on("*", self._record, namespace=NS)
-        headers = {}
-        if cookie:
-            headers["Cookie"] = probe.cookie()
-        if origin:
-            headers["Origin"] = origin
-        self.sio.connect(probe.base, socketio_path="/ivoryos/socket.io", namespaces=[NS], headers=headers,
-                         auth={"token": token} if token else None, wait_timeout=10, transports=["websocket"])
-
-    def _record(self, event: str, data: Any = None) -> None:
-        with self.lock:
-            self.events.setdefault(event, []).append(data)
-            self.arrivals.setdefault(event, []).append(time.monotonic())
-
-    def got(self, event: str) -> List[Any]:
-        with self.lock:
-            return list(self.events.get(event, []))
-
-    def wait_for(self, event: str, count: int = 1, timeout: float = 5.0) -> List[Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if len(self.got(event)) >= count:
-                return self.got(event)
-            time.sleep(0.01)
-        raise AssertionError(f"{event!r}: got {len(self.got(event))} of {count} within {timeout} s")
-
-    def close(self) -> None:
-        self.sio.disconnect()
+    def client(self, *, cookie: bool = True, token: Optional[str] = None, origin: Optional[str] = None) -> Viewer:
+        return Viewer(self.base, NS, cookie=self.cookie() if cookie else None, token=token, origin=origin)
 
 
 def close_all(viewers: List[Viewer]) -> None:
