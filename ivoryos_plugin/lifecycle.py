@@ -69,7 +69,6 @@ class PluginRuntime:
         self._started = False
         self._stopped = False
         self._ran = False  # reached "running": on_start succeeded, so on_stop owes it a cleanup
-        self.on_stop_calls = 0
 
     # ------------------------------------------------------------ plumbing
     def attach_socketio(self, socketio: Any) -> None:
@@ -216,7 +215,6 @@ class PluginRuntime:
             runner.join(max(0.0, deadline - time.monotonic()))
         for hook in self.plugin._on_stop if self._ran else ():
             try:
-                self.on_stop_calls += 1
                 hook()
             except Exception:
                 self.plugin.logger.exception("on_stop hook %s failed", getattr(hook, "__name__", hook))

@@ -406,10 +406,11 @@ class Plugin(Blueprint):
 
     # ----------------------------------------------------------- registration
     def init_socketio(self, socketio: Any) -> None:
-        """Called by ``ivoryos.run`` with its Socket.IO server; the namespace is set up at register.
+        """Called by ``ivoryos.run`` with its Socket.IO server. Nothing to do here: the namespace is
+        set up at registration, from the server the app already holds (``app.extensions``); the
+        method exists because IvoryOS looks for it.
 
         :param socketio: the app's ``flask_socketio.SocketIO``."""
-        self._socketio_hint = socketio
 
     def register(self, app: Flask, options: Dict[str, Any]) -> None:  # type: ignore[override]
         """Flask's hook: check the plugin, attach the framework to ``app``, then register routes.
