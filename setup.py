@@ -32,16 +32,15 @@ setup(
             "static/*.css",
             "static/vendor/*",
             "static/vendor/**/*",  # IvoryOS's CDN libraries, in folders (ivoryos_plugin/offline.py)
-            "scaffold/*",
-            "scaffold/**/*",
+            "tools/scaffold/*",
+            "tools/scaffold/**/*",
         ],
     },
     install_requires=_requirements(),
     extras_require={"test": ["pytest>=8", "hypothesis>=6.100", "python-socketio[client]>=5.8",
                              "websocket-client>=1.6", "requests>=2.31", "playwright>=1.40"]},
     entry_points={
-        "console_scripts": ["ivoryos-plugin = ivoryos_plugin.cli:main"],
-        "pytest11": ["ivoryos_plugin = ivoryos_plugin.testing"],
+        "console_scripts": ["ivoryos-plugin = ivoryos_plugin.tools.cli:main"],
     },
     zip_safe=False,
 )

@@ -20,7 +20,7 @@ from flask_socketio import SocketIO
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import figure, finish, median  # noqa: E402
-from ivoryos_plugin.discovery import discover  # noqa: E402
+from ivoryos_plugin.hosts.discovery import discover  # noqa: E402
 
 GROUP = "ivoryos_plugin.bench_discovery"  # its own group: only the generated plugins are found
 SIZES = (1, 10, 50)

@@ -90,7 +90,7 @@ def main_bench() -> None:
                 for slot, (method, url, kw) in pair:
                     samples[name][slot].append(timed(session, method, url, **kw))
     server.stop()
-    from ivoryos_plugin.host import stop
+    from ivoryos_plugin.hosts.devhost import stop
 
     stop(app)
     for name, (ours, anchor) in samples.items():

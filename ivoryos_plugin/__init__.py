@@ -9,37 +9,75 @@ Example::
     @plugin.route("/")
     def main():
         return plugin.render("hello.html")
+
+Importing the package loads nothing but this module: each public name is imported on first use
+(PEP 562), so ``import ivoryos_plugin`` never loads IvoryOS, the dev host, pyserial or redis.
 """
-from .actions import ActionError
-from .deck import DeckBusy, InstrumentUnavailable
-from .discovery import Discovery, discover
-from .host import create_app
-from .launcher import run
-from .live import Publisher, publisher
-from .names import PluginError
-from .plugin import Plugin
-from .serialio import SerialDevice, SerialDeviceError, open_serial
-from .settings import SettingsError, SettingsValidationError
-from .workers import Stop
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any, Dict, List
+
+from .core import binding as _binding
 
 __version__ = "0.1.0"
 
+# The layers above the declarations are reached through this seam (see core/binding.py).
+_binding.configure("ivoryos_plugin.hosts.binding:HOST")
+
+#: public name -> the module that defines it
+_EXPORTS: Dict[str, str] = {
+    "ActionError": "ivoryos_plugin.core.specs",
+    "DeckBusy": "ivoryos_plugin.hardware.deck",
+    "DeckUnverified": "ivoryos_plugin.hardware.deck",
+    "Discovery": "ivoryos_plugin.hosts.discovery",
+    "InstrumentUnavailable": "ivoryos_plugin.hardware.deck",
+    "Plugin": "ivoryos_plugin.core.plugin",
+    "PluginError": "ivoryos_plugin.core.names",
+    "Publisher": "ivoryos_plugin.runtime.live",
+    "SerialDevice": "ivoryos_plugin.hardware.serialio",
+    "SerialDeviceError": "ivoryos_plugin.hardware.serialio",
+    "SettingsError": "ivoryos_plugin.runtime.settings",
+    "SettingsValidationError": "ivoryos_plugin.runtime.settings",
+    "Stop": "ivoryos_plugin.runtime.workers",
+    "create_app": "ivoryos_plugin.hosts.devhost",
+    "discover": "ivoryos_plugin.hosts.discovery",
+    "open_serial": "ivoryos_plugin.hardware.serialio",
+    "publisher": "ivoryos_plugin.runtime.live",
+    "run": "ivoryos_plugin.hosts.launcher",
+}
+
 __all__ = [
-    "ActionError",
-    "DeckBusy",
-    "Discovery",
-    "InstrumentUnavailable",
-    "Plugin",
-    "PluginError",
-    "Publisher",
-    "SerialDevice",
-    "SerialDeviceError",
-    "SettingsError",
-    "SettingsValidationError",
-    "Stop",
-    "create_app",
-    "discover",
-    "open_serial",
-    "publisher",
-    "run",
+    "ActionError", "DeckBusy", "DeckUnverified", "Discovery", "InstrumentUnavailable", "Plugin", "PluginError",
+    "Publisher", "SerialDevice", "SerialDeviceError", "SettingsError", "SettingsValidationError", "Stop",
+    "create_app", "discover", "open_serial", "publisher", "run",
 ]
+
+if TYPE_CHECKING:
+    from .core.names import PluginError
+    from .core.plugin import Plugin
+    from .core.specs import ActionError
+    from .hardware.deck import DeckBusy, DeckUnverified, InstrumentUnavailable
+    from .hardware.serialio import SerialDevice, SerialDeviceError, open_serial
+    from .hosts.devhost import create_app
+    from .hosts.discovery import Discovery, discover
+    from .hosts.launcher import run
+    from .runtime.live import Publisher, publisher
+    from .runtime.settings import SettingsError, SettingsValidationError
+    from .runtime.workers import Stop
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name on first use.
+
+    :param name: one of ``__all__``."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ivoryos_plugin' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> List[str]:
+    return sorted(set(globals()) | set(__all__))

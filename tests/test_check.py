@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from support import ROOT
-from ivoryos_plugin.checks import check_path
-from ivoryos_plugin.cli import main
+from ivoryos_plugin.tools.checks import check_path
+from ivoryos_plugin.tools.cli import main
 
 FIXTURES = ROOT / "tests" / "fixtures"
 GOOD_PLUGIN = '''

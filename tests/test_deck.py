@@ -1,4 +1,4 @@
-"""Tests of ivoryos_plugin.deck: instruments on the deck, per-instrument locks and observers,
+"""Tests of ivoryos_plugin.hardware.deck: instruments on the deck, per-instrument locks and observers,
 and the busy guard against IvoryOS's own runner lock and queue."""
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ from typing import Any, Dict, Iterator, List
 
 import pytest
 
-from ivoryos_plugin import deck as deck_mod
-from ivoryos_plugin.deck import (DeckBusy, InstrumentLock, InstrumentUnavailable,
+from ivoryos_plugin.hardware import deck as deck_mod
+from ivoryos_plugin.hosts.ivoryos import probe as ivoryos_gate
+from ivoryos_plugin.hardware.deck import (DeckBusy, DeckUnverified, InstrumentLock, InstrumentUnavailable,
                                  deck_instruments, get_instrument, guard_instrument,
                                  hardware_guard, instrument_lock, is_deck_busy, observe)
 
@@ -615,18 +616,18 @@ class _nothing:
 
 def test_busy_with_real_ivoryos_lock_held_elsewhere(runner: Any, ivoryos_runtime: Any) -> None:
     lock = ivoryos_runtime.state.runner_lock
-    assert not is_deck_busy()
+    assert not is_deck_busy(ivoryos_gate())
     done, thread = hold_in_thread(lock)
     try:
-        assert is_deck_busy()
+        assert is_deck_busy(ivoryos_gate())
         with pytest.raises(DeckBusy, match="'pump'"):
-            with hardware_guard(plugin="pump"):
+            with hardware_guard(ivoryos_gate(), plugin="pump"):
                 pytest.fail("body must not run")  # pragma: no cover
     finally:
         done.set()
         thread.join(5)
-    with hardware_guard(plugin="pump"):
-        assert lock.locked() and is_deck_busy()
+    with hardware_guard(ivoryos_gate(), plugin="pump"):
+        assert lock.locked() and is_deck_busy(ivoryos_gate())
     assert not lock.locked()
 
 
@@ -634,13 +635,13 @@ def test_busy_with_real_ivoryos_lock_held_elsewhere(runner: Any, ivoryos_runtime
 def test_workflow_queued_during_the_guard_is_started(runner: Any, monkeypatch: pytest.MonkeyPatch,
                                                      paused: bool, resumed: int) -> None:
     calls: List[int] = []
-    with hardware_guard(plugin="pump"):
+    with hardware_guard(ivoryos_gate(), plugin="pump"):
         # what run_script does: queue the task, then try to start it
         runner.execution_queue.append({"run_name": "queued-while-guarded", "uid": "x"})
         assert runner._process_queue() == "queued", "the guard holds the runner's own lock"
         monkeypatch.setattr(runner, "queue_paused", paused)
         monkeypatch.setattr(runner, "_process_queue", lambda: calls.append(1))
-        assert is_deck_busy()
+        assert is_deck_busy(ivoryos_gate())
     assert len(calls) == resumed
     assert not runner.lock.locked()
 
@@ -648,24 +649,21 @@ def test_workflow_queued_during_the_guard_is_started(runner: Any, monkeypatch: p
 def test_no_queue_no_resume(runner: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: List[int] = []
     monkeypatch.setattr(runner, "_process_queue", lambda: calls.append(1))
-    with hardware_guard():
+    with hardware_guard(ivoryos_gate()):
         pass
-    assert calls == [] and not is_deck_busy()
+    assert calls == [] and not is_deck_busy(ivoryos_gate())
 
 
-def test_without_ivoryos_plugins_still_exclude_each_other(monkeypatch: pytest.MonkeyPatch,
-                                                          caplog: pytest.LogCaptureFixture) -> None:
+def test_without_ivoryos_hardware_actions_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Safety fails closed: when IvoryOS's runner lock cannot be found, nothing runs."""
     monkeypatch.setitem(sys.modules, "ivoryos.runtime.state", None)
-    monkeypatch.setitem(sys.modules, "ivoryos.socket_handlers", None)
-    monkeypatch.setattr(deck_mod, "_LOGGED", set())
-    with caplog.at_level(logging.WARNING, logger="ivoryos_plugin.deck"):
-        with hardware_guard(plugin="a"):
-            assert is_deck_busy()
-            with pytest.raises(DeckBusy, match="'b'"):
-                with hardware_guard(plugin="b"):
-                    pytest.fail("body must not run")  # pragma: no cover
-    assert not is_deck_busy()
-    assert caplog.text.count("runner lock is unavailable") == 1
+    gate = ivoryos_gate()
+    assert gate.lock is None and "runner lock not found" in gate.problem
+    assert is_deck_busy(gate)
+    with pytest.raises(DeckUnverified, match=r"Plugin 'a': hardware actions are refused: cannot verify the deck "
+                                             r"is idle \(IvoryOS .*: runner lock not found"):
+        with hardware_guard(gate, plugin="a"):
+            pytest.fail("body must not run")  # pragma: no cover
 
 
 def test_plain_lock_state() -> None:
@@ -684,7 +682,7 @@ def test_plain_lock_state() -> None:
 
 
 def test_observed_calls_say_who_made_them() -> None:
-    from ivoryos_plugin.deck import calling_as
+    from ivoryos_plugin.hardware.deck import calling_as
 
     class Thing:
         def poke(self) -> int:

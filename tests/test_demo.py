@@ -159,7 +159,7 @@ def test_the_browser_opens_on_the_url_once_the_server_listens(monkeypatch: pytes
     import socket
     import webbrowser
 
-    from ivoryos_plugin.demo import demo_url, in_ci, open_browser_when_up
+    from ivoryos_plugin.tools.demo import demo_url, in_ci, open_browser_when_up
 
     opened: List[str] = []
     monkeypatch.setattr(webbrowser, "open", lambda url, *a, **k: opened.append(url) or True)

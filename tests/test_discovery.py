@@ -19,8 +19,9 @@ import socketio
 from support import ROOT, PY, Server, ivoryos_login, launch
 from installing import install_target
 from ivoryos_plugin import PluginError, discover
-from ivoryos_plugin.discovery import GROUP, requirement_problem, specifier_allows
-from ivoryos_plugin.launcher import default_admin_active, harden, persistent_secret_key, run
+from ivoryos_plugin.core.versions import requirement_problem, specifier_allows
+from ivoryos_plugin.hosts.discovery import GROUP
+from ivoryos_plugin.hosts.launcher import default_admin_active, harden, persistent_secret_key, run
 
 FIXTURES = ROOT / "tests" / "fixtures"
 GOOD = '''
@@ -279,7 +280,7 @@ def admin(server: Server) -> requests.Session:
 def cli(site: Path, *args: str) -> subprocess.CompletedProcess:
     """``ivoryos-plugin ARGS`` in a process that sees the installed fixture packages."""
     env = {**os.environ, "PYTHONPATH": str(site)}
-    return subprocess.run([PY, "-m", "ivoryos_plugin.cli", *args], capture_output=True, text=True, env=env,
+    return subprocess.run([PY, "-m", "ivoryos_plugin.tools.cli", *args], capture_output=True, text=True, env=env,
                           timeout=120, stdin=subprocess.DEVNULL)
 
 

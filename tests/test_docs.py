@@ -47,3 +47,53 @@ def test_docs_snippets_are_the_code_the_tests_run() -> None:
         text = doc.read_text(encoding="utf-8")
         unmarked = re.findall(r"(?<!-->\n)```(python|html|toml)\n", text)
         assert not unmarked, f"{doc.name}: a {unmarked[0]} block without a snippet marker"
+
+
+# ------------------------------------------------------------------ the API is documented (Datasette's model)
+def documentation() -> str:
+    return README + "".join(doc.read_text(encoding="utf-8") for doc in sorted((ROOT / "docs").glob("*.md")))
+
+
+def public_plugin_members() -> list:
+    from flask import Blueprint
+
+    from ivoryos_plugin import Plugin
+
+    return sorted(name for name in vars(Plugin) if not name.startswith("_") and name not in vars(Blueprint))
+
+
+def cli_commands() -> list:
+    import click
+
+    from ivoryos_plugin.tools.cli import main
+
+    found = []
+    for name, command in main.commands.items():
+        found.append(name)
+        if isinstance(command, click.Group):
+            found += [f"{name} {sub}" for sub in command.commands]
+    return sorted(found)
+
+
+def test_every_public_name_is_documented() -> None:
+    import ivoryos_plugin
+
+    text = documentation()
+    missing = [name for name in ivoryos_plugin.__all__ if not re.search(rf"`(ivoryos_plugin\.)?{name}\b", text)]
+    assert not missing, f"not in docs/ or the README (as `name`): {missing}"
+
+
+def test_every_public_plugin_member_is_documented() -> None:
+    text = documentation()
+    members = public_plugin_members()
+    assert {"action", "stream", "publish", "settings", "instrument", "observe", "worker"} <= set(members)
+    missing = [name for name in members if not re.search(rf"\bplugin\.{name}\b", text)]
+    assert not missing, f"Plugin members no doc mentions as plugin.<name>: {missing}"
+
+
+def test_every_cli_command_is_documented() -> None:
+    text = documentation()
+    commands = cli_commands()
+    assert {"new", "run", "demo", "check", "list", "token create"} <= set(commands)
+    missing = [name for name in commands if f"ivoryos-plugin {name}" not in text]
+    assert not missing, f"CLI commands no doc shows as 'ivoryos-plugin <command>': {missing}"

@@ -20,7 +20,7 @@ import requests
 from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
 
-from ivoryos_plugin.launcher import PUBLIC_DEFAULT_KEY, default_admin_active, harden, persistent_secret_key
+from ivoryos_plugin.hosts.launcher import PUBLIC_DEFAULT_KEY, default_admin_active, harden, persistent_secret_key
 from support import ROOT
 
 sys.path.insert(0, str(ROOT / "tests" / "plugins"))

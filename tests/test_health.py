@@ -23,7 +23,7 @@ from life_plugin import BAD_V1_SETTINGS, make_broken, make_crashy, make_life, ma
 from life_plugin.life_deck import Scale  # noqa: E402
 
 from ivoryos_plugin import create_app  # noqa: E402
-from ivoryos_plugin.host import stop  # noqa: E402
+from ivoryos_plugin.hosts.devhost import stop  # noqa: E402
 from ivoryos_plugin.testing import login_client, make_deck  # noqa: E402
 
 NAMES = ["life", "crashy", "refusing", "broken", "migrating"]

@@ -62,7 +62,7 @@ def test_standalone_host_from_the_cli(start_server) -> None:
         import os, sys
         sys.argv = ["ivoryos-plugin", "run", "hello_plugin.plugin:plugin", "--port", os.environ["PORT"],
                     "--deck", {str(ROOT / 'examples' / 'demo_deck_min.py')!r}]
-        from ivoryos_plugin.cli import main
+        from ivoryos_plugin.tools.cli import main
         main()
     """, name="dev_host.py")
     deadline = time.monotonic() + 10
@@ -93,7 +93,7 @@ def test_standalone_login_form(tmp_path) -> None:
     from hello_plugin import plugin
 
     from ivoryos_plugin import create_app
-    from ivoryos_plugin.host import stop
+    from ivoryos_plugin.hosts.devhost import stop
 
     app = create_app([plugin], data_dir=tmp_path, token="secret-token", testing=True)
     try:
@@ -119,7 +119,7 @@ def test_the_dev_host_picks_up_an_edited_template(tmp_path) -> None:
     import types
 
     from ivoryos_plugin import Plugin, create_app
-    from ivoryos_plugin.host import stop
+    from ivoryos_plugin.hosts.devhost import stop
     from ivoryos_plugin.testing import login_client
 
     (tmp_path / "templates").mkdir()

@@ -24,7 +24,7 @@ sys.path.insert(0, str(PLUGINS))
 from life_plugin import make_broken, make_life, make_refusing, read_events  # noqa: E402
 
 from ivoryos_plugin import create_app  # noqa: E402
-from ivoryos_plugin.host import stop  # noqa: E402
+from ivoryos_plugin.hosts.devhost import stop  # noqa: E402
 from ivoryos_plugin.testing import login_client, make_deck  # noqa: E402
 
 DECK = (PLUGINS / "life_plugin" / "life_deck.py").read_text()
@@ -110,7 +110,7 @@ EXIT_SCRIPT = """
     import sys
     from life_plugin import make_life
     from ivoryos_plugin import create_app
-    from ivoryos_plugin.host import stop
+    from ivoryos_plugin.hosts.devhost import stop
 
     plugin = make_life()
     app = create_app([plugin], data_dir="data", token="t")

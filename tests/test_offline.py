@@ -21,7 +21,7 @@ import requests
 from flask import Blueprint, Flask
 
 from browsing import Watch, chromium, offline_context, start_demo
-from ivoryos_plugin import offline
+from ivoryos_plugin.hosts import offline
 from support import ROOT, Server, ivoryos_login
 
 IVORYOS = Path(ivoryos.__file__ or "ivoryos").resolve().parent

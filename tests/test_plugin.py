@@ -6,7 +6,7 @@ import pytest
 from flask import Flask
 
 from ivoryos_plugin import Plugin, PluginError, create_app
-from ivoryos_plugin import plugin as plugin_module
+from ivoryos_plugin.hosts import ivoryos as adapter
 
 
 @pytest.mark.parametrize("name, match", [
@@ -74,7 +74,7 @@ def test_missing_widget_endpoint_fails_for_a_left_panel() -> None:
 ], ids=["equal", "older-needed", "newer-minor", "newer-major"])
 def test_min_ivoryos_is_checked_at_registration(monkeypatch: pytest.MonkeyPatch, tmp_path, installed: str,
                                                  needed: str, ok: bool) -> None:
-    monkeypatch.setattr(plugin_module, "_installed_ivoryos", lambda: installed)
+    monkeypatch.setattr(adapter, "installed_version", lambda: installed)
     plugin = Plugin("versioned", __name__, min_ivoryos=needed)
 
     @plugin.route("/")
@@ -84,7 +84,7 @@ def test_min_ivoryos_is_checked_at_registration(monkeypatch: pytest.MonkeyPatch,
     if ok:
         app = create_app([plugin], data_dir=tmp_path, testing=True)
         assert "versioned.main" in app.view_functions
-        from ivoryos_plugin.host import stop
+        from ivoryos_plugin.hosts.devhost import stop
         stop(app)
     else:
         with pytest.raises(PluginError, match=rf"Plugin 'versioned': needs IvoryOS >= {needed} but {installed} is "
@@ -143,7 +143,7 @@ def test_decorators_return_the_function_and_setup_after_registration_raises(tmp_
     assert plugin.action(hardware=False)(tick) is tick
     assert plugin.on_start(tick) is tick
     app = create_app([plugin], data_dir=tmp_path, testing=True)
-    from ivoryos_plugin.host import stop
+    from ivoryos_plugin.hosts.devhost import stop
     stop(app)
     with pytest.raises(AssertionError, match="can no longer be called"):
         plugin.action(name="late")(tick)

@@ -17,9 +17,9 @@ from click.testing import CliRunner
 from support import ROOT, Server, ivoryos_login, start_process
 from installing import child_venv, pip, pip_args
 from ivoryos_plugin import PluginError
-from ivoryos_plugin.checks import check_path
-from ivoryos_plugin.cli import main
-from ivoryos_plugin.scaffold import render_package
+from ivoryos_plugin.tools.checks import check_path
+from ivoryos_plugin.tools.cli import main
+from ivoryos_plugin.tools.scaffold import render_package
 
 EXPECTED_FILES = ["README.md", "demo_page/__init__.py", "demo_page/plugin.py", "demo_page/templates/demo_page.html",
                   "pyproject.toml", "tests/conftest.py", "tests/test_demo_page.py"]
@@ -97,11 +97,11 @@ def test_a_wheel_of_the_framework_ships_the_scaffold(tmp_path: Path) -> None:
     pip(sys.executable, ["wheel", *pip_args(), "--wheel-dir", str(tmp_path / "dist"), str(source)])
     wheel = next((tmp_path / "dist").glob("ivoryos_plugin-*.whl"))
     shipped = set(zipfile.ZipFile(wheel).namelist())
-    scaffold = ROOT / "ivoryos_plugin" / "scaffold" / "files"
-    wanted = {f"ivoryos_plugin/scaffold/files/{p.relative_to(scaffold).as_posix()}"
+    scaffold = ROOT / "ivoryos_plugin" / "tools" / "scaffold" / "files"
+    wanted = {f"ivoryos_plugin/tools/scaffold/files/{p.relative_to(scaffold).as_posix()}"
               for p in scaffold.rglob("*.tmpl")}
     assert len(wanted) == 7 and wanted <= shipped, sorted(wanted - shipped)
-    assert "ivoryos_plugin/checks_source.py" in shipped
+    assert "ivoryos_plugin/tools/checks_source.py" in shipped
 
 
 # ------------------------------------------------------------------ new -> pip install -e -> pytest -> IvoryOS

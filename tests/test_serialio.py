@@ -1,4 +1,4 @@
-"""Tests for ivoryos_plugin.serialio on real ptys (pty simulators) and pyserial's loop://."""
+"""Tests for ivoryos_plugin.hardware.serialio on real ptys (pty simulators) and pyserial's loop://."""
 from __future__ import annotations
 
 import logging
@@ -9,7 +9,7 @@ from typing import Iterator
 import pytest
 from support import wait_until
 
-from ivoryos_plugin.serialio import (
+from ivoryos_plugin.hardware.serialio import (
     SerialDevice,
     SerialDeviceError,
     SerialDeviceTimeout,
@@ -82,8 +82,8 @@ def test_query_inside_on_line_is_refused_not_deadlocked(echo: EchoSimulator) -> 
 
 
 def test_query_before_open_fails_fast() -> None:
-    dev = SerialDevice("loop://", name="idle")
-    with pytest.raises(SerialDeviceError, match="idle: cannot send 'X'"):
+    dev = SerialDevice("loop://", name="idle", open=False)
+    with pytest.raises(SerialDeviceError, match="idle: cannot send 'X': loop:// is not open yet"):
         dev.query("X")
 
 

@@ -26,7 +26,7 @@ from life_plugin import BAD_V1_SETTINGS, LifeSettings, make_life, make_migrating
 from life_plugin.forms import parse_form  # noqa: E402
 
 from ivoryos_plugin import create_app  # noqa: E402
-from ivoryos_plugin.host import stop  # noqa: E402
+from ivoryos_plugin.hosts.devhost import stop  # noqa: E402
 from ivoryos_plugin.testing import login_client  # noqa: E402
 
 DEFAULTS = LifeSettings().model_dump(mode="json")

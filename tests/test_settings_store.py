@@ -1,4 +1,4 @@
-"""Tests for ``ivoryos_plugin.settings``: persistence, validation, crash safety, locking,
+"""Tests for ``ivoryos_plugin.runtime.settings``: persistence, validation, crash safety, locking,
 migrations and HTML form description. Real files under ``tmp_path``; real subprocesses."""
 from __future__ import annotations
 
@@ -23,13 +23,13 @@ from pydantic import BaseModel, Field, SecretStr
 
 ROOT = Path(__file__).resolve().parents[1]
 
-from ivoryos_plugin import settings as settings_mod  # noqa: E402
-from ivoryos_plugin.settings import (  # noqa: E402
+from ivoryos_plugin.runtime import settings as settings_mod  # noqa: E402
+from ivoryos_plugin.runtime.settings import (  # noqa: E402
     SettingsError,
     SettingsStore,
     SettingsValidationError,
 )
-from ivoryos_plugin.settings_forms import coerce_form, form_fields  # noqa: E402
+from ivoryos_plugin.runtime.settings_forms import coerce_form, form_fields  # noqa: E402
 
 
 class Color(str, Enum):
@@ -74,7 +74,7 @@ CHILD_PRELUDE = """
 import sys, time
 from pathlib import Path
 from pydantic import BaseModel
-from ivoryos_plugin.settings import SettingsStore
+from ivoryos_plugin.runtime.settings import SettingsStore
 
 class Counter(BaseModel):
     n: int = 0
@@ -277,8 +277,8 @@ def test_migration_v0_to_v2_written_once(tmp_path: Path, monkeypatch: pytest.Mon
         real_write(path, data)
 
     migrations = {1: step1, 2: step2}
-    real_write = settings_mod._atomic_write
-    monkeypatch.setattr(settings_mod, "_atomic_write", counting_write)
+    real_write = settings_mod.atomic_write
+    monkeypatch.setattr(settings_mod, "atomic_write", counting_write)
     loaded = _store(tmp_path, version=2, migrations=migrations).load()
     assert (loaded.speed, loaded.ratio) == (5, 0.25)
     assert calls == [1, 2] and writes == [path]

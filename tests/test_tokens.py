@@ -17,7 +17,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from support import ROOT
-from ivoryos_plugin.tokens import TokenError, TokenStore
+from ivoryos_plugin.runtime.tokens import TokenError, TokenStore
 
 sys.path.insert(0, str(ROOT / "tests" / "plugins"))
 from secure_plugin import plugin as secure_plugin  # noqa: E402

@@ -20,7 +20,7 @@ sys.path.insert(0, str(PLUGINS))
 from life_plugin import make_crashy, make_life, read_events  # noqa: E402
 
 from ivoryos_plugin import Plugin, create_app  # noqa: E402
-from ivoryos_plugin.host import stop  # noqa: E402
+from ivoryos_plugin.hosts.devhost import stop  # noqa: E402
 from ivoryos_plugin.testing import CsrfClient, login_client  # noqa: E402
 
 RESTART_FORM = re.compile(r'<tr data-worker="flaky">.*?<form method="post" action="([^"]+)">\s*'

@@ -9,7 +9,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: imp
 from live_plugin import deck, plugin  # noqa: E402
 
 from ivoryos_plugin import create_app  # noqa: E402
-from ivoryos_plugin.host import serve  # noqa: E402
+from ivoryos_plugin.hosts.devhost import serve  # noqa: E402
 
 if __name__ == "__main__":
     with tempfile.TemporaryDirectory(prefix="bench_live_") as data:

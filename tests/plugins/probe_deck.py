@@ -49,7 +49,7 @@ if __name__ == "__main__":
         ivoryos.run(__name__, host="127.0.0.1", port=int(os.environ["PORT"]), blueprint_plugins=[plugin])
     else:
         from ivoryos_plugin import create_app
-        from ivoryos_plugin.host import serve
+        from ivoryos_plugin.hosts.devhost import serve
 
         app = create_app([plugin], deck=sys.modules[__name__], token=os.environ.get("PROBE_TOKEN"))
         serve(app, port=int(os.environ["PORT"]))

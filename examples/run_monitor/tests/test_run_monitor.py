@@ -70,7 +70,7 @@ def test_clear(client, live, deck):
 
 
 def test_live_stream_reads_are_left_out(live, deck):
-    from ivoryos_plugin.deck import calling_as
+    from ivoryos_plugin.hardware.deck import calling_as
 
     live.get_received(live.namespace)
     with calling_as("plugin:balance stream weight"):  # a dashboard's stream, five times a second

@@ -64,9 +64,9 @@ def connect(url: str, baudrate: int = 9600, terminator: Literal["CRLF", "LF", "C
     with _lock:
         if _state["device"] is not None:
             raise ActionError(f"{_state['url']} is open; close it first.", status=409)
-        device = SerialDevice(url, baudrate=baudrate, terminator=TERMINATORS[terminator], on_line=_received,
-                              name=f"serial_console {url}")
-        try:
+        try:  # opened here, not at construction, so that a port that is not there is a 400 at once
+            device = SerialDevice(url, baudrate=baudrate, terminator=TERMINATORS[terminator], on_line=_received,
+                                  name=f"serial_console {url}", open=False)
             device.open()
         except SerialDeviceError as exc:
             raise ActionError(str(exc), status=400) from None

@@ -26,7 +26,7 @@ if __name__ == "__main__":
     names = [n for n in os.environ.get("LIFE_PLUGINS", "life").split(",") if n]
     port = os.environ["PORT"]
     if host == "cli":
-        from ivoryos_plugin.cli import main
+        from ivoryos_plugin.tools.cli import main
 
         targets = [f"life_plugin.servers:{n}" for n in names]
         main(["run", *targets, "--deck", os.path.abspath(__file__), "--port", port,

@@ -14,7 +14,7 @@ def all_plugins() -> list:
     from probe_plugin import plugin as probe
     from secure_plugin import plugin as secure
 
-    from ivoryos_plugin.discovery import discover
+    from ivoryos_plugin.hosts.discovery import discover
 
     found = discover()
     for failure in found.failures:
@@ -34,7 +34,7 @@ def main() -> None:
     plugins = all_plugins()
     if mode == "standalone":
         from ivoryos_plugin import create_app
-        from ivoryos_plugin.host import serve
+        from ivoryos_plugin.hosts.devhost import serve
 
         app = create_app(plugins, deck=sys.modules[__name__], token=os.environ.get("SECURE_TOKEN"))
         app.config["IVORYOS_PLUGIN_ALLOWED_ORIGINS"] = origins
@@ -51,7 +51,7 @@ def main() -> None:
         return
     import ivoryos
 
-    from ivoryos_plugin.health import framework_blueprint
+    from ivoryos_plugin.runtime.attach import framework_blueprint
 
     framework_blueprint.configure(plugins=plugins, failures=[])  # protects plain Blueprints
     ivoryos.run(__name__, host="127.0.0.1", port=port, config=config,

@@ -1,0 +1,125 @@
+"""Checks on plugin names and metadata: pure logic, no Flask, no I/O.
+
+Every error names the plugin, the bad value and the fix, and is raised at construction or
+registration, never at the first request.
+"""
+from __future__ import annotations
+
+import keyword
+import re
+from typing import Optional
+
+from .versions import is_older
+
+#: Blueprint names IvoryOS 1.7.2 registers itself: a plugin of that name replaces a built-in page.
+RESERVED_NAMES = frozenset({"main", "auth", "library", "control", "design", "execute", "data"})
+
+#: First path segments IvoryOS already serves under its URL prefix (plus ``plugins``, the
+#: framework's own page): a plugin of that name registers, but its pages are unreachable.
+COLLIDING_NAMES = frozenset({
+    "agent", "customize-logo", "draft", "executions", "files", "help", "instruments", "static",
+    "plugins",
+})
+
+PLACEMENTS = {"tab": "tab", "left_panel": "left_panel"}
+
+#: The entry point group IvoryOS plugins are installed under (``name = module:plugin``).
+ENTRY_POINT_GROUP = "ivoryos.plugins"
+
+_VERSION = re.compile(r"^\d+(\.\d+)*$")
+
+
+class PluginError(Exception):
+    """A plugin is declared or registered wrongly; the message says which plugin and the fix."""
+
+    def __init__(self, plugin: str, message: str) -> None:
+        """:param plugin: the plugin's name.
+        :param message: what is wrong and how to fix it."""
+        super().__init__(f"Plugin {plugin!r}: {message}")
+        self.plugin = plugin
+
+
+def suggest_name(name: str) -> str:
+    """A valid name close to ``name``: ``'my-plugin'`` -> ``'my_plugin'``.
+
+    :param name: the rejected name."""
+    cleaned = re.sub(r"\W", "_", str(name)).strip("_") or "plugin"
+    if cleaned[0].isdigit():
+        cleaned = "p_" + cleaned
+    if cleaned in RESERVED_NAMES or cleaned in COLLIDING_NAMES or keyword.iskeyword(cleaned):
+        cleaned += "_plugin"
+    return cleaned
+
+
+def check_name(name: object) -> str:
+    """Return ``name`` if it can name a plugin, else raise :class:`PluginError`.
+
+    :param name: the proposed plugin name."""
+    if not isinstance(name, str) or not name:
+        raise PluginError(str(name), "the name must be a non-empty string, e.g. 'balance'.")
+    if not name.isidentifier() or keyword.iskeyword(name):
+        raise PluginError(
+            name,
+            "the name must be a Python identifier (letters, digits and underscores, not starting "
+            f"with a digit) because IvoryOS builds endpoints such as '{name}.main' from it; "
+            f"use {suggest_name(name)!r}.",
+        )
+    if name in RESERVED_NAMES:
+        raise PluginError(
+            name,
+            f"{name!r} is the name of an IvoryOS built-in page and would replace it; "
+            f"choose another name, e.g. {suggest_name(name)!r}.",
+        )
+    if name in COLLIDING_NAMES:
+        raise PluginError(
+            name,
+            f"the URL /ivoryos/{name}/ is already served by IvoryOS or ivoryos_plugin, so the "
+            f"plugin's pages would be unreachable; choose another name, e.g. {suggest_name(name)!r}.",
+        )
+    return name
+
+
+def check_placement(name: str, placement: str) -> str:
+    """Return IvoryOS's ``plugin_type`` for ``placement`` or raise :class:`PluginError`.
+
+    :param name: the plugin's name.
+    :param placement: ``"tab"`` or ``"left_panel"``."""
+    if placement not in PLACEMENTS:
+        raise PluginError(name, f"placement={placement!r} is unknown; use 'tab' or 'left_panel'.")
+    return PLACEMENTS[placement]
+
+
+def check_version(name: str, field: str, version: Optional[str]) -> Optional[str]:
+    """Return ``version`` if it is numeric and dotted (``1.0.2``), else raise :class:`PluginError`.
+
+    :param name: the plugin's name.
+    :param field: the argument being checked, for the message.
+    :param version: the version string, or None."""
+    if version is None:
+        return None
+    if not isinstance(version, str) or not _VERSION.match(version):
+        raise PluginError(name, f"{field}={version!r} is not a numeric dotted version; use e.g. '1.0.0'.")
+    return version
+
+
+def check_ivoryos_compatible(name: str, minimum: Optional[str], installed: Optional[str]) -> None:
+    """Raise :class:`PluginError` when the installed IvoryOS is older than the plugin needs.
+
+    :param name: the plugin's name.
+    :param minimum: the plugin's ``min_ivoryos``, or None for any version.
+    :param installed: the installed IvoryOS version, or None when it is not installed."""
+    if minimum is None or installed is None:
+        return
+    if is_older(installed, minimum):
+        raise PluginError(
+            name,
+            f"needs IvoryOS >= {minimum} but {installed} is installed; "
+            f"upgrade with: pip install 'ivoryos>={minimum}'.",
+        )
+
+
+def required_endpoint(placement: str) -> str:
+    """The endpoint IvoryOS's nav builds a link to for a plugin with this placement.
+
+    :param placement: ``"tab"`` or ``"left_panel"``."""
+    return "widget" if placement == "left_panel" else "main"

@@ -1,0 +1,465 @@
+"""``Plugin``: a :class:`flask.Blueprint` that knows how to live inside IvoryOS.
+
+A plugin declares pages, actions, streams, handlers, workers and settings at import time. It holds
+declarations only: no app, no Socket.IO server, no IvoryOS. Each app that registers it gets its own
+runtime through Flask's deferred setup (``record_once``), handed to the host installed in
+:mod:`ivoryos_plugin.core.binding`; live state (``settings``, ``publish``...) is looked up in the
+app it is asked from, so one plugin on two apps has two independent runtimes.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import (TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Mapping, Optional, Set, Type, TypeVar,
+                    Union, overload)
+
+from flask import Blueprint
+
+from . import binding, names
+from .names import PluginError
+from .setup import setupmethod
+from .specs import ActionSpec, StreamSpec, WorkerSpec, make_action
+
+if TYPE_CHECKING:
+    from flask import Response
+    from flask.blueprints import BlueprintSetupState
+    from flask.typing import ResponseReturnValue
+    from pydantic import BaseModel
+
+    from .binding import RuntimeView
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Plugin(Blueprint):
+    """An IvoryOS plugin page: a Blueprint plus metadata, live events, safe hardware and settings.
+
+    :param name: the plugin's name: a Python identifier, not an IvoryOS page name. It becomes the
+        URL (``/ivoryos/<name>/``), the endpoint prefix and the Socket.IO namespace.
+    :param import_name: the plugin module's ``__name__`` (templates/, static/ and public/ are found
+        beside it).
+    :param title: the human title (defaults to the name, capitalised).
+    :param version: the plugin's numeric dotted version.
+    :param placement: ``"tab"`` (a page in IvoryOS's nav, needs a ``main`` endpoint) or
+        ``"left_panel"`` (an iframe on every IvoryOS page, needs a ``widget`` endpoint).
+    :param settings: a pydantic v2 model of the plugin's settings, or None.
+    :param settings_version: the current version of the settings layout (see ``migrations``).
+    :param migrations: ``{target_version: function(values) -> values}`` run in order on load.
+    :param description: one sentence for the health page and ``ivoryos-plugin list``.
+    :param author: who maintains it.
+    :param url: where to read more.
+    :param min_ivoryos: the oldest IvoryOS version the plugin works with (checked at registration).
+    :param max_body: the largest request body an action or a settings write accepts, in bytes.
+
+    Example::
+
+        plugin = Plugin("balance", __name__, title="Balance", version="1.0.0")
+
+        @plugin.route("/")
+        def main():
+            return plugin.render("balance.html")
+    """
+
+    def __init__(
+        self,
+        name: str,
+        import_name: str,
+        *,
+        title: Optional[str] = None,
+        version: str = "0.1.0",
+        placement: str = "tab",
+        settings: Optional[Type["BaseModel"]] = None,
+        settings_version: int = 0,
+        migrations: Optional[Mapping[int, Callable[[Dict[str, Any]], Dict[str, Any]]]] = None,
+        description: str = "",
+        author: str = "",
+        url: str = "",
+        min_ivoryos: Optional[str] = None,
+        max_body: int = 1 << 20,
+        template_folder: Optional[str] = "templates",
+        **blueprint_options: Any,
+    ) -> None:
+        names.check_name(name)
+        self.plugin_type = names.check_placement(name, placement)
+        self.placement = placement
+        self.title = title or name.replace("_", " ").capitalize()
+        self.version = names.check_version(name, "version", version) or "0.1.0"
+        self.min_ivoryos = names.check_version(name, "min_ivoryos", min_ivoryos)
+        self.description = description
+        self.author = author
+        self.url = url
+        self.max_body = int(max_body)
+        if settings is not None and not (isinstance(settings, type) and hasattr(settings, "model_fields")):
+            raise PluginError(name, f"settings={settings!r} is not a pydantic v2 model class; "
+                                    "pass a class that subclasses pydantic.BaseModel.")
+        self.settings_model = settings
+        self.settings_version = int(settings_version)
+        self.migrations = dict(migrations or {})
+        blueprint_options.setdefault("static_folder", None)
+        super().__init__(name, import_name, template_folder=template_folder, **blueprint_options)
+        self.logger = logging.getLogger(f"ivoryos_plugin.{name}")
+        self._endpoints: Set[str] = set()
+        self._public: Set[str] = set()
+        self._actions: Dict[str, ActionSpec] = {}
+        self._streams: Dict[str, "StreamSpec"] = {}
+        self._handlers: Dict[str, Callable[..., Any]] = {}
+        self._on_start: List[Callable[[Any], Any]] = []
+        self._on_stop: List[Callable[[], Any]] = []
+        self._on_settings_change: List[Callable[[Any, Any], Any]] = []
+        self._workers: Dict[str, WorkerSpec] = {}
+        self.registered_once = False
+        self.record_once(self._registered)
+        self._declare_builtin_routes()
+
+    def _declare_builtin_routes(self) -> None:
+        """The routes every plugin has (actions, static/ and public/ files, settings) and its request
+        guards; the host serves them (:meth:`ivoryos_plugin.core.binding.Host.serve`)."""
+
+        def run_action(name: str) -> "ResponseReturnValue":
+            return binding.host().serve(self, "action", name=name)
+
+        def static_file(filename: str) -> "ResponseReturnValue":
+            return binding.host().serve(self, "static", filename=filename)
+
+        def public_file(filename: str) -> "ResponseReturnValue":
+            return binding.host().serve(self, "public", filename=filename)
+
+        self.add_url_rule("/actions/<name>", "actions", run_action, methods=["POST"])
+        self.add_url_rule("/static/<path:filename>", "static", static_file)
+        self.add_url_rule("/public/<path:filename>", "public", public_file, public=True)
+        if self.settings_model is not None:
+            def settings_page() -> "ResponseReturnValue":
+                return binding.host().serve(self, "settings")
+
+            def settings_json() -> "ResponseReturnValue":
+                return binding.host().serve(self, "settings_json")
+
+            self.add_url_rule("/settings", "settings", settings_page, methods=["GET", "POST"])
+            self.add_url_rule("/settings.json", "settings_json", settings_json, methods=["GET", "PUT", "PATCH"])
+
+        def guard() -> Optional["Response"]:
+            return binding.host().guard(self)
+
+        def harden(response: "Response") -> "Response":
+            return binding.host().harden(self, response)
+
+        self.before_request(guard)
+        self.after_request(harden)
+
+    # ------------------------------------------------------------------ pages
+    def add_url_rule(self, rule: str, endpoint: Optional[str] = None,
+                     view_func: Optional[Callable[..., Any]] = None,
+                     provide_automatic_options: Optional[bool] = None, **options: Any) -> None:
+        """Flask's ``add_url_rule``, also recording the endpoint (for the nav check) and ``public``.
+
+        :param rule: the URL rule, relative to the plugin's prefix.
+        :param endpoint: the endpoint name (defaults to the view function's name).
+        :param view_func: the view.
+        :param provide_automatic_options: as in Flask.
+        :param options: as in Flask, plus ``public=True`` to serve without login."""
+        public = bool(options.pop("public", False))
+        endpoint = endpoint or (view_func.__name__ if view_func is not None else None)
+        super().add_url_rule(rule, endpoint, view_func, provide_automatic_options, **options)
+        if endpoint:
+            self._endpoints.add(endpoint)
+            if public:
+                self._public.add(endpoint)
+
+    def render(self, template: str, **context: Any) -> str:
+        """Render ``template`` with ``plugin_base`` (the base to extend) and ``plugin`` in context.
+
+        ``plugin_base`` is IvoryOS's ``base.html`` inside IvoryOS and the framework's shell in the
+        standalone host; both have the ``title`` and ``body`` blocks.
+
+        :param template: the template's name in the plugin's templates/ folder.
+        :param context: more template variables.
+
+        Example::
+
+            return plugin.render("balance.html", unit="g")
+        """
+        return binding.host().render(self, template, context)
+
+    def is_public(self, endpoint: str, view_args: Optional[Mapping[str, Any]] = None) -> bool:
+        """Whether a request to ``endpoint`` may be served without login.
+
+        :param endpoint: the blueprint-local endpoint name.
+        :param view_args: the request's view arguments (actions are public one by one)."""
+        if endpoint == "actions" and view_args:
+            spec = self._actions.get(str(view_args.get("name")))
+            return bool(spec and spec.public)
+        return endpoint in self._public
+
+    # ---------------------------------------------------------------- actions
+    @overload
+    def action(self, func: F) -> F: ...
+
+    @overload
+    def action(self, *, hardware: bool = True, public: bool = False,
+               name: Optional[str] = None) -> Callable[[F], F]: ...
+
+    @setupmethod
+    def action(self, func: Optional[F] = None, *, hardware: bool = True, public: bool = False,
+               name: Optional[str] = None) -> Union[F, Callable[[F], F]]:
+        """Expose ``func`` as ``POST /ivoryos/<plugin>/actions/<name>`` (JSON in, JSON out).
+
+        Arguments are validated from the signature's annotations (bad input: 400 with per-field
+        errors; the function does not run). A hardware action runs only while IvoryOS's runner is
+        free (409 otherwise). Runs in the request's thread: keep it short.
+
+        :param func: the function (when used without parentheses).
+        :param hardware: refuse with 409 while a workflow or single step holds the deck.
+        :param public: serve without login (a caller logged in with a session still sends the CSRF token).
+        :param name: the URL name (defaults to the function's name).
+
+        Example::
+
+            @plugin.action
+            def tare(settle_s: float = 0.0):
+                plugin.instrument("balance").tare()
+                return {"ok": True}
+        """
+        def decorate(f: F) -> F:
+            spec = make_action(self.name, f, hardware=hardware, public=public, name=name)
+            if spec.name in self._actions:
+                raise PluginError(self.name, f"action {spec.name!r} is registered twice; "
+                                             "pass name= to tell them apart.")
+            self._actions[spec.name] = spec
+            return f
+
+        return decorate(func) if func is not None else decorate
+
+    # ------------------------------------------------------------------- live
+    @setupmethod
+    def stream(self, name: str, *, hz: Union[float, Callable[[], float]] = 1.0) -> Callable[[F], F]:
+        """Declare a live stream: one producer for all viewers, run only while someone watches.
+
+        The producer is called ``hz`` times a second (a number, or a callable read every tick) in a
+        background thread while at least one client is subscribed; its return value (JSON) is sent
+        to every subscriber as the event ``name``. A producer that raises sends ``stream_error`` and
+        backs off. It must not block for long: a slow producer lowers the rate, never piles up.
+
+        :param name: the stream's (and the client event's) name.
+        :param hz: ticks per second, or a callable returning it.
+
+        Example::
+
+            @plugin.stream("weight", hz=5)
+            def weight():
+                return {"grams": plugin.instrument("balance").weigh()}
+        """
+        def decorate(f: F) -> F:
+            if name in self._streams:
+                raise PluginError(self.name, f"stream {name!r} is registered twice; "
+                                             "pass name= to tell them apart.")
+            if not callable(hz) and not (isinstance(hz, (int, float)) and 0 < hz <= 1000):
+                raise PluginError(self.name, f"stream {name!r}: hz={hz!r} must be a number in (0, 1000] "
+                                             "or a callable returning one.")
+            self._streams[name] = StreamSpec(name=name, func=f, hz=hz)
+            return f
+
+        return decorate
+
+    @setupmethod
+    def on(self, event: str) -> Callable[[F], F]:
+        """Handle the Socket.IO ``event`` in the plugin's own namespace (authenticated clients only).
+
+        The handler receives the payload; its return value is the ack. It runs in the server's
+        thread for that client: keep it short.
+
+        :param event: the event's name (``connect``/``disconnect``/``subscribe`` are the framework's).
+
+        Example::
+
+            @plugin.on("ping")
+            def ping(data):
+                return {"pong": data}
+        """
+        def decorate(f: F) -> F:
+            if event in ("connect", "disconnect", "subscribe", "unsubscribe"):
+                raise PluginError(self.name, f"event {event!r} is handled by the framework; "
+                                             "use @plugin.on_start or another event name.")
+            if event in self._handlers:
+                raise PluginError(self.name, f"event {event!r} has two handlers; keep one.")
+            self._handlers[event] = f
+            return f
+
+        return decorate
+
+    def publish(self, event: str, data: Any = None) -> None:
+        """Send ``data`` as ``event`` to every page of this plugin; safe from any thread.
+
+        The last value of each event is replayed to a page that connects later. Before the plugin
+        is registered (or with no Socket.IO server) the value is only remembered.
+
+        :param event: the event's name.
+        :param data: a JSON-serialisable value."""
+        binding.host().publish(self, event, data)
+
+    # -------------------------------------------------------------- lifecycle
+    @setupmethod
+    def on_start(self, func: F) -> F:
+        """Run ``func(deck)`` once the app and deck are ready, before the first request.
+
+        Returning ``False`` or a string refuses to start: the plugin is suspended with that reason
+        and its routes answer 503. It runs once per app, in a starter thread: do not block.
+
+        :param func: the hook.
+
+        Example::
+
+            @plugin.on_start
+            def start(deck):
+                plugin.observe("balance", lambda call: plugin.publish("calls", call))
+        """
+        self._on_start.append(func)
+        return func
+
+    @setupmethod
+    def on_stop(self, func: F) -> F:
+        """Run ``func()`` once at shutdown (SIGINT, SIGTERM, interpreter exit), after the workers stop.
+
+        Only a plugin that started runs it: one whose ``on_start`` refused or raised does not.
+
+        :param func: the hook.
+
+        Example::
+
+            @plugin.on_stop
+            def stop():
+                plugin.logger.info("bye")
+        """
+        self._on_stop.append(func)
+        return func
+
+    @setupmethod
+    def on_settings_change(self, func: F) -> F:
+        """Run ``func(old, new)`` after a save changed the settings (validated models).
+
+        A save of the same values does not call it.
+
+        :param func: the hook; an exception is logged and never undoes the save.
+
+        Example::
+
+            @plugin.on_settings_change
+            def changed(old, new):
+                plugin.logger.info("rate %s -> %s", old.rate_hz, new.rate_hz)
+        """
+        self._on_settings_change.append(func)
+        return func
+
+    @overload
+    def worker(self, func: F) -> F: ...
+
+    @overload
+    def worker(self, *, every: Optional[float] = None, name: Optional[str] = None, backoff: float = 0.5,
+               max_backoff: float = 30.0, max_crashes: int = 5, window: float = 60.0) -> Callable[[F], F]: ...
+
+    @setupmethod
+    def worker(self, func: Optional[F] = None, *, every: Optional[float] = None,
+               name: Optional[str] = None, backoff: float = 0.5, max_backoff: float = 30.0,
+               max_crashes: int = 5, window: float = 60.0) -> Union[F, Callable[[F], F]]:
+        """Run a background worker from start to shutdown, restarted with backoff when it crashes.
+
+        With ``every=seconds`` the function is called periodically with no argument. Without it,
+        it is a long-running loop called with a ``stop`` object: ``while stop.sleep(1): ...``
+        (``stop.sleep`` returns False once the plugin is stopping). After too many crashes in a
+        short window the worker is suspended until restarted from the health page.
+
+        :param func: the function (when used without parentheses).
+        :param every: the period in seconds, or None for a loop given ``stop``.
+        :param name: the worker's name (defaults to the function's name).
+        :param backoff: the first restart delay after a crash (doubles each crash).
+        :param max_backoff: the longest restart delay.
+        :param max_crashes: more crashes than this within ``window`` seconds suspend the worker.
+        :param window: the crash-counting window, in seconds.
+
+        Example::
+
+            @plugin.worker(every=60)
+            def log_weight():
+                plugin.logger.info("weight %s", plugin.instrument("balance").weigh())
+        """
+        def decorate(f: F) -> F:
+            key = name or f.__name__
+            if key in self._workers:
+                raise PluginError(self.name, f"worker {key!r} is registered twice; pass name= to tell them apart.")
+            if every is not None and not (isinstance(every, (int, float)) and every > 0):
+                raise PluginError(self.name, f"worker {key!r}: every={every!r} must be a positive number of seconds.")
+            self._workers[key] = WorkerSpec(name=key, func=f, every=every, backoff=backoff,
+                                            max_backoff=max_backoff, max_crashes=max_crashes, window=window)
+            return f
+
+        return decorate(func) if func is not None else decorate
+
+    # --------------------------------------------------------------- runtime
+    @property
+    def runtime(self) -> "RuntimeView":
+        """The plugin's state in the current app (or the only app that registered it).
+
+        :raises PluginError: no app has registered the plugin yet."""
+        return binding.host().runtime(self)
+
+    @property
+    def settings(self) -> Any:
+        """The validated current settings (an instance of the ``settings`` model)."""
+        return self.runtime.settings_current()
+
+    @property
+    def data_dir(self) -> Path:
+        """This plugin's data folder (``<IvoryOS OUTPUT_FOLDER>/plugins/<name>``), created on demand."""
+        return self.runtime.ensure_data_dir()
+
+    @property
+    def instruments(self) -> Dict[str, Any]:
+        """The running deck's instruments, name -> the live object (guarded by per-instrument locks)."""
+        return self.runtime.instruments()
+
+    def instrument(self, name: str) -> Any:
+        """The deck's own instrument object ``name`` (calls serialised with the workflow's).
+
+        :param name: the deck global's name.
+        :raises InstrumentUnavailable: no deck, or no such instrument (503 in a request)."""
+        return self.runtime.instrument(name)
+
+    def deck_busy(self) -> bool:
+        """Whether a workflow or single step holds the deck now (hardware actions would get 409)."""
+        return self.runtime.deck_busy()
+
+    def observe(self, instrument: str, callback: Callable[[Dict[str, Any]], Any], *,
+                methods: Optional[Iterable[str]] = None, starts: bool = False) -> Callable[[], None]:
+        """Call ``callback(call)`` after each call of the instrument's methods, whoever calls.
+
+        Observers are removed when the plugin stops in that app.
+
+        :param instrument: the deck global's name.
+        :param callback: receives ``{instrument, method, args, kwargs, result|error, started, finished}``.
+        :param methods: only these methods (default: all public methods).
+        :param starts: also call back when a call starts (``phase == "start"``).
+        :returns: a function that stops observing."""
+        return self.runtime.observe(instrument, callback, methods=methods, starts=starts)
+
+    # ----------------------------------------------------------- registration
+    def init_socketio(self, socketio: Any) -> None:
+        """Called by ``ivoryos.run`` with its Socket.IO server. Nothing to do here: the namespace is
+        set up at registration, from the server the app already holds (``app.extensions``); the
+        method exists because IvoryOS looks for it.
+
+        :param socketio: the app's ``flask_socketio.SocketIO``."""
+
+    def _registered(self, state: "BlueprintSetupState") -> None:
+        """Flask's deferred setup, once per app: check the plugin, then give it a runtime there.
+
+        :param state: the app, URL prefix and options of this registration."""
+        self.registered_once = True
+        needed = names.required_endpoint(self.placement)
+        if needed not in self._endpoints:
+            where = "a page at '/'" if needed == "main" else "a page for the left-panel iframe"
+            raise PluginError(
+                self.name,
+                f"has no '{needed}' endpoint, which IvoryOS's nav links to ({self.name}.{needed}); "
+                f"add {where}: @plugin.route('{'/' if needed == 'main' else '/widget'}') "
+                f"def {needed}(): ...",
+            )
+        binding.host().registered(self, state)

@@ -1,0 +1,54 @@
+"""The host a :class:`~ivoryos_plugin.Plugin` talks to (installed by the package root through
+:mod:`ivoryos_plugin.core.binding`): the runtime's behaviour, plus how each kind of app is adopted."""
+from __future__ import annotations
+
+import logging
+import os
+from typing import TYPE_CHECKING
+
+from flask import Flask
+
+from ..core.names import check_ivoryos_compatible
+from ..runtime.extension import Extension
+from ..runtime.host import RuntimeHost
+from ..runtime.live import QUEUE_ENV
+from . import ivoryos as adapter
+from . import offline
+
+if TYPE_CHECKING:
+    from ..core.plugin import Plugin
+
+log = logging.getLogger("ivoryos_plugin")
+
+
+class FrameworkHost(RuntimeHost):
+    """Adopts IvoryOS's app through the adapter's probe; other apps keep hardware refused until
+    their host (the dev host) gives them a runner lock."""
+
+    def adopt(self, app: Flask, ext: Extension) -> None:
+        """Configure a newly attached app: offline assets, the deck, the hardware gate, the start.
+
+        :param app: the app.
+        :param ext: its framework state."""
+        offline.install(app)  # IvoryOS's CDN libraries from static/vendor/ (offline lab networks)
+        ext.deck_getter = adapter.deck
+        if not adapter.is_ivoryos_app(app):
+            return
+        ext.host_name = f"IvoryOS {adapter.installed_version() or '(unknown version)'}"
+        ext.gate = adapter.probe()
+        if ext.gate.problem:
+            log.error("ivoryos_plugin: hardware actions are refused: cannot verify the deck is idle (%s)",
+                      ext.gate.problem)
+        queue = os.environ.get(QUEUE_ENV)
+        if queue and ext.socketio is not None:
+            adapter.join_message_queue(ext.socketio, queue)
+        adapter.start_when_deck_is_set(ext.ensure_started)
+
+    def check_registration(self, plugin: "Plugin") -> None:
+        """Refuse a plugin whose ``min_ivoryos`` is newer than the installed IvoryOS.
+
+        :param plugin: the plugin being registered."""
+        check_ivoryos_compatible(plugin.name, plugin.min_ivoryos, adapter.installed_version())
+
+
+HOST = FrameworkHost()

@@ -1,0 +1,194 @@
+"""The standalone dev host: the same URLs, Socket.IO path and namespaces as inside IvoryOS, a shell
+page, a simulated or real deck, bound to 127.0.0.1 and protected by a one-time token (as Jupyter)."""
+from __future__ import annotations
+
+import hmac
+import importlib.util
+import os
+import secrets
+import sys
+import threading
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Iterable, Optional, Union
+from urllib.parse import urlencode
+
+from flask import Blueprint, Flask, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
+from flask_login import LoginManager, UserMixin, login_user, logout_user
+from flask_socketio import SocketIO
+
+from ..hardware.deck import Gate
+from ..runtime.attach import attach
+from ..runtime.extension import Extension
+from ..runtime.live import QUEUE_ENV
+from ..runtime.security import check_csrf, origin_ok
+from .discovery import register_plugin
+
+PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LOOPBACK = "127.0.0.1"
+
+
+class DevUser(UserMixin):  # type: ignore[misc]
+    """The one user of the dev host: whoever holds the token."""
+
+    id = "dev"
+
+
+def load_deck(path: Union[str, Path]) -> ModuleType:
+    """Import a deck script once, as a module whose globals are the instruments.
+
+    :param path: the deck script (``examples/demo_deck.py``).
+    :raises FileNotFoundError: no such file."""
+    path = Path(path).resolve()
+    if not path.is_file():
+        raise FileNotFoundError(f"deck script {str(path)!r} does not exist; pass --deck path/to/deck.py")
+    name = path.stem
+    existing = sys.modules.get(name)
+    if existing is not None and os.path.abspath(getattr(existing, "__file__", "") or "") == str(path):
+        return existing
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import the deck script {str(path)!r}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    sys.path.insert(0, str(path.parent))
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    finally:
+        sys.path.remove(str(path.parent))
+    return module
+
+
+def _auth_blueprint(token: str) -> Blueprint:
+    auth = Blueprint("auth", __name__, template_folder=os.path.join(PACKAGE, "templates"))
+
+    @auth.route("/login", methods=["GET", "POST"])
+    def login() -> Any:
+        next_url = request.values.get("next") or url_for("main.index")
+        if not next_url.startswith("/") or next_url.startswith("//"):
+            next_url = url_for("main.index")
+        error = None
+        if request.method == "POST":
+            given = request.form.get("token", "")
+            problem = check_csrf()
+            if problem is not None:
+                error = f"{problem} Reload the page and try again."
+            elif hmac.compare_digest(given.encode(), token.encode()):
+                login_user(DevUser())
+                return redirect(next_url)
+            else:
+                error = "Wrong token: use the one printed when the host started."
+        return render_template("ivoryos_plugin/login.html", next=next_url, error=error), (401 if error else 200)
+
+    @auth.route("/logout")
+    def logout() -> Response:
+        logout_user()
+        return redirect(url_for("auth.login"))
+
+    return auth
+
+
+def create_app(plugins: Iterable[Any] = (), deck: Union[None, str, Path, ModuleType] = None, *,
+               token: Optional[str] = None, secret_key: Optional[str] = None,
+               data_dir: Union[None, str, Path] = None, url_prefix: str = "/ivoryos",
+               message_queue: Optional[str] = None, testing: bool = False) -> Flask:
+    """Build the standalone dev host around ``plugins``.
+
+    :param plugins: :class:`~ivoryos_plugin.Plugin` objects or plain plugin Blueprints.
+    :param deck: a deck module, a deck script's path, or None.
+    :param token: the login token (random when None; read it from ``app.config["IVORYOS_PLUGIN_TOKEN"]``).
+    :param secret_key: the session key (random when None).
+    :param data_dir: IvoryOS's data folder equivalent (``./ivoryos_data`` by default).
+    :param url_prefix: the URL prefix, as IvoryOS's ``URL_PREFIX``.
+    :param message_queue: a Redis URL to fan out events (default: env ``IVORYOS_PLUGIN_MESSAGE_QUEUE``).
+    :param testing: Flask's TESTING flag.
+
+    Example::
+
+        app = create_app([plugin], deck="examples/demo_deck.py")
+        serve(app, port=8765)
+    """
+    prefix = "/" + url_prefix.strip("/") if url_prefix.strip("/") else ""
+    app = Flask("ivoryos_plugin.host", root_path=PACKAGE, static_folder=None, template_folder=None)
+    app.config.update(
+        SECRET_KEY=secret_key or secrets.token_hex(32), URL_PREFIX=prefix, TESTING=testing,
+        OUTPUT_FOLDER=str(Path(data_dir or os.path.join(os.path.abspath(os.curdir), "ivoryos_data")).resolve()),
+        IVORYOS_PLUGIN_TOKEN=token or secrets.token_urlsafe(24), SESSION_COOKIE_SAMESITE="Lax",
+        TEMPLATES_AUTO_RELOAD=True,  # a dev host: an edited template shows at the next request
+    )
+    queue = message_queue or os.environ.get(QUEUE_ENV) or None
+    socketio = SocketIO(app, async_mode="threading", path=f"{prefix}/socket.io".lstrip("/"),
+                        message_queue=queue, cors_allowed_origins=lambda origin, environ: origin_ok(
+                            origin, environ.get("HTTP_HOST", ""), app.config.get("IVORYOS_PLUGIN_ALLOWED_ORIGINS")))
+    login_manager = LoginManager(app)
+    login_manager.login_view = "auth.login"
+    login_manager.user_loader(lambda user_id: DevUser() if user_id == "dev" else None)
+    app.register_blueprint(_auth_blueprint(app.config["IVORYOS_PLUGIN_TOKEN"]), url_prefix=f"{prefix}/auth")
+    _add_shell_routes(app, prefix)
+    ext: Extension = attach(app)
+    ext.host_token = app.config["IVORYOS_PLUGIN_TOKEN"]
+    ext.host_name = "dev host"
+    ext.gate = Gate(lock=threading.Lock())  # the dev host runs no workflows: its own runner lock
+    deck_module = load_deck(deck) if isinstance(deck, (str, Path)) else deck
+    ext.deck_getter = lambda: deck_module
+    for plugin in plugins:
+        register_plugin(app, plugin, socketio, url_prefix=prefix)
+    ext.ensure_started()
+    return app
+
+
+def _add_shell_routes(app: Flask, prefix: str) -> None:
+    main = Blueprint("main", __name__)
+
+    @main.route("/")
+    def index() -> Response:
+        ext = app.extensions["ivoryos_plugin"]
+        tabs = [rt for rt in ext.runtimes.values() if rt.plugin.placement == "tab"]
+        return redirect(tabs[0].namespace + "/" if tabs else url_for("plugins.main"))
+
+    app.register_blueprint(main, url_prefix=prefix or "/")
+
+    @app.before_request
+    def _token_in_url() -> Optional[Response]:
+        given = request.args.get("token")
+        if given is None:
+            return None
+        if hmac.compare_digest(given.encode(), app.config["IVORYOS_PLUGIN_TOKEN"].encode()):
+            login_user(DevUser())
+            rest = {k: v for k, v in request.args.items() if k != "token"}
+            return redirect(request.path + ("?" + urlencode(rest) if rest else ""))
+        return None
+
+    if prefix:
+        app.add_url_rule("/", "root", lambda: redirect(url_for("main.index")))
+
+
+def serve(app: Flask, host: str = LOOPBACK, port: int = 8765, *, quiet: bool = False) -> None:
+    """Run the dev host until interrupted; prints the URL with its one-time token.
+
+    :param app: from :func:`create_app`.
+    :param host: the address to bind (loopback unless you mean it).
+    :param port: the TCP port.
+    :param quiet: do not print the URL."""
+    socketio = app.extensions["socketio"]
+    url = f"http://{host}:{port}{app.config['URL_PREFIX']}/?token={app.config['IVORYOS_PLUGIN_TOKEN']}"
+    if not quiet:
+        print(f" * ivoryos_plugin dev host: {url}", flush=True)
+    try:
+        socketio.run(app, host=host, port=port, debug=False, use_reloader=False,
+                     allow_unsafe_werkzeug=True, log_output=False)
+    finally:
+        stop(app)
+
+
+def stop(app: Flask) -> None:
+    """Stop the app's plugins (workers, streams, ``on_stop``).
+
+    :param app: the app."""
+    ext = app.extensions.get("ivoryos_plugin")
+    if ext is not None:
+        ext.stop_all()

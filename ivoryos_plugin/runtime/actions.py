@@ -1,0 +1,74 @@
+"""Serving typed actions: ``POST /ivoryos/<plugin>/actions/<name>``, arguments validated from the
+signature declared in :mod:`ivoryos_plugin.core.specs`."""
+from __future__ import annotations
+
+import asyncio
+import inspect
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from flask import Response, jsonify, request
+from pydantic import BaseModel, ValidationError
+
+from ..core.specs import ActionSpec
+from .replies import error_response
+
+def field_errors(exc: ValidationError) -> Dict[str, List[str]]:
+    """Turn a pydantic error into ``{field: [messages]}`` (``"_"`` for the body as a whole).
+
+    :param exc: the validation error."""
+    errors: Dict[str, List[str]] = {}
+    for err in exc.errors(include_url=False):
+        loc = err.get("loc") or ()
+        key = str(loc[0]) if loc else "_"
+        errors.setdefault(key, []).append(str(err.get("msg")))
+    return errors
+
+
+def parse_arguments(plugin: str, spec: ActionSpec) -> Tuple[Optional[Dict[str, Any]], Optional[Response]]:
+    """Validate the request's JSON body against the action's signature.
+
+    :param plugin: the plugin's name.
+    :param spec: the action.
+    :returns: (arguments, None) or (None, a 400 reply)."""
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        raw = b"{}"
+    try:
+        args = spec.model.model_validate_json(raw)
+    except ValidationError as exc:
+        errors = field_errors(exc)
+        if "_" in errors and set(errors) == {"_"}:
+            return None, error_response(400, f"Plugin {plugin!r}: action {spec.name!r} expects a JSON object "
+                                             "body such as {\"arg\": 1}.", errors=errors)
+        return None, error_response(400, f"Plugin {plugin!r}: invalid arguments for action {spec.name!r}.",
+                                    errors=errors)
+    return {key: getattr(args, key) for key in type(args).model_fields}, None
+
+
+def call(func: Callable[..., Any], kwargs: Dict[str, Any]) -> Any:
+    """Call ``func(**kwargs)``, running a coroutine function to completion.
+
+    :param func: the action function.
+    :param kwargs: validated arguments."""
+    if inspect.iscoroutinefunction(func):
+        return asyncio.run(func(**kwargs))
+    return func(**kwargs)
+
+
+def to_response(plugin: str, spec: ActionSpec, result: Any) -> Response:
+    """Turn an action's return value into a JSON reply (None -> ``{"ok": true}``).
+
+    :param plugin: the plugin's name.
+    :param spec: the action.
+    :param result: what the function returned."""
+    if isinstance(result, Response):
+        return result
+    if result is None:
+        result = {"ok": True}
+    if isinstance(result, BaseModel):
+        result = result.model_dump(mode="json")
+    try:
+        return jsonify(result)
+    except TypeError as exc:
+        return error_response(500, f"Plugin {plugin!r}: action {spec.name!r} returned a value that is not "
+                                   f"JSON ({exc}); return a dict, list, number or string.")

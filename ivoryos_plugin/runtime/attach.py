@@ -1,0 +1,145 @@
+"""How the framework attaches to an app: once per app, the first time a plugin (or the framework's
+``plugins`` blueprint) is registered, inside IvoryOS or the standalone host alike.
+
+Attaching creates ``app.extensions["ivoryos_plugin"]``, registers the ``plugins`` blueprint (health
+page, browser assets), the start-up and shutdown hooks, then lets the host adopt the app
+(:meth:`ivoryos_plugin.core.binding.Host.adopt`: IvoryOS's probe, or the dev host's own lock).
+"""
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import threading
+import weakref
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from flask import Blueprint, Flask
+from flask.sansio.app import App
+
+from ..core import binding
+from ..core.plugin import Plugin
+from .extension import KEY, Extension
+from .health import add_health_routes
+from .lifecycle import PluginRuntime
+from .live import check_async_mode
+
+Protect = Callable[[Flask, Blueprint], None]
+PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_EXTENSIONS: "weakref.WeakSet[Extension]" = weakref.WeakSet()
+_HOOKS_INSTALLED = False
+
+
+class FrameworkBlueprint(Blueprint):
+    """The ``plugins`` blueprint. Registered first (by ``ivoryos_plugin.run``, or by the first
+    plugin), it attaches the framework to the app and protects plain Blueprint plugins."""
+
+    plugin_type = "tab"  # IvoryOS's nav shows it as a tab: "Plugins"
+
+    def configure(self, plugins: List[Blueprint], failures: List[Dict[str, str]],
+                  protect: Optional[Protect] = None) -> None:
+        """Tell the blueprint, before ``ivoryos.run`` registers it, what else is loaded.
+
+        :param plugins: the plugins about to be registered (plain ones get the safety baseline).
+        :param failures: the discovery report's failures, for the health page.
+        :param protect: gives a plain Blueprint the safety baseline (the launcher's)."""
+        self._pending: Tuple[List[Blueprint], List[Dict[str, str]], Optional[Protect]] = (
+            list(plugins), list(failures), protect)
+
+    def register(self, app: App, options: Dict[str, Any]) -> None:
+        """Flask's hook: register, attach the framework, protect the pending plain Blueprints.
+
+        :param app: the app.
+        :param options: the registration options."""
+        super().register(app, options)
+        assert isinstance(app, Flask)
+        ext = attach(app)
+        plugins, failures, protect = getattr(self, "_pending", ([], [], None))
+        self._pending = ([], [], None)
+        ext.failures.extend(failures)
+        for blueprint in plugins:
+            if protect is not None and not _is_plugin(blueprint):
+                protect(app, blueprint)
+
+
+framework_blueprint = FrameworkBlueprint("plugins", __name__, static_folder=os.path.join(PACKAGE, "static"),
+                                         static_url_path="/static",
+                                         template_folder=os.path.join(PACKAGE, "templates"))
+add_health_routes(framework_blueprint)
+
+
+def _is_plugin(blueprint: Blueprint) -> bool:
+    return isinstance(blueprint, Plugin)
+
+
+def attach(app: Flask) -> Extension:
+    """Attach the framework to ``app`` once and return its state.
+
+    :param app: the app registering its first plugin."""
+    ext = app.extensions.get(KEY)
+    if ext is not None:
+        return ext  # type: ignore[no-any-return]
+    ext = Extension(app)
+    app.extensions[KEY] = ext
+    from flask_wtf.csrf import generate_csrf
+
+    app.jinja_env.globals.setdefault("csrf_token", generate_csrf)
+    if "plugins" not in app.blueprints:
+        app.register_blueprint(framework_blueprint, url_prefix=f"{ext.url_prefix}/plugins")
+
+    @app.before_request
+    def _start_plugins() -> None:
+        ext.ensure_started()
+
+    @app.context_processor
+    def _nav() -> Dict[str, Any]:
+        def nav() -> List[Dict[str, str]]:
+            items = [{"name": rt.plugin.name, "title": rt.plugin.title, "url": rt.namespace + "/"}
+                     for rt in ext.runtimes.values() if rt.plugin.placement == "tab"]
+            return items + [{"name": name, "title": name.capitalize(), "url": f"{ext.url_prefix}/{name}/"}
+                            for name in ext.plain]
+        return {"ivoryos_plugin_nav": nav}
+
+    if ext.socketio is not None:
+        check_async_mode(ext.socketio)
+    _EXTENSIONS.add(ext)
+    _install_shutdown_hooks()
+    binding.host().adopt(app, ext)
+    return ext
+
+
+def add_plugin(ext: Extension, plugin: "Plugin", prefix: str) -> PluginRuntime:
+    """Create the plugin's runtime in the extension's app (at its registration), started at once
+    when the app's plugins already started.
+
+    :param ext: the app's framework state.
+    :param plugin: the plugin.
+    :param prefix: its URL prefix, which is also its Socket.IO namespace."""
+    runtime = PluginRuntime(plugin, ext, namespace=prefix)
+    ext.runtimes[plugin.name] = runtime
+    runtime.attach_socketio(ext.socketio)
+    if ext.started:
+        runtime.start(ext.deck_getter())
+    return runtime
+
+
+def stop_all_apps() -> None:
+    """Stop the plugins of every app in this process (atexit, SIGTERM)."""
+    for ext in list(_EXTENSIONS):
+        ext.stop_all()
+
+
+def _install_shutdown_hooks() -> None:
+    global _HOOKS_INSTALLED
+    if _HOOKS_INSTALLED:
+        return
+    _HOOKS_INSTALLED = True
+    atexit.register(stop_all_apps)
+    if threading.current_thread() is threading.main_thread():
+        if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+            signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    stop_all_apps()
+    raise SystemExit(128 + signum)

@@ -1,0 +1,90 @@
+"""The framework's own blueprint ``plugins`` at ``/ivoryos/plugins/``: the health page,
+``status.json``, worker restarts, and the browser assets (``ivoryos_plugin.js``, vendor/)."""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional
+
+from flask import Response, jsonify, redirect, render_template, request, url_for
+
+from flask import Blueprint
+
+from .extension import current_extension
+from .replies import error_response
+from .security import guard_request, harden_response
+
+def _guard() -> Optional[Response]:
+    if request.endpoint == "plugins.static":
+        return None  # library code, needed by public plugin pages too
+    return guard_request("plugins", public=False)
+
+
+def _harden(response: Response) -> Response:
+    if request.endpoint == "plugins.static":
+        response.headers["Cache-Control"] = "no-cache"
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        return response
+    return harden_response(response, None)
+
+
+def status() -> Dict[str, Any]:
+    """Every plugin's state, workers, streams and log tail, plus the plugins that failed to load."""
+    ext = current_extension()
+    plain: List[Dict[str, Any]] = [{"name": name, "title": name.capitalize(), "version": "", "state": "running", "reason": "",
+              "plain_blueprint": True, "url": f"{ext.url_prefix}/{name}/", "workers": {}, "streams": {},
+              "log": [], "traceback": "", "settings_url": None, "actions": []} for name in ext.plain]
+    return {"plugins": [rt.status() for rt in ext.runtimes.values()] + plain,
+            "failures": list(ext.failures), "started": ext.started,
+            "host": ext.host_name, "deck_guard": {"verified": not ext.gate.problem and ext.gate.lock is not None,
+                                                  "problem": ext.gate.problem}}
+
+
+def main() -> str:
+    """The health page: each plugin's state and why, workers, streams, logs, failures."""
+    return render_template("ivoryos_plugin/health.html", status=status(),
+                           plugin_base=current_extension().base_template)
+
+
+def status_json() -> Response:
+    """The health page's data as JSON."""
+    return jsonify(status())
+
+
+def restart_worker(plugin: str, worker: str) -> Any:
+    """Restart a suspended (or stopped) worker: JSON for programs, back to the page for the button.
+
+    :param plugin: the plugin's name.
+    :param worker: the worker's name."""
+    runtime = current_extension().runtimes.get(plugin)
+    runner = runtime.workers.get(worker) if runtime is not None else None
+    if runtime is None or runner is None:
+        known = sorted(runtime.workers) if runtime is not None else []
+        return error_response(404, f"Plugin {plugin!r} has no worker {worker!r}; workers: {', '.join(known) or 'none'}.")
+    if runtime.state != "running":
+        return error_response(409, f"Plugin {plugin!r} is {runtime.state} ({runtime.reason}); its worker {worker!r} "
+                           "cannot be restarted until the plugin runs again.")
+    restarted = runner.start()
+    if restarted:
+        runtime.plugin.logger.info("worker %r restarted from the health page", worker)
+    if request.accept_mimetypes.best == "application/json" or request.is_json:
+        return jsonify({"worker": worker, "restarted": restarted, **runner.status()})
+    return redirect(url_for("plugins.main"))
+
+
+def csrf_json() -> Response:
+    """A CSRF token for programs that log in with a session (bearer-token programs need none)."""
+    from flask_wtf.csrf import generate_csrf
+
+    return jsonify({"csrf_token": generate_csrf()})
+
+
+def add_health_routes(blueprint: Blueprint) -> None:
+    """Put the health page, ``status.json``, worker restarts, ``csrf.json`` and the request guards
+    on the framework's ``plugins`` blueprint.
+
+    :param blueprint: the ``plugins`` blueprint (:data:`ivoryos_plugin.runtime.attach.framework_blueprint`)."""
+    blueprint.before_request(_guard)
+    blueprint.after_request(_harden)
+    blueprint.add_url_rule("/", "main", main)
+    blueprint.add_url_rule("/status.json", "status_json", status_json)
+    blueprint.add_url_rule("/<plugin>/workers/<worker>/restart", "restart_worker", restart_worker, methods=["POST"])
+    blueprint.add_url_rule("/csrf.json", "csrf_json", csrf_json)

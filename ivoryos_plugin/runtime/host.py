@@ -1,0 +1,108 @@
+"""The runtime's side of :class:`ivoryos_plugin.core.binding.Host`: what a plugin asks of the app it
+runs in (its runtime, publish, render, its built-in routes, the request guards). The hosts layer
+adds how an app is adopted (IvoryOS or the dev host) in :mod:`ivoryos_plugin.hosts.binding`."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Dict, Optional
+
+from flask import Flask, Response, render_template, request
+
+from ..core.names import PluginError
+from . import registry
+from .attach import add_plugin, attach
+from .extension import Extension, current_extension
+from .lifecycle import PluginRuntime
+from .routes import action_view, send_file
+from .security import guard_request, harden_response
+from .settings_views import settings_views
+
+if TYPE_CHECKING:
+    from flask.blueprints import BlueprintSetupState
+    from flask.typing import ResponseReturnValue
+
+    from ..core.plugin import Plugin
+
+
+class RuntimeHost:
+    """Implements the plugin-facing half of the binding; subclassed by the hosts layer."""
+
+    def adopt(self, app: Flask, ext: Extension) -> None:
+        """A new app: configure how its deck is reached and guarded (the hosts layer's job).
+
+        :param app: the app.
+        :param ext: its fresh framework state (hardware actions stay refused until configured)."""
+
+    def check_registration(self, plugin: "Plugin") -> None:
+        """Raise :class:`PluginError` when the plugin cannot run in this process (the hosts layer
+        checks the installed IvoryOS version).
+
+        :param plugin: the plugin being registered."""
+
+    def registered(self, plugin: "Plugin", state: "BlueprintSetupState") -> None:
+        """Give ``plugin`` its runtime in ``state.app``.
+
+        :param plugin: the plugin.
+        :param state: Flask's setup state of this registration."""
+        self.check_registration(plugin)
+        app = state.app
+        assert isinstance(app, Flask)
+        ext = attach(app)
+        prefix = state.url_prefix or f"{ext.url_prefix}/{plugin.name}"
+        add_plugin(ext, plugin, prefix)
+
+    def runtime(self, plugin: "Plugin") -> PluginRuntime:
+        """The plugin's runtime in the current context (see :mod:`.registry`).
+
+        :param plugin: the plugin."""
+        runtime = registry.resolve(plugin)
+        if runtime is None:
+            raise PluginError(plugin.name, "is not registered in an app yet; pass it to ivoryos.run("
+                                           "blueprint_plugins=[...]), ivoryos_plugin.run or create_app.")
+        return runtime
+
+    def publish(self, plugin: "Plugin", event: str, data: Any) -> None:
+        """Send to the plugin's pages in the current app (every app outside one), remembered for replay.
+
+        :param plugin: the plugin.
+        :param event: the event's name.
+        :param data: a JSON-serialisable value."""
+        targets = registry.targets(plugin)
+        if not targets:
+            registry.remember_unregistered(plugin, event, data)
+        for runtime in targets:
+            runtime.publish(event, data)
+
+    def render(self, plugin: "Plugin", template: str, context: Dict[str, Any]) -> str:
+        """Render with ``plugin_base`` (IvoryOS's ``base.html`` or the dev shell) and ``plugin``.
+
+        :param plugin: the plugin.
+        :param template: the template's name.
+        :param context: more template variables."""
+        return render_template(template, plugin_base=current_extension().base_template, plugin=plugin, **context)
+
+    def serve(self, plugin: "Plugin", route: str, **args: Any) -> "ResponseReturnValue":
+        """Answer one of the plugin's built-in routes.
+
+        :param plugin: the plugin.
+        :param route: ``action``, ``static``, ``public``, ``settings`` or ``settings_json``.
+        :param args: the view arguments."""
+        if route == "action":
+            return action_view(plugin, str(args["name"]))
+        if route in ("static", "public"):
+            return send_file(plugin, route, str(args["filename"]))
+        return settings_views(plugin)[route]()
+
+    def guard(self, plugin: "Plugin") -> Optional[Response]:
+        """Authenticate, refuse suspended plugins, check CSRF.
+
+        :param plugin: the plugin."""
+        endpoint = (request.endpoint or "").rpartition(".")[2]
+        return guard_request(plugin.name, plugin.is_public(endpoint, request.view_args))
+
+    def harden(self, plugin: "Plugin", response: Response) -> Response:
+        """Security headers and the framework's scripts.
+
+        :param plugin: the plugin.
+        :param response: the reply."""
+        return harden_response(response, plugin.name)
+

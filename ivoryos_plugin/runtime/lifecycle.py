@@ -1,0 +1,316 @@
+"""A plugin's life in one app: start (settings, on_start, workers), run, stop (workers, on_stop)."""
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+import traceback
+from dataclasses import dataclass, replace
+from logging.handlers import RotatingFileHandler
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, Iterable, List, Optional
+
+from ..hardware.deck import deck_instruments, get_instrument, guard_instrument, observe
+from . import registry
+from .live import StreamHub, register_namespace
+from .settings import SettingsStore
+from .workers import WorkerRunner
+
+if TYPE_CHECKING:
+    from ..core.plugin import Plugin
+    from .extension import Extension
+
+__all__ = ["PluginRuntime"]
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class _Recent(logging.Handler):
+    """Keeps the last lines of a plugin's log for the health page."""
+
+    def __init__(self, size: int = 50) -> None:
+        super().__init__()
+        self.lines: Deque[str] = collections.deque(maxlen=size)
+        self.setFormatter(logging.Formatter(LOG_FORMAT))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.lines.append(self.format(record))
+        except Exception:  # pragma: no cover - logging must never raise
+            self.handleError(record)
+
+
+@dataclass
+class _Settings:
+    store: Any = None
+
+
+class PluginRuntime:
+    """One plugin registered in one app.
+
+    :param plugin: the plugin.
+    :param ext: the app's framework state.
+    :param namespace: the plugin's URL prefix, also its Socket.IO namespace."""
+
+    def __init__(self, plugin: "Plugin", ext: "Extension", namespace: str) -> None:
+        self.plugin = plugin
+        self.ext = ext
+        self.app_id = ext.app_id
+        self.namespace = namespace
+        self.socketio: Any = None
+        self.state = "registered"
+        self.reason = ""
+        self.traceback = ""
+        self.hub = StreamHub(self)
+        self.workers: Dict[str, WorkerRunner] = {}
+        self._settings = _Settings()
+        self.recent = _Recent()
+        self._file_handler: Optional[logging.Handler] = None
+        self._lock = threading.Lock()
+        self._started = False
+        self._stopped = False
+        self._ran = False  # reached "running": on_start succeeded, so on_stop owes it a cleanup
+        self._observers: List[Callable[[], None]] = []
+        #: the last value of each published event, replayed to a page that connects
+        self.last_published: Dict[str, Any] = registry.published_before_registration(plugin)
+        registry.add(self)
+
+    @property
+    def stopped(self) -> bool:
+        """Whether the runtime was stopped (its app shut down its plugins)."""
+        return self._stopped
+
+    # ------------------------------------------------------------ plumbing
+    def attach_socketio(self, socketio: Any) -> None:
+        """Register the plugin's namespace on the app's Socket.IO server (if it has one).
+
+        :param socketio: the ``flask_socketio.SocketIO`` or None."""
+        self.socketio = socketio
+        if socketio is not None:
+            register_namespace(self, socketio)
+
+    def ensure_data_dir(self) -> Path:
+        """The plugin's data folder, created on demand."""
+        path = self.ext.data_root / self.plugin.name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def _setup_logging(self) -> None:
+        logger = self.plugin.logger
+        for handler in list(logger.handlers):
+            if getattr(handler, "_ivoryos_plugin", False):
+                logger.removeHandler(handler)
+                handler.close()
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.INFO)
+        self.recent._ivoryos_plugin = True  # type: ignore[attr-defined]
+        logger.addHandler(self.recent)
+        if not logging.getLogger().handlers:  # nobody configured logging: warnings and errors to the console
+            console = logging.StreamHandler()
+            console.setLevel(logging.WARNING)
+            console.setFormatter(logging.Formatter(LOG_FORMAT))
+            console._ivoryos_plugin = True  # type: ignore[attr-defined]
+            logger.addHandler(console)
+        try:
+            handler = RotatingFileHandler(self.ensure_data_dir() / "plugin.log", maxBytes=1 << 20,
+                                          backupCount=3, encoding="utf-8", delay=True)
+        except OSError as exc:  # a read-only data folder must not stop the plugin
+            logger.warning("cannot write the log file: %s", exc)
+            return
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        handler._ivoryos_plugin = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+        self._file_handler = handler
+
+    # ------------------------------------------------------------ settings
+    @property
+    def settings_store(self) -> Any:
+        """The plugin's :class:`~ivoryos_plugin.settings.SettingsStore` (None without a model)."""
+        model = self.plugin.settings_model
+        if self._settings.store is None and model is not None:
+            plugin = self.plugin
+            self._settings.store = SettingsStore(
+                model, self.ensure_data_dir() / "settings.json",
+                version=plugin.settings_version, migrations=plugin.migrations, plugin_name=plugin.name,
+                on_change=self._settings_changed)
+        return self._settings.store
+
+    def settings_current(self) -> Any:
+        """The validated current settings, loading them on first use."""
+        store = self.settings_store
+        if store is None:
+            return None
+        return store.current
+
+    def _settings_changed(self, old: Any, new: Any) -> None:
+        if old == new:
+            return  # a save that changed nothing is not a change
+        for hook in self.plugin._on_settings_change:
+            try:
+                with registry.acting_for(self):
+                    hook(old, new)
+            except Exception:
+                self.plugin.logger.exception("on_settings_change hook %s failed", getattr(hook, "__name__", hook))
+
+    # ---------------------------------------------------------- lifecycle
+    def suspend(self, reason: str, state: str = "suspended", tb: str = "") -> None:
+        """Take the plugin out of service: its routes answer 503 with ``reason``.
+
+        :param reason: why, for the health page and the 503 reply.
+        :param state: ``"suspended"`` or ``"failed"``.
+        :param tb: a traceback, for ``"failed"``."""
+        self.state, self.reason, self.traceback = state, reason, tb
+        if tb:
+            self.plugin.logger.error("plugin %s: %s\n%s", state, reason, tb.rstrip())
+        else:
+            self.plugin.logger.error("plugin %s: %s", state, reason)
+
+    def start(self, deck: Any) -> None:
+        """Load settings, run ``on_start(deck)`` hooks, then start workers; once.
+
+        :param deck: the deck module (None without one)."""
+        with self._lock:
+            if self._started:
+                return
+            self._started = True
+        self.state, self.reason = "starting", "its on_start hooks are still running; try again in a moment"
+        self._setup_logging()
+        if self.plugin.settings_model is not None:
+            try:
+                self.settings_store.load()
+            except Exception as exc:
+                self.suspend(str(exc))
+                return
+        for hook in self.plugin._on_start:
+            try:
+                with registry.acting_for(self):
+                    result = hook(deck)
+            except Exception as exc:
+                tb = traceback.format_exc()
+                self.suspend(f"on_start {getattr(hook, '__name__', 'hook')} raised {type(exc).__name__}: {exc}",
+                             "failed", tb)
+                self.ext.record_failure(self.plugin.name, "start", exc)
+                return
+            if result is False or isinstance(result, str):
+                self.suspend(result if isinstance(result, str) else
+                             f"on_start {getattr(hook, '__name__', 'hook')} returned False")
+                return
+        self.state, self.reason, self._ran = "running", "", True
+        for spec in self.plugin._workers.values():
+            runner = WorkerRunner(replace(spec, func=self._acting(spec.func)), self.plugin.logger)
+            self.workers[spec.name] = runner
+            runner.start()
+        self.plugin.logger.info("started")
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop streams and workers (bounded by ``timeout``), then run ``on_stop`` hooks; once.
+
+        ``on_stop`` runs only for a plugin that started (its ``on_start`` hooks all succeeded): a
+        plugin refused or failed at start, or never started, has nothing to clean up. The log file
+        is closed at the end (the last lines stay on the health page).
+
+        :param timeout: seconds to wait for all workers together."""
+        with self._lock:
+            if self._stopped or not self._started:
+                self._stopped = True
+                return
+            self._stopped = True
+        self.hub.stop_all()
+        observers, self._observers = self._observers, []
+        for unobserve in observers:
+            unobserve()
+        deadline = time.monotonic() + timeout
+        for runner in self.workers.values():
+            runner.request_stop()
+        for runner in self.workers.values():
+            runner.join(max(0.0, deadline - time.monotonic()))
+        for hook in self.plugin._on_stop if self._ran else ():
+            try:
+                hook()
+            except Exception:
+                self.plugin.logger.exception("on_stop hook %s failed", getattr(hook, "__name__", hook))
+        if self.state == "running":
+            self.state, self.reason = "stopped", "the server is shutting down"
+        self.plugin.logger.info("stopped")
+        handler, self._file_handler = self._file_handler, None
+        if handler is not None:
+            self.plugin.logger.removeHandler(handler)
+            handler.close()
+
+    # ---------------------------------------------------------------- deck
+    def instruments(self) -> Dict[str, Any]:
+        """The deck's instruments, each guarded by its per-instrument lock."""
+        found = deck_instruments(self.ext.deck_getter())
+        for obj in found.values():
+            guard_instrument(obj)
+        return found
+
+    def instrument(self, name: str) -> Any:
+        """The deck's own object ``name``, guarded by its per-instrument lock.
+
+        :param name: the deck global's name."""
+        obj = get_instrument(self.ext.deck_getter(), name, plugin=self.plugin.name)
+        guard_instrument(obj)
+        return obj
+
+    def observe(self, instrument: str, callback: Callable[[Dict[str, Any]], Any], *,
+                methods: Optional[Iterable[str]] = None, starts: bool = False) -> Callable[[], None]:
+        """See :meth:`Plugin.observe`.
+
+        :param instrument: the deck global's name.
+        :param callback: receives each call's record.
+        :param methods: only these methods.
+        :param starts: also report starts."""
+        obj = self.instrument(instrument)
+        unobserve = observe(obj, self._acting(callback), instrument=instrument, methods=methods, starts=starts)
+        self._observers.append(unobserve)
+
+        def stop_observing() -> None:
+            if unobserve in self._observers:
+                self._observers.remove(unobserve)
+            unobserve()
+
+        return stop_observing
+
+    def deck_busy(self) -> bool:
+        """Whether a workflow or single step holds the deck (or it cannot be verified idle)."""
+        return self.ext.deck_busy()
+
+    def publish(self, event: str, data: Any) -> None:
+        """Remember ``data`` for replay and send it to the plugin's pages in this app.
+
+        :param event: the event's name.
+        :param data: a JSON-serialisable value."""
+        self.last_published[event] = data
+        if self.socketio is not None:
+            self.socketio.emit(event, data, namespace=self.namespace)
+
+    def _acting(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        """``func`` wrapped so that plugin calls inside it mean this runtime (for framework threads).
+
+        :param func: a worker, observer or hook."""
+        def acting(*args: Any, **kwargs: Any) -> Any:
+            with registry.acting_for(self):
+                return func(*args, **kwargs)
+
+        acting.__name__ = getattr(func, "__name__", "hook")
+        acting.__wrapped__ = func  # type: ignore[attr-defined]
+        return acting
+
+    # ------------------------------------------------------------- status
+    def status(self) -> Dict[str, Any]:
+        """A JSON-able snapshot for the health page."""
+        plugin = self.plugin
+        return {
+            "name": plugin.name, "title": plugin.title, "version": plugin.version,
+            "description": plugin.description, "placement": plugin.placement,
+            "state": self.state, "reason": self.reason, "traceback": self.traceback,
+            "url": self.namespace + "/",
+            "settings_url": self.namespace + "/settings" if plugin.settings_model is not None else None,
+            "workers": {name: runner.status() for name, runner in self.workers.items()},
+            "streams": self.hub.status(),
+            "actions": sorted(plugin._actions),
+            "log": list(self.recent.lines)[-20:],
+        }
+

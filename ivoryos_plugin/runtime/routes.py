@@ -1,0 +1,69 @@
+"""Serving the routes every plugin declares: actions, and static and public files."""
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from flask import Response, request, send_from_directory
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from ..core.specs import ActionError
+from ..hardware.deck import DeckBusy, DeckUnverified, InstrumentUnavailable, calling_as
+from . import actions as _actions
+from .extension import current_extension
+from .replies import error_response
+
+if TYPE_CHECKING:
+    from ..core.plugin import Plugin
+
+
+def send_file(plugin: "Plugin", folder: str, filename: str) -> Response:
+    """Serve ``filename`` from the plugin's ``static/`` or ``public/`` folder, never cached.
+
+    :param plugin: the plugin.
+    :param folder: ``"static"`` or ``"public"``.
+    :param filename: the path inside the folder."""
+    root = os.path.join(plugin.root_path, folder)
+    response = send_from_directory(root, filename, max_age=0)
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+def action_view(plugin: "Plugin", name: str) -> Response:
+    """Serve one action call: validate, guard the deck, run, reply JSON.
+
+    :param plugin: the plugin.
+    :param name: the action's URL name."""
+    spec = plugin._actions.get(name)
+    if spec is None:
+        known = ", ".join(sorted(plugin._actions)) or "none"
+        return error_response(404, f"Plugin {plugin.name!r} has no action {name!r}; actions: {known}.")
+    request.max_content_length = plugin.max_body
+    try:
+        kwargs, problem = _actions.parse_arguments(plugin.name, spec)
+    except RequestEntityTooLarge:
+        return error_response(413, f"Plugin {plugin.name!r}: the body of action {name!r} is larger "
+                                            f"than {plugin.max_body} bytes; send less or raise max_body.")
+    if problem is not None:
+        return problem
+    assert kwargs is not None
+    ext = current_extension()
+    try:
+        with calling_as(f"plugin:{plugin.name} action {name}"):
+            if spec.hardware:
+                with ext.hardware_guard(plugin.name):
+                    result = _actions.call(spec.func, kwargs)
+            else:
+                result = _actions.call(spec.func, kwargs)
+    except DeckBusy as exc:
+        return error_response(409, str(exc), busy=True)
+    except DeckUnverified as exc:
+        return error_response(503, str(exc), unverified=exc.reason)
+    except ActionError as exc:
+        return error_response(exc.status, str(exc), action=name)
+    except InstrumentUnavailable as exc:
+        return error_response(503, str(exc), instrument=exc.name, loaded=list(exc.loaded))
+    except Exception as exc:
+        plugin.logger.exception("action %r failed", name)
+        return error_response(500, f"{type(exc).__name__}: {exc}", action=name)
+    return _actions.to_response(plugin.name, spec, result)

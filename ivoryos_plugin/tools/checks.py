@@ -1,0 +1,316 @@
+"""``ivoryos-plugin check``: find the mistakes users would otherwise meet at runtime, before they do.
+
+Checks, each reported with the fix: the plugin's name (valid, not IvoryOS's, not taken twice), the
+endpoint IvoryOS's nav links to, templates that are rendered, extended or included, the entry point,
+the package metadata, the IvoryOS version, and Socket.IO handlers on the default namespace (which
+replace IvoryOS's own).
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
+
+from flask import Blueprint
+
+from ..core import names
+from .checks_source import (PEP440, Project, host_templates, module_sources, project_problems, read_project,
+                            socketio_problems, template_problems)
+from ..core.versions import requirement_problem
+from ..hosts.discovery import GROUP, _entry_points, check_endpoint, check_plugin
+from ..core.names import PluginError
+
+ERROR, WARNING, OK = "ERROR", "WARNING", "ok"
+
+
+@dataclass
+class Finding:
+    """One check's result.
+
+    :param level: ``"ERROR"``, ``"WARNING"`` or ``"ok"``.
+    :param subject: the plugin (or ``project``) it is about.
+    :param check: the check: name, endpoint, templates, entry-point, metadata, ivoryos-version, socketio.
+    :param message: what is wrong and the fix (empty for ``ok``)."""
+
+    level: str
+    subject: str
+    check: str
+    message: str = ""
+
+
+@dataclass
+class Report:
+    """What ``ivoryos-plugin check`` found.
+
+    :param target: what was checked (a path, or ``installed plugins``).
+    :param findings: every check's result, in order."""
+
+    target: str
+    findings: List[Finding] = field(default_factory=list)
+
+    @property
+    def errors(self) -> List[Finding]:
+        """The failed checks (the CLI exits 1 when there is one)."""
+        return [f for f in self.findings if f.level == ERROR]
+
+    @property
+    def warnings(self) -> List[Finding]:
+        """The checks that found something to look at, not blocking."""
+        return [f for f in self.findings if f.level == WARNING]
+
+    def add(self, level: str, subject: str, check: str, message: str = "") -> None:
+        """Record a result.
+
+        :param level: ``ERROR``, ``WARNING`` or ``ok``.
+        :param subject: the plugin or ``project``.
+        :param check: the check's name.
+        :param message: the problem and its fix."""
+        self.findings.append(Finding(level, subject, check, message))
+
+    def lines(self) -> List[str]:
+        """The report as printed by the CLI: one line per check, then a summary."""
+        out = [f"Checking {self.target}"]
+        for f in self.findings:
+            text = f"  {f.level:<8} {f.subject:<18} {f.check:<16}"
+            out.append(f"{text} {f.message}".rstrip())
+        n_err, n_warn = len(self.errors), len(self.warnings)
+        verdict = "FAILED" if n_err else "passed"
+        out.append(f"{verdict}: {n_err} error{'s' * (n_err != 1)}, {n_warn} warning{'s' * (n_warn != 1)}.")
+        return out
+
+
+def _installed_ivoryos() -> Optional[str]:
+    from ..hosts.ivoryos import installed_version as installed
+
+    return installed()
+
+
+# ------------------------------------------------------------------ checks on one plugin object
+def check_object(report: Report, subject: str, obj: Any, *, entry_name: Optional[str] = None,
+                 requirements: Optional[List[str]] = None, ivoryos_version: Optional[str] = None,
+                 hosts: Optional[Set[str]] = None) -> None:
+    """Run the per-plugin checks on a loaded plugin object and add the results to ``report``.
+
+    :param report: the report.
+    :param subject: how to name it in the report.
+    :param obj: the object the entry point gives.
+    :param entry_name: the entry point's name (it should equal the plugin's name).
+    :param requirements: the distribution's requirements (``Requires-Dist`` or pyproject dependencies).
+    :param ivoryos_version: the installed IvoryOS version.
+    :param hosts: the template names IvoryOS and the framework provide."""
+    from ..core.plugin import Plugin
+
+    if not isinstance(obj, Blueprint):
+        try:
+            check_plugin(obj, ivoryos_version)
+        except PluginError as exc:
+            report.add(ERROR, subject, "entry-point", str(exc))
+        return
+    try:
+        names.check_name(obj.name)
+        report.add(OK, obj.name, "name", repr(obj.name))
+    except PluginError as exc:
+        report.add(ERROR, obj.name, "name", str(exc))
+    if entry_name is not None and entry_name != obj.name:
+        report.add(WARNING, obj.name, "name", f"the entry point is called {entry_name!r} but the plugin {obj.name!r}; "
+                                              f"rename the entry point to {obj.name!r} (ivoryos-plugin list and "
+                                              "exclude= use the plugin's name).")
+    try:
+        report.add(OK, obj.name, "endpoint", check_endpoint(obj))
+    except PluginError as exc:
+        report.add(ERROR, obj.name, "endpoint", str(exc))
+    except Exception as exc:
+        report.add(ERROR, obj.name, "endpoint", f"Plugin {obj.name!r}: registering it on a test app raised "
+                                                f"{type(exc).__name__}: {exc}; fix the blueprint's routes.")
+    _version_checks(report, obj, requirements or [], ivoryos_version)
+    sources = module_sources(obj)
+    problems = template_problems(obj, sources, hosts if hosts is not None else host_templates())
+    for problem in problems:
+        report.add(ERROR, obj.name, "templates", problem)
+    if not problems:
+        report.add(OK, obj.name, "templates")
+    socket_errors, socket_warnings = socketio_problems(obj, sources, is_plugin=isinstance(obj, Plugin))
+    for problem in socket_errors:
+        report.add(ERROR, obj.name, "socketio", problem)
+    for problem in socket_warnings:
+        report.add(WARNING, obj.name, "socketio", problem)
+    if not socket_errors:
+        report.add(OK, obj.name, "socketio")
+
+
+def _version_checks(report: Report, obj: Blueprint, requirements: List[str], installed: Optional[str]) -> None:
+    from ..core.plugin import Plugin
+
+    minimum = obj.min_ivoryos if isinstance(obj, Plugin) else getattr(obj, "min_ivoryos", None)
+    found = False
+    try:
+        names.check_ivoryos_compatible(obj.name, minimum, installed)
+    except PluginError as exc:
+        report.add(ERROR, obj.name, "ivoryos-version", str(exc))
+        found = True
+    problem = requirement_problem(requirements, installed)
+    if problem:
+        report.add(ERROR, obj.name, "ivoryos-version", f"Plugin {obj.name!r}: the package {problem}")
+        found = True
+    if installed is None:
+        report.add(WARNING, obj.name, "ivoryos-version", "IvoryOS is not installed here, so the version could not "
+                                                         "be checked; pip install ivoryos.")
+    elif not found:
+        report.add(OK, obj.name, "ivoryos-version")
+
+
+# ------------------------------------------------------------------ loading in isolation
+@contextmanager
+def isolated_import(root: Path, top: str) -> Iterator[None]:
+    """Import from ``root`` (and ``root/src``) as if nothing else were loaded under the name ``top``;
+    afterwards forget those modules and put back what was there, so checks never leak into the process.
+
+    :param root: the project folder.
+    :param top: the top-level package or module name to import fresh."""
+    saved = {k: v for k, v in sys.modules.items() if k == top or k.startswith(top + ".")}
+    for key in saved:
+        del sys.modules[key]
+    saved_path = list(sys.path)
+    for folder in (root / "src", root):
+        if folder.is_dir():
+            sys.path.insert(0, str(folder))
+    importlib.invalidate_caches()
+    try:
+        yield
+    finally:
+        sys.path[:] = saved_path
+        for key in [k for k in sys.modules if k == top or k.startswith(top + ".")]:
+            del sys.modules[key]
+        sys.modules.update(saved)
+        importlib.invalidate_caches()
+
+
+def _resolve(value: str) -> Any:
+    module_name, _, attr = value.partition(":")
+    module = importlib.import_module(module_name.strip())
+    obj: Any = module
+    for part in filter(None, attr.strip().split(".")):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _resolve_failure(value: str, exc: BaseException) -> str:
+    if isinstance(exc, PluginError):
+        return str(exc)
+    if isinstance(exc, AttributeError):
+        return (f"'{value}' does not resolve: {exc}; point the entry point at the plugin object "
+                "('package.module:plugin').")
+    if isinstance(exc, ModuleNotFoundError):
+        return (f"'{value}' does not resolve: {exc}; check the module path (and that the package is in "
+                "[tool.setuptools] packages).")
+    return f"'{value}' raised at import: {type(exc).__name__}: {exc}; fix the plugin module."
+
+
+# ------------------------------------------------------------------ the two entry points
+def check_path(path: Path) -> Report:
+    """Check a plugin project folder (pyproject.toml, setup.cfg or setup.py), a package folder or a
+    module file. The plugin is imported from ``path`` in isolation and forgotten afterwards.
+
+    :param path: the folder or file."""
+    path = Path(path).resolve()
+    report = Report(str(path))
+    context = (_installed_ivoryos(), host_templates())
+    project = read_project(path)
+    for level, message in project.problems:
+        report.add(level, "project", "metadata", message)
+    if project.metadata_ok:
+        report.add(OK, "project", "metadata")
+    if project.kind == "module":
+        _check_module(report, project, context)
+        return report
+    if not project.entry_points and not project.problems:
+        report.add(ERROR, "project", "entry-point",
+                   f"no entry point in the group '{GROUP}', so ivoryos_plugin.run will not find the plugin; "
+                   f"add to pyproject.toml: [project.entry-points.\"{GROUP}\"] "
+                   "my_plugin = \"my_package.plugin:plugin\"")
+    seen: Dict[str, str] = {}
+    for entry_name, value in project.entry_points:
+        with isolated_import(project.root, value.partition(":")[0].strip().split(".")[0]):
+            try:
+                obj = _resolve(value)
+            except BaseException as exc:
+                if isinstance(exc, KeyboardInterrupt):
+                    raise
+                report.add(ERROR, entry_name, "entry-point", _resolve_failure(value, exc))
+                continue
+            if isinstance(obj, Blueprint):
+                report.add(OK, entry_name, "entry-point", value)
+                if obj.name in seen:
+                    report.add(ERROR, obj.name, "name", f"Plugin {obj.name!r}: entry points {seen[obj.name]!r} and "
+                                                        f"{entry_name!r} give the same name; rename one plugin.")
+                seen[obj.name] = entry_name
+                for level, message in project_problems(project, obj, module_sources(obj)):
+                    report.add(level, obj.name, "metadata", message)
+            check_object(report, entry_name, obj, entry_name=entry_name, requirements=project.requirements,
+                         ivoryos_version=context[0], hosts=context[1])
+    return report
+
+
+def _check_module(report: Report, project: Project, context: Tuple[Optional[str], Set[str]]) -> None:
+    """A bare module or package: check every Blueprint it defines at module level."""
+    with isolated_import(project.root, project.module):
+        try:
+            module = importlib.import_module(project.module)
+            if hasattr(module, "__path__") and importlib.util.find_spec(f"{project.module}.plugin"):
+                module = importlib.import_module(f"{project.module}.plugin")
+        except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            report.add(ERROR, project.module, "entry-point", _resolve_failure(project.module, exc))
+            return
+        found = {id(v): v for v in vars(module).values() if isinstance(v, Blueprint)}
+        if not found:
+            report.add(ERROR, project.module, "entry-point", f"{module.__name__} defines no Plugin or flask.Blueprint "
+                                                             "at module level; create one: plugin = Plugin(\"name\", "
+                                                             "__name__).")
+        for obj in found.values():
+            check_object(report, obj.name, obj, requirements=None, ivoryos_version=context[0], hosts=context[1])
+        report.add(WARNING, project.module, "metadata", "not a pip-installable project (no pyproject.toml beside it), "
+                                                        "so ivoryos_plugin.run cannot discover it; create one with "
+                                                        "ivoryos-plugin new NAME and move the code in.")
+
+
+def check_installed() -> Report:
+    """Check every installed plugin (the ``ivoryos.plugins`` entry points of this environment)."""
+    report = Report("installed plugins (entry point group 'ivoryos.plugins')")
+    ivoryos_version = _installed_ivoryos()
+    hosts = host_templates()
+    pairs = sorted(_entry_points(GROUP), key=lambda pair: pair[0].name)
+    if not pairs:
+        report.add(WARNING, "environment", "entry-point", f"no plugin is installed (entry point group '{GROUP}'); "
+                                                          "pip install one, or create one: ivoryos-plugin new NAME.")
+    seen: Dict[str, str] = {}
+    for ep, dist in pairs:
+        label = f"{dist.metadata['Name']} {dist.version}" if dist is not None else ep.value
+        try:
+            obj = ep.load()
+        except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            report.add(ERROR, ep.name, "entry-point", f"{label}: {_resolve_failure(ep.value, exc)}")
+            continue
+        if isinstance(obj, Blueprint):
+            report.add(OK, ep.name, "entry-point", f"{ep.value} ({label})")
+        if dist is not None:
+            version = str(dist.version or "")
+            if not dist.metadata["Name"] or not PEP440.match(version):
+                report.add(ERROR, ep.name, "metadata", f"{label}: the distribution's name or version "
+                                                       f"({version!r}) is invalid; fix [project] in pyproject.toml.")
+        if isinstance(obj, Blueprint):
+            if obj.name in seen:
+                report.add(ERROR, obj.name, "name", f"Plugin {obj.name!r}: installed twice ({seen[obj.name]} and "
+                                                    f"{label}); pip uninstall one, or rename one plugin.")
+            seen[obj.name] = label
+        requirements = list(dist.requires or []) if dist is not None else []
+        check_object(report, ep.name, obj, entry_name=ep.name, requirements=requirements,
+                     ivoryos_version=ivoryos_version, hosts=hosts)
+    return report

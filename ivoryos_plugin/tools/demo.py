@@ -1,0 +1,182 @@
+"""``ivoryos-plugin demo``: real IvoryOS with every installed plugin on a simulated deck.
+
+The deck is a script whose globals are the instruments (by default the bundled
+``ivoryos_plugin/tools/demo_deck.py``: a balance, a pump and a hotplate simulated on real ptys).
+IvoryOS keeps its data in ``./ivoryos_data`` and serves at ``http://127.0.0.1:8000/ivoryos/``
+(log in as admin / admin). The demo runs until Ctrl-C or SIGTERM, then stops the plugins and the
+simulators.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import webbrowser
+from pathlib import Path
+from types import FrameType, ModuleType
+from typing import Any, Optional, Union
+
+DEFAULT_DECK = Path(__file__).resolve().parent / "demo_deck.py"
+LOGIN = ("admin", "admin")  # IvoryOS creates this account on first start
+
+
+def in_ci() -> bool:
+    """Whether we run under CI (env ``CI`` set to anything but empty/0/false/no): no browser there."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def demo_url(host: str, port: int) -> str:
+    """The address to open: ``http://127.0.0.1:8000/ivoryos/`` (a wildcard host shown as loopback).
+
+    :param host: the address IvoryOS binds.
+    :param port: its port."""
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    if ":" in shown:
+        shown = f"[{shown}]"
+    return f"http://{shown}:{port}/ivoryos/"
+
+
+def open_browser_when_up(url: str, host: str, port: int, timeout: float = 60.0) -> threading.Thread:
+    """Open ``url`` in a web browser once something listens on the port (in a daemon thread).
+
+    :param url: the page to open.
+    :param host: the address the server binds.
+    :param port: its port.
+    :param timeout: give up after this many seconds."""
+    target = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+
+    def wait_then_open() -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection((target, port), timeout=0.5):
+                    break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            return
+        try:
+            webbrowser.open(url)
+        except Exception:  # no browser on this machine: the URL is printed anyway
+            pass
+
+    thread = threading.Thread(target=wait_then_open, name="ivoryos_plugin-demo-browser", daemon=True)
+    thread.start()
+    return thread
+
+
+def _stop_deck(module: Optional[ModuleType]) -> None:
+    """Stop what the deck started: its ``shutdown()`` if it has one, then any simulator still running."""
+    from ..hardware import sim
+
+    stop = getattr(module, "shutdown", None)
+    if callable(stop):
+        try:
+            stop()
+        except Exception as exc:
+            print(f" * the deck's shutdown() failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+    sim.stop_all()
+
+
+def _simulators(module: ModuleType) -> Any:
+    from ..hardware import sim
+
+    found = getattr(module, "SIMULATORS", None)
+    return dict(found) if isinstance(found, dict) else dict(sim._started)
+
+
+def _banner(url: str, module: ModuleType, deck_path: Path) -> None:
+    from ..hardware.deck import deck_instruments
+
+    names = ", ".join(deck_instruments(module)) or "no instruments"
+    lines = [f" * IvoryOS demo: {url}",
+             f" * log in as {LOGIN[0]} / {LOGIN[1]}",
+             f" * deck: {deck_path} ({names})"]
+    lines += [f" * simulated {name} on {s.port}" for name, s in _simulators(module).items()]
+    lines += [f" * IvoryOS data: {Path('ivoryos_data').resolve()}", " * stop with Ctrl-C"]
+    print("\n".join(lines), flush=True)
+
+
+class _Stop(KeyboardInterrupt):
+    """SIGTERM, delivered as Ctrl-C is (the server loop ends on it and cleanup runs)."""
+
+
+def _on_sigterm(signum: int, frame: Optional[FrameType]) -> None:
+    raise _Stop()
+
+
+def _run_fresh(host: str, port: int, open_browser: bool, deck: Optional[str]) -> int:
+    """Run the demo in a new interpreter (IvoryOS is a process-wide singleton, fixed at import)."""
+    cmd = [sys.executable, "-m", "ivoryos_plugin.tools.cli", "demo", "--host", host, "--port", str(port)]
+    if not open_browser:
+        cmd.append("--no-browser")
+    if deck:
+        cmd += ["--deck", str(Path(deck).resolve())]
+    env = {k: v for k, v in os.environ.items() if k != "IVORYOS_ACTIVE"}
+    proc = subprocess.Popen(cmd, env=env)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.send_signal(signal.SIGINT)
+        try:
+            return proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            return proc.wait()
+
+
+def run_demo(host: str = "127.0.0.1", port: int = 8000, open_browser: bool = True,
+             deck: Union[None, str, Path] = None) -> None:
+    """Serve IvoryOS with every installed plugin on a simulated deck until Ctrl-C or SIGTERM.
+
+    Prints the URL and the login, opens a browser (not with ``open_browser=False`` nor when env
+    ``CI`` is set), and at the end stops the plugins and the deck's simulators. When IvoryOS is
+    already imported in this process, the demo runs in a fresh interpreter instead.
+
+    :param host: the address to bind (loopback by default).
+    :param port: the TCP port.
+    :param open_browser: open the IvoryOS page in a web browser once it is up.
+    :param deck: a deck script (its globals are the instruments); default the bundled simulated deck.
+
+    Example::
+
+        from ivoryos_plugin.tools.demo import run_demo
+        run_demo(port=8001, open_browser=False)
+    """
+    if "ivoryos" in sys.modules or os.environ.get("IVORYOS_ACTIVE"):
+        code = _run_fresh(host, port, open_browser, str(deck) if deck else None)
+        if code not in (0, -signal.SIGTERM, -signal.SIGINT):
+            raise SystemExit(code)
+        return
+    from ..runtime.attach import stop_all_apps
+    from ..hosts.devhost import load_deck
+    from ..hosts.launcher import run
+
+    deck_path = Path(deck).resolve() if deck else DEFAULT_DECK
+    module: Optional[ModuleType] = None
+    trapped = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if trapped else None
+    try:
+        module = load_deck(deck_path)
+        url = demo_url(host, port)
+        _banner(url, module, deck_path)
+        if open_browser and not in_ci():
+            open_browser_when_up(url, host, port)
+        run(module.__name__, host=host, port=port, templates_dir=None)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if trapped:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the cleanup short
+        print(" * stopping the demo", flush=True)
+        try:
+            stop_all_apps()
+        finally:
+            _stop_deck(module)
+            if trapped:
+                signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+    print(" * demo stopped", flush=True)
