@@ -5,7 +5,7 @@ run ``npm ci`` first; its postinstall step copies them into ``ivoryos_plugin/sta
 """
 from pathlib import Path
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, setup
 
 HERE = Path(__file__).parent
 
@@ -16,13 +16,15 @@ def _requirements() -> list:
 
 
 setup(
-    name="ivoryos-plugin",
+    name="ivoryos-plugin-framework",  # not "ivoryos-plugin": docs/packaging.md, "The name"
     version="0.1.0",
     description="A framework for live, safe, tested IvoryOS plugin pages.",
     long_description=(HERE / "README.md").read_text(encoding="utf-8") if (HERE / "README.md").exists() else "",
     long_description_content_type="text/markdown",
     python_requires=">=3.9",
-    packages=find_packages(include=["ivoryos_plugin", "ivoryos_plugin.*"]),
+    # namespace discovery: the data folders (templates/, static/vendor/..., the scaffold's files/) are
+    # packages too, so setuptools installs them without ~900 lines of "Package would be ignored"
+    packages=find_namespace_packages(include=["ivoryos_plugin", "ivoryos_plugin.*"], exclude=["*.__pycache__"]),
     include_package_data=True,
     package_data={
         "ivoryos_plugin": [
@@ -38,7 +40,9 @@ setup(
     },
     install_requires=_requirements(),
     extras_require={"test": ["pytest>=8", "hypothesis>=6.100", "python-socketio[client]>=5.8",
-                             "websocket-client>=1.6", "requests>=2.31", "playwright>=1.40"]},
+                             "websocket-client>=1.6", "requests>=2.31", "playwright>=1.40"],
+                    # plugin.camera: capture and JPEG encoding (kept out of the base install: ~60 MB)
+                    "camera": ["opencv-python-headless>=4.8"]},
     entry_points={
         "console_scripts": ["ivoryos-plugin = ivoryos_plugin.tools.cli:main"],
     },

@@ -9,12 +9,12 @@
 """
 from __future__ import annotations
 
-from .hardware.sim import (Balance, BalanceSimulator, EchoSimulator, Hotplate, HotplateSimulator, InstrumentError,
+from .hardware.sim import (Balance, BalanceSimulator, DeckCamera, EchoSimulator, Hotplate, HotplateSimulator, InstrumentError,
                            PtySimulator, Pump, PumpSimulator, Reply, UnknownCommand, start_all, stop_all)
 
 __all__ = [
     "PtySimulator", "EchoSimulator", "Reply", "UnknownCommand",
     "BalanceSimulator", "PumpSimulator", "HotplateSimulator",
     "Balance", "Pump", "Hotplate", "InstrumentError",
-    "start_all", "stop_all",
+    "start_all", "stop_all", "DeckCamera",
 ]

@@ -88,10 +88,21 @@ def launch(code: str, directory: Path, name: str = "server.py", env: Optional[di
     return start_process([PY, str(script)], directory, f"{name}.log", env, timeout)
 
 
+def login_form_token(page: str) -> Dict[str, str]:
+    """The hidden ``csrf_token`` field of a login page, as ``{"csrf_token": value}`` (``{}`` when the
+    page has none: plain ``ivoryos.run`` keeps IvoryOS's form)."""
+    import re
+
+    found = re.search(r'<input[^>]*name="csrf_token"[^>]*value="([^"]*)"', page)
+    return {"csrf_token": found.group(1)} if found else {}
+
+
 def ivoryos_login(base: str) -> requests.Session:
     """A requests session logged in to IvoryOS as admin/admin, with its CSRF header set."""
     session = requests.Session()
-    reply = session.post(f"{base}/ivoryos/auth/login", data={"username": "admin", "password": "admin"})
+    form = {"username": "admin", "password": "admin"}
+    form.update(login_form_token(session.get(f"{base}/ivoryos/auth/login").text))  # as a browser sends it
+    reply = session.post(f"{base}/ivoryos/auth/login", data=form)
     assert reply.status_code == 200 and reply.url.rstrip("/").endswith("/ivoryos"), reply.url
     token = session.get(f"{base}/ivoryos/plugins/csrf.json").json()["csrf_token"]
     session.headers["X-CSRFToken"] = token

@@ -37,7 +37,7 @@ def make_project(root: Path, package: str, plugin_py: str, *, entry: Optional[Di
     for name, text in (templates if templates is not None else {f"{package}.html": PAGE}).items():
         (project / package / "templates" / name).write_text(text)
     entries = entry if entry is not None else {package: f"{package}.plugin:plugin"}
-    deps = dependencies if dependencies is not None else ["ivoryos-plugin"]
+    deps = dependencies if dependencies is not None else ["ivoryos-plugin-framework"]
     lines = [
         "[build-system]", 'requires = ["setuptools>=61"]', 'build-backend = "setuptools.build_meta"', "",
         "[project]", f'name = "ivoryos-{package.replace("_", "-")}-plugin"', f'version = "{version}"',
@@ -153,8 +153,9 @@ def test_import_error_at_import_is_reported_not_raised(tmp_path: Path) -> None:
 @pytest.mark.parametrize("kwargs, fix", [
     ({"version": "one"}, 'use e.g. version = "0.1.0"'),
     ({"readme": "README.md"}, "create README.md or remove the readme line"),
-    ({"dependencies": ["flask"]}, 'add "ivoryos-plugin" to [project] dependencies'),
-], ids=["invalid-version", "readme-missing", "undeclared-dependency"])
+    ({"dependencies": ["flask"]}, 'add "ivoryos-plugin-framework" to [project] dependencies'),
+    ({"dependencies": ["ivoryos-plugin"]}, "the official IvoryOS plugin template's distribution name"),
+], ids=["invalid-version", "readme-missing", "undeclared-dependency", "the-template's-name"])
 def test_invalid_metadata(tmp_path: Path, kwargs: Dict[str, object], fix: str) -> None:
     project = make_project(tmp_path, "chk_meta", GOOD_PLUGIN.format(name="chk_meta", extra=""), **kwargs)  # type: ignore[arg-type]
     assert fix in error_lines(run_check(project), "metadata")
@@ -171,8 +172,8 @@ def test_templates_left_out_of_the_wheel_are_a_warning(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("extra, dependencies, fix", [
-    (', min_ivoryos="99.0"', ["ivoryos-plugin"], "pip install 'ivoryos>=99.0'"),
-    ("", ["ivoryos-plugin", "ivoryos>=99,<100"], "pip install 'ivoryos>=99,<100'"),
+    (', min_ivoryos="99.0"', ["ivoryos-plugin-framework"], "pip install 'ivoryos>=99.0'"),
+    ("", ["ivoryos-plugin-framework", "ivoryos>=99,<100"], "pip install 'ivoryos>=99,<100'"),
 ], ids=["min_ivoryos", "package-requirement"])
 def test_incompatible_ivoryos_version(tmp_path: Path, extra: str, dependencies: List[str], fix: str) -> None:
     project = make_project(tmp_path, "chk_version", GOOD_PLUGIN.format(name="chk_version", extra=extra),

@@ -23,8 +23,12 @@ EXAMPLES = ("balance", "plate_map")  # this repository's example plugins the dem
 
 
 def installed_plugins() -> Dict[str, str]:
-    """The installed ``ivoryos.plugins`` entry points (what the demo discovers): name -> placement."""
-    return {ep.name: getattr(ep.load(), "plugin_type", "tab") for ep in entry_points(group="ivoryos.plugins")}
+    """What the demo discovers: the installed ``ivoryos.plugins`` entry points and the examples
+    (``ivoryos_plugin.examples``): name -> placement."""
+    from ivoryos_plugin.tools.demo import EXAMPLES_GROUP
+
+    return {ep.name: getattr(ep.load(), "plugin_type", "tab")
+            for group in ("ivoryos.plugins", EXAMPLES_GROUP) for ep in entry_points(group=group)}
 
 
 def fake_browser(folder: Path) -> Dict[str, str]:

@@ -178,8 +178,11 @@ def test_logging_in_through_the_form_opens_ivoryos(browser: Any, demo: Server) -
 
 
 def installed() -> Dict[str, str]:
-    """The installed plugins the demo serves: name -> placement."""
-    return {ep.name: getattr(ep.load(), "plugin_type", "tab") for ep in entry_points(group="ivoryos.plugins")}
+    """The plugins the demo serves (the installed ones and the examples): name -> placement."""
+    from ivoryos_plugin.tools.demo import EXAMPLES_GROUP
+
+    return {ep.name: getattr(ep.load(), "plugin_type", "tab")
+            for group in ("ivoryos.plugins", EXAMPLES_GROUP) for ep in entry_points(group=group)}
 
 
 def test_each_example_page_opens_goes_live_and_loads_completely(tabs: Any) -> None:

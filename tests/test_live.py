@@ -152,4 +152,5 @@ def test_a_non_threading_async_mode_is_warned_about(caplog: pytest.LogCaptureFix
         check_async_mode(SimpleNamespace(async_mode=mode))
     assert (f"runs in {mode!r} mode" in caplog.text) is warned
     if warned:
-        assert "Uninstall gevent/eventlet" in caplog.text
+        assert "Uninstall gevent/eventlet from this environment (pip uninstall eventlet gevent)" in caplog.text
+        assert "async_mode='threading'" not in caplog.text  # ivoryos.run has no such argument

@@ -32,12 +32,12 @@ def files_of(folder: Path) -> List[str]:
 def test_new_creates_a_complete_package(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["new", "demo_page", "--dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    assert f"pip install -e {tmp_path / 'demo_page'}" in result.output
+    assert f"pip install -e '{tmp_path / 'demo_page'}[test]'" in result.output
     package = tmp_path / "demo_page"
     assert files_of(package) == EXPECTED_FILES
     pyproject = (package / "pyproject.toml").read_text()
     assert '[project.entry-points."ivoryos.plugins"]\ndemo_page = "demo_page.plugin:plugin"' in pyproject
-    assert 'dependencies = ["ivoryos-plugin"]' in pyproject
+    assert 'dependencies = ["ivoryos-plugin-framework"]' in pyproject
     plugin_py = (package / "demo_page" / "plugin.py").read_text()
     for part in ('@plugin.route("/")', "@plugin.action", '@plugin.stream("reading"', 'Plugin("demo_page"'):
         assert part in plugin_py
@@ -95,7 +95,7 @@ def test_a_wheel_of_the_framework_ships_the_scaffold(tmp_path: Path) -> None:
     for name in ("setup.py", "README.md", "requirements.txt"):
         shutil.copy(ROOT / name, source / name)
     pip(sys.executable, ["wheel", *pip_args(), "--wheel-dir", str(tmp_path / "dist"), str(source)])
-    wheel = next((tmp_path / "dist").glob("ivoryos_plugin-*.whl"))
+    wheel = next((tmp_path / "dist").glob("ivoryos_plugin_framework-*.whl"))
     shipped = set(zipfile.ZipFile(wheel).namelist())
     scaffold = ROOT / "ivoryos_plugin" / "tools" / "scaffold" / "files"
     wanted = {f"ivoryos_plugin/tools/scaffold/files/{p.relative_to(scaffold).as_posix()}"
@@ -143,7 +143,7 @@ def test_the_generated_tests_pass_out_of_the_box(generated: dict) -> None:
         results = list(pool.map(lambda p: run_generated_tests(generated["python"], p), packages))
     for result in results:
         assert result.returncode == 0, result.stdout + result.stderr
-        assert "9 passed" in result.stdout, result.stdout
+        assert "10 passed" in result.stdout, result.stdout  # 9, and the workflow step's test
 
 
 @pytest.fixture(scope="module")

@@ -43,6 +43,21 @@ class RuntimeView(Protocol):
     def deck_busy(self) -> bool:
         """Whether a workflow or single step holds the deck now."""
 
+    def current_run(self) -> Optional[Dict[str, Any]]:
+        """The host's workflow run in progress (None outside one)."""
+
+    def record(self, name: str, value: Any) -> None:
+        """Keep ``value`` in the history database under ``name``.
+
+        :param name: the series.
+        :param value: the value."""
+
+    def snapshot(self, camera: str, label: str) -> Dict[str, Any]:
+        """Take a photo with one of the plugin's cameras and keep it under the current run.
+
+        :param camera: the camera's name.
+        :param label: what the photo shows (part of its file name)."""
+
     def observe(self, instrument: str, callback: Callable[[Dict[str, Any]], Any], *,
                 methods: Optional[Iterable[str]] = None, starts: bool = False) -> Callable[[], None]:
         """Watch an instrument's calls (see :meth:`Plugin.observe <ivoryos_plugin.Plugin.observe>`)."""
@@ -86,7 +101,8 @@ class Host(Protocol):
         """Answer a request to one of the framework's built-in routes of ``plugin``.
 
         :param plugin: the plugin.
-        :param route: ``action``, ``static``, ``public``, ``settings`` or ``settings_json``.
+        :param route: ``action``, ``static``, ``public``, ``settings``, ``settings_json``, ``steps``
+            or ``run_step``.
         :param args: the route's view arguments."""
 
     def guard(self, plugin: "Plugin") -> Optional["Response"]:

@@ -79,6 +79,20 @@ def check_name(name: object) -> str:
     return name
 
 
+def check_instrument_name(plugin: str, name: str) -> str:
+    """Return ``name`` if IvoryOS would show a deck global of that name as an instrument.
+
+    IvoryOS 1.7.2 leaves out deck globals whose name starts with ``_`` or an uppercase letter.
+
+    :param plugin: the plugin's name, for the message.
+    :param name: the instrument's name (``steps_as``, or the plugin's name)."""
+    if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name) or not name[0].islower():
+        raise PluginError(plugin, f"steps_as={name!r}: the steps' instrument needs a name IvoryOS shows: a Python "
+                                  "identifier starting with a lowercase letter, e.g. "
+                                  f"{suggest_name(str(name)).lower()!r}.")
+    return name
+
+
 def check_placement(name: str, placement: str) -> str:
     """Return IvoryOS's ``plugin_type`` for ``placement`` or raise :class:`PluginError`.
 

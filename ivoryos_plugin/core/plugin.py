@@ -18,17 +18,19 @@ from flask import Blueprint
 from . import binding, names
 from .names import PluginError
 from .setup import setupmethod
-from .specs import ActionSpec, StreamSpec, WorkerSpec, make_action
+from .specs import ActionSpec, CameraSpec, StepSpec, StreamSpec, WorkerSpec, make_action, make_camera, make_step
 
 if TYPE_CHECKING:
     from flask import Response
     from flask.blueprints import BlueprintSetupState
+    from flask.sansio.blueprints import DeferredSetupFunction
     from flask.typing import ResponseReturnValue
     from pydantic import BaseModel
 
     from .binding import RuntimeView
 
 F = TypeVar("F", bound=Callable[..., Any])
+_NO_VALUE: Any = object()
 
 
 class Plugin(Blueprint):
@@ -50,6 +52,8 @@ class Plugin(Blueprint):
     :param url: where to read more.
     :param min_ivoryos: the oldest IvoryOS version the plugin works with (checked at registration).
     :param max_body: the largest request body an action or a settings write accepts, in bytes.
+    :param steps_as: the deck instrument name of the plugin's ``@plugin.step`` functions in IvoryOS
+        (defaults to the plugin's name; set it when the deck already has an instrument of that name).
 
     Example::
 
@@ -76,6 +80,7 @@ class Plugin(Blueprint):
         url: str = "",
         min_ivoryos: Optional[str] = None,
         max_body: int = 1 << 20,
+        steps_as: Optional[str] = None,
         template_folder: Optional[str] = "templates",
         **blueprint_options: Any,
     ) -> None:
@@ -89,6 +94,8 @@ class Plugin(Blueprint):
         self.author = author
         self.url = url
         self.max_body = int(max_body)
+        #: the deck instrument name of the plugin's steps in IvoryOS (checked when a step is declared)
+        self.steps_instrument = names.check_instrument_name(name, steps_as) if steps_as is not None else name
         if settings is not None and not (isinstance(settings, type) and hasattr(settings, "model_fields")):
             raise PluginError(name, f"settings={settings!r} is not a pydantic v2 model class; "
                                     "pass a class that subclasses pydantic.BaseModel.")
@@ -107,6 +114,8 @@ class Plugin(Blueprint):
         self._on_stop: List[Callable[[], Any]] = []
         self._on_settings_change: List[Callable[[Any, Any], Any]] = []
         self._workers: Dict[str, WorkerSpec] = {}
+        self._steps: Dict[str, StepSpec] = {}
+        self._cameras: Dict[str, CameraSpec] = {}
         self.registered_once = False
         self.record_once(self._registered)
         self._declare_builtin_routes()
@@ -127,6 +136,19 @@ class Plugin(Blueprint):
         self.add_url_rule("/actions/<name>", "actions", run_action, methods=["POST"])
         self.add_url_rule("/static/<path:filename>", "static", static_file)
         self.add_url_rule("/public/<path:filename>", "public", public_file, public=True)
+
+        def steps_page() -> "ResponseReturnValue":
+            return binding.host().serve(self, "steps")
+
+        def run_step(name: str) -> "ResponseReturnValue":
+            return binding.host().serve(self, "run_step", name=name)
+
+        def history(name: str) -> "ResponseReturnValue":
+            return binding.host().serve(self, "history", name=name)
+
+        self.add_url_rule("/history/<name>", "history", history)
+        self.add_url_rule("/steps", "steps", steps_page)
+        self.add_url_rule("/steps/<name>", "run_step", run_step, methods=["POST"])
         if self.settings_model is not None:
             def settings_page() -> "ResponseReturnValue":
                 return binding.host().serve(self, "settings")
@@ -231,7 +253,8 @@ class Plugin(Blueprint):
 
     # ------------------------------------------------------------------- live
     @setupmethod
-    def stream(self, name: str, *, hz: Union[float, Callable[[], float]] = 1.0) -> Callable[[F], F]:
+    def stream(self, name: str, *, hz: Union[float, Callable[[], float]] = 1.0, record: Union[bool, str] = False,
+               keep_s: Optional[float] = 7 * 86400.0, keep_rows: Optional[int] = 1_000_000) -> Callable[[F], F]:
         """Declare a live stream: one producer for all viewers, run only while someone watches.
 
         The producer is called ``hz`` times a second (a number, or a callable read every tick) in a
@@ -239,14 +262,22 @@ class Plugin(Blueprint):
         to every subscriber as the event ``name``. A producer that raises sends ``stream_error`` and
         backs off. It must not block for long: a slow producer lowers the rate, never piles up.
 
+        With ``record`` the stream samples even with no viewer, at its own rate (the instrument is
+        read ``hz`` times a second all the time; the health page says so), and every value is kept in
+        the history database with its time and the IvoryOS run and step it was taken in, readable at
+        ``/ivoryos/<plugin>/history/<name>`` (JSON, ``.csv``) and by ``live.history(name)`` on a page.
+
         :param name: the stream's (and the client event's) name.
         :param hz: ticks per second, or a callable returning it.
+        :param record: True to record, or the key of a dict value to downsample (``"grams"``).
+        :param keep_s: recorded values older than this many seconds are deleted (None: no limit).
+        :param keep_rows: at most this many recorded values are kept, the newest (None: no limit).
 
         Example::
 
-            @plugin.stream("weight", hz=5)
+            @plugin.stream("weight", hz=5, record=True)
             def weight():
-                return {"grams": plugin.instrument("balance").weigh()}
+                return {"value": plugin.instrument("balance").weigh()}
         """
         def decorate(f: F) -> F:
             if name in self._streams:
@@ -255,10 +286,45 @@ class Plugin(Blueprint):
             if not callable(hz) and not (isinstance(hz, (int, float)) and 0 < hz <= 1000):
                 raise PluginError(self.name, f"stream {name!r}: hz={hz!r} must be a number in (0, 1000] "
                                              "or a callable returning one.")
-            self._streams[name] = StreamSpec(name=name, func=f, hz=hz)
+            if not isinstance(record, (bool, str)) or (isinstance(record, str) and not record):
+                raise PluginError(self.name, f"stream {name!r}: record={record!r} must be True, False or the key "
+                                             "of the value to downsample, e.g. record='grams'.")
+            for label, limit in (("keep_s", keep_s), ("keep_rows", keep_rows)):
+                if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float)) or limit <= 0):
+                    raise PluginError(self.name, f"stream {name!r}: {label}={limit!r} must be a positive number or None.")
+            self._streams[name] = StreamSpec(name=name, func=f, hz=hz, record=record, keep_s=keep_s,
+                                             keep_rows=int(keep_rows) if keep_rows is not None else None)
             return f
 
         return decorate
+
+    @overload
+    def record(self, name: "DeferredSetupFunction") -> None: ...
+
+    @overload
+    def record(self, name: str, value: Any) -> None: ...
+
+    def record(self, name: Any, value: Any = _NO_VALUE) -> None:
+        """Keep ``value`` in the history database under ``name`` (with the time and the IvoryOS run),
+        for values that do not come from a stream. Safe from any thread; returns at once.
+
+        With a single function argument this is Flask's ``Blueprint.record`` (a deferred setup
+        function), which Flask itself calls.
+
+        :param name: the series' name (read at ``/ivoryos/<plugin>/history/<name>``).
+        :param value: a JSON-serialisable value (a number, or a dict whose ``"value"`` is downsampled).
+
+        Example::
+
+            plugin.record("yield_mg", 12.4)
+        """
+        if value is _NO_VALUE and callable(name):
+            super().record(name)  # Flask's deferred setup
+            return
+        if not isinstance(name, str) or not name or len(name) > 128:
+            raise PluginError(self.name, f"record(name, value): the name must be a string of 1 to 128 characters, "
+                                         f"not {name!r}.")
+        self.runtime.record(name, value)
 
     @setupmethod
     def on(self, event: str) -> Callable[[F], F]:
@@ -295,6 +361,106 @@ class Plugin(Blueprint):
         :param event: the event's name.
         :param data: a JSON-serialisable value."""
         binding.host().publish(self, event, data)
+
+    # ------------------------------------------------------------- workflow steps
+    @overload
+    def step(self, func: F) -> F: ...
+
+    @overload
+    def step(self, *, name: Optional[str] = None) -> Callable[[F], F]: ...
+
+    @setupmethod
+    def step(self, func: Optional[F] = None, *, name: Optional[str] = None) -> Union[F, Callable[[F], F]]:
+        """Offer ``func`` as a workflow step: a method of the instrument named after the plugin in
+        IvoryOS's designer, Instruments page and API schema, with its type hints and docstring.
+
+        It runs exactly like a deck instrument's method: inside IvoryOS's runner (hardware actions get
+        409 meanwhile), seen by ``observe``, its return value kept in the run's records, an exception
+        pausing the run for IvoryOS's retry. ``plugin.current_run()`` tells it which run and step it is
+        in. In the dev host the steps are listed at ``/ivoryos/<plugin>/steps`` and callable there.
+        Every argument needs a JSON-compatible type. It runs in the runner's thread: keep it bounded.
+
+        :param func: the function (when used without parentheses).
+        :param name: the method's name (defaults to the function's name).
+
+        Example::
+
+            @plugin.step
+            def wait_until_stable(timeout_s: float = 30.0, tolerance_g: float = 0.002) -> float:
+                '''Wait until the balance reading is stable; returns the stable weight.'''
+                ...
+        """
+        def decorate(f: F) -> F:
+            names.check_instrument_name(self.name, self.steps_instrument)
+            spec = make_step(self.name, f, name)
+            if spec.name in self._steps:
+                raise PluginError(self.name, f"step {spec.name!r} is registered twice; pass name= to tell them apart.")
+            self._steps[spec.name] = spec
+            return f
+
+        return decorate(func) if func is not None else decorate
+
+    @setupmethod
+    def camera(self, name: str, source: Union[int, str, Callable[[], Any]], *, fps: float = 15.0,
+               width: Optional[int] = None, quality: int = 80) -> None:
+        """Declare a camera: live video for every viewer from one capture, and snapshots as a step.
+
+        One capture thread per camera (per app), shared by all viewers and running only while
+        someone watches; each frame is JPEG-encoded once. Served at
+        ``/ivoryos/<plugin>/cameras/<name>/stream.mjpg`` (an ``<img>`` shows it; the page helper
+        ``IvoryPlugin.camera(img, url)`` adds reconnect, a "no signal" placeholder and the fps) and
+        ``.../snapshot.jpg``, with the same login as every plugin route. The plugin gains the workflow
+        step ``snapshot(label)``: its photos are kept under the run in the plugin's data folder and
+        listed on ``/ivoryos/<plugin>/gallery``. Needs OpenCV (``opencv-python-headless``).
+
+        :param name: the camera's name (a Python identifier).
+        :param source: a device index (0), a device path, an RTSP/HTTP URL or a video file, or a
+            function returning a frame (numpy BGR array, PIL image or JPEG bytes); it runs in the
+            capture thread, so it must not block for long.
+        :param fps: frames per second while someone watches, up to 60.
+        :param width: scale frames to this width (None keeps the source's).
+        :param quality: JPEG quality, 1-100.
+
+        Example::
+
+            plugin.camera("deck", 0, fps=10, width=640)
+        """
+        spec = make_camera(self.name, name, source, fps=fps, width=width, quality=quality)
+        if name in self._cameras:
+            raise PluginError(self.name, f"camera {name!r} is registered twice; give each camera its own name.")
+        first = not self._cameras
+        self._cameras[name] = spec
+        if not first:
+            return
+
+        def camera_stream(camera: str) -> "ResponseReturnValue":
+            return binding.host().serve(self, "camera_stream", camera=camera)
+
+        def camera_snapshot(camera: str) -> "ResponseReturnValue":
+            return binding.host().serve(self, "camera_snapshot", camera=camera)
+
+        def gallery() -> "ResponseReturnValue":
+            return binding.host().serve(self, "gallery")
+
+        def gallery_file(filename: str) -> "ResponseReturnValue":
+            return binding.host().serve(self, "gallery_file", filename=filename)
+
+        self.add_url_rule("/cameras/<camera>/stream.mjpg", "camera_stream", camera_stream)
+        self.add_url_rule("/cameras/<camera>/snapshot.jpg", "camera_snapshot", camera_snapshot)
+        self.add_url_rule("/gallery", "gallery", gallery)
+        self.add_url_rule("/gallery/<path:filename>", "gallery_file", gallery_file)
+
+        def snapshot(label: str = "snapshot", camera: str = name) -> Dict[str, Any]:
+            """Take a photo with the camera and keep it under the current workflow run; returns the
+            file's name and URL on the plugin's gallery page."""
+            return self.runtime.snapshot(camera, label)
+
+        self.step(snapshot)
+
+    def current_run(self) -> Optional[Dict[str, Any]]:
+        """The IvoryOS workflow run in progress: ``{"run_id", "run_name", "phase", "step", "iteration"}``,
+        or None outside a run (and in the dev host). A step files what it makes under ``run_id``."""
+        return self.runtime.current_run()
 
     # -------------------------------------------------------------- lifecycle
     @setupmethod

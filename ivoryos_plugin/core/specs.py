@@ -6,6 +6,7 @@ imported, with the plugin's name and the fix, never at the first request.
 from __future__ import annotations
 
 import inspect
+import keyword
 import typing
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional, Tuple, Type, Union
@@ -14,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, create_model
 
 from .names import PluginError
 
-__all__ = ["ActionError", "ActionSpec", "make_action", "StreamSpec", "WorkerSpec"]
+__all__ = ["ActionError", "ActionSpec", "make_action", "argument_model", "StepSpec", "make_step", "CameraSpec", "make_camera", "StreamSpec",
+           "WorkerSpec"]
 
 
 class ActionError(Exception):
@@ -63,18 +65,35 @@ def make_action(plugin: str, func: Callable[..., Any], *, hardware: bool, public
     key = name or func.__name__
     if not key.replace("-", "_").isidentifier():
         raise PluginError(plugin, f"action name {key!r} must be letters, digits, '_' or '-'; pass name=.")
+    model = argument_model(plugin, "action", key, func)
+    return ActionSpec(name=key, func=func, hardware=hardware, public=public, model=model)
+
+
+def argument_model(plugin: str, kind: str, key: str, func: Callable[..., Any], *,
+                   require_types: bool = False) -> Type[BaseModel]:
+    """The strict pydantic model of ``func``'s arguments (JSON in, validated per field).
+
+    :param plugin: the plugin's name, for messages.
+    :param kind: ``"action"`` or ``"step"``, for messages.
+    :param key: the action's or step's name.
+    :param func: the function.
+    :param require_types: every argument must be annotated (IvoryOS shows a step's types).
+    :raises PluginError: a signature that cannot be sent as JSON."""
     try:
         hints = typing.get_type_hints(func, include_extras=True)  # keep Annotated[..., Field(...)]
     except Exception as exc:  # an annotation that cannot be resolved
-        raise PluginError(plugin, f"action {key!r}: cannot read the annotations of {func.__name__}() "
+        raise PluginError(plugin, f"{kind} {key!r}: cannot read the annotations of {func.__name__}() "
                                   f"({exc}); import the annotated types at module level.") from exc
     fields: Dict[str, Tuple[Any, Any]] = {}
     for param in inspect.signature(func).parameters.values():
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-            raise PluginError(plugin, f"action {key!r}: *{param.name} is not supported; "
+            raise PluginError(plugin, f"{kind} {key!r}: *{param.name} is not supported; "
                                       "declare each argument with a type.")
         if param.name.startswith("_") or param.name.startswith("model_"):
-            raise PluginError(plugin, f"action {key!r}: argument {param.name!r} cannot be sent as JSON; rename it.")
+            raise PluginError(plugin, f"{kind} {key!r}: argument {param.name!r} cannot be sent as JSON; rename it.")
+        if require_types and param.name not in hints:
+            raise PluginError(plugin, f"{kind} {key!r}: argument {param.name!r} has no type; IvoryOS's designer "
+                                      f"shows each argument's type: annotate it, e.g. {param.name}: float.")
         default = ... if param.default is param.empty else param.default
         fields[param.name] = (hints.get(param.name, Any), default)
     try:
@@ -83,12 +102,85 @@ def make_action(plugin: str, func: Callable[..., Any], *, hardware: bool, public
             __config__=ConfigDict(extra="forbid", strict=True, arbitrary_types_allowed=True),
             **fields,
         )
+        if require_types:
+            model.model_json_schema()  # a type IvoryOS's form cannot show fails here
+    except PluginError:
+        raise
     except Exception as exc:
-        raise PluginError(plugin, f"action {key!r}: its arguments cannot be validated ({exc}); "
+        raise PluginError(plugin, f"{kind} {key!r}: its arguments cannot be sent as JSON ({exc}); "
                                   "use JSON-compatible annotations (int, float, str, bool, list, Literal, "
-                                  "pydantic models).") from exc
-    return ActionSpec(name=key, func=func, hardware=hardware, public=public, model=model)
+                                  "Enum, pydantic models).") from exc
+    return model  # type: ignore[no-any-return]
 
+
+@dataclass
+class StepSpec:
+    """A declared workflow step: one method of the plugin's instrument in IvoryOS's designer.
+
+    :param name: the method's name.
+    :param func: the plugin's function.
+    :param model: the pydantic model of its arguments (for the steps page)."""
+
+    name: str
+    func: Callable[..., Any]
+    model: Type[BaseModel]
+
+
+def make_step(plugin: str, func: Callable[..., Any], name: Optional[str]) -> StepSpec:
+    """Build a :class:`StepSpec`, raising :class:`PluginError` for what IvoryOS could not show or run.
+
+    :param plugin: the plugin's name (also the instrument's name in IvoryOS).
+    :param func: the step's function.
+    :param name: the method's name, or None for the function's name."""
+    key = name or func.__name__
+    if not key.isidentifier() or key.startswith("_") or keyword.iskeyword(key):
+        raise PluginError(plugin, f"step name {key!r} must be a Python identifier not starting with '_' "
+                                  "(IvoryOS hides those); pass name=.")
+    model = argument_model(plugin, "step", key, func, require_types=True)
+    return StepSpec(name=key, func=func, model=model)
+
+
+@dataclass
+class CameraSpec:
+    """A declared camera.
+
+    :param name: the camera's name (its URLs: ``cameras/<name>/stream.mjpg``, ``snapshot.jpg``).
+    :param source: an OpenCV capture target (device index, path, URL, video file) or a callable
+        returning a frame (numpy array, PIL image or JPEG bytes).
+    :param fps: frames per second captured while someone watches.
+    :param width: scale frames to this width in pixels, or None.
+    :param quality: JPEG quality, 1-100."""
+
+    name: str
+    source: Union[int, str, Callable[[], Any]]
+    fps: float = 15.0
+    width: Optional[int] = None
+    quality: int = 80
+
+
+def make_camera(plugin: str, name: str, source: Any, *, fps: float, width: Optional[int],
+                quality: int) -> CameraSpec:
+    """Build a :class:`CameraSpec`, raising :class:`PluginError` with the fix for a bad value.
+
+    :param plugin: the plugin's name, for messages.
+    :param name: the camera's name.
+    :param source: see :class:`CameraSpec`.
+    :param fps: frames per second, in (0, 60].
+    :param width: None, or 16 to 7680 pixels.
+    :param quality: 1 to 100."""
+    if not isinstance(name, str) or not name.isidentifier():
+        raise PluginError(plugin, f"camera name {name!r} must be a Python identifier, e.g. 'deck'.")
+    if isinstance(source, bool) or not (callable(source) or (isinstance(source, int) and source >= 0)
+                                        or (isinstance(source, str) and source.strip())):
+        raise PluginError(plugin, f"camera {name!r}: source={source!r} is not a device index (0, 1...), a device "
+                                  "path, a stream URL or video file, or a function returning a frame.")
+    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0 < fps <= 60:
+        raise PluginError(plugin, f"camera {name!r}: fps={fps!r} must be a number in (0, 60].")
+    if width is not None and (isinstance(width, bool) or not isinstance(width, int) or not 16 <= width <= 7680):
+        raise PluginError(plugin, f"camera {name!r}: width={width!r} must be None or 16 to 7680 pixels.")
+    if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
+        raise PluginError(plugin, f"camera {name!r}: quality={quality!r} must be a whole number from 1 to 100.")
+    return CameraSpec(name=name, source=source, fps=float(fps), width=width, quality=quality)
 
 
 @dataclass
@@ -97,11 +189,18 @@ class StreamSpec:
 
     :param name: the stream's and the client event's name.
     :param func: the producer.
-    :param hz: ticks per second, or a callable read every tick."""
+    :param hz: ticks per second, or a callable read every tick.
+    :param record: keep every value in the history database (True, or the name of the dict key
+        whose number is downsampled; True downsamples the value itself or its ``"value"`` key).
+    :param keep_s: recorded values older than this are deleted (None: kept).
+    :param keep_rows: at most this many recorded values are kept, the newest (None: all)."""
 
     name: str
     func: Callable[[], Any]
     hz: Union[float, Callable[[], float]]
+    record: Union[bool, str] = False
+    keep_s: Optional[float] = 7 * 86400.0
+    keep_rows: Optional[int] = 1_000_000
 
 
 @dataclass

@@ -25,15 +25,16 @@ import threading
 import time
 import types
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, Iterator, Optional, Protocol, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Protocol, Tuple, Union
 
+from . import ports
 from .locks import InstrumentLock
 
 logger = logging.getLogger("ivoryos_plugin.deck")
 
 __all__ = ["InstrumentUnavailable", "DeckBusy", "InstrumentLock", "deck_instruments",
            "get_instrument", "guard_instrument", "instrument_lock", "observe", "hardware_guard",
-           "is_deck_busy", "Gate", "DeckUnverified", "LockLike"]
+           "is_deck_busy", "Gate", "DeckUnverified", "LockLike", "claim_deck_ports"]
 
 Event = Dict[str, Any]
 Callback = Callable[[Event], object]
@@ -136,6 +137,24 @@ def deck_instruments(deck: Optional[types.ModuleType]) -> Dict[str, object]:
     return {name: value for name, value in vars(deck).items()
             if type(value).__module__ != "builtins" and not name[:1].isupper()
             and not name.startswith("_") and not _is_excluded(value)}
+
+
+def claim_deck_ports(deck: Optional[types.ModuleType]) -> Dict[str, List[str]]:
+    """Register the serial ports the deck's instruments hold in the port registry, under the
+    instruments' names, so no plugin opens them under another URL (:mod:`.ports`).
+
+    :param deck: the deck module, or None.
+    :returns: instrument name -> the URLs of its ports (instruments without ports left out)."""
+    found: Dict[str, List[str]] = {}
+    for name, obj in deck_instruments(deck).items():
+        try:
+            urls = ports.adopt_instrument(name, obj)
+        except Exception:  # an instrument that cannot be inspected keeps its ports unnamed
+            logger.exception("cannot read the serial ports of the deck's instrument %r", name)
+            continue
+        if urls:
+            found[name] = urls
+    return found
 
 
 def get_instrument(deck: Optional[types.ModuleType], name: str,

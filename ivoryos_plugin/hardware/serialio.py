@@ -17,6 +17,8 @@ from typing import Any, Callable, Optional
 
 import serial
 
+from . import ports
+
 __all__ = ["SerialDevice", "SerialDeviceError", "SerialDeviceTimeout", "open_serial"]
 
 logger = logging.getLogger("ivoryos_plugin.serial")
@@ -31,22 +33,31 @@ _MAX_LINE = 1 << 20  # a partial line longer than this is discarded (device with
 class SerialDeviceError(Exception):
     """A serial exchange failed. The message names the device and says which case it is (not
     open yet, closed by this program, connection lost, in use by another program, cannot be
-    opened) and what to do."""
+    opened) and what to do.
+
+    :attr holder: when the port is held by another part of this program (a deck instrument),
+        who holds it; else None."""
+
+    holder: Optional[str] = None
 
 
 class SerialDeviceTimeout(SerialDeviceError, TimeoutError):
     """No reply (or no free port) within the query timeout."""
 
 
-def _open_url(url: str, kw: dict[str, Any]) -> tuple[Optional[serial.SerialBase], Optional[BaseException]]:
-    """Open ``url`` with :func:`serial.serial_for_url`, returning ``(port, None)`` or ``(None, error)``.
+def _open_url(url: str, kw: dict[str, Any], owner: Any = None,
+              label: Optional[str] = None) -> tuple[Optional[serial.SerialBase], Optional[BaseException]]:
+    """Open ``url`` through the port registry (:func:`ports.open_port`: one opener per real device,
+    ``exclusive`` where the platform has it), returning ``(port, None)`` or ``(None, error)``.
 
     :param url: any pyserial URL or device path.
     :param kw: keyword arguments for :func:`serial.serial_for_url`.
+    :param owner: who will hold the port (a :class:`SerialDevice`), for the registry.
+    :param label: how a refused opener is told who holds it.
     """
     try:
-        return serial.serial_for_url(url, **kw), None
-    except Exception as exc:  # SerialException, OSError, ValueError for bad URLs...
+        return ports.open_port(url, kw, owner=owner, label=label), None
+    except Exception as exc:  # PortHeld, SerialException, OSError, ValueError for bad URLs...
         return None, exc
 
 
@@ -56,7 +67,8 @@ def open_serial(url: str, **kw: Any) -> Optional[serial.SerialBase]:
     :param url: a device path (``/dev/ttyUSB0``, a pty) or pyserial URL (``loop://``,
         ``socket://host:port``, ``rfc2217://host:port``).
     :param kw: passed to :func:`serial.serial_for_url` (``baudrate``, ``timeout``...).
-    :returns: the open port, or ``None`` after logging the url and the error.
+    :returns: the open port, or ``None`` after logging the url and the error (also when another part
+        of this program holds the same device under any URL: see :mod:`ivoryos_plugin.hardware.ports`).
     """
     port, exc = _open_url(url, kw)
     if port is None:
@@ -69,6 +81,9 @@ def _explain(exc: Optional[BaseException]) -> tuple[str, str]:
 
     :param exc: the error from :func:`serial.serial_for_url`.
     """
+    if isinstance(exc, ports.PortHeld):
+        return ("the port is in use by another program", f"close that program (or its connection to the port) "
+                f"first: it is held by {exc.holder}, opened as {exc.held_url}, in this process")
     code = getattr(exc, "errno", None)
     if code in (errno.EBUSY, errno.EWOULDBLOCK, errno.EAGAIN):  # EWOULDBLOCK: pyserial's exclusive=True flock
         return "the port is in use by another program", "close that program (or its connection to the port) first"
@@ -283,10 +298,12 @@ class SerialDevice:
                 return
             if self.url is None:
                 raise SerialDeviceError(f"{self.name}: no port to open; set url, then call open()")
-            port, exc = _open_url(self.url, self._serial_kw)
+            port, exc = _open_url(self.url, self._serial_kw, owner=self, label=self.name)
             if port is None:
                 self._down = ("failed", "; ".join(_explain(exc)))
-                raise SerialDeviceError(f"{self.name}: cannot open {self.url}: {self._down[1]}") from exc
+                error = SerialDeviceError(f"{self.name}: cannot open {self.url}: {self._down[1]}")
+                error.holder = exc.holder if isinstance(exc, ports.PortHeld) else None
+                raise error from exc
             self._install(port)
 
     def close(self) -> None:
@@ -495,7 +512,7 @@ class SerialDevice:
         delay, attempts = self.backoff_initial, 0
         while not stop.wait(delay):
             attempts += 1
-            port, exc = _open_url(url, self._serial_kw)
+            port, exc = _open_url(url, self._serial_kw, owner=self, label=self.name)
             if port is None:
                 if not stop.is_set():
                     self._note = _explain(exc)

@@ -12,10 +12,13 @@ from ..core.names import check_ivoryos_compatible
 from ..runtime.extension import Extension
 from ..runtime.host import RuntimeHost
 from ..runtime.live import QUEUE_ENV
+from ..runtime.steps import install_on_deck
 from . import ivoryos as adapter
-from . import offline
+from . import offline, panels
 
 if TYPE_CHECKING:
+    from flask.blueprints import BlueprintSetupState
+
     from ..core.plugin import Plugin
 
 log = logging.getLogger("ivoryos_plugin")
@@ -35,6 +38,8 @@ class FrameworkHost(RuntimeHost):
         if not adapter.is_ivoryos_app(app):
             return
         ext.host_name = f"IvoryOS {adapter.installed_version() or '(unknown version)'}"
+        adapter.show_plugin_titles(app, lambda: {name: rt.plugin.title for name, rt in ext.runtimes.items()})
+        ext.run_context = adapter.current_run
         ext.gate = adapter.probe()
         if ext.gate.problem:
             log.error("ivoryos_plugin: hardware actions are refused: cannot verify the deck is idle (%s)",
@@ -42,7 +47,25 @@ class FrameworkHost(RuntimeHost):
         queue = os.environ.get(QUEUE_ENV)
         if queue and ext.socketio is not None:
             adapter.join_message_queue(ext.socketio, queue)
-        adapter.start_when_deck_is_set(ext.ensure_started)
+
+        def start() -> None:  # every plugin is registered once the deck is set
+            panels.warn_hidden(app, ext)
+            ext.ensure_started()
+
+        adapter.start_when_deck_is_set(start)
+
+    def registered(self, plugin: "Plugin", state: "BlueprintSetupState") -> None:
+        """Give the plugin its runtime, then put its workflow steps on the deck as an instrument.
+
+        :param plugin: the plugin.
+        :param state: Flask's setup state of this registration."""
+        super().registered(plugin, state)
+        if plugin._steps:
+            app = state.app
+            assert isinstance(app, Flask)
+            ext: Extension = app.extensions["ivoryos_plugin"]
+            deck = ext.deck_getter() or (adapter.deck_being_loaded() if adapter.is_ivoryos_app(app) else None)
+            install_on_deck(plugin, deck)
 
     def check_registration(self, plugin: "Plugin") -> None:
         """Refuse a plugin whose ``min_ivoryos`` is newer than the installed IvoryOS.

@@ -14,6 +14,7 @@ from typing import Any, Iterable, Optional, Union
 from urllib.parse import urlencode
 
 from flask import Blueprint, Flask, redirect, render_template, request, url_for
+from jinja2 import DictLoader
 from werkzeug.wrappers import Response
 from flask_login import LoginManager, UserMixin, login_user, logout_user
 from flask_socketio import SocketIO
@@ -22,7 +23,9 @@ from ..hardware.deck import Gate
 from ..runtime.attach import attach
 from ..runtime.extension import Extension
 from ..runtime.live import QUEUE_ENV
+from ..runtime.pages_errors import install_error_pages
 from ..runtime.security import check_csrf, origin_ok
+from . import ivoryos as adapter
 from .discovery import register_plugin
 
 PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -114,6 +117,9 @@ def create_app(plugins: Iterable[Any] = (), deck: Union[None, str, Path, ModuleT
     """
     prefix = "/" + url_prefix.strip("/") if url_prefix.strip("/") else ""
     app = Flask("ivoryos_plugin.host", root_path=PACKAGE, static_folder=None, template_folder=None)
+    # IvoryOS's base.html, as the dev shell: a plain Blueprint that checks
+    # `"base.html" in current_app.jinja_loader.list_templates()` (the official template) extends it
+    app.jinja_loader = DictLoader({"base.html": '{% extends "ivoryos_plugin/shell.html" %}'})
     app.config.update(
         SECRET_KEY=secret_key or secrets.token_hex(32), URL_PREFIX=prefix, TESTING=testing,
         OUTPUT_FOLDER=str(Path(data_dir or os.path.join(os.path.abspath(os.curdir), "ivoryos_data")).resolve()),
@@ -129,6 +135,7 @@ def create_app(plugins: Iterable[Any] = (), deck: Union[None, str, Path, ModuleT
     login_manager.user_loader(lambda user_id: DevUser() if user_id == "dev" else None)
     app.register_blueprint(_auth_blueprint(app.config["IVORYOS_PLUGIN_TOKEN"]), url_prefix=f"{prefix}/auth")
     _add_shell_routes(app, prefix)
+    install_error_pages(app)  # a missing template or endpoint: the page says what check would
     ext: Extension = attach(app)
     ext.host_token = app.config["IVORYOS_PLUGIN_TOKEN"]
     ext.host_name = "dev host"
@@ -175,6 +182,7 @@ def serve(app: Flask, host: str = LOOPBACK, port: int = 8765, *, quiet: bool = F
     :param port: the TCP port.
     :param quiet: do not print the URL."""
     socketio = app.extensions["socketio"]
+    share_deck(app)
     url = f"http://{host}:{port}{app.config['URL_PREFIX']}/?token={app.config['IVORYOS_PLUGIN_TOKEN']}"
     if not quiet:
         print(f" * ivoryos_plugin dev host: {url}", flush=True)
@@ -183,6 +191,23 @@ def serve(app: Flask, host: str = LOOPBACK, port: int = 8765, *, quiet: bool = F
                      allow_unsafe_werkzeug=True, log_output=False)
     finally:
         stop(app)
+
+
+def share_deck(app: Flask) -> None:
+    """Make the dev host's deck IvoryOS's ``global_state.deck`` too, when IvoryOS is installed, so
+    that plugins written for IvoryOS (``from ivoryos import global_state``) see it. Done when the host
+    serves, as the one app of its process: IvoryOS keeps one deck per process and refuses another,
+    which is then a warning on the health page.
+
+    :param app: from :func:`create_app`."""
+    ext: Extension = app.extensions["ivoryos_plugin"]
+    deck = ext.deck_getter()
+    if deck is None or importlib.util.find_spec("ivoryos") is None:
+        return
+    if not adapter.set_deck(deck):
+        ext.record_warning("dev host", f"IvoryOS's global_state.deck is already another deck in this process, so "
+                                       f"plugins that read global_state.deck do not see {deck.__name__!r}; start one "
+                                       "dev host per process.")
 
 
 def stop(app: Flask) -> None:

@@ -6,6 +6,7 @@ import logging
 import sys
 import traceback
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from flask import Blueprint, Flask
@@ -91,6 +92,29 @@ def _not_a_blueprint(obj: Any) -> PluginError:
             hint = f"point it at '{obj.__name__}:{candidates[0]}'"
     label = getattr(obj, "name", None) if isinstance(getattr(obj, "name", None), str) else getattr(obj, "__name__", found)
     return PluginError(str(label), f"the entry point gives a {found}, not a Plugin or flask.Blueprint; {hint}.")
+
+
+def resolve_entry_point(obj: Any, entry_name: str) -> Any:
+    """What an entry point names as the plugin: the object itself, or for a module (the form the
+    official template documents, ``plugin = "my_pkg.plugin"``) the attribute named after the entry
+    point, as IvoryOS 0.1.x did (``getattr(module, entry_point.name)``). A module-level
+    ``init_socketio(socketio)`` becomes the Blueprint's, so it is called as IvoryOS 0.1.x called it.
+
+    :param obj: what ``entry_point.load()`` gave.
+    :param entry_name: the entry point's name."""
+    if not isinstance(obj, ModuleType):
+        return obj
+    blueprint = getattr(obj, entry_name, None)
+    if not isinstance(blueprint, Blueprint):
+        candidates = [k for k, v in vars(obj).items() if isinstance(v, Blueprint)]
+        hint = f"point it at '{obj.__name__}:{candidates[0]}'" if candidates else "define the Blueprint in it"
+        raise PluginError(entry_name, f"the entry point names the module {obj.__name__!r}, which has no Blueprint "
+                                      f"called {entry_name!r} (a module entry point gives the attribute named after "
+                                      f"the entry point); {hint}.")
+    init = getattr(obj, "init_socketio", None)
+    if callable(init) and getattr(blueprint, "init_socketio", None) is None:
+        setattr(blueprint, "init_socketio", init)
+    return blueprint
 
 
 def check_endpoint(blueprint: Blueprint) -> str:
@@ -181,6 +205,11 @@ def discover(group: str = GROUP, *, exclude: Optional[Iterable[str]] = None) -> 
                 raise
             result.failures.append(_fail(ep.name, "import", exc, source))
             continue
+        try:
+            obj = resolve_entry_point(obj, ep.name)
+        except PluginError as exc:
+            result.failures.append(_fail(ep.name, "check", exc, source))
+            continue
         if isinstance(obj, Blueprint) and obj.name in skip:
             continue
         try:
@@ -218,9 +247,10 @@ def register_plugin(app: Flask, blueprint: Blueprint, socketio: Any, url_prefix:
 
 def protect_plain(app: Flask, blueprint: Blueprint) -> None:
     """Give a plain Blueprint plugin the framework's baseline: login, CSRF, headers, scripts, and
-    an ``init_socketio`` that can neither crash IvoryOS nor replace its default-namespace handlers.
+    an ``init_socketio`` that can neither crash IvoryOS nor put its default-namespace handlers out
+    of action (what it does there otherwise is as under plain IvoryOS, with a warning).
 
     :param app: the app it is registered on.
     :param blueprint: the plain Blueprint."""
     if _protect_routes(app, blueprint):
-        adapter.guard_init_socketio(blueprint, attach(app).record_failure)
+        adapter.guard_init_socketio(blueprint, attach(app).record_warning)

@@ -15,22 +15,26 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sqlite3
 import sys
 import threading
 import time
+import weakref
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 from flask import Blueprint, Flask
+from markupsafe import escape
 
-from ..core.names import PluginError
 from ..hardware.deck import Gate
 
 log = logging.getLogger("ivoryos_plugin.ivoryos")
 
-#: The IvoryOS releases this adapter was run against (the CI runs the suite on them).
-VERIFIED_ON = "1.7.2"
+#: The IvoryOS releases this adapter was run against: the CI runs the whole suite on 1.7.2, and the
+#: host, busy-guard, discovery and demo tests on the newest 1.6.x (tests/test_dropin_floor.py); 1.6.4,
+#: the floor in requirements.txt, passed them too. 1.6.0 does not: its Socket.IO path ignores URL_PREFIX.
+VERIFIED_ON = "1.6.4, 1.6.14, 1.7.2"
 
 #: ``global_state`` attribute names (verified on 1.7.2): the runner's lock and the running deck.
 RUNNER_LOCK_ATTR = "runner_lock"
@@ -190,35 +194,79 @@ def default_namespace_handlers(socketio: Any) -> Dict[str, Any]:
     return handlers.setdefault("/", {})  # type: ignore[no-any-return]
 
 
-def guard_init_socketio(blueprint: Blueprint, record: Callable[[str, str, BaseException], None]) -> None:
-    """Wrap a plain Blueprint's ``init_socketio``: an exception is recorded, not raised, and a
-    handler it puts over one of the host's default-namespace handlers is undone (and recorded).
+class _DefaultNamespace:
+    """What the framework knows of one Socket.IO server's default namespace: the handlers the host
+    (IvoryOS) registered itself, snapshotted once before the first plain plugin's ``init_socketio``,
+    and which plugin registered each other event last."""
+
+    def __init__(self, handlers: Dict[str, Any]) -> None:
+        self.host: Dict[str, Any] = dict(handlers)
+        self.owners: Dict[str, str] = {}
+
+
+_NAMESPACES: "weakref.WeakKeyDictionary[Any, _DefaultNamespace]" = weakref.WeakKeyDictionary()
+
+
+def _host_first(host: Callable[..., Any], plugin: Callable[..., Any], name: str, event: str) -> Callable[..., Any]:
+    """One handler for an event both the host and a plugin handle: the host's runs first and gives
+    the answer, then the plugin's (an exception of the plugin's is logged, never raised)."""
+    def both(*args: Any) -> Any:
+        answer = host(*args)
+        try:
+            plugin(*args)
+        except Exception as exc:
+            log.error("plugin %r: its Socket.IO handler for %r raised %s: %s", name, event, type(exc).__name__, exc)
+        return answer
+
+    return both
+
+
+def guard_init_socketio(blueprint: Blueprint, warn: Callable[[str, str], None]) -> None:
+    """Wrap a plain Blueprint's ``init_socketio`` so that it behaves as under plain IvoryOS, except
+    that it can neither crash IvoryOS nor put IvoryOS's own default-namespace handlers out of action.
+
+    The host's handlers (python-socketio's ``Server.handlers['/']``; verified on python-socketio
+    5.x with IvoryOS 1.6.4, 1.6.14 and 1.7.2) are snapshotted once, before the first plugin's
+    ``init_socketio``. A plugin handler for one of those events runs after the host's, which keeps
+    answering. Between plugins nothing changes: as python-socketio does, the handler registered
+    last is the one that runs. Each of these cases, and an ``init_socketio`` that raises, is a
+    warning (the plugin runs), never a failure.
 
     :param blueprint: the plain Blueprint.
-    :param record: ``record(plugin, stage, error)``, the extension's failure recorder."""
+    :param warn: ``warn(plugin, message)``, the extension's warning recorder."""
     original = getattr(blueprint, "init_socketio", None)
     if original is None or getattr(original, "_ivoryos_plugin_guard", False):
         return
     name = blueprint.name
+    fix = (f"register the plugin's handlers in its own namespace (namespace='/ivoryos/{name}'), or port it to "
+           "ivoryos_plugin.Plugin and use @plugin.on(...)")
 
     def guarded(socketio: Any) -> None:
         handlers = default_namespace_handlers(socketio)
+        server = getattr(socketio, "server", None)
+        state = _NAMESPACES.get(server) if server is not None else None
+        if state is None:
+            state = _DefaultNamespace(handlers)
+            if server is not None:
+                _NAMESPACES[server] = state
         before = dict(handlers)
         try:
             original(socketio)
         except Exception as exc:
             log.error("plugin %r: init_socketio raised %s: %s", name, type(exc).__name__, exc)
-            record(name, "init_socketio", exc)
-        replaced = sorted(e for e, h in before.items() if handlers.get(e) is not h)
-        for event in replaced:
-            handlers[event] = before[event]
-        if replaced:
-            error = PluginError(name, f"init_socketio replaced the host's Socket.IO handler(s) {replaced} on the "
-                                      "default namespace; the host's were kept. Register the plugin's handlers "
-                                      f"in its own namespace (namespace='/ivoryos/{name}'), or port it to "
-                                      "ivoryos_plugin.Plugin and use @plugin.on(...).")
-            log.error("%s", error)
-            record(name, "init_socketio", error)
+            warn(name, f"init_socketio raised {type(exc).__name__}: {exc}; its pages are served, but some of its "
+                       "Socket.IO handlers may be missing. Fix init_socketio.")
+        for event in sorted(e for e, h in handlers.items() if before.get(e) is not h):
+            if event in state.host:
+                handlers[event] = _host_first(state.host[event], handlers[event], name, event)
+                warn(name, f"init_socketio handles Socket.IO event {event!r} on the default namespace, where IvoryOS "
+                           f"has its own handler: IvoryOS's keeps answering and the plugin's runs after it; {fix}.")
+            previous = state.owners.get(event)
+            if previous is not None and previous != name:
+                warn(name, f"plugins {previous!r} and {name!r} both handle Socket.IO event {event!r} on the default "
+                           f"namespace: {name!r}'s handler, registered last, is the only one that runs (as under plain "
+                           f"IvoryOS); {fix}.")
+            state.owners[event] = name
 
     guarded._ivoryos_plugin_guard = True  # type: ignore[attr-defined]
     setattr(blueprint, "init_socketio", guarded)
@@ -312,13 +360,24 @@ def get_config(name: Optional[str] = None) -> Any:
     return ivoryos_get_config(name) if name else ivoryos_get_config()
 
 
+def run_parameters() -> List[str]:
+    """The names of the installed ``ivoryos.run``'s parameters, read from its signature (1.6.4,
+    1.6.14 and 1.7.2 take the same fifteen: module, host, port, debug, llm_server, model, config,
+    logger, logger_output_name, enable_design, blueprint_plugins, exclude_names,
+    notification_handler, optimizer_registry, templates_dir)."""
+    import inspect
+
+    import ivoryos
+
+    return list(inspect.signature(ivoryos.run).parameters)
+
+
 def run(module: Optional[str], blueprint_plugins: List[Blueprint], **kwargs: Any) -> None:
-    """Call ``ivoryos.run`` (verified on 1.7.2: ``module``, ``host``, ``port``, ``debug``, ``config``,
-    ``blueprint_plugins`` and more keywords).
+    """Call ``ivoryos.run`` (its arguments as :func:`run_parameters` lists them).
 
     :param module: the deck script's ``__name__``.
     :param blueprint_plugins: the blueprints to load, the framework's first.
-    :param kwargs: the other ``ivoryos.run`` arguments."""
+    :param kwargs: the other ``ivoryos.run`` arguments, only those the installed IvoryOS takes."""
     import ivoryos
 
     ivoryos.run(module, blueprint_plugins=blueprint_plugins, **kwargs)
@@ -357,3 +416,164 @@ def in_process_app(root: Path, make_deck: Callable[[str], Any]) -> Dict[str, Any
     app.context_processor(lambda: {"plugins": plugins, "enable_design": True})
     return {"app": app, "deck": deck_module, "plugins": plugins, "load_plugins": load_plugins,
             "socketio": socketio}
+
+
+# ------------------------------------------------------------------ workflow steps
+def deck_being_loaded() -> Any:
+    """The deck module that ``ivoryos.run(module)`` is starting with, while it loads plugins.
+
+    ``ivoryos.run`` registers plugins before it sets ``global_state.deck = sys.modules[module]``
+    and builds the designer's schema from the deck's globals (verified on 1.7.2), so a plugin's step
+    instrument put on the deck now shows up in the designer. The module name is read from the
+    ``module`` argument of the running ``ivoryos.server.run`` frame (verified on 1.7.2)."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_name == "run" and frame.f_globals.get("__name__") == "ivoryos.server":
+            module = frame.f_locals.get("module")
+            return sys.modules.get(module) if isinstance(module, str) else None
+        frame = frame.f_back  # type: ignore[assignment]
+    return None
+
+
+def current_run() -> Optional[Dict[str, Any]]:
+    """The workflow run IvoryOS's runner is executing, or None: ``ScriptRunner.run_id`` (set while
+    a workflow runs, None after) and its ``progress`` (run name, phase, step, iteration); verified
+    on 1.7.2. Never imports IvoryOS."""
+    if "ivoryos.socket_handlers" not in sys.modules:
+        return None
+    try:
+        runner = _runner()
+        run_id = getattr(runner, "run_id", None)
+        if run_id is None:
+            return None
+        progress = getattr(runner, "progress", None)
+        return {"run_id": int(run_id), "run_name": getattr(progress, "run_name", None),
+                "phase": getattr(progress, "phase", None), "step": getattr(progress, "step", None),
+                "iteration": getattr(progress, "iteration", None)}
+    except Exception as exc:
+        log.warning("cannot read IvoryOS's current run (%s: %s)", type(exc).__name__, exc)
+        return None
+
+
+# ------------------------------------------------------------------ the nav's plugin labels
+class _TitledName(str):
+    """A plugin name that IvoryOS's nav capitalises into the plugin's title (it stays the name
+    everywhere else: ``url_for(name + '.main')``, ``request.blueprint == name``)."""
+
+    title_text = ""
+
+    def capitalize(self) -> str:
+        """The plugin's title (IvoryOS's base.html labels a plugin tab ``plugin.name.capitalize()``)."""
+        return self.title_text or str.capitalize(self)
+
+
+def _titled(name: str, title: str) -> _TitledName:
+    named = _TitledName(name)
+    named.title_text = title
+    return named
+
+
+def show_plugin_titles(app: Flask, titles: Callable[[], Dict[str, str]]) -> None:
+    """Make IvoryOS's nav (its tabs and its "Plugins" menu) show each plugin's title, not
+    ``Plate_map``.
+
+    IvoryOS 1.7.2's ``run`` adds a context processor giving templates ``plugins``, a list of
+    ``{"name", "type"}`` dicts, and its ``base.html`` labels each tab ``plugin.name.capitalize()``
+    (verified on 1.7.2). The app's ``update_template_context`` is wrapped so that, after every
+    context processor ran (IvoryOS's is registered after the plugins), each entry is replaced by a
+    copy whose name capitalises into the title. IvoryOS's own list is not changed.
+
+    :param app: IvoryOS's app.
+    :param titles: plugin name -> title, asked at each render (plugins register late)."""
+    if getattr(app.update_template_context, "_ivoryos_plugin_titles", False):
+        return
+    original = app.update_template_context
+
+    def update_template_context(context: Dict[str, Any]) -> None:
+        original(context)
+        entries = context.get("plugins")
+        if not isinstance(entries, list):
+            return
+        known = titles()
+        relabelled: List[Any] = []
+        for entry in entries:
+            name = entry.get("name") if isinstance(entry, dict) else None
+            if isinstance(name, str) and known.get(name):
+                entry = {**entry, "name": _titled(name, known[name])}
+            relabelled.append(entry)
+        context["plugins"] = relabelled
+
+    update_template_context._ivoryos_plugin_titles = True  # type: ignore[attr-defined]
+    app.update_template_context = update_template_context  # type: ignore[method-assign]
+
+
+# ------------------------------------------------------------------ hardening (ivoryos_plugin.run)
+#: IvoryOS's endpoints the hardening treats specially (verified on 1.7.2: ``routes/auth/auth.py`` and
+#: the app's own static route ``{URL_PREFIX}/static``)
+LOGIN_ENDPOINT = "auth.login"
+LOGOUT_ENDPOINT = "auth.logout"
+SIGNUP_ENDPOINT = "auth.signup"
+STATIC_ENDPOINT = "static"
+#: IvoryOS 1.7.2's login form (``routes/auth/templates/login.html``) and the signup link under it
+_LOGIN_FORM = re.compile(r'(<form\b[^>]*\bname="login"[^>]*>)', re.IGNORECASE)
+_SIGNUP_LINK = re.compile(r'<p class="message">\s*Not registered\?.*?</a>\s*(?:</p>)?', re.IGNORECASE | re.DOTALL)
+
+
+def login_form_with_token(html: str, token: str) -> str:
+    """IvoryOS's login page with a hidden ``csrf_token`` field in its form (the form has none;
+    verified on 1.7.2's ``login.html``: ``<form ... name="login" ...>``).
+
+    :param html: the login page.
+    :param token: the session's CSRF token (Flask-WTF's ``generate_csrf()``)."""
+    field = f'<input type="hidden" name="csrf_token" value="{escape(token)}">'
+    return _LOGIN_FORM.sub(lambda m: m.group(1) + field, html, count=1)
+
+
+def without_signup_link(html: str) -> str:
+    """IvoryOS's login page without its "Not registered? Create a new account" line (verified on 1.7.2).
+
+    :param html: the login page."""
+    return _SIGNUP_LINK.sub("", html, count=1)
+
+
+def guard_default_namespace(socketio: Any, check: Callable[[str, Any, Any], Optional[str]],
+                            gone: Callable[[str], None]) -> bool:
+    """Put ``check`` in front of the default namespace's ``connect`` handler (IvoryOS's own, which
+    sends the run's state), and call ``gone(sid)`` when a default-namespace client leaves.
+
+    Uses python-socketio's handler table ``server.handlers['/']`` (verified on python-socketio 5.18,
+    Flask-SocketIO 5.7, IvoryOS 1.7.2, whose handlers are registered there with ``@socketio.on``).
+    A client ``check`` refuses is never in the namespace, so its events reach no handler.
+
+    :param socketio: the ``flask_socketio.SocketIO``.
+    :param check: ``check(sid, environ, auth)`` -> a refusal message, or None to let the client in.
+    :param gone: called with the sid of a client that disconnected.
+    :returns: False when there is no Socket.IO server to guard."""
+    from socketio.exceptions import ConnectionRefusedError as Refused
+
+    if getattr(socketio, "server", None) is None:
+        return False
+    handlers = default_namespace_handlers(socketio)
+    original, left = handlers.get("connect"), handlers.get("disconnect")
+    if getattr(original, "_ivoryos_plugin_guard", False):
+        return True
+
+    def connect(sid: str, environ: Any, *rest: Any) -> Any:
+        why = check(sid, environ, rest[0] if rest else None)
+        if why is not None:
+            raise Refused(why)
+        if original is None:
+            return None
+        try:
+            return original(sid, environ, *rest)
+        except BaseException:
+            gone(sid)
+            raise
+
+    def disconnect(sid: str, *rest: Any) -> Any:
+        gone(sid)
+        return left(sid, *rest) if left is not None else None
+
+    connect._ivoryos_plugin_guard = True  # type: ignore[attr-defined]
+    handlers["connect"], handlers["disconnect"] = connect, disconnect
+    return True

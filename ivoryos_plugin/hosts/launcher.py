@@ -7,15 +7,19 @@ import os
 import secrets
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from flask import Blueprint
 
 from ..core.names import PluginError
+from ..core.plugin import Plugin
 from ..runtime.attach import framework_blueprint
 from ..runtime.files import atomic_write
+from . import hardening
 from . import ivoryos as adapter
-from .discovery import check_plugin, discover, protect_plain
+from . import panels
+from .discovery import check_plugin, protect_plain
+from .discovery import discover as discover_plugins
 from .ivoryos import PUBLIC_DEFAULT_KEY, default_admin_active
 
 log = logging.getLogger("ivoryos_plugin")
@@ -99,23 +103,85 @@ def check_given(plugins: Sequence[Blueprint]) -> List[Blueprint]:
     return list(seen.values())
 
 
-def run(module: Optional[str] = None, plugins: Optional[Sequence[Blueprint]] = None, *,
-        host: str = "127.0.0.1", port: Optional[int] = None, debug: bool = False,
-        config: Any = None, exclude: Optional[Sequence[str]] = None, **ivoryos_kwargs: Any) -> None:
-    """Start IvoryOS with plugins: discovered (unless given), each loaded in isolation, hardened.
+def _as_list(blueprints: Union[None, Blueprint, Sequence[Blueprint]]) -> List[Blueprint]:
+    """IvoryOS's ``blueprint_plugins``: one Blueprint or a list of them."""
+    if blueprints is None:
+        return []
+    if isinstance(blueprints, Blueprint):
+        return [blueprints]
+    return list(blueprints)
 
-    A discovered plugin that fails to import or check is left out and named (with its traceback)
-    on the health page ``/ivoryos/plugins/``; the others and IvoryOS start normally.
+
+def _say(line: str) -> None:
+    print(f" * ivoryos_plugin: {line}", file=sys.stderr, flush=True)
+
+
+def gather(given: List[Blueprint], discover: bool, exclude: Sequence[str]) -> Tuple[List[Blueprint], List[Dict[str, str]]]:
+    """The plugins to load: the given ones, then the installed ones (unless ``discover`` is false);
+    a given plugin wins over an installed one of the same name (one printed line says so).
+
+    :param given: the plugins passed to :func:`run` (checked: a mistake raises).
+    :param discover: whether to add the installed ``ivoryos.plugins`` entry points.
+    :param exclude: names of installed plugins to leave out.
+    :returns: the plugins and the failures of installed ones (for the health page)."""
+    plugins = check_given([p for p in given if p.name not in set(exclude)])
+    if not discover:
+        return plugins, []
+    found = discover_plugins(exclude=list(exclude))
+    names = {p.name: p for p in plugins}
+    for plugin in found.plugins:
+        if plugin.name not in names:
+            plugins.append(plugin)
+        elif names[plugin.name] is not plugin:
+            _say(f"plugin {plugin.name!r} is given and also installed ({found.sources.get(plugin.name, '')}): "
+                 "the given one is loaded.")
+    failures = [f.as_dict() for f in found.failures if f.name not in names]
+    for failure in failures:
+        print(f" * plugin {failure['name']!r} not loaded ({failure['stage']}): {failure['error']}",
+              file=sys.stderr, flush=True)
+    if failures:
+        print(" * their tracebacks: the health page /ivoryos/plugins/; checks: ivoryos-plugin check --installed",
+              file=sys.stderr, flush=True)
+    return plugins, failures
+
+
+def run(module: Optional[str] = None, host: Optional[str] = None, port: Optional[int] = None,
+        debug: Optional[bool] = None, llm_server: Optional[str] = None, model: Optional[str] = None,
+        config: Any = None, logger: Union[None, str, List[str]] = None, logger_output_name: Optional[str] = None,
+        enable_design: bool = True, blueprint_plugins: Union[None, Blueprint, Sequence[Blueprint]] = None,
+        exclude_names: Optional[List[str]] = None, notification_handler: Any = None,
+        optimizer_registry: Optional[Dict[str, Any]] = None, templates_dir: Optional[str] = "templates", *,
+        discover: Optional[bool] = None, plugins: Optional[Sequence[Blueprint]] = None,
+        exclude: Optional[Sequence[str]] = None, **ivoryos_kwargs: Any) -> None:
+    """Start IvoryOS with plugins, a drop-in for ``ivoryos.run``: the same arguments with the same
+    meaning, plus the installed plugins, each loaded in isolation, and IvoryOS's defaults hardened.
+
+    What it does differently from ``ivoryos.run`` is printed at start, one line each (the host
+    default, the debugger, the secret key, login on plain Blueprint plugins, several left panels);
+    docs/migration.md lists them. An installed plugin that fails to import or check is left out and
+    named (with its traceback) on the health page ``/ivoryos/plugins/``; the others start normally.
 
     :param module: the deck script's ``__name__`` (its globals are the instruments), as for ivoryos.run.
-    :param plugins: the plugins; None discovers every installed ``ivoryos.plugins`` entry point.
-    :param host: the address to bind; loopback by default (``"0.0.0.0"`` exposes it to the network).
+    :param host: the address to bind; ``127.0.0.1`` when not given (ivoryos.run: ``0.0.0.0``).
     :param port: the port (IvoryOS's default: ``$PORT`` or 8000).
-    :param debug: the Werkzeug debugger; off unless you ask (it executes code for whoever reaches it).
+    :param debug: the Werkzeug debugger; off when not given (ivoryos.run: on). It runs code for whoever reaches it.
+    :param llm_server: as for ivoryos.run: the design agent's LLM server.
+    :param model: as for ivoryos.run: the design agent's model.
     :param config: an IvoryOS Config instance (defaults to ``ivoryos.config.get_config()``).
-    :param exclude: names of discovered plugins to leave out.
-    :param ivoryos_kwargs: passed to ``ivoryos.run`` (``logger``, ``enable_design``...).
-    :raises PluginError: a plugin given in ``plugins`` is unusable (discovered ones never raise).
+    :param logger: as for ivoryos.run: logger name(s) shown in IvoryOS.
+    :param logger_output_name: as for ivoryos.run: the log file's name.
+    :param enable_design: as for ivoryos.run: the designer, database and workflow execution.
+    :param blueprint_plugins: as for ivoryos.run: one Blueprint or a list; loaded with the installed plugins.
+    :param exclude_names: as for ivoryos.run: deck globals IvoryOS leaves out of its instruments.
+    :param notification_handler: as for ivoryos.run.
+    :param optimizer_registry: as for ivoryos.run.
+    :param templates_dir: as for ivoryos.run: workflow templates imported at start.
+    :param discover: add the installed ``ivoryos.plugins`` entry points (default: yes, unless ``plugins=``).
+    :param plugins: the framework's older keyword: exactly these plugins, discovery off (printed).
+    :param exclude: names of installed plugins to leave out (not even imported).
+    :param ivoryos_kwargs: further ``ivoryos.run`` arguments of a newer IvoryOS.
+    :raises PluginError: a given plugin is unusable (installed ones never raise).
+    :raises TypeError: an argument the installed ``ivoryos.run`` does not take.
 
     Example::
 
@@ -123,27 +189,61 @@ def run(module: Optional[str] = None, plugins: Optional[Sequence[Blueprint]] = N
         balance = Balance("/dev/ttyUSB0")
         if __name__ == "__main__":
             import ivoryos_plugin
-            ivoryos_plugin.run(__name__)
+            ivoryos_plugin.run(__name__, blueprint_plugins=[my_plugin])
     """
     if os.environ.get("IVORYOS_ACTIVE"):
         log.warning("IVORYOS_ACTIVE is set: ivoryos.run will return at once (unset it to start IvoryOS).")
-    failures: List[Dict[str, str]] = []
-    if plugins is None:
-        found = discover(exclude=list(exclude or []))
-        plugins, failures = found.plugins, [f.as_dict() for f in found.failures]
-        for failure in failures:
-            print(f" * plugin {failure['name']!r} not loaded ({failure['stage']}): {failure['error']}",
-                  file=sys.stderr, flush=True)
-        if failures:
-            print(" * their tracebacks: the health page /ivoryos/plugins/; checks: ivoryos-plugin check --installed",
-                  file=sys.stderr, flush=True)
-    else:
-        plugins = check_given([p for p in plugins if p.name not in set(exclude or [])])
+    for line in hardening.apply(ivoryos_kwargs):  # IvoryOS's own doors; takes its options out of the kwargs
+        _say(line)
+    accepted = adapter.run_parameters()
+    unknown = sorted(set(ivoryos_kwargs) - set(accepted))
+    if unknown:
+        raise TypeError(f"ivoryos.run (IvoryOS {adapter.installed_version()}) takes no argument {unknown[0]!r}; "
+                        f"it takes: {', '.join(accepted)}.")
+    if plugins is not None and discover is None:
+        discover = False
+        _say("discovery is off because plugins= is given (blueprint_plugins= loads the given plugins together "
+             "with the installed ones; discover=False turns discovery off).")
+    loaded, failures = gather(_as_list(blueprint_plugins) + list(plugins or []), discover is not False,
+                              list(exclude or []))
+    if host is None:
+        host = "127.0.0.1"
+        _say("host 127.0.0.1: only this machine can connect (ivoryos.run: 0.0.0.0, the network); "
+             "pass host='0.0.0.0' to serve other machines.")
+    if debug is None:
+        _say("debug off (ivoryos.run: on, with the Werkzeug debugger); pass debug=True to turn it on.")
     config = config or adapter.get_config()
-    for line in harden(config, host, debug):
+    public_key = getattr(config, "SECRET_KEY", None) in (PUBLIC_DEFAULT_KEY, None, "")
+    for line in harden(config, host, bool(debug)):
         print(line, file=sys.stderr, flush=True)
-    framework_blueprint.configure(plugins=list(plugins), failures=failures, protect=protect_plain)
-    print(f" * ivoryos_plugin: {len(plugins)} plugin(s): {', '.join(p.name for p in plugins) or 'none'}",
+    if public_key:
+        _say(f"SECRET_KEY: a random key kept in {data_folder(config) / SECRET_FILE} (ivoryos.run: the public "
+             "constant 'default_secret_key'); set env SECRET_KEY to choose one.")
+    plain = [p.name for p in loaded if not isinstance(p, Plugin)]
+    if plain:
+        _say(f"plain Blueprint plugin(s) {', '.join(plain)}: their routes need an IvoryOS login or a bearer "
+             "token, and a CSRF token on POST (ivoryos.run: open to anyone).")
+    shown = panels.blueprints_for(loaded)
+    if shown:
+        _say(f"left-panel plugins {', '.join(panels.left_panels(loaded))} share one panel, a section each "
+             f"(ivoryos.run: shows only {panels.left_panels(loaded)[0]!r}).")
+    framework_blueprint.configure(plugins=list(loaded), failures=failures, protect=protect_plain)
+    print(f" * ivoryos_plugin: {len(loaded)} plugin(s): {', '.join(p.name for p in loaded) or 'none'}",
           flush=True)
-    adapter.run(module, host=host, port=port, debug=debug, config=config,
-                blueprint_plugins=[framework_blueprint, *plugins], **ivoryos_kwargs)
+    arguments: Dict[str, Any] = dict(
+        host=host, port=port, debug=bool(debug), llm_server=llm_server, model=model, config=config, logger=logger,
+        logger_output_name=logger_output_name, enable_design=enable_design, exclude_names=exclude_names,
+        notification_handler=notification_handler, optimizer_registry=optimizer_registry,
+        templates_dir=templates_dir, **ivoryos_kwargs)
+    for name in [n for n in arguments if n not in accepted]:
+        if arguments.pop(name) != RUN_DEFAULTS.get(name, object()):
+            _say(f"IvoryOS {adapter.installed_version()}'s ivoryos.run takes no {name!r}: left out.")
+    if arguments.get("exclude_names") is None:
+        arguments.pop("exclude_names", None)
+    adapter.run(module, blueprint_plugins=[framework_blueprint, *shown, *loaded], **arguments)
+
+
+#: ``ivoryos.run``'s defaults (1.7.2) for the arguments an older IvoryOS may lack: left out silently.
+RUN_DEFAULTS: Dict[str, Any] = {"llm_server": None, "model": None, "logger": None, "logger_output_name": None,
+                                "enable_design": True, "exclude_names": None, "notification_handler": None,
+                                "optimizer_registry": None, "templates_dir": "templates"}

@@ -6,10 +6,11 @@ import asyncio
 import inspect
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from flask import Response, jsonify, request
+from flask import Response, current_app, request
 from pydantic import BaseModel, ValidationError
 
 from ..core.specs import ActionSpec
+from . import payloads
 from .replies import error_response
 
 def field_errors(exc: ValidationError) -> Dict[str, List[str]]:
@@ -33,6 +34,10 @@ def parse_arguments(plugin: str, spec: ActionSpec) -> Tuple[Optional[Dict[str, A
     raw = request.get_data(cache=True)
     if not raw.strip():
         raw = b"{}"
+    try:  # nesting first (a parser's recursion limit); NaN/Infinity per field, after validation
+        payloads.check_nesting(raw)
+    except payloads.PayloadError as exc:
+        return None, error_response(400, f"Plugin {plugin!r}: action {spec.name!r}: {exc}.", errors={"_": [str(exc)]})
     try:
         args = spec.model.model_validate_json(raw)
     except ValidationError as exc:
@@ -42,7 +47,12 @@ def parse_arguments(plugin: str, spec: ActionSpec) -> Tuple[Optional[Dict[str, A
                                              "body such as {\"arg\": 1}.", errors=errors)
         return None, error_response(400, f"Plugin {plugin!r}: invalid arguments for action {spec.name!r}.",
                                     errors=errors)
-    return {key: getattr(args, key) for key in type(args).model_fields}, None
+    kwargs = {key: getattr(args, key) for key in type(args).model_fields}
+    errors = {key: [found] for key, value in kwargs.items() if (found := payloads.problem(value, payloads.MAX_DEPTH))}
+    if errors:  # e.g. the string "NaN", which pydantic turns into a float
+        return None, error_response(400, f"Plugin {plugin!r}: invalid arguments for action {spec.name!r}: "
+                                         f"{'; '.join(f'{k}: {v[0]}' for k, v in errors.items())}.", errors=errors)
+    return kwargs, None
 
 
 def call(func: Callable[..., Any], kwargs: Dict[str, Any]) -> Any:
@@ -68,7 +78,18 @@ def to_response(plugin: str, spec: ActionSpec, result: Any) -> Response:
     if isinstance(result, BaseModel):
         result = result.model_dump(mode="json")
     try:
-        return jsonify(result)
+        return json_reply(result)
     except TypeError as exc:
         return error_response(500, f"Plugin {plugin!r}: action {spec.name!r} returned a value that is not "
                                    f"JSON ({exc}); return a dict, list, number or string.")
+
+
+def json_reply(value: Any) -> Response:
+    """``jsonify(value)``, with NaN and Infinity sent as ``null`` (a reply ``JSON.parse`` accepts).
+
+    :param value: the JSON-able value."""
+    try:
+        text = current_app.json.dumps(value, allow_nan=False)
+    except ValueError:  # a NaN or Infinity (a sensor that lost its signal): null, as JSON.stringify does
+        text = current_app.json.dumps(payloads.finite(value), allow_nan=False)
+    return current_app.response_class(f"{text}\n", mimetype=current_app.json.mimetype)  # type: ignore[attr-defined]

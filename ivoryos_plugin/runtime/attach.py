@@ -14,7 +14,7 @@ import threading
 import weakref
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from flask import Blueprint, Flask
+from flask import Blueprint, Flask, Response, request, session
 from flask.sansio.app import App
 
 from ..core import binding
@@ -23,11 +23,15 @@ from .extension import KEY, Extension
 from .health import add_health_routes
 from .lifecycle import PluginRuntime
 from .live import check_async_mode
+from .security import security_headers
+from .sessions import SID_KEY, USER_KEY
 
 Protect = Callable[[Flask, Blueprint], None]
+AppHook = Callable[[Flask, Extension], None]
 PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _EXTENSIONS: "weakref.WeakSet[Extension]" = weakref.WeakSet()
 _HOOKS_INSTALLED = False
+_SESSION_HOOKS = False
 
 
 class FrameworkBlueprint(Blueprint):
@@ -35,6 +39,7 @@ class FrameworkBlueprint(Blueprint):
     plugin), it attaches the framework to the app and protects plain Blueprint plugins."""
 
     plugin_type = "tab"  # IvoryOS's nav shows it as a tab: "Plugins"
+    _app_hooks: List[AppHook] = []  # replaced per instance by on_register
 
     def configure(self, plugins: List[Blueprint], failures: List[Dict[str, str]],
                   protect: Optional[Protect] = None) -> None:
@@ -60,6 +65,17 @@ class FrameworkBlueprint(Blueprint):
         for blueprint in plugins:
             if protect is not None and not _is_plugin(blueprint):
                 protect(app, blueprint)
+        hooks: List[AppHook] = list(getattr(self, "_app_hooks", []))
+        self._app_hooks = []
+        for hook in hooks:
+            hook(app, ext)
+
+    def on_register(self, hook: AppHook) -> None:
+        """Run ``hook(app, ext)`` when the blueprint is next registered (once): the hosts layer's
+        hardening of IvoryOS's app (``ivoryos_plugin.run``) gets the app this way.
+
+        :param hook: called with the app and its framework state, after the plain plugins are protected."""
+        self._app_hooks = [*getattr(self, "_app_hooks", []), hook]
 
 
 framework_blueprint = FrameworkBlueprint("plugins", __name__, static_folder=os.path.join(PACKAGE, "static"),
@@ -91,6 +107,13 @@ def attach(app: Flask) -> Extension:
     def _start_plugins() -> None:
         ext.ensure_started()
 
+    @app.after_request
+    def _headers_under_plugin_prefixes(response: Response) -> Response:
+        # 404s, 405s and errors under a plugin's prefix never reach its blueprint's hooks
+        if ext.plugin_of_path(request.path) is not None:
+            security_headers(response)
+        return response
+
     @app.context_processor
     def _nav() -> Dict[str, Any]:
         def nav() -> List[Dict[str, str]]:
@@ -104,6 +127,7 @@ def attach(app: Flask) -> Extension:
         check_async_mode(ext.socketio)
     _EXTENSIONS.add(ext)
     _install_shutdown_hooks()
+    _install_session_hooks()
     binding.host().adopt(app, ext)
     return ext
 
@@ -138,6 +162,33 @@ def _install_shutdown_hooks() -> None:
     if threading.current_thread() is threading.main_thread():
         if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
             signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def _install_session_hooks() -> None:
+    """Give every login a session id, and end it (and its sockets) at logout (Flask-Login's signals)."""
+    global _SESSION_HOOKS
+    if _SESSION_HOOKS:
+        return
+    _SESSION_HOOKS = True
+    from flask_login import user_logged_in, user_logged_out
+
+    user_logged_in.connect(_logged_in, weak=False)
+    user_logged_out.connect(_logged_out, weak=False)
+
+
+def _logged_in(app: Flask, **extra: Any) -> None:
+    ext = app.extensions.get(KEY)
+    if isinstance(ext, Extension):
+        ext.sessions.begin(session)
+
+
+def _logged_out(app: Flask, **extra: Any) -> None:
+    ext = app.extensions.get(KEY)
+    if not isinstance(ext, Extension):
+        return
+    sid, user = session.get(SID_KEY), session.get(USER_KEY)
+    ext.sessions.end(sid, user)
+    ext.connections.end_session(sid, user)
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import traceback
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,7 +13,10 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional
 from flask import Blueprint, Flask, current_app
 from jinja2 import TemplateNotFound
 
-from ..hardware.deck import Gate, LockLike, hardware_guard, is_deck_busy
+from ..hardware.deck import Gate, LockLike, claim_deck_ports, hardware_guard, is_deck_busy
+from .history import HistoryStore, default_url
+from .connections import Connections
+from .sessions import SessionRegistry
 from .tokens import TokenStore
 
 if TYPE_CHECKING:
@@ -20,9 +24,15 @@ if TYPE_CHECKING:
 
 SHELL_TEMPLATE = "ivoryos_plugin/shell.html"
 KEY = "ivoryos_plugin"
+#: seconds :meth:`Extension.ensure_started` waits for the plugins it starts (each in its own thread)
+START_WAIT = 5.0
 
 
 def _no_deck() -> Any:
+    return None
+
+
+def _no_run() -> Optional[Dict[str, Any]]:
     return None
 
 
@@ -46,11 +56,21 @@ class Extension:
         output = app.config.get("OUTPUT_FOLDER") or os.path.join(os.path.abspath(os.curdir), "ivoryos_data")
         self.data_root = Path(os.environ.get("IVORYOS_PLUGIN_DATA") or Path(output) / "plugins")
         self.tokens = TokenStore(self.data_root / "tokens.json")
+        #: the Socket.IO clients let in, re-authorised while they live
+        self.connections = Connections(self)
+        #: the constant part of the tags injected into each plugin's pages (security.head_snippet)
+        self.snippets: Dict[Any, str] = {}
+        self._sessions: Optional[SessionRegistry] = None
+        self._session_keep_s = float(app.permanent_session_lifetime.total_seconds())
         self.runtimes: Dict[str, "PluginRuntime"] = {}
         self.plain: Dict[str, Blueprint] = {}
         self.failures: List[Dict[str, str]] = []
+        #: problems of plugins that run anyway (a Socket.IO event two plugins handle...), for the health page
+        self.warnings: List[Dict[str, str]] = []
         #: the running deck module; set by the host that adopts the app
         self.deck_getter: Callable[[], Any] = _no_deck
+        #: the host's workflow run in progress (IvoryOS's run id and step), None outside one
+        self.run_context: Callable[[], Optional[Dict[str, Any]]] = _no_run
         #: how hardware actions know the deck is idle; closed until a host proves otherwise
         self.gate: Gate = Gate.unverified(f"app {app.import_name!r} is neither IvoryOS nor the dev host")
         self.host_name = "unknown"
@@ -59,6 +79,27 @@ class Extension:
         self._start_lock = threading.RLock()
         self.started = False
         self.stopped = False
+        self._history: Optional["HistoryStore"] = None
+
+    def plugin_of_path(self, path: str) -> Optional[str]:
+        """The plugin whose URL prefix ``{URL_PREFIX}/{name}`` holds ``path`` (``"plugins"`` for the
+        framework's own pages), or None: what every route under a prefix is guarded by, errors included.
+
+        :param path: the request's path."""
+        head = self.url_prefix + "/"
+        if not path.startswith(head):
+            return None
+        name = path[len(head):].split("/", 1)[0]
+        if name in self.runtimes or name in self.plain or name == "plugins":
+            return name
+        return None
+
+    @property
+    def sessions(self) -> SessionRegistry:
+        """The sessions ended by a logout (``<data>/plugins/sessions.json``), opened on first use."""
+        if self._sessions is None:
+            self._sessions = SessionRegistry(self.data_root / "sessions.json", keep_s=self._session_keep_s)
+        return self._sessions
 
     @property
     def runner_lock(self) -> Optional[LockLike]:
@@ -76,6 +117,15 @@ class Extension:
         self.failures.append({"name": name, "stage": stage, "error": f"{type(error).__name__}: {error}",
                               "traceback": tb})
 
+    def record_warning(self, name: str, message: str) -> None:
+        """Remember a problem of a plugin that runs anyway (never listed as failed), for the health page.
+
+        :param name: the plugin's name.
+        :param message: what is wrong and the fix."""
+        entry = {"name": name, "message": message}
+        if entry not in self.warnings:
+            self.warnings.append(entry)
+
     # ----------------------------------------------------------- hardware
     @contextmanager
     def hardware_guard(self, plugin: str) -> Iterator[None]:
@@ -91,8 +141,15 @@ class Extension:
         return is_deck_busy(self.gate)
 
     # ---------------------------------------------------------- lifecycle
-    def ensure_started(self) -> None:
-        """Start every plugin once (on_start, workers): at the first request, or when the deck is known."""
+    def ensure_started(self, wait: float = START_WAIT) -> None:
+        """Start every plugin once (on_start, workers): at the first request, or when the deck is known.
+
+        Each plugin starts in its own thread, so one whose ``on_start`` blocks delays no other (it
+        answers 503 "starting for N s" meanwhile). The deck's serial ports are registered under
+        their instruments' names first (:func:`~ivoryos_plugin.hardware.deck.claim_deck_ports`).
+
+        :param wait: seconds to wait for the plugins to be running before returning (a blocking
+            ``on_start`` makes the first caller wait this long, no longer)."""
         if self.started:
             return
         with self._start_lock:
@@ -100,8 +157,23 @@ class Extension:
                 return
             deck = self.deck_getter()
             self.started = True
-            for runtime in list(self.runtimes.values()):
-                runtime.start(deck)
+            claim_deck_ports(deck)
+            threads = [self.start_runtime(runtime, deck) for runtime in list(self.runtimes.values())]
+        deadline = time.monotonic() + wait
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def start_runtime(self, runtime: "PluginRuntime", deck: Any) -> threading.Thread:
+        """Start one plugin in its own thread (``ivoryos_plugin-starter-<name>``).
+
+        :param runtime: the plugin's runtime.
+        :param deck: the deck module (None without one).
+        :returns: the thread, already started."""
+        runtime.mark_starting()
+        thread = threading.Thread(target=runtime.start, args=(deck,), daemon=True,
+                                  name=f"ivoryos_plugin-starter-{runtime.plugin.name}")
+        thread.start()
+        return thread
 
     def stop_all(self) -> None:
         """Stop every plugin once: streams and workers first, then ``on_stop`` hooks."""
@@ -111,6 +183,21 @@ class Extension:
             self.stopped = True
         for runtime in list(self.runtimes.values()):
             runtime.stop()
+        if self._history is not None:
+            self._history.stop()  # the last batch is written
+
+    def history(self) -> "HistoryStore":
+        """The app's history database (SQLite in the data folder, or ``$IVORYOS_PLUGIN_HISTORY_URL``),
+        opened on first use."""
+        with self._start_lock:
+            if self._history is None:
+                self._history = HistoryStore(default_url(self.data_root))
+            return self._history
+
+    @property
+    def history_open(self) -> bool:
+        """Whether anything was recorded in this app (the store exists)."""
+        return self._history is not None
 
 
 def current_extension() -> Extension:

@@ -33,7 +33,7 @@ def status() -> Dict[str, Any]:
               "plain_blueprint": True, "url": f"{ext.url_prefix}/{name}/", "workers": {}, "streams": {},
               "log": [], "traceback": "", "settings_url": None, "actions": []} for name in ext.plain]
     return {"plugins": [rt.status() for rt in ext.runtimes.values()] + plain,
-            "failures": list(ext.failures), "started": ext.started,
+            "failures": list(ext.failures), "warnings": list(ext.warnings), "started": ext.started,
             "host": ext.host_name, "deck_guard": {"verified": not ext.gate.problem and ext.gate.lock is not None,
                                                   "problem": ext.gate.problem}}
 
@@ -70,6 +70,28 @@ def restart_worker(plugin: str, worker: str) -> Any:
     return redirect(url_for("plugins.main"))
 
 
+def deck_json() -> Response:
+    """Whether a workflow holds the deck, for the pages' ``[data-ivoryos-deck-state]`` badges
+    (``ivoryos_plugin.js`` polls it once a second while a live page shows one): ``{"busy": bool,
+    "verified": bool, "reason": sentence}``. ``verified`` is false when the host's runner lock could
+    not be verified (hardware actions are refused then). Its own access-log lines are left out."""
+    from .quiet import quiet_access_log
+
+    quiet_access_log()
+    ext = current_extension()
+    verified = not ext.gate.problem and ext.gate.lock is not None
+    busy = ext.deck_busy()
+    if not verified:
+        reason = f"Hardware actions are refused: cannot verify the deck is idle ({ext.gate.problem})."
+    elif busy:
+        reason = f"A workflow holds the deck ({ext.host_name}): hardware actions are refused until it ends."
+    else:
+        reason = "No workflow holds the deck: hardware actions run."
+    reply = jsonify({"busy": busy, "verified": verified, "reason": reason})
+    reply.headers["Cache-Control"] = "no-store"
+    return reply
+
+
 def csrf_json() -> Response:
     """A CSRF token for programs that log in with a session (bearer-token programs need none)."""
     from flask_wtf.csrf import generate_csrf
@@ -78,7 +100,7 @@ def csrf_json() -> Response:
 
 
 def add_health_routes(blueprint: Blueprint) -> None:
-    """Put the health page, ``status.json``, worker restarts, ``csrf.json`` and the request guards
+    """Put the health page, ``status.json``, worker restarts, ``csrf.json``, ``deck.json`` and the request guards
     on the framework's ``plugins`` blueprint.
 
     :param blueprint: the ``plugins`` blueprint (:data:`ivoryos_plugin.runtime.attach.framework_blueprint`)."""
@@ -88,3 +110,4 @@ def add_health_routes(blueprint: Blueprint) -> None:
     blueprint.add_url_rule("/status.json", "status_json", status_json)
     blueprint.add_url_rule("/<plugin>/workers/<worker>/restart", "restart_worker", restart_worker, methods=["POST"])
     blueprint.add_url_rule("/csrf.json", "csrf_json", csrf_json)
+    blueprint.add_url_rule("/deck.json", "deck_json", deck_json)

@@ -8,13 +8,14 @@ from typing import TYPE_CHECKING, Any, Dict, Optional
 from flask import Flask, Response, render_template, request
 
 from ..core.names import PluginError
-from . import registry
+from . import cameras, history_views, registry
 from .attach import add_plugin, attach
 from .extension import Extension, current_extension
 from .lifecycle import PluginRuntime
 from .routes import action_view, send_file
 from .security import guard_request, harden_response
 from .settings_views import settings_views
+from .steps import run_step, steps_page
 
 if TYPE_CHECKING:
     from flask.blueprints import BlueprintSetupState
@@ -90,6 +91,20 @@ class RuntimeHost:
             return action_view(plugin, str(args["name"]))
         if route in ("static", "public"):
             return send_file(plugin, route, str(args["filename"]))
+        if route == "steps":
+            return steps_page(plugin)
+        if route == "history":
+            return history_views.history(plugin.name, str(args["name"]))
+        if route == "camera_stream":
+            return cameras.stream(plugin.name, str(args["camera"]))
+        if route == "camera_snapshot":
+            return cameras.snapshot(plugin.name, str(args["camera"]))
+        if route == "gallery":
+            return cameras.gallery(plugin.name)
+        if route == "gallery_file":
+            return cameras.gallery_file(plugin.name, str(args["filename"]))
+        if route == "run_step":
+            return run_step(plugin, str(args["name"]))
         return settings_views(plugin)[route]()
 
     def guard(self, plugin: "Plugin") -> Optional[Response]:

@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, Iterable, List, Optional
 
 from ..hardware.deck import deck_instruments, get_instrument, guard_instrument, observe
-from . import registry
+from . import payloads, registry
+from .cameras import CameraSet
+from .history import Retention
 from .live import StreamHub, register_namespace
 from .settings import SettingsStore
 from .workers import WorkerRunner
@@ -62,7 +64,11 @@ class PluginRuntime:
         self.state = "registered"
         self.reason = ""
         self.traceback = ""
+        #: ``time.monotonic()`` when the start began (None before), and the hook that is running
+        self.started_at: Optional[float] = None
+        self._running_hook = ""
         self.hub = StreamHub(self)
+        self.cameras = CameraSet(self)
         self.workers: Dict[str, WorkerRunner] = {}
         self._settings = _Settings()
         self.recent = _Recent()
@@ -166,6 +172,26 @@ class PluginRuntime:
         else:
             self.plugin.logger.error("plugin %s: %s", state, reason)
 
+    def mark_starting(self) -> None:
+        """Enter ``starting`` (the clock the 503 replies and the health page count from starts now)."""
+        if self.state == "registered":
+            self.state, self.reason = "starting", ""
+        if self.started_at is None:
+            self.started_at = time.monotonic()
+
+    def current_reason(self) -> str:
+        """Why the plugin is not running, as the 503 replies and the health page say it, or ``""``.
+
+        A plugin still starting says for how long and which hook has not returned yet."""
+        if self.state == "registered":
+            return "waiting for the app to start its plugins (the deck is not loaded yet)"
+        if self.state == "starting":
+            since = int(time.monotonic() - (self.started_at or time.monotonic()))
+            hook = self._running_hook or "loading its settings"
+            return (f"starting for {since} s: {hook} has not returned yet; its routes answer once it has "
+                    "(other plugins are not held up)")
+        return self.reason
+
     def start(self, deck: Any) -> None:
         """Load settings, run ``on_start(deck)`` hooks, then start workers; once.
 
@@ -174,7 +200,7 @@ class PluginRuntime:
             if self._started:
                 return
             self._started = True
-        self.state, self.reason = "starting", "its on_start hooks are still running; try again in a moment"
+        self.mark_starting()
         self._setup_logging()
         if self.plugin.settings_model is not None:
             try:
@@ -183,6 +209,7 @@ class PluginRuntime:
                 self.suspend(str(exc))
                 return
         for hook in self.plugin._on_start:
+            self._running_hook = f"on_start {getattr(hook, '__name__', 'hook')}"
             try:
                 with registry.acting_for(self):
                     result = hook(deck)
@@ -196,7 +223,15 @@ class PluginRuntime:
                 self.suspend(result if isinstance(result, str) else
                              f"on_start {getattr(hook, '__name__', 'hook')} returned False")
                 return
+        self._running_hook = ""
+        if self._stopped:  # the app shut down while on_start ran: start nothing more
+            return
         self.state, self.reason, self._ran = "running", "", True
+        for stream in self.hub.streams.values():
+            if stream.spec.record:  # recorded streams sample with no viewer, at their own rate
+                self.ext.history().retain(self.plugin.name, stream.spec.name,
+                                          Retention(keep_s=stream.spec.keep_s, keep_rows=stream.spec.keep_rows))
+                stream.record_always()
         for spec in self.plugin._workers.values():
             runner = WorkerRunner(replace(spec, func=self._acting(spec.func)), self.plugin.logger)
             self.workers[spec.name] = runner
@@ -217,6 +252,7 @@ class PluginRuntime:
                 return
             self._stopped = True
         self.hub.stop_all()
+        self.cameras.stop()
         observers, self._observers = self._observers, []
         for unobserve in observers:
             unobserve()
@@ -277,11 +313,31 @@ class PluginRuntime:
         """Whether a workflow or single step holds the deck (or it cannot be verified idle)."""
         return self.ext.deck_busy()
 
+    def record(self, name: str, value: Any, field_name: Optional[str] = None) -> None:
+        """Keep ``value`` in the app's history database (with the time and the current run).
+
+        :param name: the series (a stream's name, or any name given to ``plugin.record``).
+        :param value: a JSON-serialisable value.
+        :param field_name: the key of a dict value to downsample (default ``"value"``)."""
+        self.ext.history().record(self.plugin.name, name, value, run=self.current_run(), field_name=field_name)
+
+    def snapshot(self, camera: str, label: str) -> Dict[str, Any]:
+        """Take a photo with ``camera`` and keep it under the current run (the snapshot step).
+
+        :param camera: the camera's name.
+        :param label: what the photo shows."""
+        return self.cameras.snapshot(camera, label)
+
+    def current_run(self) -> Optional[Dict[str, Any]]:
+        """The host's workflow run in progress (IvoryOS's run id, phase and step), or None."""
+        return self.ext.run_context()
+
     def publish(self, event: str, data: Any) -> None:
         """Remember ``data`` for replay and send it to the plugin's pages in this app.
 
         :param event: the event's name.
-        :param data: a JSON-serialisable value."""
+        :param data: a JSON-serialisable value (NaN and Infinity are sent as null)."""
+        data = payloads.finite(data)
         self.last_published[event] = data
         if self.socketio is not None:
             self.socketio.emit(event, data, namespace=self.namespace)
@@ -305,11 +361,14 @@ class PluginRuntime:
         return {
             "name": plugin.name, "title": plugin.title, "version": plugin.version,
             "description": plugin.description, "placement": plugin.placement,
-            "state": self.state, "reason": self.reason, "traceback": self.traceback,
+            "state": self.state, "reason": self.current_reason(), "traceback": self.traceback,
             "url": self.namespace + "/",
             "settings_url": self.namespace + "/settings" if plugin.settings_model is not None else None,
             "workers": {name: runner.status() for name, runner in self.workers.items()},
             "streams": self.hub.status(),
+            "cameras": self.cameras.status(),
+            "history": self.ext.history().status(plugin.name) if self.ext.history_open else None,
+            "recorded": sorted(n for n, s in self.hub.streams.items() if s.spec.record),
             "actions": sorted(plugin._actions),
             "log": list(self.recent.lines)[-20:],
         }

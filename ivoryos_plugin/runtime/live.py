@@ -2,6 +2,7 @@
 and a publisher for other processes through the message queue (Redis)."""
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 import time
@@ -14,7 +15,9 @@ from socketio.exceptions import ConnectionRefusedError
 
 from ..core.specs import StreamSpec
 from ..hardware.deck import CALLER
-from . import registry
+from . import payloads, registry
+from .connections import Connection
+from .inbound import host_refusal, request_host_ok
 from .security import AuthError, authenticate, origin_allowed
 
 if TYPE_CHECKING:
@@ -38,6 +41,7 @@ class Stream:
     has_last: bool = False
     reads: int = 0
     errors: int = 0
+    recording: bool = False
     _thread: Optional[threading.Thread] = None
     _wake: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -69,19 +73,30 @@ class Stream:
                                                 name=f"ivoryos_plugin-stream-{self.spec.name}")
                 self._thread.start()
 
+    def record_always(self) -> None:
+        """Sample even with no viewer (a recorded stream), until :meth:`stop`."""
+        with self._lock:
+            self.recording = True
+            self._wake.clear()
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, daemon=True,
+                                                name=f"ivoryos_plugin-stream-{self.spec.name}")
+                self._thread.start()
+
     def remove(self, sid: str) -> None:
         """Unsubscribe ``sid``; the producer stops when no viewer is left.
 
         :param sid: the Socket.IO client id."""
         with self._lock:
             self.subscribers.discard(sid)
-            if not self.subscribers:
+            if not self.subscribers and not self.recording:
                 self._wake.set()
 
     def stop(self) -> None:
         """Drop every subscriber and stop the producer (at shutdown)."""
         with self._lock:
             self.subscribers.clear()
+            self.recording = False
             self._wake.set()
             thread = self._thread
         if thread is not None and thread is not threading.current_thread():
@@ -89,8 +104,8 @@ class Stream:
 
     def _emit(self, event: str, data: Any) -> None:
         socketio = self.runtime.socketio
-        if socketio is not None:
-            socketio.emit(event, data, namespace=self.runtime.namespace, to=self.room)
+        if socketio is not None:  # NaN or Infinity would make the page's JSON.parse drop the event
+            socketio.emit(event, payloads.finite(data), namespace=self.runtime.namespace, to=self.room)
 
     def _loop(self) -> None:
         CALLER.set(f"plugin:{self.runtime.plugin.name} stream {self.spec.name}")  # this thread only
@@ -99,7 +114,7 @@ class Stream:
         due = time.monotonic()
         while True:
             with self._lock:
-                if not self.subscribers:
+                if not self.subscribers and not self.recording:
                     self._thread = None
                     return
             try:
@@ -107,6 +122,9 @@ class Stream:
                 self.reads += 1
                 self.last, self.has_last, backoff = value, True, 0.0
                 self._emit(self.spec.name, value)
+                if self.spec.record:
+                    self.runtime.record(self.spec.name, value,
+                                        self.spec.record if isinstance(self.spec.record, str) else None)
             except Exception as exc:
                 self.reads += 1
                 self.errors += 1
@@ -130,13 +148,41 @@ class StreamHub:
         self.runtime = runtime
         self.streams: Dict[str, Stream] = {
             name: Stream(spec, runtime) for name, spec in runtime.plugin._streams.items()}
+        self._lock = threading.Lock()  # the connected clients and the subscriptions change together
+        self._live: Set[str] = set()
+
+    def connected(self, sid: str) -> None:
+        """A client was let into the namespace: from now on it may subscribe.
+
+        :param sid: the Socket.IO client id."""
+        with self._lock:
+            self._live.add(sid)
+
+    def subscribe(self, stream: Stream, sid: str) -> bool:
+        """Subscribe ``sid`` if it is still connected; False (and nothing done) for a client that left
+        (a ``subscribe`` handled after its disconnect would otherwise watch for ever).
+
+        :param stream: the stream.
+        :param sid: the Socket.IO client id."""
+        with self._lock:
+            if sid not in self._live:
+                return False
+            stream.add(sid)
+            return True
 
     def drop(self, sid: str) -> None:
         """Remove a disconnected client from every stream.
 
         :param sid: the Socket.IO client id."""
-        for stream in self.streams.values():
-            stream.remove(sid)
+        with self._lock:
+            self._live.discard(sid)
+            for stream in self.streams.values():
+                stream.remove(sid)
+
+    def viewers(self) -> int:
+        """How many clients are connected to the namespace."""
+        with self._lock:
+            return len(self._live)
 
     def stop_all(self) -> None:
         """Stop every producer."""
@@ -146,6 +192,7 @@ class StreamHub:
     def status(self) -> Dict[str, Any]:
         """Viewers, rate and counters of each stream."""
         return {name: {"viewers": len(s.subscribers), "hz": s.rate(), "running": s._thread is not None,
+                       "recording": s.recording,
                        "reads": s.reads, "errors": s.errors} for name, s in self.streams.items()}
 
 
@@ -159,7 +206,53 @@ class PluginNamespace(Namespace):  # type: ignore[misc]
         self.runtime = runtime
         for event, handler in runtime.plugin._handlers.items():
             # Flask-SocketIO's Namespace dispatches event E to the attribute on_E (its public model)
-            setattr(self, f"on_{event}", handler)
+            setattr(self, f"on_{event}", self._guarded(event, handler))
+
+    def refusal(self, data: Any) -> Optional[Dict[str, Any]]:
+        """The ack refusing an event, or None to handle it: a client whose credential was revoked
+        (or its session logged out) since it connected is disconnected; a payload nested too deep or
+        holding NaN or Infinity is a 400.
+
+        :param data: the event's payload."""
+        ext, name, sid = self.runtime.ext, self.runtime.plugin.name, _sid()
+        connection = ext.connections.get(self.namespace, sid)
+        why = "it is not connected" if connection is None else ext.connections.problem(connection)
+        if why is not None:
+            if connection is not None:
+                ext.connections._disconnect(connection, why)
+            return {"ok": False, "status": 401, "error": f"Plugin {name!r}: refused: {why}; connect again."}
+        found = payloads.problem(data)
+        if found is not None:
+            return {"ok": False, "status": 400, "error": f"Plugin {name!r}: {found}."}
+        return None
+
+    def _guarded(self, event: str, handler: Any) -> Any:
+        name = self.runtime.plugin.name
+        try:
+            signature: Optional[inspect.Signature] = inspect.signature(handler)
+        except (TypeError, ValueError):
+            signature = None
+
+        def guarded(*args: Any) -> Any:
+            refused = self.refusal(list(args))
+            if refused is not None:
+                return refused
+            if signature is not None:
+                try:
+                    signature.bind(*args)
+                except TypeError:
+                    return {"ok": False, "status": 400, "error": f"Plugin {name!r}: event {event!r} takes "
+                            f"{len(signature.parameters)} payload(s), got {len(args)}; send one JSON value."}
+            try:
+                return handler(*args)
+            except Exception as exc:  # the ack says so, rather than never coming
+                self.runtime.plugin.logger.exception("Socket.IO handler %r failed", event)
+                return {"ok": False, "status": 500, "error": f"Plugin {name!r}: event {event!r} failed: "
+                                                             f"{type(exc).__name__}: {exc}"}
+
+        guarded.__name__ = getattr(handler, "__name__", event)
+        guarded.__wrapped__ = handler  # type: ignore[attr-defined]
+        return guarded
 
     def on_connect(self, auth: Any = None) -> None:
         """Refuse anonymous clients and foreign origins; replay the last published values.
@@ -167,6 +260,8 @@ class PluginNamespace(Namespace):  # type: ignore[misc]
         :param auth: the client's auth payload (``{"token": ...}`` for programs)."""
         name = self.runtime.plugin.name
         try:
+            if not request_host_ok():
+                raise ConnectionRefusedError(f"Plugin {name!r}: {host_refusal(request.host)}")
             if not origin_allowed():
                 raise ConnectionRefusedError(
                     f"Plugin {name!r}: origin {request.headers.get('Origin')!r} is not allowed; add it to "
@@ -184,6 +279,12 @@ class PluginNamespace(Namespace):  # type: ignore[misc]
                                          f"({type(exc).__name__})") from None
         if principal is None:
             raise ConnectionRefusedError(f"unauthorized: plugin {name!r} needs a logged-in session or a token")
+        sid = _sid()
+        self.runtime.hub.connected(sid)
+        self.runtime.ext.connections.add(Connection(
+            sid=sid, namespace=self.namespace, plugin=name, token=principal.token,
+            session_id=principal.session_id, user=principal.name if principal.via == "session" else None,
+            session_at=principal.session_at))
         self.runtime.ext.ensure_started()
         for event, data in list(self.runtime.last_published.items()):
             self.socketio.emit(event, data, namespace=self.namespace, to=_sid())
@@ -192,28 +293,38 @@ class PluginNamespace(Namespace):  # type: ignore[misc]
         """Forget the client's subscriptions.
 
         :param reason: why it disconnected."""
-        self.runtime.hub.drop(_sid())
+        sid = _sid()
+        self.runtime.hub.drop(sid)
+        self.runtime.ext.connections.remove(self.namespace, sid)
 
     def on_subscribe(self, data: Any = None) -> Dict[str, Any]:
         """``subscribe {stream}``: join the stream and get its last value at once.
 
         :param data: ``{"stream": name}``."""
+        refused = self.refusal(data)
+        if refused is not None:
+            return refused
         stream = self._stream(data)
         if stream is None:
-            return {"ok": False, "error": f"no stream {data!r}; streams: {sorted(self.runtime.hub.streams)}"}
+            return {"ok": False, "error": f"no stream {_shown(data)}; streams: {sorted(self.runtime.hub.streams)}"}
+        sid = _sid()
         join_room(stream.room)
+        if not self.runtime.hub.subscribe(stream, sid):  # it left while this event waited: nobody to send to
+            return {"ok": False, "error": "the client disconnected"}
         if stream.has_last:
-            self.socketio.emit(stream.spec.name, stream.last, namespace=self.namespace, to=_sid())
-        stream.add(_sid())
+            self.socketio.emit(stream.spec.name, payloads.finite(stream.last), namespace=self.namespace, to=sid)
         return {"ok": True, "hz": stream.rate()}
 
     def on_unsubscribe(self, data: Any = None) -> Dict[str, Any]:
         """``unsubscribe {stream}``.
 
         :param data: ``{"stream": name}``."""
+        refused = self.refusal(data)
+        if refused is not None:
+            return refused
         stream = self._stream(data)
         if stream is None:
-            return {"ok": False, "error": f"no stream {data!r}"}
+            return {"ok": False, "error": f"no stream {_shown(data)}"}
         leave_room(stream.room)
         stream.remove(_sid())
         return {"ok": True}
@@ -234,8 +345,15 @@ def check_async_mode(socketio: Any) -> None:
     mode = getattr(socketio, "async_mode", None)
     if mode not in (None, "threading"):
         log.warning("Socket.IO runs in %r mode; ivoryos_plugin needs 'threading' (streams, workers and "
-                    "hardware locks use threads). Uninstall gevent/eventlet or pass async_mode='threading'.",
-                    mode)
+                    "hardware locks use threads). Uninstall gevent/eventlet from this environment (pip uninstall "
+                    "eventlet gevent): Flask-SocketIO picks them whenever they are installed, and ivoryos.run takes "
+                    "no async_mode.", mode)
+
+
+def _shown(data: Any) -> str:
+    """A payload as an error message shows it (short)."""
+    text = repr(data)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _sid() -> str:

@@ -1,6 +1,7 @@
 """The safety baseline for plain Blueprint plugins (not :class:`~ivoryos_plugin.Plugin`): login,
-CSRF, security headers and the framework's scripts on every route under the plugin's name,
-nested blueprints included."""
+CSRF, security headers and the framework's scripts on every route under the plugin's URL prefix
+``{URL_PREFIX}/{name}``: its own routes, its nested blueprints (whatever their own url_prefix),
+routes its setup adds to the app under that prefix, and the 404s and 405s there."""
 from __future__ import annotations
 
 from typing import Optional
@@ -8,12 +9,26 @@ from typing import Optional
 from flask import Blueprint, Flask, Response, request
 
 from .attach import attach
+from .extension import Extension
 from .security import guard_request, harden_response
 
 
 def _belongs(endpoint_blueprint: Optional[str], name: str) -> bool:
-    """Whether a request's blueprint is ``name`` or nested inside it (``name.child``)."""
+    """Whether a request's blueprint is ``name`` or nested inside it (``name.child``).
+
+    :param endpoint_blueprint: ``request.blueprint``.
+    :param name: the plain plugin's name."""
     return endpoint_blueprint is not None and (endpoint_blueprint == name or endpoint_blueprint.startswith(name + "."))
+
+
+def under_prefix(path: str, ext: Extension, name: str) -> bool:
+    """Whether ``path`` is the plugin's URL prefix or below it (``/ivoryos/name`` or ``/ivoryos/name/...``).
+
+    :param path: the request's path.
+    :param ext: the app's framework state (its URL prefix).
+    :param name: the plain plugin's name."""
+    base = f"{ext.url_prefix}/{name}"
+    return path == base or path.startswith(base + "/")
 
 
 def protect_plain(app: Flask, blueprint: Blueprint) -> bool:
@@ -28,15 +43,18 @@ def protect_plain(app: Flask, blueprint: Blueprint) -> bool:
     ext.plain[blueprint.name] = blueprint
     name = blueprint.name
 
+    def guarded() -> bool:
+        return _belongs(request.blueprint, name) or under_prefix(request.path, ext, name)
+
     @app.before_request
     def _guard_plain() -> Optional[Response]:
-        if not _belongs(request.blueprint, name):
+        if not guarded():
             return None
         return guard_request(name, public=False)
 
     @app.after_request
     def _harden_plain(response: Response) -> Response:
-        if not _belongs(request.blueprint, name):
+        if not guarded():
             return response
         return harden_response(response, name)
 

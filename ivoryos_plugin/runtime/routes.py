@@ -5,7 +5,8 @@ import os
 from typing import TYPE_CHECKING
 
 from flask import Response, request, send_from_directory
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import NotFound, RequestEntityTooLarge
+from werkzeug.security import safe_join
 
 from ..core.specs import ActionError
 from ..hardware.deck import DeckBusy, DeckUnverified, InstrumentUnavailable, calling_as
@@ -23,7 +24,12 @@ def send_file(plugin: "Plugin", folder: str, filename: str) -> Response:
     :param plugin: the plugin.
     :param folder: ``"static"`` or ``"public"``.
     :param filename: the path inside the folder."""
-    root = os.path.join(plugin.root_path, folder)
+    root = os.path.realpath(os.path.join(plugin.root_path, folder))
+    joined = safe_join(root, filename)  # None for "..", absolute paths and the like
+    # the file's real path must be inside the folder: a symlink out of it (to a login-only file,
+    # or anywhere on the machine) is not served
+    if joined is None or not os.path.realpath(joined).startswith(root + os.sep):
+        raise NotFound()
     response = send_from_directory(root, filename, max_age=0)
     response.headers["Cache-Control"] = "no-cache"
     return response

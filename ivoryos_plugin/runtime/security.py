@@ -4,17 +4,30 @@ from __future__ import annotations
 
 import hmac
 import json
+import time
 from dataclasses import dataclass
-from typing import Any, Optional, cast
+from typing import Any, Dict, Optional, Tuple, cast
 from urllib.parse import urlsplit
 
-from flask import Response, current_app, redirect, request, url_for
+from flask import Response, current_app, redirect, request, session, url_for
 from markupsafe import Markup, escape
 
+from . import payloads
 from .extension import current_extension
+from .inbound import HOSTS_KEY, allowed_host_names, body_too_large, host_ok, host_refusal, request_host_ok
 from .replies import error_response
+from .sessions import AT_KEY, SID_KEY
+
+__all__ = ["Principal", "AuthError", "authenticate", "guard_request", "harden_response", "security_headers",
+           "check_csrf", "origin_ok", "origin_allowed", "wants_json", "deny", "head_snippet", "HOSTS_KEY",
+           "allowed_host_names", "host_ok", "host_refusal", "request_host_ok", "body_too_large"]
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+SECURITY_HEADERS = (("X-Content-Type-Options", "nosniff"),
+                    ("X-Frame-Options", "SAMEORIGIN"),  # IvoryOS's left-panel iframe is same-origin
+                    ("Referrer-Policy", "same-origin"))
+#: the endpoints whose body is limited by ``Plugin(max_body=...)``
+BODY_ENDPOINTS = frozenset({"actions", "settings", "settings_json"})
 
 
 @dataclass(frozen=True)
@@ -22,10 +35,16 @@ class Principal:
     """Who is calling.
 
     :param name: the user's or the token's name.
-    :param via: ``"session"`` (a logged-in browser) or ``"token"`` (``Authorization: Bearer``)."""
+    :param via: ``"session"`` (a logged-in browser) or ``"token"`` (``Authorization: Bearer``).
+    :param token: the token presented (for re-authorising a socket), or None.
+    :param session_id: the framework's id of the session, or None.
+    :param session_at: when the session logged in (epoch seconds), or None."""
 
     name: str
     via: str
+    token: Optional[str] = None
+    session_id: Optional[str] = None
+    session_at: Any = None
 
 
 class AuthError(Exception):
@@ -53,20 +72,23 @@ def authenticate(plugin: Optional[str], token: Optional[str] = None) -> Optional
     if token:
         ext = current_extension()
         if ext.host_token and hmac.compare_digest(token.encode(), ext.host_token.encode()):
-            return Principal(name="dev", via="token")
+            return Principal(name="dev", via="token", token=token)
         record = ext.tokens.verify(token)
         if record is None:
             raise AuthError(401, "the bearer token is unknown or revoked; create one with "
                                  "'ivoryos-plugin token create NAME'.")
         if record.plugin and plugin and record.plugin != plugin:
             raise AuthError(403, f"token {record.name!r} is scoped to plugin {record.plugin!r}, not {plugin!r}.")
-        return Principal(name=record.name, via="token")
+        return Principal(name=record.name, via="token", token=token)
     if not hasattr(current_app, "login_manager"):  # set by Flask-Login's init_app
         return None
     from flask_login import current_user
 
     if current_user and current_user.is_authenticated:
-        return Principal(name=str(current_user.get_id()), via="session")
+        if current_extension().sessions.session_ended(session):  # logged out: a copied cookie is nobody
+            return None
+        return Principal(name=str(current_user.get_id()), via="session", session_id=session.get(SID_KEY),
+                         session_at=session.get(AT_KEY))
     return None
 
 
@@ -108,11 +130,68 @@ def check_csrf() -> Optional[str]:
     token = (request.headers.get("X-CSRFToken") or request.headers.get("X-CSRF-Token")
              or (request.form.get("csrf_token") if request.mimetype in (
                  "application/x-www-form-urlencoded", "multipart/form-data") else None))
+    key = _csrf_key(token)
+    if key is not None and _CSRF_VALID.get(key, 0.0) > time.time():
+        return None  # this very token was verified for this session, and has not expired since
     try:
         validate_csrf(token)
     except ValidationError as exc:
         return str(exc)
+    if key is not None:
+        _remember(_CSRF_VALID, key, _csrf_expiry(str(token)))
     return None
+
+
+#: (signed token, the session's raw token, secret) -> when the signed token expires (epoch seconds):
+#: a token verified once is not verified again (an HMAC per request) until then
+_CSRF_VALID: Dict[Tuple[str, str, str], float] = {}
+#: (the session's raw token, secret) -> (a signed token, when it was signed), reused for a minute
+_CSRF_SIGNED: Dict[Tuple[str, str], Tuple[str, float]] = {}
+CSRF_SALT = "wtf-csrf-token"  # Flask-WTF's
+
+
+def _csrf_secret() -> str:
+    return str(current_app.config.get("WTF_CSRF_SECRET_KEY") or current_app.secret_key or "")
+
+
+def _csrf_key(token: Any) -> Optional[Tuple[str, str, str]]:
+    raw = session.get(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"))
+    secret = _csrf_secret()
+    if isinstance(token, str) and token and isinstance(raw, str) and raw and secret:
+        return (token, raw, secret)
+    return None
+
+
+def _csrf_expiry(token: str) -> float:
+    from itsdangerous import URLSafeTimedSerializer
+
+    limit = current_app.config.get("WTF_CSRF_TIME_LIMIT", 3600)
+    _, signed = URLSafeTimedSerializer(_csrf_secret(), salt=CSRF_SALT).loads(token, return_timestamp=True)
+    return float(signed.timestamp()) + float(limit) if limit else time.time() + 3600.0
+
+
+def _remember(cache: Dict[Any, Any], key: Any, value: Any) -> None:
+    if len(cache) > 4096:  # bounded: old sessions' entries go
+        cache.clear()
+    cache[key] = value
+
+
+def page_csrf_token() -> str:
+    """The CSRF token for a page's ``<meta>``: Flask-WTF's ``generate_csrf()``, whose signed token is
+    reused for a minute for the same session (signing costs an HMAC per page)."""
+    from flask import g
+    from flask_wtf.csrf import generate_csrf
+
+    field = current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
+    raw, secret = session.get(field), _csrf_secret()
+    if field in g or not (isinstance(raw, str) and raw and secret):
+        return str(generate_csrf())
+    found = _CSRF_SIGNED.get((raw, secret))
+    if found is None or time.time() - found[1] > 60.0:
+        found = (str(generate_csrf()), time.time())
+        _remember(_CSRF_SIGNED, (raw, secret), found)
+    setattr(g, field, found[0])  # what generate_csrf() returns for the rest of the request
+    return found[0]
 
 
 def guard_request(plugin: str, public: bool) -> Optional[Response]:
@@ -121,6 +200,8 @@ def guard_request(plugin: str, public: bool) -> Optional[Response]:
     :param plugin: the plugin's name.
     :param public: whether the endpoint was declared ``public=True``."""
     ext = current_extension()
+    if not request_host_ok():
+        return error_response(400, f"Plugin {plugin!r}: {host_refusal(request.host)}")
     try:
         principal = authenticate(plugin)
     except AuthError as exc:
@@ -128,18 +209,24 @@ def guard_request(plugin: str, public: bool) -> Optional[Response]:
     if principal is None and not public:
         return deny(401, f"Plugin {plugin!r}: login required (log in to IvoryOS, or send "
                          "'Authorization: Bearer <token>').")
+    runtime = ext.runtimes.get(plugin)
+    if (runtime is not None and request.method not in SAFE_METHODS
+            and (request.endpoint or "").rpartition(".")[2] in BODY_ENDPOINTS
+            and body_too_large(runtime.plugin.max_body)):
+        return error_response(413, f"Plugin {plugin!r}: the body is larger than {runtime.plugin.max_body} bytes "
+                                   "(max_body); send less, or raise Plugin(max_body=...).")
     if request.method not in SAFE_METHODS and principal is not None and principal.via != "token":
         reason = check_csrf()
         if reason is not None:
             return error_response(400, f"Plugin {plugin!r}: {reason} Send the page's "
                                        "<meta name=\"csrf-token\"> value as the X-CSRFToken header "
                                        "(ivoryos_plugin.js does) or a csrf_token form field.")
-    runtime = ext.runtimes.get(plugin)
     if runtime is not None and runtime.state != "running":
         ext.ensure_started()
     if runtime is not None and runtime.state != "running":
-        return error_response(503, f"Plugin {plugin!r} is {runtime.state}: {runtime.reason}",
-                              state=runtime.state, reason=runtime.reason)
+        reason = runtime.current_reason()
+        return error_response(503, f"Plugin {plugin!r} is {runtime.state}: {reason}",
+                              state=runtime.state, reason=reason)
     return None
 
 
@@ -173,18 +260,20 @@ def head_snippet(plugin: Optional[str]) -> str:
     """The tags every plugin page gets in its ``<head>``: CSRF meta, plugin meta, scripts.
 
     :param plugin: the plugin's name, or None for the framework's own pages."""
-    from flask_wtf.csrf import generate_csrf
-
     ext = current_extension()
-    tags = [f'<meta name="csrf-token" content="{escape(generate_csrf())}">']
-    if plugin is not None:
-        meta = {"name": plugin, "namespace": f"{ext.url_prefix}/{plugin}", "path": ext.socketio_path,
-                "actions": f"{ext.url_prefix}/{plugin}/actions/"}
-        tags.append(f"<meta name=\"ivoryos-plugin\" content=\"{escape(json.dumps(meta))}\">")
-    for script in ("vendor/socket.io.min.js", "ivoryos_plugin.js"):
-        src = url_for("plugins.static", filename=script)
-        tags.append(f'<script src="{escape(src)}"></script>')
-    return "\n".join(tags)
+    key = (plugin, request.script_root)
+    rest = ext.snippets.get(key)
+    if rest is None:  # the same for every page of the plugin in this app: built once
+        tags = []
+        if plugin is not None:
+            meta = {"name": plugin, "namespace": f"{ext.url_prefix}/{plugin}", "path": ext.socketio_path,
+                    "actions": f"{ext.url_prefix}/{plugin}/actions/"}
+            tags.append(f"<meta name=\"ivoryos-plugin\" content=\"{escape(json.dumps(meta))}\">")
+        for script in ("vendor/socket.io.min.js", "ivoryos_plugin.js"):
+            src = url_for("plugins.static", filename=script)
+            tags.append(f'<script src="{escape(src)}"></script>')
+        rest = ext.snippets[key] = "\n".join(tags)
+    return f'<meta name="csrf-token" content="{escape(page_csrf_token())}">\n{rest}'
 
 
 def harden_response(response: Response, plugin: Optional[str]) -> Response:
@@ -192,9 +281,11 @@ def harden_response(response: Response, plugin: Optional[str]) -> Response:
 
     :param response: the plugin's response.
     :param plugin: the plugin's name, or None."""
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")  # IvoryOS's left-panel iframe is same-origin
-    response.headers.setdefault("Referrer-Policy", "same-origin")
+    security_headers(response)
+    if response.mimetype == "application/json" and not response.direct_passthrough and not response.is_streamed:
+        fixed = payloads.dumps_finite(response.get_data(as_text=True))
+        if fixed is not None:  # a route's own jsonify wrote NaN or Infinity: null, as JSON.stringify does
+            response.set_data(fixed + "\n")
     if (response.mimetype == "text/html" and not response.direct_passthrough
             and not response.is_streamed and response.status_code < 300):
         body = response.get_data(as_text=True)
@@ -206,3 +297,12 @@ def harden_response(response: Response, plugin: Optional[str]) -> Response:
             response.set_data(body[:marker] + str(snippet) + "\n" + body[marker:])
     return response
 
+
+
+def security_headers(response: Response) -> Response:
+    """Add the security headers (:data:`SECURITY_HEADERS`), keeping any the route set itself.
+
+    :param response: any response under a plugin's prefix, errors included."""
+    for name, value in SECURITY_HEADERS:
+        response.headers.setdefault(name, value)
+    return response

@@ -30,6 +30,7 @@ from typing import Any, Callable, Dict, Generic, Iterator, List, Mapping, Option
 from pydantic import BaseModel, SecretBytes, SecretStr, ValidationError
 from pydantic_core import to_jsonable_python
 
+from . import payloads
 from .files import atomic_write
 
 try:  # POSIX
@@ -287,6 +288,11 @@ class SettingsStore(Generic[M]):
         except ValidationError as exc:
             for key, msgs in validation_errors(exc).items():
                 errors.setdefault(key, []).extend(msgs)
+        else:  # what pydantic accepts but JSON cannot hold: NaN, Infinity, absurd nesting
+            for name in fields:
+                found = payloads.problem(getattr(instance, name, None))
+                if found is not None:
+                    errors.setdefault(name, []).append(found)
         if errors:
             detail = "; ".join(f"{k}: {' / '.join(v)}" for k, v in errors.items())
             raise SettingsValidationError(f"{self._who}: invalid value in {what}: {detail}. "

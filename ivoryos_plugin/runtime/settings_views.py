@@ -1,12 +1,13 @@
 """The settings routes of a plugin with a settings model: an HTML form and ``settings.json``."""
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, Union
 
-from flask import Response, jsonify, render_template, request
+from flask import Response, render_template, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from . import payloads
+from .actions import json_reply
 from .extension import current_extension
 from .replies import error_response
 from .settings import SettingsError, SettingsValidationError
@@ -59,17 +60,19 @@ def settings_views(plugin: "Plugin") -> Dict[str, Callable[[], Reply]]:
     def settings_json() -> Response:
         if request.method == "GET":
             current = store().current
-            return jsonify({"settings_version": plugin.settings_version,
+            return json_reply({"settings_version": plugin.settings_version,
                             "values": current.model_dump(mode="json"),
                             "schema": plugin.settings_model.model_json_schema()})  # type: ignore[union-attr]
         request.max_content_length = plugin.max_body
         try:
-            data = json.loads(request.get_data(cache=True) or b"null")
+            # nesting here; NaN and Infinity are refused by the store, naming the setting that holds them
+            data = payloads.parse_json(request.get_data(cache=True) or b"null", finite=False)
         except RequestEntityTooLarge:
-            return _error(413, f"Plugin {plugin.name!r}: the settings body is larger than {plugin.max_body} bytes.")
-        except ValueError as exc:
-            return _error(400, f"Plugin {plugin.name!r}: the body is not JSON ({exc}); send an object "
-                               "of setting values.")
+            return _error(413, f"Plugin {plugin.name!r}: the settings body is larger than {plugin.max_body} bytes "
+                               "(max_body); send less, or raise Plugin(max_body=...).")
+        except payloads.PayloadError as exc:
+            return _error(400, f"Plugin {plugin.name!r}: {exc}; send an object of setting values.",
+                          {"_": [str(exc)]})
         if isinstance(data, dict) and isinstance(data.get("values"), dict) and set(data) <= {"values", "settings_version"}:
             data = data["values"]  # the GET shape, sent back
         if not isinstance(data, dict):
@@ -84,6 +87,6 @@ def settings_views(plugin: "Plugin") -> Dict[str, Callable[[], Reply]]:
             return _error(400, f"Plugin {plugin.name!r}: invalid settings; nothing was saved.", exc.errors)
         except SettingsError as exc:
             return _error(500, str(exc))
-        return jsonify({"settings_version": plugin.settings_version, "values": new.model_dump(mode="json")})
+        return json_reply({"settings_version": plugin.settings_version, "values": new.model_dump(mode="json")})
 
     return {"settings": settings_page, "settings_json": settings_json}

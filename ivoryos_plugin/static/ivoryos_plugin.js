@@ -12,11 +12,20 @@
  *   live.on("calls", data => ...);
  *   await live.emit("tare", {});                 // resolves with the server's ack
  *   await live.action("dispense", {grams: 5});   // POST to the plugin's actions route
+ *   const past = await live.history("weight", {since: -600});  // a recorded stream's last 10 minutes
  *   <span data-ivoryos-live-state></span>        // shows the connection's state (text + data-state);
  *                                                // ="/ivoryos/balance" (namespace or name) picks one connection
+ *   <span data-ivoryos-deck-state></span>        // shows whether a workflow holds the deck (idle / busy)
+ *   <b data-ivoryos-live>12.5</b>                // a live value: greyed (data-stale="true") while disconnected
+ *   <button data-ivoryos-hardware>Tare</button>  // marked (and titled) while the deck is busy
+ *   IvoryPlugin.showErrors(form, err);           // a 400's per-field errors, next to [name=field] controls
+ *   IvoryPlugin.camera("#cam", url);             // a camera's stream.mjpg: fps, "no signal", reconnect
  *
  * live.state: "connecting" | "connected" | "disconnected" | "refused". Reconnection is socket.io's own, plus a
  * rejoin (with backoff) after a server-side disconnect(); active subscriptions are re-sent on every connect.
+ * The deck's state comes from the framework's deck.json (polled once a second while a page shows it and is
+ * connected); <html> carries data-ivoryos-connection and data-ivoryos-deck for page CSS.
+ * The script adds ivoryos_plugin.css (next to it) to the page, after the host's Bootstrap.
  */
 (function (global) {
   "use strict";
@@ -27,6 +36,19 @@
   // fail offline) and sets window.socket, so window.io can change or vanish after this point.
   const ioAtLoad = typeof global.io === "function" ? global.io : null;
   const STATE_ATTR = "data-ivoryos-live-state";
+  const LIVE_ATTR = "data-ivoryos-live";
+  const DECK_ATTR = "data-ivoryos-deck-state";
+  const HARDWARE_ATTR = "data-ivoryos-hardware";
+  const ERROR_ATTR = "data-ivoryos-error";
+  const SCRIPT_URL = (document.currentScript && document.currentScript.src) || "";
+  const STALE_TITLE = "Not live: the connection to the server is lost; this value may be out of date.";
+  const DECK_TEXT = {idle: "deck idle", busy: "deck busy", unverified: "deck unverified", unknown: "deck ?"};
+  const DECK_TITLE = {
+    idle: "No workflow holds the deck: hardware actions run.",
+    busy: "A workflow holds the deck: hardware actions are refused until it ends.",
+    unverified: "The deck cannot be verified idle: hardware actions are refused.",
+    unknown: "The deck's state is unknown (not connected).",
+  };
   const RESERVED = ["connect", "connect_error", "disconnect", "disconnecting", "newListener",
     "removeListener", "stream_error", "subscribe", "unsubscribe"];
   const META_FIX = 'render the page through the ivoryos_plugin framework (it adds <meta name="ivoryos-plugin">), ' +
@@ -106,7 +128,88 @@
         {redirected: res.redirected});
     }
     const message = (isJson && body && typeof body.error === "string" && body.error) || res.statusText || ("HTTP " + res.status);
+    if (res.status === 409 && deck.timer !== null) pollDeck(); // show the busy deck at once
     throw httpError(message, res.status, body);
+  }
+
+  // ---------------------------------------------------------------- the framework's stylesheet
+  function addStylesheet() {
+    const href = SCRIPT_URL.replace(/ivoryos_plugin\.js(\?.*)?$/, "ivoryos_plugin.css");
+    if (!SCRIPT_URL || href === SCRIPT_URL || !document.head) return;
+    const links = Array.from(document.querySelectorAll('link[rel~="stylesheet"]'));
+    if (links.some((l) => /\/ivoryos_plugin\.css(\?|$)/.test(l.href || ""))) return; // the dev shell links it
+    const link = document.createElement("link");
+    link.rel = "stylesheet";
+    link.href = href;
+    link.setAttribute("blocking", "render"); // no flash of unstyled controls
+    document.head.appendChild(link);
+  }
+
+  // ---------------------------------------------------------------- field errors
+  function rootOf(root) {
+    const found = typeof root === "string" ? document.querySelector(root) : root;
+    return found || document;
+  }
+
+  function quote(value) {
+    return '"' + String(value).replace(/["\\]/g, "\\$&") + '"';
+  }
+
+  function clearErrors(root, field) {
+    const r = rootOf(root);
+    const only = field === undefined ? "" : "=" + quote(field);
+    r.querySelectorAll("[" + ERROR_ATTR + only + "]").forEach((el) => el.remove());
+    r.querySelectorAll("[data-ivoryos-invalid" + only + "]").forEach((el) => {
+      el.classList.remove("is-invalid");
+      el.removeAttribute("aria-invalid");
+      el.removeAttribute("data-ivoryos-invalid");
+    });
+  }
+
+  function errorsOf(err) {
+    if (!err || typeof err !== "object") return {};
+    const errors = err.errors || (err.body && typeof err.body === "object" ? err.body.errors : null);
+    if (errors && typeof errors === "object") return errors;
+    return err instanceof Error || "status" in err ? {} : err; // a plain {field: messages} object
+  }
+
+  // Shows each field's messages next to its control (the element named like the field, or the one marked
+  // data-field="field"), the way Bootstrap shows invalid fields; returns the messages no control was found for.
+  function showErrors(root, err) {
+    const r = rootOf(root);
+    clearErrors(r);
+    const unplaced = [];
+    for (const [field, messages] of Object.entries(errorsOf(err))) {
+      const text = (Array.isArray(messages) ? messages : [messages]).map(String).join(" ");
+      let target = field === "_" ? null : r.querySelector("[name=" + quote(field) + "], [data-field=" + quote(field) + "]");
+      if (!target) { unplaced.push(field === "_" ? text : field + ": " + text); continue; }
+      const box = target.matches("input, select, textarea, button") ? null : target;
+      const control = box ? box.querySelector("input, select, textarea") : target;
+      const feedback = document.createElement("div");
+      feedback.className = "invalid-feedback d-block ivp-field-error";
+      feedback.setAttribute(ERROR_ATTR, field);
+      feedback.id = "ivp-error-" + field.replace(/\W/g, "_") + "-" + Math.random().toString(36).slice(2, 8);
+      feedback.textContent = text;
+      if (box) box.appendChild(feedback);
+      else (target.closest(".input-group") || target).insertAdjacentElement("afterend", feedback);
+      if (control) {
+        control.classList.add("is-invalid");
+        control.setAttribute("aria-invalid", "true");
+        control.setAttribute("data-ivoryos-invalid", field);
+        control.setAttribute("aria-describedby", feedback.id);
+        control.addEventListener("input", () => clearErrors(r, field), {once: true});
+      }
+    }
+    return unplaced;
+  }
+
+  // ---------------------------------------------------------------- connection and deck state on the page
+  const RANK = {connected: 0, connecting: 1, disconnected: 2, refused: 3};
+
+  function pageState() {
+    let worst = null;
+    connections.forEach((live) => { if (worst === null || RANK[live.state] > RANK[worst]) worst = live.state; });
+    return worst;
   }
 
   function renderState(live) {
@@ -116,7 +219,91 @@
       el.textContent = live.state;
       el.setAttribute("data-state", live.state);
     });
+    const stale = live.state === "disconnected" || live.state === "refused";
+    document.querySelectorAll("[" + LIVE_ATTR + "]").forEach((el) => {
+      const wanted = el.getAttribute(LIVE_ATTR);
+      if (wanted && wanted !== live.namespace && wanted !== live.name) return;
+      if (stale) {
+        el.setAttribute("data-stale", "true");
+        if (!el.hasAttribute("title") || el.getAttribute("data-ivoryos-titled") === "1") {
+          el.setAttribute("title", STALE_TITLE);
+          el.setAttribute("data-ivoryos-titled", "1");
+        }
+      } else {
+        el.removeAttribute("data-stale");
+        if (el.getAttribute("data-ivoryos-titled") === "1") { el.removeAttribute("title"); el.removeAttribute("data-ivoryos-titled"); }
+      }
+    });
+    const overall = pageState();
+    if (overall) document.documentElement.setAttribute("data-ivoryos-connection", overall);
+    deckFollow();
   }
+
+  const deck = {state: "unknown", busy: null, reason: "", fns: new Set(), timer: null, off: false, inflight: false};
+
+  function deckUrl() {
+    const m = readMeta().meta || {};
+    if (typeof m.deck === "string" && m.deck) return m.deck;
+    const url = SCRIPT_URL.replace(/static\/ivoryos_plugin\.js(\?.*)?$/, "deck.json");
+    return url === SCRIPT_URL ? "" : url;
+  }
+
+  function setDeck(state, info) {
+    const changed = state !== deck.state;
+    deck.state = state;
+    deck.busy = state === "busy" ? true : state === "idle" ? false : null;
+    deck.reason = (info && info.reason) || DECK_TITLE[state];
+    document.documentElement.setAttribute("data-ivoryos-deck", state);
+    document.querySelectorAll("[" + DECK_ATTR + "]").forEach((el) => {
+      el.textContent = DECK_TEXT[state];
+      el.setAttribute("data-state", state);
+      el.setAttribute("title", deck.reason);
+    });
+    document.querySelectorAll("[" + HARDWARE_ATTR + "]").forEach((el) => {
+      if (state === "busy" || state === "unverified") el.setAttribute("data-deck", state);
+      else el.removeAttribute("data-deck");
+    });
+    if (changed) for (const fn of Array.from(deck.fns)) safeCall(fn, deckInfo());
+  }
+
+  function deckInfo() { return {state: deck.state, busy: deck.busy, reason: deck.reason}; }
+
+  function deckWanted() {
+    return !deck.off && (deck.fns.size > 0 || !!document.querySelector("[" + DECK_ATTR + "], [" + HARDWARE_ATTR + "]"));
+  }
+
+  async function pollDeck() {
+    const url = deckUrl();
+    if (!url || deck.inflight) return;
+    deck.inflight = true;
+    try {
+      const res = await fetch(url, {credentials: "same-origin", cache: "no-store", headers: {"Accept": "application/json"}});
+      if (res.status === 404 || res.status === 401 || res.status === 403) {
+        deck.off = true; // not served here (or not to this visitor): stop asking
+        setDeck("unknown");
+        return;
+      }
+      const body = await res.json();
+      setDeck(!body.verified ? "unverified" : body.busy ? "busy" : "idle", body);
+    } catch (err) {
+      setDeck("unknown");
+    } finally {
+      deck.inflight = false;
+    }
+  }
+
+  function deckFollow() {
+    const live = pageState() === "connected" && deckWanted() && !document.hidden;
+    if (live && deck.timer === null) {
+      pollDeck();
+      deck.timer = setInterval(pollDeck, 1000);
+    } else if (!live && deck.timer !== null) {
+      clearInterval(deck.timer);
+      deck.timer = null;
+    }
+    if (pageState() !== "connected" && pageState() !== null && deck.state !== "unknown") setDeck("unknown");
+  }
+  document.addEventListener("visibilitychange", deckFollow);
 
   function createLive(m, opts, key) {
     let ioFn = ioAtLoad;
@@ -280,10 +467,30 @@
       off: off,
       emit: emit,
       action: (name, args) => postAction(m.actions, name, args),
+      history: (name, histOpts) => getHistory(m.actions, name, histOpts),
       last: (event) => last.get(event),
       close: close,
     };
     return live;
+  }
+
+  // ---- history: a recorded stream's values, so a chart starts filled. since/until: epoch seconds, or
+  // negative seconds from now (since: -600 = the last ten minutes); run: an IvoryOS run id.
+  async function getHistory(actionsUrl, name, opts) {
+    if (!actionsUrl) throw new Error("IvoryPlugin: no plugin URL; " + META_FIX);
+    if (typeof name !== "string" || !name) throw new TypeError("IvoryPlugin: history(name) needs a stream name");
+    const o = opts || {};
+    const query = new URLSearchParams();
+    for (const [key, param] of [["since", "since"], ["until", "until"], ["run", "run"], ["maxPoints", "max_points"]]) {
+      if (o[key] !== undefined && o[key] !== null) query.set(param, String(o[key]));
+    }
+    const base = actionsUrl.replace(/actions\/?$/, "");
+    const reply = await fetch(base + "history/" + encodeURIComponent(name) + (query.toString() ? "?" + query : ""),
+                              {credentials: "same-origin", headers: {Accept: "application/json"}});
+    let body = null;
+    try { body = await reply.json(); } catch (err) { body = null; }
+    if (!reply.ok) throw httpError((body && body.error) || "HTTP " + reply.status, reply.status, body);
+    return body;
   }
 
   function connect(opts) {
@@ -300,9 +507,130 @@
     return live;
   }
 
+  // ---- cameras: a plugin camera's MJPEG stream in an <img>, read with fetch() so the page knows
+  // each frame: the measured frame rate, a "no signal" placeholder, reconnect with backoff.
+  const CRLF2 = [13, 10, 13, 10];
+
+  function indexOf(buf, seq, from) {
+    outer: for (let i = from || 0; i <= buf.length - seq.length; i++) {
+      for (let j = 0; j < seq.length; j++) if (buf[i + j] !== seq[j]) continue outer;
+      return i;
+    }
+    return -1;
+  }
+
+  async function readParts(response, onFrame) {
+    const reader = response.body.getReader();
+    const text = new TextDecoder();
+    let buf = new Uint8Array(0);
+    for (;;) {
+      const {value, done} = await reader.read();
+      if (done) return;
+      const grown = new Uint8Array(buf.length + value.length);
+      grown.set(buf);
+      grown.set(value, buf.length);
+      buf = grown;
+      for (;;) {
+        const end = indexOf(buf, CRLF2);
+        if (end < 0) break;
+        const head = text.decode(buf.subarray(0, end));
+        const length = /content-length:\s*(\d+)/i.exec(head);
+        if (!length) throw new Error("a camera frame without Content-Length");
+        const start = end + 4, size = Number(length[1]);
+        if (buf.length < start + size + 2) break;
+        onFrame(buf.slice(start, start + size), head);
+        buf = buf.slice(start + size + 2);
+      }
+    }
+  }
+
+  function camera(target, url, opts) {
+    const o = opts || {};
+    const img = typeof target === "string" ? document.querySelector(target) : target;
+    if (!img || img.tagName !== "IMG") throw new TypeError("IvoryPlugin.camera(img, url): img must be an <img> or its selector");
+    if (typeof url !== "string" || !url) throw new TypeError("IvoryPlugin.camera(img, url): url must be the camera's stream.mjpg URL");
+    const box = img.parentElement;
+    box.classList.add("ivp-camera");
+    let placeholder = box.querySelector(".ivp-camera-nosignal");
+    if (!placeholder) {
+      placeholder = document.createElement("div");
+      placeholder.className = "ivp-camera-nosignal";
+      placeholder.textContent = o.noSignal || "no signal";
+      box.appendChild(placeholder);
+    }
+    let fpsLabel = box.querySelector(".ivp-camera-fps");
+    if (!fpsLabel && o.showFps !== false) {
+      fpsLabel = document.createElement("span");
+      fpsLabel.className = "ivp-camera-fps";
+      box.appendChild(fpsLabel);
+    }
+    const timeoutMs = o.timeoutMs || 4000;
+    let times = [], retry = 0, timer = null, controller = null, watchdog = null, closed = false, shown = null;
+    const state = {frames: 0, fps: 0, signal: false};
+
+    function show(signal) {
+      state.signal = signal;
+      img.dataset.signal = signal ? "live" : "none";
+      placeholder.hidden = signal;
+      img.style.visibility = signal ? "" : "hidden";
+      if (!signal && fpsLabel) fpsLabel.textContent = "";
+    }
+    function frame(jpeg) {
+      const now = performance.now();
+      times.push(now);
+      times = times.filter((t) => now - t <= 2000);
+      state.frames += 1;
+      state.fps = times.length > 1 ? (times.length - 1) * 1000 / (now - times[0]) : 0;
+      img.dataset.fps = state.fps.toFixed(1);
+      img.dataset.frames = String(state.frames);
+      if (fpsLabel) fpsLabel.textContent = state.fps.toFixed(1) + " fps";
+      const old = shown;
+      shown = URL.createObjectURL(new Blob([jpeg], {type: "image/jpeg"}));
+      img.src = shown;
+      if (old) setTimeout(() => URL.revokeObjectURL(old), 1000);
+      retry = 0;
+      show(true);
+      arm();
+    }
+    function arm() {
+      clearTimeout(watchdog);
+      watchdog = setTimeout(() => { if (controller) controller.abort(); }, timeoutMs);
+    }
+    function again() {
+      if (closed) return;
+      show(false);
+      retry = Math.min(retry + 1, 6);
+      timer = setTimeout(start, Math.min(500 * 2 ** (retry - 1), 10000));
+    }
+    function start() {
+      if (closed) return;
+      controller = new AbortController();
+      arm();
+      fetch(url, {credentials: "same-origin", signal: controller.signal, cache: "no-store"})
+        .then((response) => {
+          if (!response.ok || !response.body) throw new Error("HTTP " + response.status);
+          return readParts(response, frame);
+        })
+        .catch(() => {})
+        .then(() => { clearTimeout(watchdog); again(); });
+    }
+    show(false);
+    start();
+    return {
+      state: () => Object.assign({}, state),
+      close() {
+        closed = true;
+        clearTimeout(timer);
+        clearTimeout(watchdog);
+        if (controller) controller.abort();
+      },
+    };
+  }
+
+  addStylesheet();
   if (document.readyState === "loading") {
     // this script runs in <head>: show states on elements that did not exist yet
-    document.addEventListener("DOMContentLoaded", () => connections.forEach(renderState));
+    document.addEventListener("DOMContentLoaded", () => { setDeck(deck.state); connections.forEach(renderState); });
   }
 
   global.IvoryPlugin = {
@@ -312,5 +640,15 @@
     connect: connect,
     action: (name, args, opts) => postAction(meta(opts).actions, name, args),
     csrfToken: csrfToken,
+    showErrors: showErrors,
+    clearErrors: (root) => clearErrors(root),
+    camera: camera,
+    deck: deckInfo,
+    onDeck(fn) {
+      if (typeof fn !== "function") throw new TypeError("IvoryPlugin: onDeck(fn) needs a function");
+      deck.fns.add(fn);
+      deckFollow();
+      return () => deck.fns.delete(fn);
+    },
   };
 })(window);

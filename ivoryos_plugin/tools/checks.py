@@ -21,8 +21,9 @@ from ..core import names
 from .checks_source import (PEP440, Project, host_templates, module_sources, project_problems, read_project,
                             socketio_problems, template_problems)
 from ..core.versions import requirement_problem
-from ..hosts.discovery import GROUP, _entry_points, check_endpoint, check_plugin
+from ..hosts.discovery import GROUP, _entry_points, check_endpoint, check_plugin, resolve_entry_point
 from ..core.names import PluginError
+from . import collision
 
 ERROR, WARNING, OK = "ERROR", "WARNING", "ok"
 
@@ -224,7 +225,12 @@ def check_path(path: Path) -> Report:
         report.add(level, "project", "metadata", message)
     if project.metadata_ok:
         report.add(OK, "project", "metadata")
+    collisions = collision.project_problems(project.root if project.kind == "project" else path.parent, project.name)
+    for message in collisions:
+        report.add(ERROR, "project", "name", message)
     if project.kind == "module":
+        if project.module == collision.PACKAGE:
+            return report  # importing it would replace the framework in this process
         _check_module(report, project, context)
         return report
     if not project.entry_points and not project.problems:
@@ -234,9 +240,14 @@ def check_path(path: Path) -> Report:
                    "my_plugin = \"my_package.plugin:plugin\"")
     seen: Dict[str, str] = {}
     for entry_name, value in project.entry_points:
-        with isolated_import(project.root, value.partition(":")[0].strip().split(".")[0]):
+        top = value.partition(":")[0].strip().split(".")[0]
+        if top == collision.PACKAGE:
+            report.add(ERROR, entry_name, "entry-point", f"'{value}' is not imported: its package is named "
+                                                         f"{collision.PACKAGE!r}, like the framework (see the name error).")
+            continue
+        with isolated_import(project.root, top):
             try:
-                obj = _resolve(value)
+                obj = resolve_entry_point(_resolve(value), entry_name)
             except BaseException as exc:
                 if isinstance(exc, KeyboardInterrupt):
                     raise
@@ -284,6 +295,8 @@ def check_installed() -> Report:
     report = Report("installed plugins (entry point group 'ivoryos.plugins')")
     ivoryos_version = _installed_ivoryos()
     hosts = host_templates()
+    for message in collision.installed_problems():
+        report.add(ERROR, "environment", "install", message)
     pairs = sorted(_entry_points(GROUP), key=lambda pair: pair[0].name)
     if not pairs:
         report.add(WARNING, "environment", "entry-point", f"no plugin is installed (entry point group '{GROUP}'); "
@@ -292,7 +305,7 @@ def check_installed() -> Report:
     for ep, dist in pairs:
         label = f"{dist.metadata['Name']} {dist.version}" if dist is not None else ep.value
         try:
-            obj = ep.load()
+            obj = resolve_entry_point(ep.load(), ep.name)
         except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt):
                 raise

@@ -14,10 +14,14 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 
 from flask import Blueprint
 
+from ..core import hints
 from ..core.names import ENTRY_POINT_GROUP as GROUP
 from ..core.versions import normalize
 
 ERROR, WARNING = "ERROR", "WARNING"
+#: the framework's distribution, and the name it must not have: the official plugin template's
+#: distribution (``ivoryos_plugin``, which pip normalises to ``ivoryos-plugin``)
+FRAMEWORK_DIST, TEMPLATE_DIST = "ivoryos-plugin-framework", "ivoryos-plugin"
 TEMPLATE_SUFFIXES = (".html", ".htm", ".jinja", ".jinja2", ".j2", ".xml", ".txt")
 _SKIP_DIRS = {"tests", "test", "build", "dist", "__pycache__", ".git", ".venv", "venv", "node_modules"}
 _DIST_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")
@@ -107,13 +111,13 @@ def _read_pyproject(project: Project, file: Path) -> None:
     meta = data.get("project")
     if not isinstance(meta, dict):
         project.problems.append((ERROR, "pyproject.toml has no [project] table; add one with name, version and "
-                                        "dependencies = [\"ivoryos-plugin\"] (PEP 621)."))
+                                        "dependencies = [\"ivoryos-plugin-framework\"] (PEP 621)."))
         return
     _check_core(project, meta.get("name"), meta.get("version"), "version" in (meta.get("dynamic") or []))
     deps = meta.get("dependencies", [])
     if not isinstance(deps, list) or not all(isinstance(d, str) for d in deps):
         project.problems.append((ERROR, "[project] dependencies must be a list of strings, e.g. "
-                                        "[\"ivoryos-plugin\"]."))
+                                        "[\"ivoryos-plugin-framework\"]."))
     else:
         project.requirements = list(deps)
     readme = meta.get("readme")
@@ -259,9 +263,7 @@ def template_problems(obj: Blueprint, sources: List[Path], hosts: Set[str]) -> L
             name = _rendered_name(node)
             if name is not None and name not in own and name not in hosts:
                 where = f"{file.name}:{getattr(node, 'lineno', '?')}"
-                problems.append(f"Plugin {obj.name!r}: {where} renders {name!r}, which is not in {folder} "
-                                f"(it has: {', '.join(sorted(own)) or 'nothing'}); create "
-                                f"{folder / name} or fix the name.")
+                problems.append(hints.missing_template(obj.name, name, folder, own, where))
     env = jinja2.Environment()
     for name in sorted(own):
         try:
@@ -275,8 +277,7 @@ def template_problems(obj: Blueprint, sources: List[Path], hosts: Set[str]) -> L
             continue
         for ref in referenced:
             if ref is not None and ref not in own and ref not in hosts:
-                problems.append(f"Plugin {obj.name!r}: template {name} extends or includes {ref!r}, which does "
-                                f"not exist; use {{% extends plugin_base %}} for the page frame, or create {ref}.")
+                problems.append(hints.missing_base(obj.name, name, ref))
     return problems
 
 
@@ -382,9 +383,13 @@ def project_problems(project: Project, obj: Blueprint, sources: List[Path]) -> L
     problems: List[Tuple[str, str]] = []
     if project.requirements is not None:
         declared = {normalize(re.split(r"[\s<>=!~;\[(]", r.strip(), maxsplit=1)[0]) for r in project.requirements}
-        if "ivoryos-plugin" not in declared and _imports(sources, "ivoryos_plugin"):
+        if TEMPLATE_DIST in declared:
+            problems.append((ERROR, f"Plugin {obj.name!r}: it depends on '{TEMPLATE_DIST}', which is the official IvoryOS "
+                                    "plugin template's distribution name, not the framework's; depend on "
+                                    f"\"{FRAMEWORK_DIST}\" instead."))
+        elif FRAMEWORK_DIST not in declared and _imports(sources, "ivoryos_plugin"):
             problems.append((ERROR, f"Plugin {obj.name!r}: it imports ivoryos_plugin but the package does not depend "
-                                    "on it; add \"ivoryos-plugin\" to [project] dependencies."))
+                                    f"on it; add \"{FRAMEWORK_DIST}\" to [project] dependencies."))
     folder = Path(obj.root_path) / (obj.template_folder or "templates")
     if project.setuptools and folder.is_dir() and any(folder.iterdir()):
         top = obj.import_name.split(".")[0]

@@ -10,14 +10,65 @@ from typing import Any, List, Optional, Tuple
 import click
 
 
+def _module_for_path(path: Path) -> Optional[str]:
+    """The dotted module a ``.py`` file (or a package folder) is importable as from the current
+    directory or from ``sys.path``, or None."""
+    path = path.resolve()
+    parts = [path.stem] if path.suffix == ".py" else [path.name]
+    folder = path.parent
+    while (folder / "__init__.py").exists():
+        parts.insert(0, folder.name)
+        folder = folder.parent
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts) or None
+
+
+def _not_importable(target: str, module_name: str, exc: ModuleNotFoundError) -> click.BadParameter:
+    """The one-line error for a TARGET whose module cannot be found, with the fix."""
+    example = "e.g. balance_log.plugin:plugin"
+    looks_like_path = "/" in module_name or "\\" in module_name or module_name.endswith(".py")
+    if looks_like_path:
+        path = Path(module_name)
+        if path.exists():
+            dotted = _module_for_path(path)
+            hint = f"use the module path instead: {dotted}:plugin" if dotted else f"use module:attribute, {example}"
+            return click.BadParameter(f"{target!r} is a file path, not a module; {hint}.", param_hint="TARGET")
+        return click.BadParameter(f"{target!r} is not a module (and no such file exists); use module:attribute, "
+                                  f"{example}.", param_hint="TARGET")
+    missing = exc.name or module_name
+    if missing != module_name and not module_name.startswith(missing + "."):
+        # the module exists but something it imports does not: that is the plugin's own bug
+        return click.BadParameter(f"importing {module_name!r} failed: {exc} (a dependency of the plugin is not "
+                                  f"installed: pip install {missing.split('.')[0]}).", param_hint="TARGET")
+    top = module_name.split(".")[0]
+    venv_pip = _venv_command("pip")
+    hint = (f"is the package installed ({venv_pip} install -e ./{top}) and is the name spelt right? "
+            f"Use module:attribute, {example}")
+    return click.BadParameter(f"no module named {missing!r}; {hint}.", param_hint="TARGET")
+
+
 def load_target(target: str) -> Any:
     """Import ``module:attribute`` (``pkg.plugin:plugin``); ``module`` alone means ``module:plugin``.
 
-    :param target: the import path."""
+    A module that cannot be found, or a file path given instead of a module, is a one-line usage
+    error that names the fix (not a traceback).
+
+    :param target: the import path.
+    :raises click.BadParameter: the module or the attribute does not exist."""
     module_name, _, attr = target.partition(":")
+    if not module_name:
+        raise click.BadParameter(f"{target!r} names no module; use module:attribute, e.g. balance_log.plugin:plugin.",
+                                 param_hint="TARGET")
     sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise _not_importable(target, module_name, exc) from None
+    except (ImportError, ValueError) as exc:  # "a/b" or "./x" as a module name, a relative import
+        if "/" in module_name or module_name.endswith(".py") or module_name.startswith("."):
+            raise _not_importable(target, module_name, ModuleNotFoundError(str(exc), name=module_name)) from None
+        raise
     finally:
         sys.path.pop(0)
     try:
@@ -27,8 +78,26 @@ def load_target(target: str) -> Any:
                                  "use module:attribute, e.g. balance_dashboard.plugin:plugin") from None
 
 
+def _venv_command(name: str) -> str:
+    """How to call ``name`` (``pip``, ``python``, ``ivoryos-plugin``) of this interpreter's
+    environment without activating it: ``.venv/bin/pip`` when that is below the current
+    directory, else its absolute path (the bare name when this environment has no such file).
+
+    :param name: the executable."""
+    import shlex
+
+    exe = Path(sys.executable).parent / name
+    if not exe.exists():
+        return name
+    try:
+        relative = str(exe.relative_to(Path.cwd()))
+    except ValueError:
+        return shlex.quote(str(exe))
+    return shlex.quote(relative if "/" in relative else f"./{relative}")
+
+
 @click.group()
-@click.version_option(package_name="ivoryos-plugin")
+@click.version_option(package_name="ivoryos-plugin-framework")
 def main() -> None:
     """Build, run and check IvoryOS plugins."""
 
@@ -37,33 +106,40 @@ def main() -> None:
 @click.argument("targets", nargs=-1, required=True)
 @click.option("--deck", type=click.Path(exists=True, dir_okay=False), help="A deck script (its globals are the instruments).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--port", default=8765, show_default=True, type=int, help="TCP port.")
+@click.option("--port", default=8765, show_default=True, type=int, envvar="PORT", help="TCP port (or $PORT).")
 @click.option("--token", default=None, help="The login token (random by default).")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Data folder (./ivoryos_data).")
 def run(targets: Tuple[str, ...], deck: Optional[str], host: str, port: int, token: Optional[str],
         data_dir: Optional[str]) -> None:
-    """Serve TARGETS (module:attribute) in the standalone dev host, protected by a one-time token."""
+    """Serve TARGETS (module:attribute) in the standalone dev host, protected by a login token
+    printed at start (valid until the host stops)."""
     from ..hosts.devhost import create_app, serve
+    from ..runtime.quiet import quiet_access_log
 
     plugins = [load_target(t) for t in targets]
     app = create_app(plugins, deck=deck, token=token, data_dir=data_dir)
     if host not in ("127.0.0.1", "localhost", "::1"):
         click.echo(f"WARNING: the dev host listens on {host}: anyone with the token on the network can use it.",
                    err=True)
+    quiet_access_log(transport=True)  # no Werkzeug production warnings, no Socket.IO polling lines
     serve(app, host=host, port=port)
 
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--port", default=8000, show_default=True, type=int, help="TCP port.")
+@click.option("--port", default=8000, show_default=True, type=int, envvar="PORT", help="TCP port (or $PORT).")
 @click.option("--no-browser", is_flag=True, help="Do not open a web browser.")
 @click.option("--deck", type=click.Path(exists=True, dir_okay=False), default=None,
               help="The deck script (default: the bundled simulated deck).")
 def demo(host: str, port: int, no_browser: bool, deck: Optional[str]) -> None:
-    """Start real IvoryOS with every installed plugin on a simulated deck (balance, pump, hotplate)."""
-    from .demo import run_demo
+    """Start real IvoryOS with the example plugins (and every installed one) on a simulated deck
+    (balance, pump, hotplate)."""
+    from .demo import DemoError, run_demo
 
-    run_demo(host=host, port=port, open_browser=not no_browser, deck=deck)
+    try:
+        run_demo(host=host, port=port, open_browser=not no_browser, deck=deck)
+    except DemoError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.command("list")
@@ -97,8 +173,27 @@ def new(name: str, placement: str, directory: str) -> None:
         path = render_package(name, Path(directory), placement=placement)
     except (PluginError, FileExistsError) as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"Created {path}\nNext:\n  pip install -e {path}\n  pytest {path}\n"
-               f"  ivoryos-plugin run {name}.plugin:plugin")
+    click.echo(f"Created {path}\nNext:")
+    for line in next_steps(path, name):
+        click.echo(f"  {line}")
+
+
+def next_steps(path: Path, name: str) -> List[str]:
+    """The commands that install, test and serve a new package, runnable as printed (this
+    environment's executables, no activated virtualenv needed).
+
+    :param path: the new package folder.
+    :param name: the plugin's name."""
+    import shlex
+
+    shown = str(path) if path.is_absolute() or str(path).startswith(".") else f"./{path}"
+    python = _venv_command(Path(sys.executable).name)  # python, python3.11...
+    pip = _venv_command("pip") if (Path(sys.executable).parent / "pip").exists() else f"{python} -m pip"
+    cli = (_venv_command("ivoryos-plugin") if (Path(sys.executable).parent / "ivoryos-plugin").exists()
+           else f"{python} -m ivoryos_plugin.tools.cli")
+    return [f"{pip} install -e {shlex.quote(shown + '[test]')}",
+            f"{python} -m pytest {shlex.quote(shown)}",
+            f"{cli} run {name}.plugin:plugin"]
 
 
 @main.command()
@@ -114,6 +209,31 @@ def check(path: Optional[str], installed: bool) -> None:
     for line in report.lines():
         click.echo(line)
     sys.exit(1 if report.errors else 0)
+
+
+@main.command()
+@click.argument("path", required=False, type=click.Path(exists=True, file_okay=False))
+@click.option("--name", required=True, help="The new plugin (and package) name, e.g. balance_page.")
+@click.option("--from-html", "page", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Make the plugin from this one HTML page instead of a package.")
+@click.option("--placement", type=click.Choice(["tab", "left_panel"]), default="tab", show_default=True,
+              help="With --from-html: a tab, or a left-panel widget.")
+@click.option("--dir", "directory", type=click.Path(file_okay=False), default=".", show_default=True,
+              help="Where to create the new package folder.")
+def migrate(path: Optional[str], name: str, page: Optional[str], placement: str, directory: str) -> None:
+    """Convert a template-style plugin package (PATH) or one HTML page into a framework plugin NAME."""
+    from ..core.names import PluginError
+    from .migrate import MigrateError, migrate_html, migrate_project
+
+    if bool(path) == bool(page):
+        raise click.UsageError("give a PATH or --from-html PAGE (not both).")
+    try:
+        done = migrate_html(Path(page), name, Path(directory), placement) if page else migrate_project(
+            Path(path or "."), name, Path(directory))
+    except (MigrateError, PluginError, FileExistsError) as exc:
+        raise click.ClickException(str(exc)) from None
+    for line in done.lines():
+        click.echo(line)
 
 
 @main.group()

@@ -1,10 +1,13 @@
-"""``ivoryos-plugin demo``: real IvoryOS with every installed plugin on a simulated deck.
+"""``ivoryos-plugin demo``: real IvoryOS with the example plugins, and every installed plugin, on a
+simulated deck.
 
-The deck is a script whose globals are the instruments (by default the bundled
-``ivoryos_plugin/tools/demo_deck.py``: a balance, a pump and a hotplate simulated on real ptys).
-IvoryOS keeps its data in ``./ivoryos_data`` and serves at ``http://127.0.0.1:8000/ivoryos/``
-(log in as admin / admin). The demo runs until Ctrl-C or SIGTERM, then stops the plugins and the
-simulators.
+The examples are installed under their own entry point group, :data:`EXAMPLES_GROUP`, which only
+the demo loads: installing them never adds them to a lab's own IvoryOS (``ivoryos_plugin.run``
+loads ``ivoryos.plugins`` only). The deck is a script whose globals are the instruments (by default
+the bundled ``ivoryos_plugin/tools/demo_deck.py``: a balance, a pump and a hotplate simulated on
+real ptys). IvoryOS keeps its data in ``./ivoryos_data`` and serves at
+``http://127.0.0.1:8000/ivoryos/`` (log in as admin / admin). The demo runs until Ctrl-C or
+SIGTERM, then stops the plugins and the simulators.
 """
 from __future__ import annotations
 
@@ -18,10 +21,69 @@ import time
 import webbrowser
 from pathlib import Path
 from types import FrameType, ModuleType
-from typing import Any, Optional, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 DEFAULT_DECK = Path(__file__).resolve().parent / "demo_deck.py"
 LOGIN = ("admin", "admin")  # IvoryOS creates this account on first start
+#: The entry point group of the repository's example plugins (examples/*/pyproject.toml): the demo's only.
+EXAMPLES_GROUP = "ivoryos_plugin.examples"
+
+
+class DemoError(RuntimeError):
+    """The demo cannot start (the message says why and what to do)."""
+
+
+def port_problem(host: str, port: int) -> Optional[str]:
+    """Why IvoryOS could not listen on ``host:port`` (the port is taken), with the fix; None if it can.
+
+    :param host: the address to bind.
+    :param port: the TCP port."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Werkzeug binds
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            free = next((p for p in range(port + 1, min(port + 50, 65536)) if _free(host, p, family)), port + 1)
+            return (f"cannot listen on {host}:{port}: {exc.strerror or exc} (another IvoryOS or demo still "
+                    f"running?). Stop it, or start the demo on another port: ivoryos-plugin demo --port {free}")
+    return None
+
+
+def _free(host: str, port: int, family: int) -> bool:
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def demo_plugins() -> Tuple[List[Any], List[Dict[str, str]]]:
+    """The plugins the demo serves: every installed one (``ivoryos.plugins``), then the examples
+    (:data:`EXAMPLES_GROUP`) whose names are not taken; each loaded in isolation.
+
+    :returns: (the plugins, the failures as the health page shows them)."""
+    from ..hosts.discovery import discover
+
+    installed = discover()
+    examples = discover(EXAMPLES_GROUP, exclude=[p.name for p in installed.plugins])
+    failures = [f.as_dict() for f in installed.failures + examples.failures]
+    return installed.plugins + examples.plugins, failures
+
+
+def _show_failures_on_health_page(failures: List[Dict[str, str]]) -> None:
+    """Hand the discovery failures to the health page (the launcher only reports its own discovery's)."""
+    from ..runtime.attach import attach, framework_blueprint
+
+    if not failures:
+        return
+
+    def record(state: Any) -> None:
+        attach(state.app).failures.extend(failures)
+
+    framework_blueprint.record_once(record)
 
 
 def in_ci() -> bool:
@@ -141,6 +203,7 @@ def run_demo(host: str = "127.0.0.1", port: int = 8000, open_browser: bool = Tru
     :param port: the TCP port.
     :param open_browser: open the IvoryOS page in a web browser once it is up.
     :param deck: a deck script (its globals are the instruments); default the bundled simulated deck.
+    :raises DemoError: the port is taken (checked before anything is printed or started).
 
     Example::
 
@@ -153,20 +216,30 @@ def run_demo(host: str = "127.0.0.1", port: int = 8000, open_browser: bool = Tru
             raise SystemExit(code)
         return
     from ..runtime.attach import stop_all_apps
+    from ..runtime.quiet import quiet_access_log
     from ..hosts.devhost import load_deck
     from ..hosts.launcher import run
 
+    problem = port_problem(host, port)
+    if problem:
+        raise DemoError(problem)  # before the banner: it must not say the demo is up
     deck_path = Path(deck).resolve() if deck else DEFAULT_DECK
     module: Optional[ModuleType] = None
     trapped = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if trapped else None
     try:
+        plugins, failures = demo_plugins()
+        for failure in failures:
+            print(f" * plugin {failure['name']!r} not loaded ({failure['stage']}): {failure['error']}",
+                  file=sys.stderr, flush=True)
+        _show_failures_on_health_page(failures)
         module = load_deck(deck_path)
         url = demo_url(host, port)
         _banner(url, module, deck_path)
         if open_browser and not in_ci():
             open_browser_when_up(url, host, port)
-        run(module.__name__, host=host, port=port, templates_dir=None)
+        quiet_access_log(transport=True)  # the terminal shows requests, not Socket.IO's polling
+        run(module.__name__, plugins=plugins, discover=False, host=host, port=port, templates_dir=None)
     except KeyboardInterrupt:
         pass
     finally:

@@ -18,6 +18,7 @@ Your ``conftest.py`` provides the plugin under test::
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 import types
@@ -79,8 +80,12 @@ def make_deck(name: str = "test_deck", **instruments: Any) -> types.ModuleType:
 
 
 @pytest.fixture
-def deck() -> types.ModuleType:
-    """An empty deck module; put instruments on it: ``deck.balance = Balance(port)``."""
+def deck(request: pytest.FixtureRequest) -> types.ModuleType:
+    """The deck the hosts (``plugin_app``, ``client``, ``live``, ``ivoryos_app``) run on: an empty
+    deck module to put instruments on (``deck.balance = Balance(port)``), or, in a test that asks
+    for ``sim_deck`` too, that simulated deck."""
+    if "sim_deck" in request.fixturenames:
+        return request.getfixturevalue("sim_deck")  # type: ignore[no-any-return]
     return make_deck()
 
 
@@ -217,6 +222,7 @@ def ivoryos_app(plugin: Any, deck: types.ModuleType, tmp_path: Path,
     from ..core.plugin import Plugin
     from ..hosts.discovery import protect_plain
     from ..runtime.attach import add_plugin, attach, framework_blueprint
+    from ..runtime.steps import install_on_deck
 
     app = _ivoryos_process_app(tmp_path_factory.getbasetemp() / "ivoryos_in_process")
     shared = _IVORYOS["deck"]
@@ -225,6 +231,8 @@ def ivoryos_app(plugin: Any, deck: types.ModuleType, tmp_path: Path,
     for key, value in vars(deck).items():
         if not key.startswith("__"):
             setattr(shared, key, value)
+    if isinstance(plugin, Plugin):
+        install_on_deck(plugin, shared)  # its workflow steps stay the deck's instrument, test after test
     registered = app.blueprints.get(plugin.name)
     if registered is not None and registered is not plugin:
         raise pytest.UsageError(
@@ -258,6 +266,12 @@ def ivoryos_client(ivoryos_app: Flask) -> CsrfClient:
     """A test client of the in-process IvoryOS, logged in as admin/admin, sending CSRF tokens."""
     ivoryos_app.test_client_class = CsrfClient
     client: CsrfClient = ivoryos_app.test_client()  # type: ignore[assignment]
-    client.post(f"{ivoryos_app.config['URL_PREFIX']}/auth/login", data={"username": "admin", "password": "admin"})
+    login = f"{ivoryos_app.config['URL_PREFIX']}/auth/login"
+    form = {"username": "admin", "password": "admin"}
+    # as a browser does: the login form's csrf_token field, when the host puts one in it (ivoryos_plugin.run)
+    found = re.search(r'<input[^>]*name="csrf_token"[^>]*value="([^"]*)"', client.get(login).get_data(as_text=True))
+    if found:
+        form["csrf_token"] = found.group(1)
+    client.post(login, data=form)
     client.csrf_token = client.get(f"{ivoryos_app.config['URL_PREFIX']}/plugins/csrf.json").get_json()["csrf_token"]
     return client

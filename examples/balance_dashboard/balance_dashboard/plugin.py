@@ -8,7 +8,7 @@ refused (409) while an IvoryOS workflow holds the deck.
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, Literal
+from typing import Any, Dict, Literal, Optional
 
 from pydantic import BaseModel, Field
 
@@ -28,7 +28,8 @@ class Settings(BaseModel):
 
 
 plugin = Plugin("balance", __name__, title="Balance", version="1.0.0", settings=Settings,
-                description="Live weight chart of the deck's balance, with tare and unit controls.")
+                description="Live weight chart of the deck's balance, with tare and unit controls.",
+                steps_as="balance_steps")  # the deck's instrument is already called "balance"
 
 
 def _balance() -> Any:
@@ -65,3 +66,32 @@ def set_unit(unit: Unit) -> Dict[str, Any]:
     balance = _balance()
     balance.set_unit(unit)
     return {"ok": True, "unit": balance.unit}
+
+
+@plugin.step
+def wait_until_stable(timeout_s: float = 30.0, tolerance_g: float = 0.002, settle_s: float = 0.5) -> float:
+    """Wait until the balance settles: it reports stable and its readings stay within tolerance_g
+    grams of each other for settle_s seconds. Returns the settled weight in grams; fails after
+    timeout_s seconds (the workflow then pauses for a retry)."""
+    if timeout_s <= 0 or tolerance_g < 0 or settle_s < 0:
+        raise ValueError(f"timeout_s={timeout_s}, tolerance_g={tolerance_g}, settle_s={settle_s}: "
+                         "use a positive timeout and non-negative tolerance and settling time.")
+    balance = _balance()
+    deadline = time.monotonic() + timeout_s
+    since: Optional[float] = None  # when the current run of steady readings began
+    reference = 0.0
+    while True:
+        reading = balance.read()
+        now = time.monotonic()
+        if reading["stable"] and since is not None and abs(reading["grams"] - reference) <= tolerance_g:
+            if now - since >= settle_s:
+                return float(reading["grams"])
+        elif reading["stable"]:
+            since, reference = now, reading["grams"]
+        else:
+            since = None
+        if now >= deadline:
+            state = "stable" if reading["stable"] else "unstable"
+            raise TimeoutError(f"the balance did not settle within {timeout_s} s (last reading {reading['grams']} g, "
+                               f"{state}); raise timeout_s or tolerance_g, or check for drafts and vibration.")
+        time.sleep(0.05)

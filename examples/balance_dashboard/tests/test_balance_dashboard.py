@@ -231,3 +231,31 @@ def test_inside_ivoryos_the_page_extends_its_base_and_busy_is_409(ivoryos_client
         global_state.runner_lock.release()
     assert busy.status_code == 409 and busy.get_json()["busy"] is True
     assert ivoryos_client.post(f"{ACTIONS}/tare", json={}).status_code == 200
+
+
+# ---------------------------------------------------------------- the workflow step
+def test_wait_until_stable_returns_the_settled_weight(client: Any, deck: types.ModuleType) -> None:
+    assert deck.balance_steps.wait_until_stable.__doc__.startswith("Wait until the balance settles")
+    deck.simulators["balance"].load(12.5)  # unstable for the simulator's settle time (0.3 s)
+    started = time.monotonic()
+    reply = client.post("/ivoryos/balance/steps/wait_until_stable", json={"timeout_s": 5.0, "settle_s": 0.2})
+    elapsed = time.monotonic() - started
+    assert reply.status_code == 200, reply.get_data(as_text=True)
+    assert abs(reply.get_json()["result"] - 12.5) < 0.01
+    assert elapsed >= 0.4, f"returned after {elapsed:.2f} s: before the pan settled and stayed steady"
+
+
+def test_wait_until_stable_fails_after_its_timeout(client: Any, deck: types.ModuleType) -> None:
+    simulator = deck.simulators["balance"]
+    simulator.settle_time = 30.0
+    try:
+        simulator.load(3.0)
+        started = time.monotonic()
+        reply = client.post("/ivoryos/balance/steps/wait_until_stable", json={"timeout_s": 0.5})
+        assert time.monotonic() - started < 3
+    finally:
+        simulator.settle_time = 0.3
+    assert reply.status_code == 500
+    assert "TimeoutError: the balance did not settle within 0.5 s" in reply.get_json()["error"]
+    bad = client.post("/ivoryos/balance/steps/wait_until_stable", json={"timeout_s": "soon"})
+    assert bad.status_code == 400 and list(bad.get_json()["errors"]) == ["timeout_s"]

@@ -1,6 +1,8 @@
 """A web terminal for a serial port: pick a port (or type a pyserial URL), set baud and line end,
 send lines, watch received lines live, download the session's log. A port that a deck
-instrument holds is refused, so the console never talks over the workflow."""
+instrument holds is refused whatever URL names it (the framework's port registry knows the real
+device), and connect and send are hardware actions: refused while a workflow runs, so the console
+never talks over the workflow."""
 import re
 import threading
 import time
@@ -10,7 +12,7 @@ from flask import send_from_directory
 
 from ivoryos_plugin import ActionError, Plugin, SerialDevice, SerialDeviceError
 
-from .ports import available_ports, port_owner
+from .ports import available_ports
 
 plugin = Plugin("serial_console", __name__, title="Serial console", version="1.0.0",
                 description="A terminal for any serial port, with a downloadable session log.")
@@ -55,12 +57,8 @@ def ports() -> dict:
     return {"ports": available_ports(), "status": _status()}
 
 
-@plugin.action(hardware=False)
+@plugin.action  # a hardware action: refused (409) while a workflow runs
 def connect(url: str, baudrate: int = 9600, terminator: Literal["CRLF", "LF", "CR"] = "CRLF") -> dict:
-    owner = port_owner(url, plugin.instruments)
-    if owner is not None:
-        raise ActionError(f"{url} belongs to the deck's instrument {owner!r}; the console will not talk "
-                          "over it. Pick another port.", status=409)
     with _lock:
         if _state["device"] is not None:
             raise ActionError(f"{_state['url']} is open; close it first.", status=409)
@@ -69,6 +67,9 @@ def connect(url: str, baudrate: int = 9600, terminator: Literal["CRLF", "LF", "C
                                   name=f"serial_console {url}", open=False)
             device.open()
         except SerialDeviceError as exc:
+            if exc.holder is not None:  # the same device, under whatever URL, is open elsewhere in IvoryOS
+                raise ActionError(f"{url} is the port of {exc.holder}; the console will not talk over it. "
+                                  "Pick another port.", status=409) from None
             raise ActionError(str(exc), status=400) from None
         folder = plugin.data_dir / "sessions"
         folder.mkdir(parents=True, exist_ok=True)
@@ -79,7 +80,7 @@ def connect(url: str, baudrate: int = 9600, terminator: Literal["CRLF", "LF", "C
     return _status()
 
 
-@plugin.action(hardware=False)
+@plugin.action  # a hardware action: refused (409) while a workflow runs
 def send(line: str) -> dict:
     device: Optional[SerialDevice] = _state["device"]
     if device is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Mapping, Optional
 
 from .base import EchoSimulator, PtySimulator, Reply, UnknownCommand
+from .camera import DeckCamera
 from .drivers import Balance, Hotplate, InstrumentError, Pump
 from .instruments import BalanceSimulator, HotplateSimulator, PumpSimulator
 
@@ -18,7 +19,7 @@ __all__ = [
     "PtySimulator", "EchoSimulator", "Reply", "UnknownCommand",
     "BalanceSimulator", "PumpSimulator", "HotplateSimulator",
     "Balance", "Pump", "Hotplate", "InstrumentError",
-    "start_all", "stop_all",
+    "start_all", "stop_all", "DeckCamera",
 ]
 
 _started: dict[str, PtySimulator] = {}

@@ -8,6 +8,7 @@ import os
 import shutil
 import sys
 import tempfile
+import unicodedata
 from importlib import resources
 from pathlib import Path
 from typing import Any, Dict, Iterator, Optional, Tuple
@@ -57,6 +58,12 @@ def check_package_name(name: str) -> str:
     :raises PluginError: invalid or reserved plugin name, or a module of that name already exists
         (the new package would shadow it, or be shadowed)."""
     names.check_name(name)
+    if not name.isascii():
+        # a Python identifier may be "ä_plugin", but not a distribution name nor, portably, an entry point
+        ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+        raise PluginError(name, f"a package name must be ASCII (letters a-z, digits, underscores): it becomes the "
+                                f"distribution name in pyproject.toml, which cannot hold {name!r}; use "
+                                f"{names.suggest_name(ascii_name)!r}.")
     taken = name in getattr(sys, "stdlib_module_names", ()) or name in sys.builtin_module_names
     if not taken:
         try:

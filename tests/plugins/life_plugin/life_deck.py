@@ -42,6 +42,6 @@ if __name__ == "__main__":
         else:
             import ivoryos_plugin
 
-            ivoryos_plugin.run(__name__, plugins, port=int(port))
+            ivoryos_plugin.run(__name__, plugins=plugins, port=int(port))
     print("server script returned", flush=True)
     sys.exit(0)

@@ -10,16 +10,18 @@ sensor = Sensor()
 
 
 def all_plugins() -> list:
-    """The two test plugins, then every installed ``ivoryos.plugins`` entry point."""
+    """The two test plugins, then every installed ``ivoryos.plugins`` entry point and example."""
     from probe_plugin import plugin as probe
     from secure_plugin import plugin as secure
 
     from ivoryos_plugin.hosts.discovery import discover
 
     found = discover()
-    for failure in found.failures:
+    examples = discover("ivoryos_plugin.examples")  # the examples' own group (the demo loads it)
+    for failure in found.failures + examples.failures:
         print(f" * plugin {failure.name!r} not loaded: {failure.error}", flush=True)
-    return [probe, secure] + [p for p in found.plugins if p.name not in ("probe", "secure")]
+    loaded = {p.name: p for p in found.plugins + examples.plugins if p.name not in ("probe", "secure")}
+    return [probe, secure] + list(loaded.values())
 
 
 def main() -> None:

@@ -173,6 +173,8 @@ def samples(server: SecureServer, rule: Dict[str, Any], method: str, info: Dict[
     for argument in rule["arguments"]:
         path = re.sub(r"<(?:[^<>:]+:)?%s>" % argument, "x", path)
     expect = (500 if endpoint == "boom" else 200) if own else None
+    if endpoint == "run_step":
+        expect = None  # POST .../steps/x: the test plugins declare no step x (404); only the auth matters
     return [Call(plugin, endpoint, method, path, public, expect, json={} if method != "GET" else None)]
 
 def bearer(token: str) -> Dict[str, str]:

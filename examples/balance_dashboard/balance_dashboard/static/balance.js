@@ -14,6 +14,13 @@
 
   function decimals(u) { return DECIMALS[u] === undefined ? 4 : DECIMALS[u]; }
 
+  // The x range: the minute up to the newest reading, or up to now before the first one arrives
+  // (uPlot gives no max for an empty chart, which would put the axis in January 1970).
+  function lastMinute(max) {
+    const end = typeof max === "number" && isFinite(max) && max > 0 ? max : Date.now() / 1000;
+    return [end - WINDOW_S, end];
+  }
+
   function makeChart() {
     const el = $("bd-chart");
     el.textContent = "";
@@ -25,12 +32,13 @@
       width: Math.max(320, el.clientWidth || 640),
       height: 300,
       scales: {
-        x: {time: true, range: (u, min, max) => [max - WINDOW_S, max]},  // the last minute, scrolling
+        x: {time: true, range: (u, min, max) => lastMinute(max)},  // the last minute, scrolling
         y: {range: (u, min, max) => (max - min < 1e-9 ? [min - 1, max + 1] : [min, max])},
       },
       series: [{}, {label: "weight (" + unit + ")", stroke: "#1f77b4", width: 2}],
       axes: [{}, {label: unit, size: 80, values: (u, ticks) => ticks.map((v) => v.toFixed(decimals(unit)))}],
     }, [xs, ys], el);
+    el.uplot = chart;  // for the browser's console (and the tests): its scales and data
   }
 
   function message(text, kind) {
@@ -62,11 +70,13 @@
   async function act(name, args, done) {
     const buttons = [$("bd-tare"), $("bd-set-unit")];
     buttons.forEach((b) => { b.disabled = true; });
+    IvoryPlugin.clearErrors($("bd-controls"));
     message("", "");
     try {
       const reply = await live.action(name, args);
       message(done(reply), "ok");
     } catch (err) {
+      IvoryPlugin.showErrors($("bd-controls"), err);  // e.g. {"unit": [...]} next to the unit select
       message(err.busy ? BUSY : err.message, err.busy ? "busy" : "error");
     } finally {
       buttons.forEach((b) => { b.disabled = false; });
@@ -76,6 +86,8 @@
   $("bd-tare").addEventListener("click", () => act("tare", {}, () => "Tared."));
   $("bd-set-unit").addEventListener("click", () =>
     act("set_unit", {unit: $("bd-balance-unit").value}, (reply) => "The balance now reads in " + reply.unit + "."));
+  // Before any click: say so while a workflow holds the deck (the framework polls its state).
+  IvoryPlugin.onDeck((deck) => { $("bd-busy").hidden = !deck.busy; });
   window.addEventListener("resize", () => {
     if (chart) chart.setSize({width: Math.max(320, $("bd-chart").clientWidth), height: 300});
   });

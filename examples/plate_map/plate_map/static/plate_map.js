@@ -59,17 +59,21 @@
 
   async function act(name, args) {
     message("", "");
+    IvoryPlugin.clearErrors($("pm-controls"));
     try {
       return await live.action(name, args);
     } catch (err) {
+      IvoryPlugin.showErrors($("pm-controls"), err);  // {"well": [...]} under the Well input
       message(err.busy ? BUSY : err.message, err.busy ? "busy" : "error");
       return null;
     }
   }
 
+  // a number input that is not a number sends its text, so the server names the field
+  const number = (id) => ($(id).value.trim() === "" || isNaN(Number($(id).value)) ? $(id).value : Number($(id).value));
   $("pm-set").addEventListener("click", () =>
-    act("set_well", {well: $("pm-well").value.trim().toUpperCase(), value: Number($("pm-value").value)}));
-  $("pm-dispense").addEventListener("click", () => act("dispense", {volume_ml: Number($("pm-volume").value)}));
+    act("set_well", {well: $("pm-well").value.trim().toUpperCase(), value: number("pm-value")}));
+  $("pm-dispense").addEventListener("click", () => act("dispense", {volume_ml: number("pm-volume")}));
   $("pm-clear").addEventListener("click", () => act("clear", {}));
   $("pm-plate").addEventListener("click", (ev) => {
     const well = ev.target.getAttribute && ev.target.getAttribute("data-well");

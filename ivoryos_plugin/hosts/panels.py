@@ -1,0 +1,82 @@
+"""Several left-panel plugins, all reachable. IvoryOS's ``base.html`` shows one left panel: an iframe
+of the *first* ``plugin_type = 'left_panel'`` plugin's ``widget`` endpoint (verified on 1.6.4,
+1.6.14 and 1.7.2); the others are unreachable. Under ``ivoryos_plugin.run`` the framework's own
+left-panel plugin comes first and holds every left-panel plugin's widget in a collapsible section;
+under plain ``ivoryos.run`` the health page warns about the hidden ones."""
+from __future__ import annotations
+
+import logging
+import os
+from typing import List, Optional, Sequence
+
+from flask import Blueprint, Flask, Response, render_template
+
+from ..runtime.extension import Extension, current_extension
+from ..runtime.security import guard_request, harden_response
+
+NAME = "plugin_panels"
+PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+log = logging.getLogger("ivoryos_plugin")
+
+
+def left_panels(blueprints: Sequence[Blueprint]) -> List[str]:
+    """The names of the left-panel plugins among ``blueprints``, in order (IvoryOS shows the first).
+
+    :param blueprints: the plugins, in the order IvoryOS registers them."""
+    return [b.name for b in blueprints if getattr(b, "plugin_type", "tab") == "left_panel" and b.name != NAME]
+
+
+def _title(blueprint: Blueprint) -> str:
+    return str(getattr(blueprint, "title", "") or blueprint.name.replace("_", " ").capitalize())
+
+
+def panels_blueprint(blueprints: Sequence[Blueprint]) -> Blueprint:
+    """A left-panel plugin whose widget holds each of ``blueprints``' widgets in a collapsible
+    section (an iframe of ``{prefix}/{name}/widget``, so each widget keeps its own page and guard).
+
+    :param blueprints: the left-panel plugins, in order."""
+    sections = [{"name": b.name, "title": _title(b)} for b in blueprints]
+    panel = Blueprint(NAME, __name__, template_folder=os.path.join(PACKAGE, "templates"))
+    panel.plugin_type = "left_panel"  # type: ignore[attr-defined]
+
+    @panel.before_request
+    def _guard() -> Optional[Response]:
+        return guard_request("plugins", public=False)
+
+    @panel.after_request
+    def _harden(response: Response) -> Response:
+        return harden_response(response, None)
+
+    @panel.route("/widget")
+    def widget() -> str:
+        return render_template("ivoryos_plugin/panels.html", sections=sections,
+                               prefix=current_extension().url_prefix)
+
+    return panel
+
+
+def blueprints_for(plugins: Sequence[Blueprint]) -> List[Blueprint]:
+    """``[panels_blueprint(...)]`` when two or more of ``plugins`` are left panels, else ``[]``.
+
+    :param plugins: the plugins about to be loaded."""
+    names = left_panels(plugins)
+    if len(names) < 2:
+        return []
+    return [panels_blueprint([p for p in plugins if p.name in names])]
+
+
+def warn_hidden(app: Flask, ext: Extension) -> None:
+    """Under plain ``ivoryos.run``: a health-page warning (and a log line) for each left-panel
+    plugin IvoryOS does not show, once every plugin is registered.
+
+    :param app: IvoryOS's app.
+    :param ext: its framework state."""
+    if NAME in app.blueprints:
+        return
+    names = left_panels([b for b in app.blueprints.values() if isinstance(b, Blueprint)])
+    for name in names[1:]:
+        message = (f"IvoryOS shows only the first left-panel plugin ({names[0]!r}), so this one is unreachable; "
+                   "start IvoryOS with ivoryos_plugin.run(...), which shows every left-panel plugin in one panel, "
+                   "or make it a tab (placement='tab').")
+        log.warning("plugin %r: %s", name, message)
+        ext.record_warning(name, message)

@@ -1,0 +1,111 @@
+"""``GET /ivoryos/<plugin>/history/<stream>`` (JSON) and ``.../<stream>.csv``: recorded values,
+``?since=&until=`` (epoch seconds, ISO 8601, or negative seconds from now: ``since=-600``),
+``?run=<IvoryOS run id>``, ``?max_points=`` (1 to 100000, default 1000: more values than that come
+back downsampled per time bucket to min, max and mean)."""
+from __future__ import annotations
+
+import csv
+import datetime
+import io
+import json
+import time
+from typing import Any, Dict, List, Optional, Tuple
+
+from flask import Response, jsonify, request
+
+from .extension import current_extension
+from .replies import error_response
+
+MAX_POINTS = 100_000
+
+
+def _time(text: str, now: float) -> float:
+    """An instant from a query parameter: epoch seconds, negative seconds from now, or ISO 8601."""
+    try:
+        value = float(text)
+    except ValueError:
+        parsed = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        if parsed.tzinfo is None:
+            parsed = parsed.astimezone()  # a local time, as a person types it
+        return parsed.timestamp()
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError("not a finite number")
+    return now + value if value < 0 else value
+
+
+def parse_query(args: Any) -> Tuple[Dict[str, Any], Dict[str, List[str]]]:
+    """The query's parameters, and ``{field: [problems]}`` for the ones that are wrong.
+
+    :param args: ``request.args``."""
+    now = time.time()
+    errors: Dict[str, List[str]] = {}
+    out: Dict[str, Any] = {"since": None, "until": None, "run": None, "max_points": 1000}
+    for key in ("since", "until"):
+        text = args.get(key)
+        if text not in (None, ""):
+            try:
+                out[key] = _time(text, now)
+            except ValueError:
+                errors[key] = [f"{text!r} is not a time: use epoch seconds, negative seconds from now "
+                               "(-600 = ten minutes ago) or ISO 8601 (2026-12-02T10:00:00)"]
+    for key, low, high in (("run", 0, 2 ** 31 - 1), ("max_points", 1, MAX_POINTS)):
+        text = args.get(key)
+        if text not in (None, ""):
+            try:
+                number = int(text)
+                if not low <= number <= high:
+                    raise ValueError
+                out[key] = number
+            except ValueError:
+                errors[key] = [f"{text!r} must be a whole number from {low} to {high}"]
+    unknown = sorted(set(args) - {"since", "until", "run", "max_points"})
+    if unknown:
+        errors["_"] = [f"unknown parameter(s) {', '.join(unknown)}; use since, until, run, max_points"]
+    if not errors and out["since"] is not None and out["until"] is not None and out["since"] > out["until"]:
+        errors["until"] = ["must not be before since"]
+    return out, errors
+
+
+def history(plugin: str, name: str) -> Response:
+    """Serve one recorded series as JSON or CSV.
+
+    :param plugin: the plugin's name.
+    :param name: the stream, with ``.csv`` for CSV."""
+    as_csv = name.endswith(".csv")
+    stream = name[:-4] if as_csv else name
+    query, errors = parse_query(request.args)
+    if errors:
+        return error_response(400, f"Plugin {plugin!r}: bad history query for {stream!r}.", errors=errors)
+    ext = current_extension()
+    try:
+        found = ext.history().query(plugin, stream, since=query["since"], until=query["until"], run=query["run"],
+                                    max_points=query["max_points"])
+    except Exception as exc:
+        return error_response(503, f"Plugin {plugin!r}: the history database cannot be read "
+                                   f"({type(exc).__name__}: {exc}).")
+    if as_csv:
+        return _csv(plugin, stream, found["points"], found["downsampled"])
+    return jsonify({"plugin": plugin, "stream": stream, **query, **found})
+
+
+def _csv(plugin: str, stream: str, points: List[Dict[str, Any]], downsampled: bool) -> Response:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    if downsampled:
+        writer.writerow(["t", "time", "min", "max", "mean", "n"])
+        for p in points:
+            writer.writerow([f"{p['t']:.6f}", _iso(p["t"]), p["min"], p["max"], p["mean"], p["n"]])
+    else:
+        writer.writerow(["t", "time", "value", "run", "step"])
+        for p in points:
+            value = p["value"]
+            writer.writerow([f"{p['t']:.6f}", _iso(p["t"]), value if isinstance(value, (int, float, str))
+                             else json.dumps(value), "" if p["run"] is None else p["run"],
+                             "" if p["step"] is None else p["step"]])
+    response = Response(out.getvalue(), mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="{plugin}-{stream}.csv"'
+    return response
+
+
+def _iso(t: Optional[float]) -> str:
+    return "" if t is None else datetime.datetime.fromtimestamp(t).isoformat(timespec="milliseconds")

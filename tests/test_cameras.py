@@ -1,0 +1,329 @@
+"""Cameras against real servers: the dev host and IvoryOS under ``ivoryos_plugin.run``, read by a raw
+HTTP client part by part, by ten viewers at once, by one that never reads, and by Chromium; a real
+OpenCV source (a video file made here); the snapshot step inside a real IvoryOS workflow."""
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Tuple
+
+import pytest
+import requests
+
+from browsing import chromium, screenshot
+from support import PY, ROOT, Server, ivoryos_login, start_process
+
+cv2 = pytest.importorskip("cv2")  # the camera extra (installed by ./scripts/install.sh)
+PLUGINS = ROOT / "tests" / "plugins"
+TOKEN = "camera-test-token"
+BOUNDARY = b"--ivoryos-frame"
+SHOTS = ROOT / "test-output" / "cameras"
+FPS = 15.0
+
+
+def start_cameras(folder: Path, host: str, **env: str) -> Server:
+    return start_process([PY, str(PLUGINS / "camera_deck.py")], folder, "camera_deck.log",
+                         env={"PYTHONPATH": str(PLUGINS), "CAM_HOST": host, "CAM_TOKEN": TOKEN,
+                              "CAM_FPS": str(FPS), **env})
+
+
+class PartReader:
+    """Reads a multipart/x-mixed-replace stream part by part, checking each boundary and length."""
+
+    def __init__(self, response: requests.Response) -> None:
+        self.chunks = response.iter_content(chunk_size=16384)
+        self.buf = b""
+
+    def read(self, count: int, timeout: float = 10.0) -> List[Tuple[Dict[str, str], bytes]]:
+        parts: List[Tuple[Dict[str, str], bytes]] = []
+        deadline = time.monotonic() + timeout
+        while len(parts) < count:
+            assert time.monotonic() < deadline, f"{len(parts)} of {count} parts within {timeout} s"
+            while True:
+                head_end = self.buf.find(b"\r\n\r\n")
+                if head_end < 0:
+                    break
+                lines = self.buf[:head_end].split(b"\r\n")
+                assert lines[0] == BOUNDARY, lines[0]
+                headers = dict(line.decode().split(": ", 1) for line in lines[1:])
+                size = int(headers["Content-Length"])
+                start = head_end + 4
+                if len(self.buf) < start + size + 2:
+                    break
+                assert self.buf[start + size:start + size + 2] == b"\r\n", "a part ends with CRLF, then the boundary"
+                parts.append((headers, self.buf[start:start + size]))
+                self.buf = self.buf[start + size + 2:]
+                if len(parts) == count:
+                    return parts
+            self.buf += next(self.chunks)
+        return parts
+
+
+def read_parts(response: requests.Response, count: int, timeout: float = 10.0) -> List[Tuple[Dict[str, str], bytes]]:
+    """Read ``count`` complete parts of a fresh stream."""
+    return PartReader(response).read(count, timeout)
+
+
+class Cams:
+    def __init__(self, server: Server, auth: Dict[str, str], session: requests.Session) -> None:
+        self.server, self.auth, self.session = server, auth, session
+        self.base = f"{server.base}/ivoryos/cams"
+
+    def stream(self, camera: str = "bench") -> requests.Response:
+        reply = requests.get(f"{self.base}/cameras/{camera}/stream.mjpg", headers=self.auth, stream=True, timeout=10)
+        assert reply.status_code == 200, reply.text
+        return reply
+
+    def captures(self) -> int:
+        return int(self.session.post(f"{self.base}/actions/counts", json={}, headers=self.auth).json()["captures"])
+
+    def camera_status(self, camera: str = "bench") -> Dict[str, Any]:
+        status = self.session.get(f"{self.server.base}/ivoryos/plugins/status.json", headers=self.auth).json()
+        plugin = next(p for p in status["plugins"] if p["name"] == "cams")
+        return dict(plugin["cameras"][camera])
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real video file (MJPG in AVI, 640x480, 30 frames), made with OpenCV."""
+    path = tmp_path_factory.mktemp("video") / "plate.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (640, 480))
+    import numpy as np
+
+    for i in range(30):
+        frame = np.full((480, 640, 3), 40, np.uint8)
+        cv2.circle(frame, (20 * i + 30, 240), 25, (0, 200, 255), -1)
+        writer.write(frame)
+    writer.release()
+    assert path.stat().st_size > 1000
+    return path
+
+
+@pytest.fixture(scope="module")
+def dev(tmp_path_factory: pytest.TempPathFactory, video: Path) -> Iterator[Cams]:
+    server = start_cameras(tmp_path_factory.mktemp("cams_dev"), "dev", CAM_VIDEO=str(video))
+    try:
+        yield Cams(server, {"Authorization": f"Bearer {TOKEN}"}, requests.Session())
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def ivoryos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cams]:
+    server = start_cameras(tmp_path_factory.mktemp("cams_ivoryos"), "ivoryos")
+    try:
+        yield Cams(server, {}, ivoryos_login(server.base))
+    finally:
+        server.stop()
+
+
+# ------------------------------------------------------------------ HTTP
+@pytest.mark.server
+def test_a_raw_client_reads_complete_jpeg_parts(dev: Cams) -> None:
+    with dev.stream() as reply:
+        assert reply.headers["Content-Type"] == "multipart/x-mixed-replace; boundary=ivoryos-frame"
+        parts = read_parts(reply, 12)
+    seqs = [int(headers["X-Frame-Seq"]) for headers, _ in parts]
+    assert seqs == sorted(set(seqs)), f"frames arrive in order, each once: {seqs}"
+    for headers, jpeg in parts:
+        assert headers["Content-Type"] == "image/jpeg" and int(headers["Content-Length"]) == len(jpeg)
+        assert jpeg[:2] == b"\xff\xd8" and jpeg[-2:] == b"\xff\xd9"
+        image = cv2.imdecode(__import__("numpy").frombuffer(jpeg, "uint8"), cv2.IMREAD_COLOR)
+        assert image is not None and image.shape == (480, 640, 3)
+    snapshot = requests.get(f"{dev.base}/cameras/bench/snapshot.jpg", headers=dev.auth, timeout=10)
+    assert snapshot.status_code == 200 and snapshot.headers["Content-Type"] == "image/jpeg"
+    assert snapshot.content[:2] == b"\xff\xd8"
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("url", ["cameras/bench/stream.mjpg", "cameras/bench/snapshot.jpg", "gallery"],
+                         ids=["stream", "snapshot", "gallery"])
+def test_anonymous_viewers_are_refused(dev: Cams, url: str) -> None:
+    for headers in ({}, {"Accept": "application/json"}, {"Authorization": "Bearer wrong"}):
+        reply = requests.get(f"{dev.base}/{url}", headers=headers, allow_redirects=False, stream=True, timeout=10)
+        with reply:
+            assert reply.status_code in (302, 401), (headers, reply.status_code)
+            assert not reply.headers.get("Content-Type", "").startswith(("image/", "multipart/"))
+
+
+@pytest.mark.server
+def test_ten_viewers_cost_one_capture_and_one_encode_per_frame(dev: Cams) -> None:
+    got: Dict[int, List[int]] = {}
+    ready = threading.Barrier(11)
+
+    def viewer(i: int) -> None:
+        with dev.stream() as reply:
+            ready.wait(10)
+            got[i] = [int(h["X-Frame-Seq"]) for h, _ in read_parts(reply, int(FPS * 2), timeout=15)]
+
+    threads = [threading.Thread(target=viewer, args=(i,)) for i in range(10)]
+    for thread in threads:
+        thread.start()
+    ready.wait(10)
+    captures, encodes, started = dev.captures(), dev.camera_status()["encodes"], time.monotonic()
+    for thread in threads:
+        thread.join(30)
+    elapsed = time.monotonic() - started
+    captured, encoded = dev.captures() - captures, dev.camera_status()["encodes"] - encodes
+    assert len(got) == 10 and all(len(seqs) == int(FPS * 2) for seqs in got.values())
+    assert captured <= FPS * elapsed * 1.05 + 2, f"{captured} captures in {elapsed:.2f} s at {FPS} fps: one per frame"
+    assert abs(encoded - captured) <= 1, f"{encoded} encodes for {captured} captures: one per frame"
+    assert captured >= FPS * elapsed * 0.6, f"only {captured} captures in {elapsed:.2f} s"
+
+
+@pytest.mark.server
+def test_a_viewer_that_stops_reading_does_not_slow_the_others(dev: Cams) -> None:
+    stuck = socket.create_connection(("127.0.0.1", dev.server.port))
+    stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stuck.sendall(f"GET /ivoryos/cams/cameras/bench/stream.mjpg HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                  f"Authorization: Bearer {TOKEN}\r\n\r\n".encode())  # ...and never reads
+    try:
+        time.sleep(3.0)  # long enough for its buffers to fill: the server's writes to it block
+        with dev.stream() as reply:
+            started = time.monotonic()
+            parts = read_parts(reply, int(FPS * 2), timeout=10)
+            elapsed = time.monotonic() - started
+        assert elapsed <= 2 * 1.25 + 0.3, f"30 frames took {elapsed:.2f} s beside a stuck viewer"
+        ages = [time.time() - float(h["X-Frame-Time"]) for h, _ in parts[-5:]]
+        assert max(ages) < 2 / FPS + 0.25, f"frames reached the reading viewer late: {ages}"
+    finally:
+        stuck.close()
+
+
+@pytest.mark.server
+def test_a_closed_tab_frees_its_viewer_and_the_capture_stops(dev: Cams) -> None:
+    with dev.stream() as reply:
+        read_parts(reply, 2)
+        assert dev.camera_status()["viewers"] >= 1
+    deadline = time.monotonic() + 3
+    while dev.camera_status()["viewers"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert dev.camera_status()["viewers"] == 0
+    time.sleep(1.6)  # the capture lingers 1 s for a page reload, then stops
+    assert dev.camera_status()["running"] is False
+    before = dev.captures()
+    time.sleep(0.5)
+    assert dev.captures() == before, "nobody watches: the camera is not read"
+
+
+@pytest.mark.server
+def test_an_unplugged_camera_recovers_on_the_same_stream(dev: Cams) -> None:
+    with dev.stream() as reply:
+        reader = PartReader(reply)
+        reader.read(2)
+        dev.session.post(f"{dev.base}/actions/unplug", json={"unplugged": True}, headers=dev.auth)
+        time.sleep(2.0)
+        status = dev.camera_status()
+        assert status["error"] == "OSError: camera unplugged", status
+        assert 3 <= status["failures"] <= 8, f"{status['failures']} attempts in 2 s: retried with backoff"
+        dev.session.post(f"{dev.base}/actions/unplug", json={"unplugged": False}, headers=dev.auth)
+        parts = reader.read(3, timeout=8)
+    assert all(jpeg[:2] == b"\xff\xd8" for _, jpeg in parts) and dev.camera_status()["error"] == ""
+
+
+@pytest.mark.server
+def test_a_missing_camera_is_reported_and_nothing_else_breaks(dev: Cams) -> None:
+    reply = requests.get(f"{dev.base}/cameras/missing/snapshot.jpg", headers=dev.auth, timeout=20)
+    assert reply.status_code == 503
+    assert "OpenCV cannot open '/dev/no-such-camera-42'" in reply.json()["error"]
+    assert "no such device" in dev.camera_status("missing")["error"]
+    health = requests.get(f"{dev.server.base}/ivoryos/plugins/", headers=dev.auth, timeout=10).text
+    assert '<tr data-camera="missing" class="ivp-failed">' in health and "OpenCV cannot open" in health
+    assert requests.get(f"{dev.base}/cameras/bench/snapshot.jpg", headers=dev.auth, timeout=10).status_code == 200
+    assert requests.get(f"{dev.base}/cameras/nope/snapshot.jpg", headers=dev.auth, timeout=10).status_code == 404
+
+
+@pytest.mark.server
+def test_a_video_file_is_a_camera(dev: Cams) -> None:
+    with dev.stream("file") as reply:
+        parts = read_parts(reply, 5)
+    import numpy as np
+
+    frames = [cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR) for _, jpeg in parts]
+    assert all(f.shape == (240, 320, 3) for f in frames), "scaled to width=320"
+    assert any(not np.array_equal(frames[0], f) for f in frames[1:]), "the video plays"
+
+
+# ------------------------------------------------------------------ the snapshot step in IvoryOS
+@pytest.mark.server
+def test_the_snapshot_step_files_a_photo_under_its_ivoryos_run(ivoryos: Cams) -> None:
+    s, base = ivoryos.session, f"{ivoryos.server.base}/ivoryos"
+    schema = s.get(f"{base}/instruments", headers={"Accept": "application/json"}).json()
+    assert schema["deck.cams"]["snapshot"]["signature"] == "(self, label: str = 'snapshot', camera: str = 'bench') -> Dict[str, Any]"
+    script = 'def workflow():\n    deck.sensor.bump(by=1)\n    photo = deck.cams.snapshot(label="plate", camera="bench")\n'
+    assert s.post(f"{base}/draft/submit_python", json={"workflow_name": "photo_run", "script": script,
+                                                       "prep": "", "cleanup": ""}).status_code == 200
+    assert s.post(f"{base}/executions/config", json={"repeat": 1}, headers={"Accept": "application/json"}).status_code == 200
+    deadline = time.monotonic() + 30
+    runs: List[Dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        runs = s.get(f"{base}/cams/gallery", headers={"Accept": "application/json"}).json()["runs"]
+        if runs and runs[0]["files"]:
+            break
+        time.sleep(0.2)
+    records = s.get(f"{base}/executions/records", headers={"Accept": "application/json"}).json()["workflow_data"]
+    run_id = max(int(i) for i, info in records.items() if info["workflow_name"] == "photo_run")
+    assert runs[0]["run"] == f"run-{run_id}" and runs[0]["run_id"] == run_id
+    [photo] = runs[0]["files"]
+    assert photo["name"].startswith("step2-") and photo["name"].endswith("-bench-plate.jpg")
+    page = s.get(f"{base}/cams/gallery").text
+    assert f"Run {run_id}" in page and photo["url"] in page
+    image = s.get(ivoryos.server.base + photo["url"])
+    assert image.status_code == 200 and image.content[:2] == b"\xff\xd8"
+    assert s.get(f"{base}/cams/gallery/../../secret_key").status_code == 404
+
+
+# ------------------------------------------------------------------ Chromium
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    yield from chromium()
+
+
+def frames_change(page: Any, name: str) -> None:
+    bench = page.locator("#bench")
+    page.wait_for_selector("#bench[data-signal=live]")
+    page.wait_for_function("document.querySelector('#bench').dataset.frames >= 8")
+    first = bench.screenshot()
+    page.wait_for_timeout(400)
+    second = bench.screenshot()
+    assert first != second, "the picture changes"
+    fps = float(bench.get_attribute("data-fps") or 0)
+    assert FPS * 0.5 <= fps <= FPS * 1.3, f"measured {fps} fps for a {FPS} fps camera"
+    page.wait_for_selector("#missing[data-signal=none]", state="attached")
+    assert page.locator("#missing + .ivp-camera-nosignal").is_visible()
+    assert page.locator("#missing + .ivp-camera-nosignal").inner_text() == "no signal"
+    screenshot(page, name, SHOTS)
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_chromium_shows_live_video_in_the_dev_host(browser: Any, dev: Cams) -> None:
+    context = browser.new_context(viewport={"width": 1100, "height": 1200})
+    try:
+        page = context.new_page()
+        page.goto(f"{dev.server.base}/ivoryos/?token={TOKEN}")
+        page.goto(f"{dev.base}/")
+        frames_change(page, "dev-host-cameras")
+    finally:
+        context.close()
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_chromium_shows_live_video_inside_ivoryos(browser: Any, ivoryos: Cams) -> None:
+    context = browser.new_context(viewport={"width": 1100, "height": 1200})
+    try:
+        page = context.new_page()
+        page.goto(f"{ivoryos.server.base}/ivoryos/auth/login")
+        page.fill("#username", "admin")
+        page.fill("#password", "admin")
+        with page.expect_navigation():
+            page.click("form[name=login] button[type=submit]")
+        page.goto(f"{ivoryos.base}/")
+        assert "Cameras" in page.title()
+        frames_change(page, "ivoryos-cameras")
+    finally:
+        context.close()

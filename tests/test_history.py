@@ -1,0 +1,332 @@
+"""History in real databases: SQLite (the default) and PostgreSQL (Debian's, a temporary cluster on
+127.0.0.1 started here). Recording loses and duplicates nothing, downsampling keeps the true min
+and max, retention deletes what it should, ``?run=`` returns a real IvoryOS workflow's values, a
+SIGKILL leaves a readable database, and a PostgreSQL outage never stops the live values."""
+from __future__ import annotations
+
+import itertools
+import os
+import pwd
+import shutil
+import signal
+import sqlite3
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Dict, Iterator, List
+
+import pytest
+import requests
+
+from ivoryos_plugin import Plugin, create_app
+from ivoryos_plugin.hosts.devhost import stop
+from ivoryos_plugin.runtime.history import HistoryStore, Retention
+from ivoryos_plugin.testing import LiveClient, login_client
+from support import PY, ROOT, Server, free_port, ivoryos_login, start_process, wait_for_port
+
+PLUGINS = ROOT / "tests" / "plugins"
+
+
+class Postgres:
+    """A throwaway PostgreSQL cluster run by the ``postgres`` user, on 127.0.0.1."""
+
+    def __init__(self) -> None:
+        found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+        if not found:
+            pytest.fail("PostgreSQL is not installed: run ./scripts/install.sh --test (Debian's postgresql)")
+        self.bin = found[-1].parent
+        self.base = Path(tempfile.mkdtemp(prefix="ivp-pg-"))
+        self.as_user: List[str] = []
+        if os.geteuid() == 0:  # initdb refuses to run as root
+            shutil.chown(self.base, "postgres", "postgres")
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+        self.port = free_port()
+        self.running = False
+        subprocess.run(self.as_user + [str(self.bin / "initdb"), "-D", str(self.base / "data"), "-A", "trust",
+                                       "-U", "postgres", "--no-sync"], check=True, capture_output=True)
+        self.start()
+        subprocess.run(self.as_user + [str(self.bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port),
+                                       "-U", "postgres", "history"], check=True, capture_output=True)
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/history"
+
+    def pg_ctl(self, *args: str) -> None:
+        subprocess.run(self.as_user + [str(self.bin / "pg_ctl"), "-D", str(self.base / "data"), *args],
+                       check=True, capture_output=True, timeout=60)
+
+    def start(self) -> None:
+        self.pg_ctl("start", "-w", "-l", str(self.base / "postgres.log"),
+                    "-o", f"-p {self.port} -h 127.0.0.1 -k {self.base} -F")
+        self.running = True
+
+    def stop(self) -> None:
+        if self.running:
+            self.pg_ctl("stop", "-w", "-m", "fast")  # disconnects the clients
+            self.running = False
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[Postgres]:
+    pg = Postgres()
+    try:
+        yield pg
+    finally:
+        pg.remove()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'history.sqlite'}"
+    pg: Postgres = request.getfixturevalue("postgres")
+    store = HistoryStore(pg.url)  # a clean table for each test
+    from ivoryos_plugin.runtime.history import samples
+
+    with store.engine().begin() as conn:
+        conn.execute(samples.delete())
+    store.stop()
+    return pg.url
+
+
+def counting_plugin(name: str, hz: float, **record: Any) -> Any:
+    counter = itertools.count(1)
+    produced = {"n": 0}
+    plugin = Plugin(name, __name__, template_folder=None)
+    plugin.add_url_rule("/", "main", lambda: "page")
+
+    @plugin.stream("count", hz=hz, record=True, **record)
+    def count() -> Dict[str, int]:
+        produced["n"] = next(counter)
+        return {"value": produced["n"]}
+
+    return plugin, produced
+
+
+def values(store: HistoryStore, plugin: str, stream: str = "count") -> List[int]:
+    found = store.query(plugin, stream, max_points=10_000_000)
+    assert found["downsampled"] is False
+    return [p["value"]["value"] for p in found["points"]]
+
+
+# ------------------------------------------------------------------ recording
+def test_a_20_hz_recorded_stream_stores_every_value_once(url: str, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IVORYOS_PLUGIN_HISTORY_URL", url)
+    plugin, produced = counting_plugin("rec20", 20)
+    app = create_app([plugin], data_dir=tmp_path / "data", testing=True)
+    try:
+        time.sleep(30.0)  # nobody watches: a recorded stream samples anyway
+    finally:
+        stop(app)  # writes the last batch
+    store = HistoryStore(url)
+    try:
+        got = values(store, "rec20")
+    finally:
+        store.stop()
+    assert 540 <= produced["n"] <= 620, f"{produced['n']} values in 30 s at 20 Hz"
+    assert got == list(range(1, produced["n"] + 1)), "every value once, in order"
+
+
+def test_values_are_read_back_as_json_and_csv_with_bad_queries_refused(tmp_path: Path) -> None:
+    plugin, produced = counting_plugin("rec_http", 50)
+    app = create_app([plugin], data_dir=tmp_path / "data", testing=True)
+    try:
+        time.sleep(1.0)
+        client = login_client(app)
+        body = client.get("/ivoryos/rec_http/history/count?since=-60").get_json()
+        assert body["count"] >= 30 and body["points"][0]["value"] == {"value": 1}
+        csv_text = client.get("/ivoryos/rec_http/history/count.csv").get_data(as_text=True)
+        assert csv_text.splitlines()[0] == "t,time,value,run,step" and len(csv_text.splitlines()) >= 31
+        bad = client.get("/ivoryos/rec_http/history/count?since=yesterday&max_points=0&colour=red")
+        assert bad.status_code == 400
+        assert sorted(bad.get_json()["errors"]) == ["_", "max_points", "since"]
+        assert client.get("/ivoryos/rec_http/history/count?since=20&until=10").get_json()["errors"] == {
+            "until": ["must not be before since"]}
+        assert app.test_client().get("/ivoryos/rec_http/history/count",
+                                     headers={"Accept": "application/json"}).status_code == 401
+        status = client.get("/ivoryos/plugins/status.json").get_json()
+        mine = next(p for p in status["plugins"] if p["name"] == "rec_http")
+        assert mine["recorded"] == ["count"] and mine["streams"]["count"]["recording"] is True
+        assert mine["history"]["rows"]["count"] >= 30 and mine["history"]["disk_bytes"] > 0
+    finally:
+        stop(app)
+
+
+def test_plugin_record_keeps_values_not_from_a_stream(tmp_path: Path) -> None:
+    plugin = Plugin("noter", __name__, template_folder=None)
+    plugin.add_url_rule("/", "main", lambda: "page")
+    app = create_app([plugin], data_dir=tmp_path / "data", testing=True)
+    try:
+        with app.app_context():
+            plugin.record("yield_mg", 12.5)
+            plugin.record("yield_mg", {"value": 13.0, "note": "second"})
+        body = login_client(app).get("/ivoryos/noter/history/yield_mg").get_json()
+        assert [p["value"] for p in body["points"]] == [12.5, {"value": 13.0, "note": "second"}]
+    finally:
+        stop(app)
+
+
+# ------------------------------------------------------------------ downsampling and retention
+def test_downsampling_keeps_the_true_min_and_max(url: str) -> None:
+    import math
+
+    store = HistoryStore(url)
+    try:
+        t0 = time.time() - 50_000
+        expected = []
+        for i in range(50_000):
+            value = math.sin(i / 500) * 10 + (100.0 if i == 31_337 else 0.0) - (55.5 if i == 7 else 0.0)
+            expected.append(value)
+            store.record("ds", "wave", {"value": value}, t=t0 + i)
+        assert store.flush()
+        found = store.query("ds", "wave", max_points=1000)
+        assert found["downsampled"] is True and found["count"] == 50_000
+        points = found["points"]
+        assert 900 <= len(points) <= 1000
+        assert min(p["min"] for p in points) == pytest.approx(min(expected))
+        assert max(p["max"] for p in points) == pytest.approx(max(expected))
+        assert sum(p["n"] for p in points) == 50_000
+        window = store.query("ds", "wave", since=t0 + 100, until=t0 + 199, max_points=1000)
+        assert window["downsampled"] is False and len(window["points"]) == 100
+    finally:
+        store.stop()
+
+
+def test_retention_deletes_what_it_should(url: str) -> None:
+    store = HistoryStore(url)
+    try:
+        now = time.time()
+        for i in range(300):  # one value a second over the last 5 minutes (half a second off the edges)
+            store.record("ret", "old_and_new", i, t=now - 299.5 + i)
+            store.record("ret", "many", i, t=now - 299.5 + i)
+            store.record("ret", "kept", i, t=now - 299.5 + i)
+        assert store.flush()
+        store.retain("ret", "old_and_new", Retention(keep_s=60, keep_rows=None))
+        store.retain("ret", "many", Retention(keep_s=None, keep_rows=50))
+        store.enforce_retention(now=now)  # (the writer thread enforces it too, every 10 s)
+        assert store.counts.deleted == (300 - 60) + (300 - 50)
+        assert values_of(store, "old_and_new") == list(range(240, 300))
+        assert values_of(store, "many") == list(range(250, 300))
+        assert values_of(store, "kept") == list(range(300))
+    finally:
+        store.stop()
+
+
+def values_of(store: HistoryStore, stream: str) -> List[Any]:
+    return [p["value"] for p in store.query("ret", stream, max_points=1000)["points"]]
+
+
+# ------------------------------------------------------------------ faults
+@pytest.mark.server
+def test_sigkill_while_recording_leaves_a_readable_database(tmp_path: Path) -> None:
+    server = start_process([PY, str(PLUGINS / "history_deck.py")], tmp_path, "history_deck.log",
+                           env={"PYTHONPATH": str(PLUGINS), "REC_HOST": "dev", "REC_TOKEN": "t", "REC_HZ": "50"})
+    time.sleep(3.0)
+    server.proc.send_signal(signal.SIGKILL)
+    server.proc.wait(10)
+    db = tmp_path / "ivoryos_data" / "plugins" / "history.sqlite"
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        rows = [int(v.split(":")[1].strip(" }")) for (v,) in conn.execute(
+            "SELECT value FROM ivoryos_plugin_samples ORDER BY id")]
+    assert len(rows) >= 50, "at most the last batch (0.5 s) is lost"
+    assert rows == list(range(1, len(rows) + 1)), "what was written is whole, in order"
+
+
+def test_postgres_stopped_mid_recording_keeps_live_values_and_reports_the_gap(
+        postgres: Postgres, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IVORYOS_PLUGIN_HISTORY_URL", postgres.url)
+    plugin, produced = counting_plugin("rec_pg", 20)
+    app = create_app([plugin], data_dir=tmp_path / "data", testing=True)
+    client = login_client(app)
+    live = LiveClient(app, app.extensions["socketio"], "/ivoryos/rec_pg", client)
+    try:
+        assert live.subscribe("count")["ok"]
+        live.wait_for("count", 5)
+        time.sleep(1.0)
+        postgres.stop()
+        before = len(live.received("count"))
+        time.sleep(3.0)
+        during = len(live.received("count")) - before
+        assert during >= 40, f"only {during} live values while the database was down"
+        history = app.extensions["ivoryos_plugin"].history()
+        status = history.status("rec_pg")
+        assert status["error"] and status["gaps"] and status["gaps"][-1]["ended"] is None
+        assert status["queued"] >= 40
+        postgres.start()
+        deadline = time.monotonic() + 20
+        while history.status("rec_pg")["gaps"][-1]["ended"] is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        status = history.status("rec_pg")
+        assert status["gaps"][-1]["ended"] is not None and status["error"] == "" and status["dropped"] == 0
+    finally:
+        live.disconnect(namespace="/ivoryos/rec_pg")
+        stop(app)
+    store = HistoryStore(postgres.url)
+    try:
+        assert values(store, "rec_pg") == list(range(1, produced["n"] + 1)), "the outage lost nothing"
+    finally:
+        store.stop()
+
+
+# ------------------------------------------------------------------ a real IvoryOS run, and a page
+@pytest.fixture(scope="module")
+def recorder_ivoryos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    server = start_process([PY, str(PLUGINS / "history_deck.py")], tmp_path_factory.mktemp("rec_ivoryos"),
+                           "history_deck.log", env={"PYTHONPATH": str(PLUGINS), "REC_HZ": "20"})
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.mark.server
+def test_run_returns_exactly_the_values_taken_during_a_workflow(recorder_ivoryos: Server) -> None:
+    s, base = ivoryos_login(recorder_ivoryos.base), f"{recorder_ivoryos.base}/ivoryos"
+    script = "def workflow():\n    deck.sensor.slow(seconds=1.5)\n"
+    assert s.post(f"{base}/draft/submit_python", json={"workflow_name": "recorded_run", "script": script,
+                                                       "prep": "", "cleanup": ""}).status_code == 200
+    assert s.post(f"{base}/executions/config", json={"repeat": 1}, headers={"Accept": "application/json"}).status_code == 200
+    time.sleep(0.5)
+    deadline = time.monotonic() + 20
+    while s.get(f"{base}/executions/status", headers={"Accept": "application/json"}).json()["busy"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    time.sleep(1.0)
+    records = s.get(f"{base}/executions/records", headers={"Accept": "application/json"}).json()["workflow_data"]
+    run_id = max(int(i) for i, info in records.items() if info["workflow_name"] == "recorded_run")
+    during = s.get(f"{base}/recorder/history/count?run={run_id}").json()["points"]
+    assert 20 <= len(during) <= 45, f"{len(during)} values during a 1.5 s step at 20 Hz"
+    assert all(p["run"] == run_id for p in during)
+    everything = s.get(f"{base}/recorder/history/count?max_points=100000").json()["points"]
+    inside = [p for p in everything if during[0]["t"] <= p["t"] <= during[-1]["t"]]
+    assert inside == during, "every value taken during the run, and no other"
+    assert any(p["run"] is None for p in everything), "values outside the run have no run"
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_a_page_opened_later_starts_from_the_history(recorder_ivoryos: Server) -> None:
+    from browsing import chromium
+
+    for browser in chromium():
+        context = browser.new_context()
+        try:
+            page = context.new_page()
+            page.goto(f"{recorder_ivoryos.base}/ivoryos/auth/login")
+            page.fill("#username", "admin")
+            page.fill("#password", "admin")
+            with page.expect_navigation():
+                page.click("form[name=login] button[type=submit]")
+            produced = ivoryos_login(recorder_ivoryos.base).post(
+                f"{recorder_ivoryos.base}/ivoryos/recorder/actions/produced", json={}).json()["n"]
+            page.goto(f"{recorder_ivoryos.base}/ivoryos/recorder/")
+            page.wait_for_selector("body[data-history=loaded]")
+            loaded = int(page.inner_text("#loaded"))
+            assert loaded >= produced - 20 and loaded >= 20, (loaded, produced)
+        finally:
+            context.close()
