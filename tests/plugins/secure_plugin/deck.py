@@ -53,9 +53,11 @@ def main() -> None:
         return
     import ivoryos
 
+    from ivoryos_plugin.hosts.discovery import protect_plain
     from ivoryos_plugin.runtime.attach import framework_blueprint
 
-    framework_blueprint.configure(plugins=plugins, failures=[])  # protects plain Blueprints
+    # the health page, the browser assets, and login/CSRF/headers for plain Blueprints
+    framework_blueprint.configure(plugins=plugins, failures=[], protect=protect_plain)
     ivoryos.run(__name__, host="127.0.0.1", port=port, config=config,
                 blueprint_plugins=[framework_blueprint, *plugins])
 
