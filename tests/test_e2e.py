@@ -7,6 +7,9 @@ no HTTP error but the one the step expects (a 409 when the deck is busy, a 400 f
 """
 from __future__ import annotations
 
+import csv
+import io
+import json
 import re
 import time
 from importlib.metadata import entry_points
@@ -349,3 +352,47 @@ def test_a_workflow_run_from_ivoryos_is_listed_live_by_run_monitor(tabs: Any, de
     screenshot(scale, "51-balance-after-run")
     ivoryos.clean("IvoryOS execution page")
     balance.clean("balance during the run")
+
+
+def test_the_balance_page_opens_with_its_recorded_minutes_and_links_the_runs_csv(tabs: Any, deck: Deck,
+                                                                                  context: Any, demo: Server) -> None:
+    history = f"{demo.base}/ivoryos/balance/history/weight"
+    deadline = time.monotonic() + 30  # the demo records from its start, watched or not
+    while not [p for p in context.request.get(f"{history}?since=-600").json()["points"] if p["t"] < time.time() - 8]:
+        assert time.monotonic() < deadline, "the demo recorded no reading older than 8 s"
+        time.sleep(0.5)
+    tab = tabs()
+    opened = time.time()
+    page = tab.open("/ivoryos/balance/")
+    page.wait_for_selector("#bd-root[data-history=loaded]")
+    oldest = page.evaluate("document.getElementById('bd-chart').uplot.data[0][0]")
+    assert opened - 600 <= oldest <= opened - 8, (opened, oldest)  # drawn from the history, not live
+    assert int(page.get_attribute("#bd-root", "data-history-points") or 0) >= 30  # 5 Hz for more than 8 s
+    recent = context.request.get(demo.base + (page.get_attribute("#bd-recent-csv", "href") or ""))
+    assert recent.ok and recent.headers["content-type"].startswith("text/csv")
+    assert len(list(csv.DictReader(io.StringIO(recent.text())))) >= 30
+
+    deck.draft("e2e_csv", *["deck.pump.dispense(volume_ml=5)"] * 8)  # a few seconds on the simulator
+    deck.run()
+    link = page.locator("#bd-run-csv[data-run]")
+    page.wait_for_selector("#bd-run-csv:has-text('in progress')")
+    run_id = int(link.get_attribute("data-run") or 0)
+    deck.wait_idle()
+    page.wait_for_function("!document.getElementById('bd-run-csv').textContent.includes('in progress')")
+    records = context.request.get(f"{demo.base}/ivoryos/executions/records",
+                                  headers={"Accept": "application/json"}).json()["workflow_data"]
+    assert run_id == max(int(i) for i, info in records.items() if info["workflow_name"] == "e2e_csv")
+    screenshot(page, "60-balance-history-and-run-csv")
+    reply = context.request.get(demo.base + (link.get_attribute("href") or ""))
+    assert reply.ok and f"balance-weight.csv" in reply.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(reply.text())))
+    assert len(rows) >= 5 and {int(r["run"]) for r in rows} == {run_id}, rows[:3]
+    grams = [json.loads(r["value"])["grams"] for r in rows]
+    assert max(grams) - min(grams) > 20, "the run's 40 ml reach the pan while it is recorded"
+
+    later = tabs()  # a page opened after the run links that run's CSV
+    after = later.open("/ivoryos/balance/")
+    after.wait_for_selector(f"#bd-run-csv[data-run='{run_id}']:not([hidden])")
+    assert "in progress" not in (after.text_content("#bd-run-csv") or "")
+    tab.clean("balance, history and run CSV")
+    later.clean("balance opened after a run")

@@ -396,18 +396,21 @@ def test_a_disconnected_page_greys_its_values(browser: Any, tmp_path: Path) -> N
         server.stop()
 
 
-def test_an_empty_chart_shows_the_last_minute_not_1970(browser: Any, dev: Server) -> None:
+def test_an_empty_chart_shows_the_last_ten_minutes_not_1970(browser: Any, dev: Server) -> None:
     context = offline_context(browser)
     try:
         page = context.new_page()
         page.goto(token_url(dev, "/ivoryos/balance/"))
         page.route(re.compile(r"/socket\.io/"), lambda route: route.abort())  # no reading will ever arrive
+        page.route(re.compile(r"/history/weight"), lambda route: route.abort())  # nor any recorded one
         page.goto(f"{dev.base}/ivoryos/balance/")
         page.wait_for_selector("#bd-chart canvas")
         start, end, now, points = page.evaluate("""() => { const u = document.getElementById('bd-chart').uplot;
             return [u.scales.x.min, u.scales.x.max, Date.now() / 1000, u.data[0].length]; }""")
         assert points == 0
-        assert abs(end - now) < 30 and abs(end - start - 60) < 1, f"the empty chart's time axis is {start}..{end}"
+        assert abs(end - now) < 30 and abs(end - start - 600) < 1, f"the empty chart's time axis is {start}..{end}"
+        page.wait_for_selector("#bd-root[data-history=failed]")
+        assert "live readings only" in (page.text_content("#bd-message") or "")
         shot(page, "devhost-balance-empty-chart")
     finally:
         context.close()

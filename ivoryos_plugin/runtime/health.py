@@ -73,7 +73,7 @@ def restart_worker(plugin: str, worker: str) -> Any:
 def deck_json() -> Response:
     """Whether a workflow holds the deck, for the pages' ``[data-ivoryos-deck-state]`` badges
     (``ivoryos_plugin.js`` polls it once a second while a live page shows one): ``{"busy": bool,
-    "verified": bool, "reason": sentence}``. ``verified`` is false when the host's runner lock could
+    "verified": bool, "reason": sentence, "run": {run_id, run_name, step} or null}``. ``verified`` is false when the host's runner lock could
     not be verified (hardware actions are refused then). Its own access-log lines are left out."""
     from .quiet import quiet_access_log
 
@@ -87,7 +87,10 @@ def deck_json() -> Response:
         reason = f"A workflow holds the deck ({ext.host_name}): hardware actions are refused until it ends."
     else:
         reason = "No workflow holds the deck: hardware actions run."
-    reply = jsonify({"busy": busy, "verified": verified, "reason": reason})
+    run = ext.run_context()
+    if run is not None:
+        run = {key: run.get(key) for key in ("run_id", "run_name", "step")}
+    reply = jsonify({"busy": busy, "verified": verified, "reason": reason, "run": run})
     reply.headers["Cache-Control"] = "no-store"
     return reply
 

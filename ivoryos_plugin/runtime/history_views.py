@@ -1,7 +1,8 @@
 """``GET /ivoryos/<plugin>/history/<stream>`` (JSON) and ``.../<stream>.csv``: recorded values,
 ``?since=&until=`` (epoch seconds, ISO 8601, or negative seconds from now: ``since=-600``),
 ``?run=<IvoryOS run id>``, ``?max_points=`` (1 to 100000, default 1000: more values than that come
-back downsampled per time bucket to min, max and mean)."""
+back downsampled per time bucket to min, max and mean). The JSON also names ``last_run``: the newest
+IvoryOS run of this host with recorded values of the stream (None before any)."""
 from __future__ import annotations
 
 import csv
@@ -78,14 +79,16 @@ def history(plugin: str, name: str) -> Response:
         return error_response(400, f"Plugin {plugin!r}: bad history query for {stream!r}.", errors=errors)
     ext = current_extension()
     try:
-        found = ext.history().query(plugin, stream, since=query["since"], until=query["until"], run=query["run"],
-                                    max_points=query["max_points"])
+        store = ext.history()
+        found = store.query(plugin, stream, since=query["since"], until=query["until"], run=query["run"],
+                            max_points=query["max_points"])
+        last_run = store.last_run(plugin, stream)
     except Exception as exc:
         return error_response(503, f"Plugin {plugin!r}: the history database cannot be read "
                                    f"({type(exc).__name__}: {exc}).")
     if as_csv:
         return _csv(plugin, stream, found["points"], found["downsampled"])
-    return jsonify({"plugin": plugin, "stream": stream, **query, **found})
+    return jsonify({"plugin": plugin, "stream": stream, **query, **found, "last_run": last_run})
 
 
 def _csv(plugin: str, stream: str, points: List[Dict[str, Any]], downsampled: bool) -> Response:

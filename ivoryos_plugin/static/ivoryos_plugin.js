@@ -239,7 +239,8 @@
     deckFollow();
   }
 
-  const deck = {state: "unknown", busy: null, reason: "", fns: new Set(), timer: null, off: false, inflight: false};
+  const deck = {state: "unknown", busy: null, reason: "", run: null, fns: new Set(), timer: null, off: false,
+                inflight: false};
 
   function deckUrl() {
     const m = readMeta().meta || {};
@@ -249,8 +250,10 @@
   }
 
   function setDeck(state, info) {
-    const changed = state !== deck.state;
+    const run = (info && info.run && typeof info.run.run_id === "number") ? info.run : null;
+    const changed = state !== deck.state || (run && run.run_id) !== (deck.run && deck.run.run_id);
     deck.state = state;
+    deck.run = run;
     deck.busy = state === "busy" ? true : state === "idle" ? false : null;
     deck.reason = (info && info.reason) || DECK_TITLE[state];
     document.documentElement.setAttribute("data-ivoryos-deck", state);
@@ -266,7 +269,8 @@
     if (changed) for (const fn of Array.from(deck.fns)) safeCall(fn, deckInfo());
   }
 
-  function deckInfo() { return {state: deck.state, busy: deck.busy, reason: deck.reason}; }
+  // run: the IvoryOS run in progress ({run_id, run_name, step}) or null
+  function deckInfo() { return {state: deck.state, busy: deck.busy, reason: deck.reason, run: deck.run}; }
 
   function deckWanted() {
     return !deck.off && (deck.fns.size > 0 || !!document.querySelector("[" + DECK_ATTR + "], [" + HARDWARE_ATTR + "]"));

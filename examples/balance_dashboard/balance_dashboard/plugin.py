@@ -1,5 +1,8 @@
 """Balance dashboard: a live weight chart, a stability indicator, tare and unit controls.
 
+The readings are recorded (kept a week): the chart opens with the last ten minutes, and the page
+links the CSV of the IvoryOS run in progress, or of the last one recorded.
+
 The chart shows the balance's readings in the unit chosen in the settings (a display choice: it
 never touches the balance). The *Balance unit* control changes the unit of the balance itself,
 which is what workflows get from ``balance.weigh()``; like *Tare*, it drives the hardware, so it is
@@ -43,7 +46,9 @@ def main() -> str:
     return plugin.render("balance.html", settings=plugin.settings, units=list(GRAMS_PER))
 
 
-@plugin.stream("weight", hz=lambda: plugin.settings.rate_hz)
+# Recorded (downsampled by its grams), so the page opens with the last ten minutes and offers each
+# run's readings as CSV; it reads the balance at rate_hz even with no one watching.
+@plugin.stream("weight", hz=lambda: plugin.settings.rate_hz, record="grams", keep_s=7 * 24 * 3600)
 def weight() -> Dict[str, Any]:
     """One reading for every viewer: the weight in the chart's unit, and whether it is stable."""
     reading = _balance().read()

@@ -259,3 +259,22 @@ def test_wait_until_stable_fails_after_its_timeout(client: Any, deck: types.Modu
     assert "TimeoutError: the balance did not settle within 0.5 s" in reply.get_json()["error"]
     bad = client.post("/ivoryos/balance/steps/wait_until_stable", json={"timeout_s": "soon"})
     assert bad.status_code == 400 and list(bad.get_json()["errors"]) == ["timeout_s"]
+
+
+def test_readings_are_recorded_with_no_one_watching(fast: Any, deck: types.ModuleType) -> None:
+    load(deck, 3.0)
+    since = time.time()
+    deadline = time.monotonic() + 10
+    while True:  # no live client is connected: the recorded stream reads the balance anyway
+        reply = fast.get(f"/ivoryos/balance/history/weight?since={since}")
+        assert reply.status_code == 200
+        body = reply.get_json()
+        if len(body["points"]) >= 10 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert len(body["points"]) >= 10, body
+    assert [p["value"]["grams"] for p in body["points"]] == pytest.approx([3.0] * len(body["points"]), abs=0.01)
+    assert body["last_run"] is None and all(p["run"] is None for p in body["points"])
+    table = fast.get(f"/ivoryos/balance/history/weight.csv?since={since}")
+    assert table.status_code == 200 and table.mimetype == "text/csv"
+    assert table.get_data(as_text=True).splitlines()[0] == "t,time,value,run,step"

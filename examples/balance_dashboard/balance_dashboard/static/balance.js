@@ -1,22 +1,27 @@
-/* Balance dashboard page: live chart (uPlot), stability badge, tare and unit actions. */
+/* Balance dashboard page: live chart (uPlot) that opens with the recorded last ten minutes, stability
+   badge, tare and unit actions, the CSV of the run in progress (or the last one). */
 (function () {
   "use strict";
-  const MAX_POINTS = 600;
-  const WINDOW_S = 60;
+  const WINDOW_S = 600;  // the chart's span: the last ten minutes, scrolling
+  const MAX_POINTS = 12000;  // ten minutes at the highest rate (20 Hz)
+  const HISTORY_POINTS = 1200;  // what the recorded ten minutes come back as (downsampled beyond that)
   const DECIMALS = {g: 4, mg: 1, kg: 7};
+  const GRAMS_PER = {g: 1, mg: 0.001, kg: 1000};
   const BUSY = "The balance is busy: an IvoryOS workflow is using the deck. Try again when it finishes.";
   const $ = (id) => document.getElementById(id);
   const live = IvoryPlugin.connect();
   const xs = [];
   const ys = [];
-  let unit = $("bd-root").getAttribute("data-unit");
+  const root = $("bd-root");
+  let unit = root.getAttribute("data-unit");
   let chart = null;
+  let lastRun = null;  // the newest IvoryOS run seen: the one whose CSV the page links
 
   function decimals(u) { return DECIMALS[u] === undefined ? 4 : DECIMALS[u]; }
 
-  // The x range: the minute up to the newest reading, or up to now before the first one arrives
+  // The x range: the ten minutes up to the newest reading, or up to now before the first one arrives
   // (uPlot gives no max for an empty chart, which would put the axis in January 1970).
-  function lastMinute(max) {
+  function lastWindow(max) {
     const end = typeof max === "number" && isFinite(max) && max > 0 ? max : Date.now() / 1000;
     return [end - WINDOW_S, end];
   }
@@ -32,7 +37,7 @@
       width: Math.max(320, el.clientWidth || 640),
       height: 300,
       scales: {
-        x: {time: true, range: (u, min, max) => lastMinute(max)},  // the last minute, scrolling
+        x: {time: true, range: (u, min, max) => lastWindow(max)},  // the last ten minutes, scrolling
         y: {range: (u, min, max) => (max - min < 1e-9 ? [min - 1, max + 1] : [min, max])},
       },
       series: [{}, {label: "weight (" + unit + ")", stroke: "#1f77b4", width: 2}],
@@ -47,6 +52,45 @@
     el.setAttribute("data-kind", kind || "");
   }
 
+  function trim() {
+    if (xs.length > MAX_POINTS) { xs.splice(0, xs.length - MAX_POINTS); ys.splice(0, ys.length - MAX_POINTS); }
+    if (chart) chart.setData([xs, ys]);
+  }
+
+  // The recorded readings of the last ten minutes, put before the live ones (the stream is recorded
+  // in grams: each is drawn in the chart's unit). Downsampled points are drawn at their mean.
+  async function loadHistory() {
+    root.setAttribute("data-history", "loading");
+    try {
+      const past = await live.history("weight", {since: -WINDOW_S, maxPoints: HISTORY_POINTS});
+      const first = xs.length ? xs[0] : Infinity;
+      const hx = [];
+      const hy = [];
+      for (const p of past.points) {
+        const grams = past.downsampled ? p.mean : p.value && p.value.grams;
+        if (typeof grams === "number" && p.t < first) { hx.push(p.t); hy.push(grams / GRAMS_PER[unit]); }
+      }
+      xs.unshift(...hx);
+      ys.unshift(...hy);
+      trim();
+      root.setAttribute("data-history-points", String(hx.length));
+      root.setAttribute("data-history", "loaded");
+      if (lastRun === null && typeof past.last_run === "number") showRun(past.last_run, false);
+    } catch (err) {
+      root.setAttribute("data-history", "failed");
+      message("The recorded readings did not load (" + err.message + "): the chart shows live readings only.", "error");
+    }
+  }
+
+  function showRun(runId, inProgress) {
+    lastRun = runId;
+    const link = $("bd-run-csv");
+    link.href = link.getAttribute("data-base") + "?run=" + encodeURIComponent(runId);
+    link.textContent = "CSV of run " + runId + (inProgress ? " (in progress)" : "");
+    link.setAttribute("data-run", String(runId));
+    link.hidden = false;
+  }
+
   live.subscribe("weight", (r) => {
     if (r.unit !== unit) {  // the chart's unit changed in the settings: start a fresh chart
       unit = r.unit;
@@ -54,11 +98,11 @@
       ys.length = 0;
       if (chart) { chart.destroy(); chart = null; }
       makeChart();
+      loadHistory();
     }
     xs.push(r.t);
     ys.push(r.value);
-    if (xs.length > MAX_POINTS) { xs.splice(0, xs.length - MAX_POINTS); ys.splice(0, ys.length - MAX_POINTS); }
-    if (chart) chart.setData([xs, ys]);
+    trim();
     $("bd-value").textContent = r.value.toFixed(decimals(r.unit));
     $("bd-unit").textContent = r.unit;
     const badge = $("bd-stable");
@@ -86,10 +130,16 @@
   $("bd-tare").addEventListener("click", () => act("tare", {}, () => "Tared."));
   $("bd-set-unit").addEventListener("click", () =>
     act("set_unit", {unit: $("bd-balance-unit").value}, (reply) => "The balance now reads in " + reply.unit + "."));
-  // Before any click: say so while a workflow holds the deck (the framework polls its state).
-  IvoryPlugin.onDeck((deck) => { $("bd-busy").hidden = !deck.busy; });
+  // Before any click: say so while a workflow holds the deck (the framework polls its state), and
+  // link the CSV of the run in progress (which stays linked after it ends).
+  IvoryPlugin.onDeck((deck) => {
+    $("bd-busy").hidden = !deck.busy;
+    if (deck.run) showRun(deck.run.run_id, true);
+    else if (lastRun !== null) showRun(lastRun, false);
+  });
   window.addEventListener("resize", () => {
     if (chart) chart.setSize({width: Math.max(320, $("bd-chart").clientWidth), height: 300});
   });
   makeChart();
+  loadHistory();
 })();
