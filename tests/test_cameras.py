@@ -193,6 +193,92 @@ def test_a_viewer_that_stops_reading_does_not_slow_the_others(dev: Cams) -> None
         stuck.close()
 
 
+def unchunk(raw: bytes) -> Tuple[bytes, bytes]:
+    """The body bytes in ``raw`` (HTTP/1.1 chunked framing, any chunk sizes), and what is left over."""
+    body = b""
+    while True:
+        line_end = raw.find(b"\r\n")
+        if line_end < 0:
+            return body, raw
+        size = int(raw[:line_end], 16)
+        if len(raw) < line_end + 2 + size + 2:
+            return body, raw
+        assert raw[line_end + 2 + size:line_end + 4 + size] == b"\r\n", "a chunk ends with CRLF"
+        body += raw[line_end + 2:line_end + 2 + size]
+        raw = raw[line_end + 4 + size:]
+
+
+@pytest.mark.server
+def test_a_slow_viewer_gets_only_whole_frames_skipping_the_ones_it_has_no_room_for(dev: Cams) -> None:
+    slow = socket.create_connection(("127.0.0.1", dev.server.port))
+    slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    slow.sendall(f"GET /ivoryos/cams/cameras/bench/stream.mjpg HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                 f"Authorization: Bearer {TOKEN}\r\n\r\n".encode())
+    raw, body, parts = b"", b"", []
+    try:
+        with dev.stream() as fast:  # a viewer beside it that reads at full speed
+            reader = PartReader(fast)
+            started = time.monotonic()
+            while time.monotonic() - started < 4.0:  # about 800 KB/s: a quarter of what the camera sends
+                raw += slow.recv(16384)
+                time.sleep(0.02)
+                if not body and b"\r\n\r\n" in raw:
+                    head, raw = raw.split(b"\r\n\r\n", 1)
+                    assert head.startswith(b"HTTP/1.1 200") and b"Transfer-Encoding: chunked" in head, head
+                    body = b" "
+                if body:
+                    more, raw = unchunk(raw)
+                    body += more
+            ended = time.time()
+            others = reader.read(int(FPS * 2), timeout=5)
+            assert time.monotonic() - started < 4.0 + 2 * 1.25 + 0.5, "the reading viewer was slowed"
+    finally:
+        slow.close()
+    deadline = time.monotonic() + 2  # both viewers gone, the one that lagged behind included
+    while dev.camera_status()["viewers"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert dev.camera_status()["viewers"] == 0
+    for piece in body[1:].split(BOUNDARY + b"\r\n")[1:-1]:  # the last one may be cut by the test's end
+        head, jpeg = piece.split(b"\r\n\r\n", 1)
+        headers = dict(line.decode().split(": ", 1) for line in head.split(b"\r\n"))
+        assert jpeg.endswith(b"\r\n") and len(jpeg) - 2 == int(headers["Content-Length"]), "a whole part"
+        assert jpeg[:2] == b"\xff\xd8" and jpeg[-4:-2] == b"\xff\xd9"
+        parts.append(int(headers["X-Frame-Seq"]))
+        newest = float(headers["X-Frame-Time"])
+    print(f"slow viewer: frames {parts}; the newest whole one {ended - newest:.2f} s old at the end")
+    assert ended - newest < 2.5, "a slow viewer lags by the few frames its connection holds, not seconds"
+    assert len(parts) >= 5, f"only {len(parts)} frames in 4 s ({len(body)} body bytes, {len(raw)} left: {raw[:80]!r})"
+    assert parts == sorted(set(parts)) and parts[-1] - parts[0] > len(parts) * 1.5, \
+        f"frames it had no room for are skipped, not queued: {parts}"
+    assert len(others) == int(FPS * 2)
+
+
+def test_a_server_without_raw_sockets_gets_the_frames_yielded() -> None:
+    import numpy as np
+
+    from ivoryos_plugin import Plugin, create_app
+    from ivoryos_plugin.hosts.devhost import stop
+
+    plugin = Plugin("yielded", __name__, template_folder=None)
+    plugin.add_url_rule("/", "main", lambda: "page")
+    plugin.camera("grey", lambda: np.full((48, 64), 128, np.uint8), fps=30)
+    app = create_app([plugin], token="t", testing=True)
+    try:
+        reply = app.test_client().get("/ivoryos/yielded/cameras/grey/stream.mjpg", buffered=False,
+                                      headers={"Authorization": "Bearer t"})
+        assert reply.status_code == 200 and "Transfer-Encoding" not in reply.headers
+        data = b""
+        for piece in reply.response:  # the Flask test client has no socket: the frames come as the body
+            data += piece
+            if data.count(BOUNDARY) >= 3:
+                break
+        reply.close()
+        first = data.split(BOUNDARY + b"\r\n")[1]
+        assert b"Content-Type: image/jpeg" in first and b"\r\n\r\n\xff\xd8" in first
+    finally:
+        stop(app)
+
+
 @pytest.mark.server
 def test_a_closed_tab_frees_its_viewer_and_the_capture_stops(dev: Cams) -> None:
     with dev.stream() as reply:

@@ -329,7 +329,9 @@ def test_connect_shows_state_and_sends_auth(page, server):
 
 def test_state_element_rendered_when_connect_runs_in_head(page, server):
     page.open("/head-connect")
-    assert page.js("() => rec.atReady") == "connecting"
+    # rendered by the time the page is parsed (empty would mean connect() in <head> missed the element);
+    # on a loaded machine the socket may already be up by then
+    assert page.js("() => rec.atReady") in ("connecting", "connected")
     page.wait("() => document.querySelector('#state').textContent === 'connected'")
     assert not page.errors
 
