@@ -33,6 +33,7 @@ SCHEMA_VERSION = 1
 FLUSH_S = 1.0
 BATCH = 2000
 RETENTION_EVERY_S = 10.0
+RECOUNT_EVERY_S = 600.0
 
 metadata = MetaData()
 samples = Table(
@@ -148,6 +149,8 @@ class HistoryStore:
         self._thread: Optional[threading.Thread] = None
         self._retention: Dict[Tuple[str, str], Retention] = {}
         self._last_retention = 0.0
+        self._rows: Dict[Tuple[str, str], int] = {}  # rows per stream, for keep_rows (see enforce_retention)
+        self._counted_at = -RECOUNT_EVERY_S
         self.counts = _Counts()
         self.error = ""
 
@@ -263,6 +266,9 @@ class HistoryStore:
                 self._failed(exc)
                 return False
             self.counts.written += len(batch)
+            if self._rows:
+                for key, added in collections.Counter((r["plugin"], r["stream"]) for r in batch).items():
+                    self._add_rows(key, added)
             self._recovered()
 
     @staticmethod
@@ -357,30 +363,66 @@ class HistoryStore:
     def enforce_retention(self, now: Optional[float] = None) -> int:
         """Delete what the streams' retention no longer keeps; the number of rows deleted.
 
+        Every query walks the ``(plugin, stream, t)`` index from its oldest end, so a pass costs what
+        it deletes, not the size of the table. Rows per stream are counted exactly on the first pass
+        and every :data:`RECOUNT_EVERY_S` seconds (other hosts may write the same stream), and in
+        between by what this store writes and deletes.
+
         :param now: the time to measure ages from (``time.time()``)."""
         now = time.time() if now is None else now
         deleted = 0
+        recount = time.monotonic() - self._counted_at >= RECOUNT_EVERY_S
         try:
             with self.engine().begin() as conn:
-                for (plugin, stream), keep in list(self._retention.items()):
+                for key, keep in list(self._retention.items()):
+                    plugin, stream = key
                     which = (samples.c.plugin == plugin) & (samples.c.stream == stream)
-                    aggregates = (rollups.c.plugin == plugin) & (rollups.c.stream == stream)
                     if keep.keep_s is not None:
-                        deleted += conn.execute(delete(samples).where(which & (samples.c.t < now - keep.keep_s))).rowcount
-                        conn.execute(delete(rollups).where(aggregates & (rollups.c.last_t < now - keep.keep_s)))
-                    if keep.keep_rows is not None:
-                        cut = conn.execute(select(samples.c.id).where(which).order_by(samples.c.id.desc())
-                                           .offset(keep.keep_rows).limit(1)).scalar()
-                        if cut is not None:
-                            deleted += conn.execute(delete(samples).where(which & (samples.c.id <= cut))).rowcount
-                            oldest = conn.execute(select(func.min(samples.c.t)).where(which)).scalar()
-                            if oldest is not None:
-                                conn.execute(delete(rollups).where(aggregates & (rollups.c.last_t < oldest)))
+                        gone = conn.execute(delete(samples).where(which & (samples.c.t < now - keep.keep_s))).rowcount
+                        deleted += gone
+                        self._add_rows(key, -gone)
+                        self._drop_rollups(conn, plugin, stream, now - keep.keep_s)
+                    if keep.keep_rows is None:
+                        continue
+                    with self._lock:
+                        rows = None if recount else self._rows.get(key)
+                    if rows is None:
+                        rows = int(conn.execute(select(func.count()).where(which)).scalar() or 0)
+                        with self._lock:
+                            self._rows[key] = rows
+                    excess = rows - keep.keep_rows
+                    if excess <= 0:
+                        continue
+                    cut = conn.execute(select(samples.c.t).where(which).order_by(samples.c.t)
+                                       .offset(excess - 1).limit(1)).scalar()
+                    if cut is not None:
+                        gone = conn.execute(delete(samples).where(which & (samples.c.t <= cut))).rowcount
+                        deleted += gone
+                        self._add_rows(key, -gone)
+                        oldest = conn.execute(select(func.min(samples.c.t)).where(which)).scalar()
+                        if oldest is not None:
+                            self._drop_rollups(conn, plugin, stream, oldest)
         except Exception as exc:
             self._failed(exc)
             return deleted
+        if recount:
+            self._counted_at = time.monotonic()
         self.counts.deleted += deleted
         return deleted
+
+    @staticmethod
+    def _drop_rollups(conn: Any, plugin: str, stream: str, before: float) -> None:
+        """Delete the aggregates whose last value is older than ``before`` (each width's range of its
+        primary key below ``before``: only what earlier passes left, so a pass stays small)."""
+        for width in ROLLUP_WIDTHS:
+            conn.execute(delete(rollups).where((rollups.c.plugin == plugin) & (rollups.c.stream == stream)
+                                               & (rollups.c.width == width) & (rollups.c.bucket < before)
+                                               & (rollups.c.last_t < before)))
+
+    def _add_rows(self, key: Tuple[str, str], change: int) -> None:
+        with self._lock:
+            if key in self._rows:
+                self._rows[key] = max(0, self._rows[key] + change)
 
     # ------------------------------------------------------------ reading
     def query(self, plugin: str, stream: str, *, since: Optional[float] = None, until: Optional[float] = None,
