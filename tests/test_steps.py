@@ -154,6 +154,32 @@ def test_a_step_that_raises_pauses_the_run_as_an_instrument_error_does(steps_ser
 
 
 # ------------------------------------------------------------------ the dev host
+def test_a_step_refuses_nan_infinity_and_deep_nesting_as_an_action_does() -> None:
+    plugin = Plugin("dosing", __name__, template_folder=None)
+    plugin.add_url_rule("/", "main", lambda: "page")
+    ran: List[float] = []
+
+    @plugin.step
+    def dose(volume_ml: float) -> float:
+        """Dose ``volume_ml``."""
+        ran.append(volume_ml)
+        return volume_ml
+
+    app = create_app([plugin], token="t", testing=True)
+    try:
+        client = app.test_client()
+        headers = {"Authorization": "Bearer t", "Content-Type": "application/json"}
+        for body, field in (('{"volume_ml": NaN}', "volume_ml"), ('{"volume_ml": -Infinity}', "volume_ml"),
+                            ("[" * 2000 + "]" * 2000, "_")):
+            reply = client.post("/ivoryos/dosing/steps/dose", data=body, headers=headers)
+            assert reply.status_code == 400 and field in reply.get_json()["errors"], (body[:30], reply.get_json())
+        assert ran == [], "the step never ran on a value that is not a finite number"
+        reply = client.post("/ivoryos/dosing/steps/dose", data='{"volume_ml": 1.5}', headers=headers)
+        assert reply.status_code == 200 and ran == [1.5]
+    finally:
+        stop(app)
+
+
 def test_the_dev_host_lists_and_runs_steps(tmp_path: Path) -> None:
     from step_plugin import plugin as plate_log
     from probe_deck import Sensor

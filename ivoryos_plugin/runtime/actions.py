@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from flask import Response, current_app, request
 from pydantic import BaseModel, ValidationError
 
-from ..core.specs import ActionSpec
+from ..core.specs import ActionSpec, StepSpec
 from . import payloads
 from .replies import error_response
 
@@ -25,11 +25,14 @@ def field_errors(exc: ValidationError) -> Dict[str, List[str]]:
     return errors
 
 
-def parse_arguments(plugin: str, spec: ActionSpec) -> Tuple[Optional[Dict[str, Any]], Optional[Response]]:
-    """Validate the request's JSON body against the action's signature.
+def parse_arguments(plugin: str, spec: Union[ActionSpec, StepSpec],
+                    kind: str = "action") -> Tuple[Optional[Dict[str, Any]], Optional[Response]]:
+    """Validate the request's JSON body against an action's (or a step's) signature: too deep a
+    nesting, a field that fails validation, or NaN/Infinity in a value → a 400 naming the field.
 
     :param plugin: the plugin's name.
-    :param spec: the action.
+    :param spec: the action or step.
+    :param kind: what ``spec`` is called in the messages ("action", "step").
     :returns: (arguments, None) or (None, a 400 reply)."""
     raw = request.get_data(cache=True)
     if not raw.strip():
@@ -37,20 +40,20 @@ def parse_arguments(plugin: str, spec: ActionSpec) -> Tuple[Optional[Dict[str, A
     try:  # nesting first (a parser's recursion limit); NaN/Infinity per field, after validation
         payloads.check_nesting(raw)
     except payloads.PayloadError as exc:
-        return None, error_response(400, f"Plugin {plugin!r}: action {spec.name!r}: {exc}.", errors={"_": [str(exc)]})
+        return None, error_response(400, f"Plugin {plugin!r}: {kind} {spec.name!r}: {exc}.", errors={"_": [str(exc)]})
     try:
         args = spec.model.model_validate_json(raw)
     except ValidationError as exc:
         errors = field_errors(exc)
         if "_" in errors and set(errors) == {"_"}:
-            return None, error_response(400, f"Plugin {plugin!r}: action {spec.name!r} expects a JSON object "
+            return None, error_response(400, f"Plugin {plugin!r}: {kind} {spec.name!r} expects a JSON object "
                                              "body such as {\"arg\": 1}.", errors=errors)
-        return None, error_response(400, f"Plugin {plugin!r}: invalid arguments for action {spec.name!r}.",
+        return None, error_response(400, f"Plugin {plugin!r}: invalid arguments for {kind} {spec.name!r}.",
                                     errors=errors)
     kwargs = {key: getattr(args, key) for key in type(args).model_fields}
     errors = {key: [found] for key, value in kwargs.items() if (found := payloads.problem(value, payloads.MAX_DEPTH))}
     if errors:  # e.g. the string "NaN", which pydantic turns into a float
-        return None, error_response(400, f"Plugin {plugin!r}: invalid arguments for action {spec.name!r}: "
+        return None, error_response(400, f"Plugin {plugin!r}: invalid arguments for {kind} {spec.name!r}: "
                                          f"{'; '.join(f'{k}: {v[0]}' for k, v in errors.items())}.", errors=errors)
     return kwargs, None
 

@@ -12,14 +12,14 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Union
 
 from flask import Response, jsonify, render_template, request
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..core.names import PluginError
 from ..core.specs import StepSpec
 from ..hardware.deck import DeckBusy, DeckUnverified, InstrumentUnavailable, calling_as
 from . import registry
-from .actions import call, field_errors
+from .actions import call, parse_arguments
 from .extension import current_extension
 from .replies import error_response
 
@@ -143,16 +143,14 @@ def run_step(plugin: "Plugin", name: str) -> Response:
         known = ", ".join(sorted(plugin._steps)) or "none"
         return error_response(404, f"Plugin {plugin.name!r} has no step {name!r}; steps: {known}.")
     request.max_content_length = plugin.max_body
-    try:
-        raw = request.get_data(cache=True) or b"{}"
-        args = spec.model.model_validate_json(raw)
+    try:  # the actions' checks: nesting, fields, NaN and Infinity
+        kwargs, problem = parse_arguments(plugin.name, spec, kind="step")
     except RequestEntityTooLarge:
         return error_response(413, f"Plugin {plugin.name!r}: the body of step {name!r} is larger than "
                                    f"{plugin.max_body} bytes.")
-    except ValidationError as exc:
-        errors = field_errors(exc)
-        return error_response(400, f"Plugin {plugin.name!r}: invalid arguments for step {name!r}.", errors=errors)
-    kwargs = {key: getattr(args, key) for key in type(args).model_fields}
+    if problem is not None:
+        return problem
+    assert kwargs is not None
     ext = current_extension()
     deck = ext.deck_getter()
     instrument = getattr(deck, plugin.steps_instrument, None) if deck is not None else None
