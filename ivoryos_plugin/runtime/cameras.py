@@ -8,7 +8,7 @@ import socket
 import struct
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Union
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Tuple, Union
 
 from flask import Response, jsonify, render_template, request, send_file
 
@@ -229,9 +229,14 @@ def _cameras(plugin_name: str) -> CameraSet:
     return cameras
 
 
-def _unknown(plugin_name: str, name: str, cameras: CameraSet) -> Response:
-    return error_response(404, f"Plugin {plugin_name!r} has no camera {name!r}; cameras: "
-                               f"{', '.join(sorted(cameras.cameras)) or 'none'}.")
+def _camera(plugin_name: str, name: str) -> Union[Tuple[CameraSet, Camera], Response]:
+    """The plugin's cameras and the camera ``name``, or a 404 naming the cameras there are."""
+    cameras = _cameras(plugin_name)
+    camera = cameras.get(name)
+    if camera is None:
+        return error_response(404, f"Plugin {plugin_name!r} has no camera {name!r}; cameras: "
+                                   f"{', '.join(sorted(cameras.cameras)) or 'none'}.")
+    return cameras, camera
 
 
 def stream(plugin_name: str, name: str) -> Response:
@@ -239,34 +244,30 @@ def stream(plugin_name: str, name: str) -> Response:
 
     :param plugin_name: the plugin.
     :param name: the camera."""
-    cameras = _cameras(plugin_name)
-    camera = cameras.get(name)
-    if camera is None:
-        return _unknown(plugin_name, name, cameras)
+    found = _camera(plugin_name, name)
+    if isinstance(found, Response):
+        return found
+    cameras, camera = found
+    sock = _raw_socket()
 
-    def frames(cam: Camera) -> Iterator[bytes]:
-        cam.watch()
+    def frames() -> Iterator[bytes]:
+        camera.watch()
         try:
+            if sock is not None:
+                yield b""  # the server sends the status line and headers now: the sender writes the rest
+                cameras.broadcasts[name].add(sock).done.wait()
+                return
             last = 0
             while True:
-                frame = cam.next_frame(last, timeout=NO_FRAME_END_S)
+                frame = camera.next_frame(last, timeout=NO_FRAME_END_S)
                 if frame is None:
                     return  # no signal (or shutting down): the page helper reconnects
                 last = frame.seq
                 yield frame.wire
         finally:
-            cam.leave()  # the viewer closed its tab (the write failed) or the stream ended
+            camera.leave()  # the viewer closed its tab (a write failed) or the stream ended
 
-    def broadcast(cam: Camera, sock: socket.socket) -> Iterator[bytes]:
-        cam.watch()
-        try:
-            yield b""  # the server sends the status line and headers now: the sender writes the rest
-            cameras.broadcasts[name].add(sock).done.wait()
-        finally:
-            cam.leave()  # the viewer closed its tab (a send failed) or the stream ended
-
-    sock = _raw_socket()
-    response = Response(frames(camera) if sock is None else broadcast(camera, sock), mimetype=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
+    response = Response(frames(), mimetype=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
                         direct_passthrough=True)
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Accel-Buffering"] = "no"
@@ -278,12 +279,11 @@ def snapshot(plugin_name: str, name: str) -> Response:
 
     :param plugin_name: the plugin.
     :param name: the camera."""
-    cameras = _cameras(plugin_name)
-    camera = cameras.get(name)
-    if camera is None:
-        return _unknown(plugin_name, name, cameras)
+    found = _camera(plugin_name, name)
+    if isinstance(found, Response):
+        return found
     try:
-        frame = camera.snapshot()
+        frame = found[1].snapshot()
     except CameraUnavailable as exc:
         return error_response(503, f"Plugin {plugin_name!r}: {exc}", camera=name)
     return Response(frame.jpeg, mimetype="image/jpeg", headers={"Cache-Control": "no-store",
