@@ -1,8 +1,8 @@
 """History (SQLite, the default store), each figure against its anchor in the same run, interleaved:
 
 - history_record_cpu_ratio (target <= 1.15): server CPU of a 50 Hz stream with ``record=True``
-  against the same stream without, both watched by one viewer, in real time (the CPU per value
-  without the ticks is printed beside it, see ``record_cpu``);
+  against the same stream without, both watched by one viewer, in real time, each window in a
+  process of its own (the stream's and the writer's threads are printed beside it, see ``record_cpu``);
 - history_query_1000_points_vs_all_rows (target <= 0.05): ``max_points=1000`` over 1,000,000 rows
   against fetching all the rows;
 - history_insert_throughput_vs_executemany (target >= 0.9): rows per second the writer inserts
@@ -14,9 +14,10 @@ from __future__ import annotations
 import itertools
 import json
 import resource
-import threading
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any, Dict, List
@@ -24,6 +25,7 @@ from typing import Any, Dict, List
 from common import figure, finish, median
 
 ROUNDS = 6
+WINDOW_ROUNDS = 10  # of two windows each: twenty windows of WINDOW_S, every one in a process of its own
 
 
 def cpu() -> float:
@@ -31,76 +33,89 @@ def cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def record_cpu(folder: Path) -> float:
-    """CPU ratio of a 50 Hz stream with ``record=True`` against the same stream without, in real
-    time (the figure: process CPU over twelve 3 s windows each, interleaved in ABBA order, watched by
-    one Socket.IO client).
+WINDOW_S = 6.0
 
-    Printed beside it, per value with the ticks' sleeps left out: the stream's function, the emit to
-    the client and, with recording, ``record()`` and the writer's flush after every 50 values (the
-    batch it writes at 50 Hz). That part is steady from run to run; a woken thread's CPU here is not
-    (the same plain stream measures 4 to 21 ms/s in separate windows)."""
+
+def window(record: bool, folder: Path) -> Dict[str, float]:
+    """One measuring window, run in a process of its own: a 50 Hz stream watched by one Socket.IO
+    client, with or without ``record=True``; the process's CPU per second over :data:`WINDOW_S`
+    after a warm-up, and each thread's."""
     import os
 
     from ivoryos_plugin import Plugin, create_app
     from ivoryos_plugin.hosts.devhost import stop
     from ivoryos_plugin.testing import LiveClient, login_client
 
-    def plugin(name: str, record: bool) -> Plugin:
-        counter = itertools.count()
-        p = Plugin(name, __name__, template_folder=None)
-        p.add_url_rule("/", "main", lambda: "page")
+    counter = itertools.count()
+    plugin = Plugin("bench", __name__, template_folder=None)
+    plugin.add_url_rule("/", "main", lambda: "page")
 
-        @p.stream("value", hz=50, record=record)
-        def value() -> Dict[str, Any]:
-            n = next(counter)
-            return {"value": n * 0.5, "n": n, "unit": "g"}
+    @plugin.stream("value", hz=50, record=record)
+    def value() -> Dict[str, Any]:
+        n = next(counter)
+        return {"value": n * 0.5, "n": n, "unit": "g"}
 
-        return p
+    os.environ["IVORYOS_PLUGIN_HISTORY_URL"] = f"sqlite:///{folder / 'history.sqlite'}"
+    app = create_app([plugin], data_dir=folder / "data", testing=True)
+    live = LiveClient(app, app.extensions["socketio"], "/ivoryos/bench", login_client(app))
+    live.subscribe("value")
+    time.sleep(1.5)  # past the store's start (engine, schema, first batch) and the first retention pass
+    threads = {t.name: t for t in threading.enumerate() if t.ident is not None}
 
-    per_value: Dict[bool, List[float]] = {True: [], False: []}
-    real_time: Dict[bool, List[float]] = {True: [], False: []}
-    values, batch = 5000, 50
-    for round_no in range(2 * ROUNDS):
+    def thread_cpu() -> Dict[str, float]:
+        return {name: time.clock_gettime(time.pthread_getcpuclockid(t.ident))  # type: ignore[arg-type]
+                for name, t in threads.items() if t.is_alive()}
+
+    before, c0, t0, n0 = thread_cpu(), cpu(), time.monotonic(), len(live.received("value"))
+    time.sleep(WINDOW_S)
+    after, c1, elapsed = thread_cpu(), cpu(), time.monotonic() - t0
+    got = len(live.received("value")) - n0
+    assert got >= 0.9 * 50 * elapsed, f"the stream sent {got} values in {elapsed:.1f} s, not 50 a second"
+    live.disconnect(namespace="/ivoryos/bench")
+    stop(app)
+    if record:
+        from ivoryos_plugin.runtime.history import HistoryStore
+
+        store = HistoryStore(f"sqlite:///{folder / 'history.sqlite'}")
+        stored = store.query("bench", "value", max_points=10_000_000)["count"]
+        store.stop()
+        assert stored >= got, f"{stored} values recorded of {got} sent"
+    per_thread = {name: (after[name] - before[name]) / elapsed for name in after if name in before}
+    return {"process": (c1 - c0) / elapsed,
+            "stream": per_thread.get("ivoryos_plugin-stream-value", 0.0),
+            "writer": per_thread.get("ivoryos_plugin-history", 0.0)}
+
+
+def record_cpu(folder: Path) -> float:
+    """CPU ratio of a 50 Hz stream with ``record=True`` against the same stream without, in real
+    time: process CPU over :data:`WINDOW_ROUNDS` windows of :data:`WINDOW_S` each, interleaved in ABBA order.
+
+    Each window runs in a fresh process (this file with ``--window``): in one process an earlier
+    window's app, database and garbage were counted in the next, and a window of the same plain
+    stream measured 4 to 21 ms/s. Printed beside it: the stream thread's and the writer thread's
+    share, per-thread CPU clocks."""
+    found: Dict[bool, List[Dict[str, float]]] = {True: [], False: []}
+    for round_no in range(WINDOW_ROUNDS):
         for record in ((False, True) if round_no % 2 == 0 else (True, False)):  # ABBA: drift cancels out
-            name = f"s{int(record)}"
-            # a database of its own each round: the per-value loop below writes 5,000 rows at once, and
-            # their WAL checkpoint must not land in the next round's window
-            os.environ["IVORYOS_PLUGIN_HISTORY_URL"] = f"sqlite:///{folder / f'bench_history_{round_no}.sqlite'}"
-            app = create_app([plugin(name, record)], data_dir=folder / f"d{record}{round_no}", testing=True)
-            live = LiveClient(app, app.extensions["socketio"], f"/ivoryos/{name}", login_client(app))
-            live.subscribe("value")
-            time.sleep(1.5)  # past the store's start (engine, schema, first batch) and the first retention pass
-            c0, t0 = cpu(), time.monotonic()
-            time.sleep(3.0)
-            real_time[record].append((cpu() - c0) / (time.monotonic() - t0))
-            runtime = app.extensions["ivoryos_plugin"].runtimes[name]
-            stream = runtime.hub.streams["value"]
-            stream.stop()  # its thread stops (the client stays in the stream's room): values are taken here
-            store = app.extensions["ivoryos_plugin"].history() if record else None
-            if store is not None:
-                assert store.flush()
-            before = len(live.received("value"))
-            c0 = time.process_time()
-            for i in range(values):
-                value = stream.spec.func()
-                stream._emit("value", value)
-                if store is not None:
-                    runtime.record("value", value, None)
-                    if i % batch == batch - 1:
-                        assert store.flush()
-            per_value[record].append((time.process_time() - c0) / values)
-            got = len(live.received("value")) - before
-            assert got == values, f"the subscriber got {got} of {values} values"
-            live.disconnect(namespace=f"/ivoryos/{name}")
-            stop(app)
-    print(f"stream CPU in real time at 50 Hz: {median(real_time[False]) * 1000:.1f} ms/s plain, "
-          f"{median(real_time[True]) * 1000:.1f} ms/s recorded (windows: "
-          f"{', '.join(f'{x * 1000:.1f}' for x in real_time[False])} plain; "
-          f"{', '.join(f'{x * 1000:.1f}' for x in real_time[True])} recorded); per value without the ticks: "
-          f"{median(per_value[False]) * 1e6:.0f} us plain, {median(per_value[True]) * 1e6:.0f} us recorded "
-          f"(the writer's share included)")
-    return median(real_time[True]) / median(real_time[False])
+            where = folder / f"window_{round_no}_{int(record)}"
+            where.mkdir()
+            done = subprocess.run([sys.executable, __file__, "--window", str(int(record)), str(where)],
+                                  capture_output=True, text=True, timeout=120)
+            if done.returncode != 0:
+                raise RuntimeError(f"a measuring window failed:\n{done.stderr[-3000:]}")
+            found[record].append(json.loads(done.stdout.strip().splitlines()[-1]))
+
+    def mid(record: bool, key: str) -> float:
+        return median([w[key] for w in found[record]]) * 1000
+
+    def listed(record: bool) -> str:
+        return ", ".join(f"{w['process'] * 1000:.1f}" for w in found[record])
+
+    print(f"CPU at 50 Hz, medians of {WINDOW_ROUNDS} windows of {WINDOW_S:.0f} s each: process "
+          f"{mid(False, 'process'):.2f} ms/s plain, {mid(True, 'process'):.2f} ms/s recorded (windows: "
+          f"{listed(False)} plain; {listed(True)} recorded); the stream's thread {mid(False, 'stream'):.2f} "
+          f"plain, {mid(True, 'stream'):.2f} recorded; the history writer's thread {mid(True, 'writer'):.2f} ms/s")
+    return median([w["process"] for w in found[True]]) / median([w["process"] for w in found[False]])
 
 
 def rows(n: int, t0: float) -> List[Dict[str, Any]]:
@@ -148,7 +163,7 @@ def insert_ratio(folder: Path) -> float:
 def query_ratio(folder: Path) -> float:
     from sqlalchemy import insert, select
 
-    from ivoryos_plugin.runtime.history import HistoryStore, samples
+    from ivoryos_plugin.runtime.history import ROLLUP_COLUMNS, ROW, HistoryStore, _upsert, samples
 
     store = HistoryStore(f"sqlite:///{folder / 'query.sqlite'}")
     engine = store.engine()
@@ -157,7 +172,8 @@ def query_ratio(folder: Path) -> float:
         for start in range(0, 1_000_000, 50_000):
             batch = rows(50_000, t0 + start * 0.02)
             conn.execute(insert(samples), batch)
-            HistoryStore._roll_up(conn, engine.dialect.name, batch)
+            conn.execute(_upsert("sqlite"), [dict(zip(ROLLUP_COLUMNS, a)) for a in
+                                              HistoryStore.aggregates([tuple(r[c] for c in ROW) for r in batch])])
     ours: List[float] = []
     everything: List[float] = []
     for _ in range(3):
@@ -187,4 +203,7 @@ def main() -> None:
 
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    main()
+    if sys.argv[1:2] == ["--window"]:
+        print(json.dumps(window(sys.argv[2] == "1", Path(sys.argv[3]))))
+    else:
+        main()

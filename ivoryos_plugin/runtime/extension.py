@@ -189,6 +189,8 @@ class Extension:
     def history(self) -> "HistoryStore":
         """The app's history database (SQLite in the data folder, or ``$IVORYOS_PLUGIN_HISTORY_URL``),
         opened on first use."""
+        if self._history is not None:  # every recorded value asks: no lock once it exists
+            return self._history
         with self._start_lock:
             if self._history is None:
                 self._history = HistoryStore(default_url(self.data_root))

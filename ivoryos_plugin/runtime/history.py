@@ -26,11 +26,13 @@ from sqlalchemy import (BigInteger, Column, Float, Index, Integer, MetaData, Str
                         delete, event, func, insert, select)
 from sqlalchemy.engine import Engine
 
+from . import payloads
+
 log = logging.getLogger("ivoryos_plugin.history")
 
 URL_ENV = "IVORYOS_PLUGIN_HISTORY_URL"
 SCHEMA_VERSION = 1
-FLUSH_S = 1.0
+FLUSH_S = 2.0  # a batch's cost is mostly per batch: every 2 s costs a 50 Hz stream a third less than every 1 s
 BATCH = 2000
 RETENTION_EVERY_S = 10.0
 RECOUNT_EVERY_S = 600.0
@@ -50,10 +52,10 @@ samples = Table(
     Index("ix_ivoryos_plugin_samples_stream_t", "plugin", "stream", "t"),
     Index("ix_ivoryos_plugin_samples_run", "plugin", "stream", "run_id"),
 )
-#: a recorded value as JSON (NaN and Infinity refused, anything else JSON cannot hold as its repr)
-_to_json = json.JSONEncoder(allow_nan=False, default=repr).encode
-_SQLITE_INSERT = ("INSERT INTO ivoryos_plugin_samples (plugin, stream, t, num, value, run_id, step, host) "
-                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+#: a queued sample: a tuple of these columns, in this order
+ROW = ("plugin", "stream", "t", "num", "value", "run_id", "step", "host")
+Row = Tuple[str, str, float, Optional[float], str, Optional[int], Optional[int], str]
+_SQLITE_INSERT = f"INSERT INTO ivoryos_plugin_samples ({', '.join(ROW)}) VALUES ({', '.join('?' * len(ROW))})"
 schema = Table("ivoryos_plugin_history_schema", metadata, Column("version", Integer, primary_key=True))
 #: per-bucket aggregates kept by the writer (widths in seconds), so a long range is downsampled from
 #: thousands of rollup rows instead of millions of samples
@@ -104,13 +106,20 @@ def number_of(value: Any, field_name: Optional[str]) -> Optional[float]:
 
     :param value: the value.
     :param field_name: the key to read from a dict value, or None for ``"value"``."""
+    if isinstance(value, dict):
+        value = value.get(field_name or "value")
+        if isinstance(value, dict):
+            return None
+    if type(value) is float:  # the usual case first: a stream asks 50 times a second
+        return value if math.isfinite(value) else None
     if isinstance(value, bool):
         return float(value)
     if isinstance(value, (int, float)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, dict):
-        inner = value.get(field_name or "value")
-        return None if isinstance(inner, dict) else number_of(inner, None)
+        try:
+            number = float(value)
+        except OverflowError:  # an int beyond a float's range
+            return None
+        return number if math.isfinite(number) else None
     return None
 
 
@@ -140,7 +149,8 @@ class HistoryStore:
         self.buffer_max = buffer_max
         self.host = socket.gethostname()
         self._engine: Optional[Engine] = None
-        self._buffer: Deque[Dict[str, Any]] = collections.deque()
+        self._buffer: Deque[Row] = collections.deque()
+        self._sqlite: Any = None  # the writer's own connection to a SQLite file (see _write_sqlite)
         self._lock = threading.Lock()
         self._setup_lock = threading.Lock()  # one engine, one schema check
         self._flush_lock = threading.Lock()  # batches are written in the order they were queued
@@ -211,26 +221,35 @@ class HistoryStore:
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
+        with self._flush_lock:
+            self._close_sqlite()
         if self._engine is not None:
             self._engine.dispose()
 
     # ------------------------------------------------------------ writing
     def record(self, plugin: str, stream: str, value: Any, *, t: Optional[float] = None,
-               run: Optional[Dict[str, Any]] = None, field_name: Optional[str] = None) -> None:
+               run: Optional[Dict[str, Any]] = None, field_name: Optional[str] = None,
+               text: Optional[str] = None) -> None:
         """Queue one value (returns at once; written within :data:`FLUSH_S` s).
 
         :param plugin: the plugin.
         :param stream: the stream (or any name given to ``plugin.record``).
-        :param value: a JSON-serialisable value.
+        :param value: a JSON-serialisable value (a non-finite float is stored as ``null``, anything
+            else JSON cannot hold as its ``repr``).
         :param t: its time (``time.time()``; now by default).
         :param run: ``plugin.current_run()`` when it was taken.
-        :param field_name: the key of a dict value to downsample (default ``"value"``)."""
-        row = {"plugin": plugin, "stream": stream, "t": time.time() if t is None else float(t),
-               "num": number_of(value, field_name), "value": _to_json(value),
-               "run_id": run.get("run_id") if run else None, "step": run.get("step") if run else None,
-               "host": self.host}
-        self._buffer.append(row)  # deque.append is atomic: the producer takes no lock
-        queued = len(self._buffer)
+        :param field_name: the key of a dict value to downsample (default ``"value"``).
+        :param text: ``value``'s JSON, when the caller has it from :func:`payloads.finite_json`."""
+        if text is None:
+            value, text = payloads.finite_json(value)
+        if run:
+            run_id, step = run.get("run_id"), run.get("step")
+        else:
+            run_id = step = None
+        buffer = self._buffer
+        buffer.append((plugin, stream, time.time() if t is None else float(t), number_of(value, field_name), text,
+                       run_id, step, self.host))  # deque.append is atomic: the producer takes no lock
+        queued = len(buffer)
         if queued > self.buffer_max:
             with self._lock:
                 while len(self._buffer) > self.buffer_max:
@@ -253,10 +272,7 @@ class HistoryStore:
             if not batch:
                 return True
             try:
-                engine = self.engine()
-                with engine.begin() as conn:
-                    self._insert(conn, engine.dialect.name, batch)
-                    self._roll_up(conn, engine.dialect.name, batch)
+                self._write(batch)
             except Exception as exc:
                 with self._lock:
                     self._buffer.extendleft(reversed(batch))  # kept, in order, for the next try
@@ -267,31 +283,62 @@ class HistoryStore:
                 return False
             self.counts.written += len(batch)
             if self._rows:
-                for key, added in collections.Counter((r["plugin"], r["stream"]) for r in batch).items():
+                for key, added in collections.Counter((r[0], r[1]) for r in batch).items():
                     self._add_rows(key, added)
             self._recovered()
 
-    @staticmethod
-    def _insert(conn: Any, dialect: str, batch: List[Dict[str, Any]]) -> None:
-        """Insert a batch of samples. On SQLite through the driver's own ``executemany`` (SQLAlchemy's
-        per-row parameter processing costs a third of the time there); elsewhere through SQLAlchemy
-        (on PostgreSQL it batches rows into multi-row VALUES, faster than the driver's)."""
+    def _write(self, batch: List[Row]) -> None:
+        """Write a batch of samples and add it to the aggregates, in one transaction. On SQLite
+        through a connection the writer keeps and the driver's own ``executemany`` (SQLAlchemy's
+        per-row parameter processing and per-transaction bookkeeping cost as much as the writing);
+        elsewhere through SQLAlchemy (on PostgreSQL it batches rows into multi-row VALUES, faster
+        than the driver's)."""
+        engine = self.engine()
+        dialect = engine.dialect.name
         if dialect == "sqlite":
-            conn.exec_driver_sql(_SQLITE_INSERT, [(r["plugin"], r["stream"], r["t"], r["num"], r["value"], r["run_id"],
-                                                   r["step"], r["host"]) for r in batch])
-        else:
-            conn.execute(insert(samples), batch)
+            self._write_sqlite(engine, batch)
+            return
+        with engine.begin() as conn:
+            conn.execute(insert(samples), [dict(zip(ROW, r)) for r in batch])
+            statement = _upsert(dialect)
+            if statement is not None:  # another database: queries aggregate the samples themselves
+                conn.execute(statement, [dict(zip(ROLLUP_COLUMNS, a)) for a in self.aggregates(batch)])
+
+    def _write_sqlite(self, engine: Engine, batch: List[Row]) -> None:
+        if self._sqlite is None:
+            self._sqlite = engine.raw_connection()  # from the pool: the engine's WAL settings apply
+        connection = self._sqlite
+        try:
+            cursor = connection.cursor()
+            cursor.executemany(_SQLITE_INSERT, batch)
+            cursor.executemany(_sqlite_upsert(), self.aggregates(batch))
+            cursor.close()
+            connection.commit()
+        except BaseException:
+            self._close_sqlite()  # rolled back; the next batch starts on a new connection
+            raise
+
+    def _close_sqlite(self) -> None:
+        connection, self._sqlite = self._sqlite, None
+        if connection is not None:
+            try:
+                connection.rollback()
+                connection.close()
+            except Exception as exc:
+                log.debug("history: closing the writer's connection: %s", exc)
 
     @staticmethod
-    def _roll_up(conn: Any, dialect: str, batch: List[Dict[str, Any]]) -> None:
-        """Add a batch to the per-bucket aggregates (in the batch's own transaction): one pass over
-        the rows into seconds, then the seconds into minutes and hours."""
+    def aggregates(batch: List[Row]) -> List[Tuple[Any, ...]]:
+        """A batch's per-bucket aggregates, as rows of :data:`ROLLUP_COLUMNS`: one pass over the
+        samples into seconds, then the seconds into minutes and hours.
+
+        :param batch: queued samples (tuples of :data:`ROW`)."""
         # an aggregate: [values, numeric values, min, max, sum, first t, last t]
         seconds: Dict[Tuple[str, str, float], List[Any]] = {}
         floor = math.floor
         for row in batch:
-            t, num = row["t"], row["num"]
-            key = (row["plugin"], row["stream"], float(floor(t)))
+            t, num = row[2], row[3]
+            key = (row[0], row[1], float(floor(t)))
             a = seconds.get(key)
             if a is None:
                 seconds[key] = [1, 0 if num is None else 1, num, num, num or 0.0, t, t]
@@ -324,12 +371,7 @@ class HistoryStore:
                     into[3] = a[3]
                 into[4] += a[4]
                 into[5], into[6] = min(into[5], a[5]), max(into[6], a[6])
-        statement = _upsert(dialect)
-        if statement is None:
-            return  # another database: queries aggregate the samples themselves
-        conn.execute(statement, [{"plugin": k[0], "stream": k[1], "width": k[2], "bucket": k[3], "n_all": a[0],
-                                  "n": a[1], "lo": a[2], "hi": a[3], "total": a[4], "first_t": a[5], "last_t": a[6]}
-                                 for k, a in acc.items()])
+        return [(*k, *a) for k, a in acc.items()]
 
     def _failed(self, exc: BaseException) -> None:
         message = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
@@ -379,9 +421,10 @@ class HistoryStore:
                     which = (samples.c.plugin == plugin) & (samples.c.stream == stream)
                     if keep.keep_s is not None:
                         gone = conn.execute(delete(samples).where(which & (samples.c.t < now - keep.keep_s))).rowcount
-                        deleted += gone
-                        self._add_rows(key, -gone)
-                        self._drop_rollups(conn, plugin, stream, now - keep.keep_s)
+                        if gone:  # (the aggregates of what earlier passes deleted are gone already)
+                            deleted += gone
+                            self._add_rows(key, -gone)
+                            self._drop_rollups(conn, plugin, stream, now - keep.keep_s)
                     if keep.keep_rows is None:
                         continue
                     with self._lock:
@@ -529,6 +572,21 @@ class HistoryStore:
                 "written": self.counts.written, "dropped": self.counts.dropped, "deleted": self.counts.deleted,
                 "error": self.error,
                 "gaps": [{"started": g.started, "ended": g.ended, "error": g.error} for g in self.counts.gaps[-10:]]}
+
+
+#: the columns of an aggregate row (see :meth:`HistoryStore.aggregates`)
+ROLLUP_COLUMNS = ("plugin", "stream", "width", "bucket", "n_all", "n", "lo", "hi", "total", "first_t", "last_t")
+
+
+@functools.lru_cache(maxsize=None)
+def _sqlite_upsert() -> str:
+    """The SQLite upsert as SQL for the driver, its parameters in :data:`ROLLUP_COLUMNS` order."""
+    from sqlalchemy.dialects import sqlite
+
+    compiled = _upsert("sqlite").compile(dialect=sqlite.dialect())
+    if tuple(compiled.positiontup or ()) != ROLLUP_COLUMNS:
+        raise RuntimeError(f"the rollup upsert's parameters are {compiled.positiontup}, not {ROLLUP_COLUMNS}")
+    return str(compiled)
 
 
 @functools.lru_cache(maxsize=None)

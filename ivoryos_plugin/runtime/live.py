@@ -103,15 +103,21 @@ class Stream:
             thread.join(2.0)
 
     def _emit(self, event: str, data: Any) -> None:
+        # NaN or Infinity would make the page's JSON.parse drop the event
+        self._send(event, payloads.finite(data))
+
+    def _send(self, event: str, data: Any) -> None:
         socketio = self.runtime.socketio
-        if socketio is not None:  # NaN or Infinity would make the page's JSON.parse drop the event
-            socketio.emit(event, payloads.finite(data), namespace=self.runtime.namespace, to=self.room)
+        if socketio is not None:
+            socketio.emit(event, data, namespace=self.runtime.namespace, to=self.room)
 
     def _loop(self) -> None:
         CALLER.set(f"plugin:{self.runtime.plugin.name} stream {self.spec.name}")  # this thread only
         registry.CURRENT.set(self.runtime)  # plugin.settings in the producer means this app's
         backoff = 0.0
         due = time.monotonic()
+        record = self.spec.record
+        field_name = record if isinstance(record, str) else None
         while True:
             with self._lock:
                 if not self.subscribers and not self.recording:
@@ -121,10 +127,12 @@ class Stream:
                 value = self.spec.func()
                 self.reads += 1
                 self.last, self.has_last, backoff = value, True, 0.0
-                self._emit(self.spec.name, value)
-                if self.spec.record:
-                    self.runtime.record(self.spec.name, value,
-                                        self.spec.record if isinstance(self.spec.record, str) else None)
+                if record:  # one JSON encoding checks what is sent and is what is stored
+                    value, text = payloads.finite_json(value)
+                    self._send(self.spec.name, value)
+                    self.runtime.record(self.spec.name, value, field_name, text)
+                else:
+                    self._emit(self.spec.name, value)
             except Exception as exc:
                 self.reads += 1
                 self.errors += 1

@@ -15,7 +15,8 @@ from typing import Any, List, Optional, Tuple
 
 from pydantic import BaseModel
 
-__all__ = ["MAX_DEPTH", "PayloadError", "parse_json", "check_nesting", "problem", "finite", "dumps_finite"]
+__all__ = ["MAX_DEPTH", "PayloadError", "parse_json", "check_nesting", "problem", "finite", "finite_json",
+           "dumps_finite"]
 
 #: the deepest nesting accepted in any JSON body, socket payload or setting value
 MAX_DEPTH = 64
@@ -119,6 +120,21 @@ def finite(value: Any) -> Any:
     except (TypeError, RecursionError):
         return value  # not plain JSON: left to the serialiser that knows its types
     return _replace(value)
+
+
+def finite_json(value: Any) -> Tuple[Any, str]:
+    """``value`` as :func:`finite` makes it, and its JSON text, from one encoding when it is plain
+    JSON (what a stream sends and records). A value JSON cannot hold (a ``datetime``, a model) is
+    written as its ``repr``; a non-finite float as ``null``.
+
+    :param value: a value to send and record."""
+    try:
+        return value, json.dumps(value, allow_nan=False)
+    except ValueError:
+        value = _replace(value)
+    except (TypeError, RecursionError):
+        pass
+    return value, json.dumps(_replace(value), allow_nan=False, default=repr)
 
 
 def _replace(value: Any) -> Any:
