@@ -25,7 +25,7 @@ from typing import Any, Dict, List
 from common import figure, finish, median
 
 ROUNDS = 6
-WINDOW_ROUNDS = 10  # of two windows each: twenty windows of WINDOW_S, every one in a process of its own
+WINDOW_ROUNDS = 20  # of two windows each (one plain, one recorded), every window in a process of its own
 
 
 def cpu() -> float:

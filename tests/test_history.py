@@ -364,6 +364,32 @@ def test_postgres_stopped_mid_recording_keeps_live_values_and_reports_the_gap(
         store.stop()
 
 
+def test_an_unreachable_database_is_retried_on_the_writers_backoff_not_for_every_value() -> None:
+    """More than a batch queued while the database is down: the writer keeps its backoff (a value
+    queued does not wake it for another try), and nothing queued is dropped below the bound."""
+    store = HistoryStore(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/history", buffer_max=10_000)
+    attempts: List[float] = []
+    write = store._write
+
+    def counted(batch: List[Any]) -> None:
+        attempts.append(time.monotonic())
+        write(batch)
+
+    store._write = counted  # type: ignore[method-assign]
+    try:
+        started = time.monotonic()
+        for i in range(3000):  # 3,000 values in about 3 s, 1,000 more than a batch
+            store.record("p", "s", i)
+            time.sleep(0.001)
+        elapsed = time.monotonic() - started
+        status = store.status("p")
+        assert status["queued"] == 3000 and status["dropped"] == 0 and status["error"]
+        assert len(attempts) <= 2 + elapsed / 2, f"{len(attempts)} tries in {elapsed:.1f} s"
+    finally:
+        store._stop.set()
+        store.stop(timeout=2.0)
+
+
 def test_a_locked_sqlite_file_keeps_the_values_queued_and_writes_them_all_after(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Another program holding the SQLite file's write lock (a backup, a script with a transaction

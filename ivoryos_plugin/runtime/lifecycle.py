@@ -313,15 +313,21 @@ class PluginRuntime:
         """Whether a workflow or single step holds the deck (or it cannot be verified idle)."""
         return self.ext.deck_busy()
 
-    def record(self, name: str, value: Any, field_name: Optional[str] = None, text: Optional[str] = None) -> None:
+    def record(self, name: str, value: Any, field_name: Optional[str] = None) -> None:
         """Keep ``value`` in the app's history database (with the time and the current run).
 
         :param name: the series (a stream's name, or any name given to ``plugin.record``).
         :param value: a JSON-serialisable value.
-        :param field_name: the key of a dict value to downsample (default ``"value"``).
-        :param text: ``value``'s JSON when the caller has it (see ``payloads.finite_json``)."""
-        self.ext.history().record(self.plugin.name, name, value, run=self.current_run(), field_name=field_name,
-                                  text=text)
+        :param field_name: the key of a dict value to downsample (default ``"value"``)."""
+        self.ext.history().record(self.plugin.name, name, value, run=self.current_run(), field_name=field_name)
+
+    def recorder(self, name: str, field_name: Optional[str]) -> Callable[[Any, str], None]:
+        """What the recorded stream ``name`` calls for each value and its JSON (see
+        ``HistoryStore.recorder``).
+
+        :param name: the stream.
+        :param field_name: the key of a dict value to downsample (default ``"value"``)."""
+        return self.ext.history().recorder(self.plugin.name, name, field_name, self.current_run)
 
     def snapshot(self, camera: str, label: str) -> Dict[str, Any]:
         """Take a photo with ``camera`` and keep it under the current run (the snapshot step).

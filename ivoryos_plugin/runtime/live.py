@@ -117,7 +117,9 @@ class Stream:
         backoff = 0.0
         due = time.monotonic()
         record = self.spec.record
-        field_name = record if isinstance(record, str) else None
+        recorder = None
+        if record:
+            recorder = self.runtime.recorder(self.spec.name, record if isinstance(record, str) else None)
         while True:
             with self._lock:
                 if not self.subscribers and not self.recording:
@@ -127,10 +129,10 @@ class Stream:
                 value = self.spec.func()
                 self.reads += 1
                 self.last, self.has_last, backoff = value, True, 0.0
-                if record:  # one JSON encoding checks what is sent and is what is stored
+                if recorder is not None:  # one JSON encoding checks what is sent and is what is stored
                     value, text = payloads.finite_json(value)
                     self._send(self.spec.name, value)
-                    self.runtime.record(self.spec.name, value, field_name, text)
+                    recorder(value, text)
                 else:
                     self._emit(self.spec.name, value)
             except Exception as exc:
