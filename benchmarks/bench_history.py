@@ -26,14 +26,12 @@ from common import figure, finish, median
 
 ROUNDS = 6
 WINDOW_ROUNDS = 20  # of two windows each (one plain, one recorded), every window in a process of its own
+WINDOW_S = 6.0
 
 
 def cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
-
-
-WINDOW_S = 6.0
 
 
 def window(record: bool, folder: Path) -> Dict[str, float]:
@@ -88,7 +86,8 @@ def window(record: bool, folder: Path) -> Dict[str, float]:
 
 def record_cpu(folder: Path) -> float:
     """CPU ratio of a 50 Hz stream with ``record=True`` against the same stream without, in real
-    time: process CPU over :data:`WINDOW_ROUNDS` windows of :data:`WINDOW_S` each, interleaved in ABBA order.
+    time: process CPU over :data:`WINDOW_ROUNDS` windows of :data:`WINDOW_S` each, interleaved in
+    ABBA order.
 
     Each window runs in a fresh process (this file with ``--window``): in one process an earlier
     window's app, database and garbage were counted in the next, and a window of the same plain

@@ -222,8 +222,12 @@ class HistoryStore:
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
-        with self._flush_lock:
-            self._close_sqlite()
+        # the writer's SQLite connection, unless a write still holds it after the wait
+        if self._sqlite is not None and self._flush_lock.acquire(timeout=timeout):
+            try:
+                self._close_sqlite()
+            finally:
+                self._flush_lock.release()
         if self._engine is not None:
             self._engine.dispose()
 

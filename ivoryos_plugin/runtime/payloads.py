@@ -132,9 +132,9 @@ def finite_json(value: Any) -> Tuple[Any, str]:
         return value, json.dumps(value, allow_nan=False)
     except ValueError:
         value = _replace(value)
+        return value, json.dumps(value, allow_nan=False, default=repr)
     except (TypeError, RecursionError):
-        pass
-    return value, json.dumps(_replace(value), allow_nan=False, default=repr)
+        return value, json.dumps(_replace(value), allow_nan=False, default=repr)
 
 
 def _replace(value: Any) -> Any:
