@@ -50,7 +50,11 @@ def package_copy(tmp_path: Path) -> Path:
      "Layers only point down"),
     ("runtime/tokens.py", "def _sneak() -> None:\n    from .attach import attach  # a cycle, inside a function\n",
      "No import cycle"),
-], ids=["upward-at-module-level", "upward-in-a-function", "cycle-in-a-function"])
+    ("hosts/hardening.py", "def _sneak() -> None:\n    from ivoryos.utils import global_state  # not the adapter\n",
+     "Only the IvoryOS adapter imports IvoryOS"),
+    ("tools/demo.py", "import ivoryos  # a module no contract lists by name\n", "Only the IvoryOS adapter imports IvoryOS"),
+], ids=["upward-at-module-level", "upward-in-a-function", "cycle-in-a-function", "ivoryos-outside-the-adapter",
+        "ivoryos-in-any-module"])
 def test_a_wrong_import_breaks_the_contracts(package_copy: Path, module: str, line: str, broken: str) -> None:
     target = package_copy / "ivoryos_plugin" / module
     target.write_text(target.read_text() + "\n\n" + line)
