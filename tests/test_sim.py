@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 import time
 from typing import Iterator
 
@@ -219,3 +221,44 @@ def test_start_all_and_stop_all() -> None:
         simmod.stop_all()
     assert not any(os.path.exists(s.port) for s in sims.values())
     assert not any(s.running for s in sims.values())
+
+
+# ------------------------------------------------------------------ folders left by a crash
+SIM_PROCESS = """
+import sys, time
+from ivoryos_plugin.sim import EchoSimulator
+sim = EchoSimulator("left").start()
+print(sim.port, flush=True)
+time.sleep(float(sys.argv[1]))
+sim.stop()
+"""
+
+
+def start_sim_process(tmp_path, seconds: float) -> "tuple[subprocess.Popen, str]":
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    proc = subprocess.Popen([sys.executable, "-c", SIM_PROCESS, str(seconds)], env=env, stdout=subprocess.PIPE, text=True)
+    port = proc.stdout.readline().strip()
+    assert port, "the simulator process did not start"
+    return proc, os.path.dirname(port)
+
+
+def test_a_folder_left_by_a_killed_simulator_is_gone_after_the_next_start(tmp_path) -> None:
+    killed, killed_dir = start_sim_process(tmp_path, 60)
+    alive, alive_dir = start_sim_process(tmp_path, 60)
+    try:
+        killed.kill()
+        killed.wait(10)
+        assert os.path.isdir(killed_dir), "SIGKILL left no folder: nothing to test"
+        not_ours = tmp_path / "ivoryos-sim-notapid-x"  # a folder of another shape is left alone
+        not_ours.mkdir()
+        finished, finished_dir = start_sim_process(tmp_path, 0)  # the next start
+        assert finished.wait(20) == 0
+        finished.stdout.close()
+        assert not os.path.exists(killed_dir), "the killed simulator's folder is still there"
+        assert os.path.isdir(alive_dir), "a running simulator's folder was removed"
+        assert not os.path.exists(finished_dir) and not_ours.is_dir()
+    finally:
+        for proc in (killed, alive):
+            proc.kill()
+            proc.wait(10)
+            proc.stdout.close()
