@@ -28,6 +28,22 @@ ENTRY_POINT_GROUP = "ivoryos.plugins"
 
 _VERSION = re.compile(r"^\d+(\.\d+)*$")
 
+#: The longest name ``ivoryos-plugin new`` and ``migrate`` accept for a new package. The name is
+#: used in a folder, in files (``test_<name>.py``), in the distribution ``ivoryos-<name>-plugin`` and
+#: in pip's files for it (``__editable___ivoryos_<name>_plugin_<version>_finder.py``, ~50 more
+#: characters); file names stop at 255 bytes. 64 leaves room for all of them and stays readable in a
+#: URL and an endpoint name.
+MAX_PACKAGE_NAME = 64
+
+#: Top-level module names that Python or pytest import by themselves: an installed package of
+#: that name runs where nobody asked for it. ``__init__``, ``__main__`` and every other
+#: double-underscore name are refused too (Python's own names).
+SPECIAL_MODULES = {
+    "sitecustomize": "is imported by every Python interpreter of the environment once installed",
+    "usercustomize": "is imported by every Python interpreter of the environment once installed",
+    "conftest": "is the name of pytest's own configuration modules: pytest imports each 'conftest' it finds",
+}
+
 
 class PluginError(Exception):
     """A plugin is declared or registered wrongly; the message says which plugin and the fix."""
@@ -76,6 +92,34 @@ def check_name(name: object) -> str:
             f"the URL /ivoryos/{name}/ is already served by IvoryOS or ivoryos_plugin, so the "
             f"plugin's pages would be unreachable; choose another name, e.g. {suggest_name(name)!r}.",
         )
+    return name
+
+
+def _shown(name: str) -> str:
+    """``name`` as an error message shows it (a long one cut)."""
+    return name if len(name) <= 40 else name[:37] + "..."
+
+
+def check_module_name(name: str) -> str:
+    """Return ``name`` if it can name a new top-level Python package (the name checks of
+    :func:`check_name` aside), else raise :class:`PluginError` naming a name to use.
+
+    Refused: names longer than :data:`MAX_PACKAGE_NAME`, the names Python or pytest import by
+    themselves (:data:`SPECIAL_MODULES`), and double-underscore names (``__init__``, ``__main__``).
+
+    :param name: the proposed package name."""
+    if len(name) > MAX_PACKAGE_NAME:
+        shorter = suggest_name(name)[:32].rstrip("_") or "plugin"
+        raise PluginError(_shown(name), f"the name is {len(name)} characters long; a package name can have at most "
+                                        f"{MAX_PACKAGE_NAME} (it names folders, files and the distribution, and a "
+                                        f"file name stops at 255 bytes); choose a shorter name, e.g. {shorter!r}.")
+    if name in SPECIAL_MODULES:
+        raise PluginError(name, f"{name!r} {SPECIAL_MODULES[name]}; choose another name, e.g. {name + '_plugin'!r}.")
+    if name.startswith("__") and name.endswith("__"):
+        plain = name.strip("_") or "my"
+        raise PluginError(name, f"double-underscore module names are Python's own ('__init__' marks a package, "
+                                f"'__main__' is the program being run); choose another name, e.g. "
+                                f"{plain + '_plugin'!r}.")
     return name
 
 

@@ -173,6 +173,9 @@ def new(name: str, placement: str, directory: str) -> None:
         path = render_package(name, Path(directory), placement=placement)
     except (PluginError, FileExistsError) as exc:
         raise click.ClickException(str(exc)) from None
+    except OSError as exc:  # a --dir that cannot be written, a full disk: one line, nothing left behind
+        raise click.ClickException(f"cannot create {Path(directory) / name}: {exc.strerror or exc} "
+                                   f"({exc.filename or directory}); pass a --dir you can write to.") from None
     click.echo(f"Created {path}\nNext:")
     for line in next_steps(path, name):
         click.echo(f"  {line}")

@@ -55,8 +55,11 @@ def check_package_name(name: str) -> str:
     """Return ``name`` if it can name both a plugin and a new top-level Python package.
 
     :param name: the proposed name.
-    :raises PluginError: invalid or reserved plugin name, or a module of that name already exists
-        (the new package would shadow it, or be shadowed)."""
+    :raises PluginError: invalid or reserved plugin name, longer than ``names.MAX_PACKAGE_NAME``, a name
+        Python or pytest import by themselves (``sitecustomize``, ``conftest``, ``__main__``...), or a
+        module of that name already exists (the new package would shadow it, or be shadowed)."""
+    if isinstance(name, str):
+        names.check_module_name(name)  # first: the length, so no other message repeats a long name
     names.check_name(name)
     if not name.isascii():
         # a Python identifier may be "ä_plugin", but not a distribution name nor, portably, an entry point
