@@ -82,7 +82,7 @@ def test_the_template_project_is_converted_and_left_as_it_was(migrated: Dict[str
     project = migrated["project"]
     pyproject = (project / "pyproject.toml").read_text()
     assert 'name = "ivoryos-lab-balance-plugin"' in pyproject
-    assert 'dependencies = ["ivoryos-plugin-framework", "ivoryos"]' in pyproject
+    assert re.search(r'dependencies = \[\s*"ivoryos-plugin-framework",\s*"ivoryos",?\s*\]', pyproject), pyproject
     assert '[project.entry-points."ivoryos.plugins"]\nlab_balance = "lab_balance.plugin:plugin"' in pyproject
     plugin_py = (project / "lab_balance" / "plugin.py").read_text()
     for part in ("from ivoryos_plugin import Plugin", "plugin = Plugin('lab_balance', __name__",

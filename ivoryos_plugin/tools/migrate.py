@@ -10,13 +10,24 @@ migrated package has its own name, its own distribution (``ivoryos-<name>-plugin
 from __future__ import annotations
 
 import ast
+import copy
+import errno
+import fnmatch
 import os
 import re
 import shutil
+import signal
+import stat
 import tempfile
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from types import FrameType
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+import tomli_w
+from packaging.version import InvalidVersion, Version
 
 from ..core.names import ENTRY_POINT_GROUP, required_endpoint
 from .checks_source import FRAMEWORK_DIST, TEMPLATE_DIST, _load_toml, read_project
@@ -25,7 +36,7 @@ from .migrate_source import convert_plugin_module, find_blueprint, rename_import
 from .scaffold import check_package_name
 from ..core.versions import normalize
 
-_SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build", "dist", ".git", ".venv", "venv")
+_SKIP = ("__pycache__", "*.pyc", "*.egg-info", "build", "dist", ".git", ".venv", "venv")
 _PAGES = (".html", ".htm", ".jinja", ".jinja2", ".j2")
 _KEEP_AT_ROOT = re.compile(r"^(README|LICEN[CS]E|CHANGELOG|requirements)[\w.-]*$|^MANIFEST\.in$", re.I)
 
@@ -41,16 +52,22 @@ class Migration:
     :param path: the new project folder.
     :param target: the plugin's ``module:attribute``.
     :param changes: what was converted, one line each.
-    :param notes: what could not be converted (to do by hand), one line each."""
+    :param notes: what could not be converted (to do by hand), one line each.
+    :param skipped: the source's files and folders that were not copied (``path: why``), one line
+        each: links that lead out of the source tree, linked folders, loops, special files."""
 
     path: Path
     target: str
     changes: List[str] = field(default_factory=list)
     notes: List[str] = field(default_factory=list)
+    skipped: List[str] = field(default_factory=list)
 
     def lines(self) -> List[str]:
         """The report the CLI prints."""
         out = [f"Created {self.path} (plugin {self.target})"] + [f"  changed: {c}" for c in self.changes]
+        if self.skipped:
+            out.append("Not copied (copy a file in by hand if the plugin needs it):")
+            out += [f"  skipped {s}" for s in self.skipped]
         if self.notes:
             out.append("To do or check by hand:")
             out += [f"  - {n}" for n in self.notes]
@@ -58,30 +75,152 @@ class Migration:
                       f"  ivoryos-plugin check {self.path}"]
 
 
-def _package_of(source: Path) -> Tuple[Path, Path]:
-    """``(project root, package folder)`` of a project folder or a package folder."""
+def _shown(path: str) -> str:
+    """A path as one line of the report (a name with a line break or a control character quoted)."""
+    return path if path.isprintable() else repr(path)
+
+
+def _inside(path: str, folder: str) -> bool:
+    """Whether the resolved ``path`` is ``folder`` (resolved) or below it."""
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+class SourceTree:
+    """The files of a source project that ``migrate`` reads and copies, found without following a
+    link out of the tree.
+
+    A link (symbolic link) is followed only to a regular file inside the tree, and that file is
+    copied as a file. Every other link is skipped and recorded: one that leads out of the tree (a
+    key, a home folder, ``/``), one to a folder (even inside the tree: a linked folder is never
+    walked, so nothing can loop or be copied twice), a loop, a dangling link; so are special files
+    (pipes, devices, sockets). Files are opened without following a link
+    (``O_NOFOLLOW``), so a link swapped in while migrate runs is not followed either.
+
+    :param boundary: the source tree: the project folder, or the package folder when a bare
+        package was given.
+    :param root: what the report's paths are relative to."""
+
+    def __init__(self, boundary: Path, root: Path) -> None:
+        self.boundary = os.path.realpath(boundary)
+        self.root = root
+        self.skipped: List[str] = []
+
+    def _skip(self, rel: str, why: str) -> None:
+        self.skipped.append(f"{_shown(rel)}: {why}")
+
+    def readable(self, path: Path, rel: str) -> Optional[Tuple[str, bool]]:
+        """``(the real path, is a folder)`` of ``path`` if migrate may read it, else None (recorded).
+
+        :param path: a file or folder of the tree (not followed if it is a link).
+        :param rel: how the report names it."""
+        try:
+            mode = os.lstat(path).st_mode
+        except OSError as exc:
+            self._skip(rel, f"cannot be read ({exc.strerror})")
+            return None
+        if stat.S_ISDIR(mode):
+            return str(path), True
+        if stat.S_ISREG(mode):
+            return str(path), False
+        if not stat.S_ISLNK(mode):
+            self._skip(rel, "not a regular file or folder (a pipe, socket or device)")
+            return None
+        link = os.readlink(path)
+        try:
+            real = str(Path(path).resolve(strict=True))
+            mode = os.stat(real).st_mode
+        except RuntimeError:  # Python < 3.13: "Symlink loop from ..."
+            self._skip(rel, f"a link ({link}) that loops back on itself; not followed")
+            return None
+        except OSError as exc:
+            why = "loops back on itself" if exc.errno == errno.ELOOP else f"cannot be followed ({exc.strerror})"
+            self._skip(rel, f"a link ({link}) that {why}; not followed")
+            return None
+        if not _inside(real, self.boundary):
+            self._skip(rel, f"a link to {_shown(real)}, outside the source tree {_shown(self.boundary)}; not "
+                            "followed, so nothing outside the project is copied into the new package")
+            return None
+        if stat.S_ISDIR(mode):
+            self._skip(rel, f"a link to the folder {_shown(os.path.relpath(real, self.boundary))} of the source "
+                            "tree; linked folders are not copied (nothing can loop or be copied twice)")
+            return None
+        if not stat.S_ISREG(mode):
+            self._skip(rel, f"a link to {_shown(real)}, which is not a regular file; not followed")
+            return None
+        return real, False
+
+    def files(self, folder: Path, prefix: str) -> Iterator[Tuple[str, Optional[str]]]:
+        """``(path relative to folder, the real file to copy, or None for a folder)``, depth first,
+        sorted; the ignored names (``__pycache__``, ``build``...) are left out silently.
+
+        :param folder: a real folder inside the tree.
+        :param prefix: how the report names ``folder`` (``"pkg/"``)."""
+        yield from self._files(folder, "", prefix)
+
+    def _files(self, folder: Path, rel: str, prefix: str) -> Iterator[Tuple[str, Optional[str]]]:
+        try:
+            names = sorted(os.listdir(folder))
+        except OSError as exc:
+            self._skip(prefix + (rel or "."), f"cannot be listed ({exc.strerror})")
+            return
+        for name in names:
+            if any(fnmatch.fnmatch(name, pattern) for pattern in _SKIP):
+                continue
+            found = self.readable(folder / name, prefix + rel + name)
+            if found is None:
+                continue
+            real, is_dir = found
+            if is_dir:
+                yield rel + name + "/", None
+                yield from self._files(folder / name, rel + name + "/", prefix)
+            else:
+                yield rel + name, real
+
+
+def _read(real: str) -> bytes:
+    """The bytes of a regular file, opened without following a link (a link or a pipe put in its
+    place after it was checked raises OSError instead of being read)."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    with os.fdopen(os.open(real, flags), "rb") as file:
+        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", real)
+        return file.read()
+
+
+def _copy(real: str, dest: Path) -> None:
+    """Copy the regular file ``real`` to the new file ``dest`` (its permission bits, no set-id)."""
+    dest.write_bytes(_read(real))
+    os.chmod(dest, stat.S_IMODE(os.stat(real).st_mode) & 0o777 | 0o600)
+
+
+def _package_of(source: Path) -> Tuple[Path, Path, Path]:
+    """``(project root, package folder, source tree)`` of a project folder or a package folder; the
+    source tree is the project folder, or the package folder itself when a bare package is given."""
     source = source.resolve()
     if (source / "__init__.py").is_file() and not any((source / f).is_file() for f in ("pyproject.toml", "setup.py")):
-        return source.parent, source
+        return source.parent, source, source
     for base in (source / "src", source):
-        packages = sorted(p.parent for p in base.glob("*/__init__.py") if p.parent.name not in ("tests", "test", "docs"))
-        with_blueprint = [p for p in packages if _plugin_module(p) is not None]
+        if base.is_symlink() or not base.is_dir():
+            continue
+        packages = sorted(p.parent for p in base.glob("*/__init__.py")
+                          if p.parent.name not in ("tests", "test", "docs") and not p.parent.is_symlink())
+        with_blueprint = [p for p in packages if _plugin_module(p, source) is not None]
         if with_blueprint:
-            return source, with_blueprint[0]
+            return source, with_blueprint[0], source
     raise MigrateError(f"{source}: no package there defines a flask.Blueprint at module level; give the folder of the "
                        "plugin's project (with pyproject.toml) or of its package.")
 
 
-def _plugin_module(package: Path) -> Optional[Path]:
-    """The module of ``package`` that defines the Blueprint (``plugin.py`` first)."""
-    files = sorted(package.rglob("*.py"), key=lambda f: (f.name != "plugin.py", len(f.parts), str(f)))
-    for file in files:
-        if "__pycache__" in file.parts:
-            continue
+def _plugin_module(package: Path, boundary: Path) -> Optional[Path]:
+    """The module of ``package`` that defines the Blueprint (``plugin.py`` first); files reached
+    through a link out of ``boundary`` are not read."""
+    found = [(rel, real) for rel, real in SourceTree(boundary, package).files(package, "")
+             if real is not None and rel.endswith(".py")]
+    for rel, real in sorted(found, key=lambda f: (f[0].rsplit("/", 1)[-1] != "plugin.py", f[0].count("/"), f[0])):
         try:
-            if find_blueprint(ast.parse(file.read_text(encoding="utf-8"))) is not None:
-                return file
-        except SyntaxError:
+            if find_blueprint(ast.parse(_read(real).decode("utf-8"))) is not None:
+                return package / rel
+        except (SyntaxError, UnicodeDecodeError, ValueError, OSError):
             continue
     return None
 
@@ -90,84 +229,159 @@ def _title(name: str) -> str:
     return name.replace("_", " ").strip().capitalize()
 
 
-def _stage(name: str, directory: Path) -> Tuple[Path, Path]:
+@contextmanager
+def _staged(name: str, directory: Path) -> Iterator[Tuple[Path, Path]]:
+    """``(target, staging folder)``: the new project is written into a hidden staging folder beside
+    ``directory/name`` and renamed to it at the end; the staging folder is removed on every exit
+    (success, error, Ctrl-C, SIGTERM), and so are the folders of ``directory`` this created, when
+    nothing was made.
+
+    :raises PluginError: ``name`` is unusable.
+    :raises FileExistsError: ``directory/name`` exists."""
     check_package_name(name)
     target = Path(directory).resolve() / name
-    if target.exists():
+    if os.path.lexists(target):
         raise FileExistsError(f"{target} already exists; remove it or pass another --dir.")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
-    os.chmod(staging, 0o755)
-    return target, staging
+    made = [folder for folder in (target.parent, *target.parent.parents) if not folder.exists()]
+    staging: Optional[Path] = None
+    with _terminable():
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
+            os.chmod(staging, 0o755)  # mkdtemp's 0700 would make the package unreadable to other users
+            yield target, staging
+        finally:
+            if staging is not None and staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+            if not target.exists():
+                for folder in made:  # the deepest first; only the empty ones
+                    try:
+                        folder.rmdir()
+                    except OSError:
+                        break
+
+
+@contextmanager
+def _terminable() -> Iterator[None]:
+    """While migrate writes, SIGTERM (``kill``, a CI timeout) ends it as Ctrl-C does, through the
+    clean-up of :func:`_staged` (a second SIGTERM does not interrupt that clean-up); only in the main
+    thread, and only where SIGTERM still has its default action."""
+    stopping: List[int] = []
+
+    def stop(signum: int, frame: Optional[FrameType]) -> None:
+        if not stopping:
+            stopping.append(signum)
+            raise KeyboardInterrupt(f"signal {signum}")
+
+    installed = (threading.current_thread() is threading.main_thread()
+                 and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL)
+    if installed:
+        signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        if installed:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _os_error(exc: OSError) -> MigrateError:
+    where = f" ({exc.filename})" if exc.filename else ""
+    return MigrateError(f"{exc.strerror or exc}{where}; nothing was written. Fix that and migrate again.")
 
 
 def migrate_project(source: Path, name: str, directory: Path) -> Migration:
     """Write the framework plugin ``directory/name`` converted from the plugin project ``source``.
 
+    Nothing outside the source tree is read: a link out of it is skipped and named in the report
+    (:class:`SourceTree`).
+
     :param source: the template-style project (or package) folder; never changed.
     :param name: the new plugin, package and entry point name.
     :param directory: where to create the new project folder.
-    :raises MigrateError: no module-level Blueprint in ``source``.
+    :raises MigrateError: no module-level Blueprint in ``source``, a module that cannot be parsed, a
+        file that cannot be read or written (nothing is left behind).
     :raises PluginError: ``name`` is unusable (the message says which name to use).
     :raises FileExistsError: ``directory/name`` exists."""
-    root, package = _package_of(Path(source))
-    module_file = _plugin_module(package)
+    root, package, boundary = _package_of(Path(source))
+    module_file = _plugin_module(package, boundary)
     assert module_file is not None
-    old = package.name
-    target, staging = _stage(name, directory)
     try:
-        migration = _convert_project(root, package, module_file, old, name, staging)
-        staging.rename(target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        with _staged(name, directory) as (target, staging):
+            migration = _convert_project(root, package, module_file, name, staging, SourceTree(boundary, root))
+            staging.rename(target)
+    except FileExistsError:
         raise
+    except OSError as exc:
+        raise _os_error(exc) from None
     migration.path = target
     return migration
 
 
-def _convert_project(root: Path, package: Path, module_file: Path, old: str, name: str, out: Path) -> Migration:
-    shutil.copytree(package, out / name, ignore=_SKIP)
-    module = ".".join((name, *module_file.relative_to(package).with_suffix("").parts))
-    var = find_blueprint(ast.parse(module_file.read_text(encoding="utf-8")))[0]  # type: ignore[index]
+def _convert_project(root: Path, package: Path, module_file: Path, name: str, out: Path,
+                     tree: SourceTree) -> Migration:
+    old = package.name
+    prefix = package.relative_to(root).as_posix() + "/"
+    for rel, real in tree.files(package, prefix):
+        if real is None:
+            (out / name / rel).mkdir(parents=True, exist_ok=True)
+        else:
+            (out / name / rel).parent.mkdir(parents=True, exist_ok=True)
+            _copy(real, out / name / rel)
+    module_rel = module_file.relative_to(package)
+    module = ".".join((name, *module_rel.with_suffix("").parts))
+    var = find_blueprint(ast.parse((out / name / module_rel).read_text(encoding="utf-8")))[0]  # type: ignore[index]
     migration = Migration(out, f"{module}:{var}")
     placement, renamed = "tab", 0
     for file in sorted((out / name).rglob("*.py")):
-        text = file.read_text(encoding="utf-8")
-        new = rename_imports(text, old, name) if old != name else text
+        shown = f"{name}/{file.relative_to(out / name).as_posix()}"
+        try:
+            text = file.read_text(encoding="utf-8")
+            new = rename_imports(text, old, name) if old != name else text
+        except (UnicodeDecodeError, SyntaxError, ValueError) as exc:
+            raise MigrateError(f"{prefix}{file.relative_to(out / name).as_posix()} cannot be converted: it is not "
+                               f"valid UTF-8 Python ({exc}); fix it or remove it, then migrate again. Nothing was "
+                               "written.") from None
         renamed += new != text
-        if file.relative_to(out / name) == module_file.relative_to(package):
-            converted = convert_plugin_module(new, f"{name}/{file.relative_to(out / name).as_posix()}", name,
-                                              _title(name), f"{module}:{var}")
+        if file.relative_to(out / name) == module_rel:
+            converted = convert_plugin_module(new, shown, name, _title(name), f"{module}:{var}")
             new, placement = converted.text, converted.placement
             migration.notes += converted.notes
-            migration.changes.append(f"{name}/{file.relative_to(out / name).as_posix()}: the Blueprint is "
-                                     f"Plugin({name!r}); deck reads use plugin.instruments; Socket.IO handlers "
-                                     f"{converted.events or 'none'} are in the plugin's namespace")
+            migration.changes.append(f"{shown}: the Blueprint is Plugin({name!r}); deck reads use plugin.instruments; "
+                                     f"Socket.IO handlers {converted.events or 'none'} are in the plugin's namespace")
         file.write_text(new, encoding="utf-8")
     migration.changes.insert(0, f"package {old} -> {name} (imports rewritten in {renamed} file(s))")
-    for page in sorted(p for p in (out / name).rglob("*") if p.suffix in _PAGES):
-        converted_page = convert_page(page.read_text(encoding="utf-8"), f"{name}/{page.relative_to(out / name).as_posix()}")
+    for page in sorted(p for p in (out / name).rglob("*") if p.suffix in _PAGES and p.is_file()):
+        shown = f"{name}/{page.relative_to(out / name).as_posix()}"
+        try:
+            text = page.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            migration.notes.append(f"{_shown(shown)}: not UTF-8 text, so it was copied as it is; convert it by hand.")
+            continue
+        converted_page = convert_page(text, shown)
         page.write_text(converted_page.text, encoding="utf-8")
         migration.notes += converted_page.notes
-        migration.changes.append(f"{name}/{page.relative_to(out / name).as_posix()}: extends plugin_base, io() is the "
-                                 "plugin's connection, CDN libraries are local")
-    _copy_root_files(root, old, name, out, migration)
-    _write_project(out, name, migration.target, placement, _original_metadata(root), migration)
+        migration.changes.append(f"{_shown(shown)}: extends plugin_base, io() is the plugin's connection, CDN "
+                                 "libraries are local")
+    _copy_root_files(root, old, name, out, migration, tree)
+    meta = _original_metadata(root, tree, migration)
+    migration.skipped = tree.skipped
+    _write_project(out, name, migration.target, placement, meta, migration)
     return migration
 
 
-def _copy_root_files(root: Path, old: str, name: str, out: Path, migration: Migration) -> None:
+def _copy_root_files(root: Path, old: str, name: str, out: Path, migration: Migration, tree: SourceTree) -> None:
     word = re.compile(rf"\b{re.escape(old)}(?=[./]\w)|(?<=import ){re.escape(old)}\b")  # module paths only
     left: List[str] = []
     for item in sorted(root.iterdir()):
         if item.name.startswith(".") or item.name in ("pyproject.toml", "setup.py", "setup.cfg", "src") or (
                 item.is_dir() and item.name in (old, "__pycache__", "build", "dist")) or item.suffix == ".egg-info":
             continue
-        if item.is_file() and _KEEP_AT_ROOT.match(item.name):
-            text = item.read_text(encoding="utf-8", errors="replace")
+        found = tree.readable(item, item.name) if _KEEP_AT_ROOT.match(item.name) else None
+        if found is not None and not found[1]:
+            text = _read(found[0]).decode("utf-8", errors="replace")
             (out / item.name).write_text(word.sub(name, text) if old != name else text, encoding="utf-8")
-        else:
-            left.append(item.name + ("/" if item.is_dir() else ""))
+        elif found is not None or not _KEEP_AT_ROOT.match(item.name):
+            left.append(_shown(item.name) + ("/" if item.is_dir() and not item.is_symlink() else ""))
     for extra in ("setup.py", "setup.cfg"):
         if (root / extra).is_file():
             migration.changes.append(f"{extra} left out: the metadata is in pyproject.toml")
@@ -176,61 +390,119 @@ def _copy_root_files(root: Path, old: str, name: str, out: Path, migration: Migr
                                f"{old!r} there must become {name!r})")
 
 
-def _original_metadata(root: Path) -> Dict[str, Any]:
-    file = root / "pyproject.toml"
-    if file.is_file():
+def _original_metadata(root: Path, tree: SourceTree, migration: Migration) -> Dict[str, Any]:
+    """The ``[project]`` table of the source (from pyproject.toml, or read from setup.py/setup.cfg);
+    metadata files that are links out of the source tree are not read."""
+    readable = {name: tree.readable(root / name, name) for name in ("pyproject.toml", "setup.py", "setup.cfg")
+                if os.path.lexists(root / name)}
+    pyproject = readable.get("pyproject.toml")
+    if pyproject is not None:
         try:
-            meta = _load_toml(file.read_text(encoding="utf-8")).get("project")
-            if isinstance(meta, dict):
-                return meta
+            data = _load_toml(_read(pyproject[0]).decode("utf-8"))
+            if isinstance(data.get("project"), dict):
+                return dict(data["project"])
         except Exception:
             pass
+    if any(found is None for found in readable.values()):
+        migration.notes.append("the project's metadata was not read (see the files not copied): the new "
+                               "pyproject.toml has version 0.1.0 and no dependency but the framework; add yours.")
+        return {"version": "0.1.0"}
     project = read_project(root)
     return {"version": "0.1.0", "dependencies": list(project.requirements or [])}
 
 
-def _toml(value: Any) -> str:
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return str(value)
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    raise TypeError(f"cannot write {value!r} to pyproject.toml")
+def _merge(into: Dict[str, Any], table: Dict[str, Any]) -> Dict[str, Any]:
+    for key, value in table.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
+    return into
 
 
-def _write_project(out: Path, name: str, target: str, placement: str, meta: Dict[str, Any],
-                   migration: Migration) -> None:
+def _inside_file(out: Path, relative: object) -> bool:
+    """Whether ``relative`` names a regular file inside the new project ``out`` (a readme or a
+    license file that setuptools will read into the package's metadata)."""
+    if not isinstance(relative, str) or not relative or os.path.isabs(relative):
+        return False
+    path = os.path.realpath(out / relative)
+    return _inside(path, os.path.realpath(out)) and os.path.isfile(path)
+
+
+def _is_strings(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _is_people(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(v, dict) and set(v) <= {"name", "email"} and
+                                           all(isinstance(x, str) for x in v.values()) for v in value)
+
+
+def _project_table(out: Path, name: str, meta: Dict[str, Any], migration: Migration) -> Dict[str, Any]:
+    """The new ``[project]`` table: the source's metadata that is valid and safe to keep."""
     dist = f"ivoryos-{name.replace('_', '-')}-plugin"
     dropped = {TEMPLATE_DIST, normalize(str(meta.get("name", ""))), normalize(FRAMEWORK_DIST)}
     deps = [FRAMEWORK_DIST] + [d for d in meta.get("dependencies", []) if isinstance(d, str)
                                and normalize(re.split(r"[\s<>=!~;\[(]", d.strip(), maxsplit=1)[0]) not in dropped]
-    project: Dict[str, Any] = {"name": dist, "version": str(meta.get("version") or "0.1.0"),
-                               "description": str(meta.get("description") or f"{_title(name)}: an IvoryOS plugin page.")}
+    version = str(meta.get("version") or "0.1.0")
+    try:
+        Version(version)
+    except InvalidVersion:
+        migration.notes.append(f"pyproject.toml: the version {version!r} is not a valid version (PEP 440); the new "
+                               "project has 0.1.0.")
+        version = "0.1.0"
+    description = " ".join(str(meta.get("description") or f"{_title(name)}: an IvoryOS plugin page.").split())
+    project: Dict[str, Any] = {"name": dist, "version": version, "description": description}
     readme = meta.get("readme")
-    if isinstance(readme, str) and (out / readme).is_file():
+    if isinstance(readme, str) and _inside_file(out, readme):
         project["readme"] = readme
     project["requires-python"] = ">=3.9"
-    for key in ("authors", "license", "keywords", "classifiers"):
-        if key in meta:
+    for key, valid in (("authors", _is_people), ("keywords", _is_strings), ("classifiers", _is_strings)):
+        if key in meta and valid(meta[key]):
             project[key] = meta[key]
+        elif key in meta:
+            migration.notes.append(f"pyproject.toml: {key} was left out: {_shown(repr(meta[key])[:60])} is not what "
+                                   f"PEP 621 allows there; add it by hand.")
+    license = meta.get("license")
+    if isinstance(license, str) or (isinstance(license, dict) and set(license) == {"text"}):
+        project["license"] = license
+    elif isinstance(license, dict) and set(license) == {"file"} and _inside_file(out, license["file"]):
+        project["license"] = license
+    elif license is not None:
+        migration.notes.append(f"pyproject.toml: license = {license!r} was left out (its file is not in the new "
+                               "project); add the license by hand.")
     project["dependencies"] = deps
-    lines = ["[build-system]", 'requires = ["setuptools>=62.3"]', 'build-backend = "setuptools.build_meta"', "",
-             "[project]"] + [f"{k} = {_toml(v)}" for k, v in project.items()]
-    lines += ["", "[project.optional-dependencies]", 'test = ["pytest>=8"]']
-    if isinstance(meta.get("urls"), dict):
-        lines += ["", "[project.urls]"] + [f"{_toml(k)} = {_toml(v)}" for k, v in meta["urls"].items()]
-    lines += ["", "# How ivoryos_plugin.run finds the plugin", f'[project.entry-points."{ENTRY_POINT_GROUP}"]',
-              f"{name} = {_toml(target)}", "", "[tool.setuptools.packages.find]", f"include = [{_toml(name)}, {_toml(name + '.*')}]",
-              "", "# templates and static files must be listed to be in the wheel", "[tool.setuptools.package-data]",
-              f'{name} = ["templates/**/*", "static/**/*"]', "", "[tool.pytest.ini_options]", 'testpaths = ["tests"]']
-    (out / "pyproject.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    migration.changes.append(f"pyproject.toml: distribution {dist}, depends on {FRAMEWORK_DIST}, entry point "
-                             f"{name} = {target}")
+    project["optional-dependencies"] = {"test": ["pytest>=8"]}
+    urls = meta.get("urls")
+    if isinstance(urls, dict):
+        project["urls"] = {str(k): v for k, v in urls.items() if isinstance(v, str)}
+    return project
+
+
+def _write_project(out: Path, name: str, target: str, placement: str, meta: Dict[str, Any],
+                   migration: Migration) -> None:
+    """Write ``pyproject.toml`` with ``tomli_w`` (every key and value written as TOML, whatever
+    quotes, brackets or line breaks it holds), checked by reading it back."""
+    project = _project_table(out, name, meta, migration)
+    parts: List[Tuple[str, Dict[str, Any]]] = [
+        ("", {"build-system": {"requires": ["setuptools>=62.3"], "build-backend": "setuptools.build_meta"}}),
+        ("", {"project": project}),
+        ("# How ivoryos_plugin.run finds the plugin\n",
+         {"project": {"entry-points": {ENTRY_POINT_GROUP: {name: target}}}}),
+        ("", {"tool": {"setuptools": {"packages": {"find": {"include": [name, name + ".*"]}}}}}),
+        ("# templates and static files must be listed to be in the wheel\n",
+         {"tool": {"setuptools": {"package-data": {name: ["templates/**/*", "static/**/*"]}}}}),
+        ("", {"tool": {"pytest": {"ini_options": {"testpaths": ["tests"]}}}}),
+    ]
+    text = "\n".join(comment + tomli_w.dumps(table) for comment, table in parts)
+    whole: Dict[str, Any] = {}
+    for _, table in parts:
+        _merge(whole, copy.deepcopy(table))
+    if _load_toml(text) != whole:  # pragma: no cover - the sections are disjoint by construction
+        raise MigrateError("the new pyproject.toml does not read back as written; please report this.")
+    (out / "pyproject.toml").write_text(text, encoding="utf-8")
+    migration.changes.append(f"pyproject.toml: distribution {project['name']}, depends on {FRAMEWORK_DIST}, entry "
+                             f"point {name} = {target}")
     _write_tests(out, name, target, placement, _instrument_names(out / name))
     migration.changes.append(f"tests/test_{name}.py: generated (login, the page, the page inside IvoryOS, check)")
 
@@ -321,7 +593,13 @@ def _write_tests(out: Path, name: str, target: str, placement: str, instruments:
                                                    encoding="utf-8")
 
 
-PLUGIN = '''"""{title}: the page {page} as an IvoryOS plugin (made by ``ivoryos-plugin migrate --from-html``)."""
+def _doc(text: str) -> str:
+    """``text`` safe inside a triple-quoted docstring (quotes, backslashes and control characters
+    escaped): a page's title or file name never ends the docstring early."""
+    return repr(text)[1:-1].replace('"', '\\"')
+
+
+PLUGIN = '''"""{doc_title}: the page {doc_page} as an IvoryOS plugin (made by ``ivoryos-plugin migrate --from-html``)."""
 from ivoryos_plugin import Plugin
 
 plugin = Plugin({name!r}, __name__, title={title!r}{placement})
@@ -340,36 +618,49 @@ def migrate_html(page: Path, name: str, directory: Path, placement: str = "tab")
     :param name: the new plugin, package and entry point name.
     :param directory: where to create the new project folder.
     :param placement: ``"tab"`` or ``"left_panel"`` (the page is then the widget).
+    :raises MigrateError: the page cannot be read as UTF-8 text.
     :raises PluginError: ``name`` is unusable.
     :raises FileExistsError: ``directory/name`` exists."""
     page = Path(page)
-    html = page.read_text(encoding="utf-8")
-    title = page_title(html, _title(name))
-    target, staging = _stage(name, directory)
     try:
-        (staging / name / "templates").mkdir(parents=True)
-        (staging / name / "__init__.py").write_text(f'"""{title}: an IvoryOS plugin."""\n', encoding="utf-8")
-        endpoint = required_endpoint(placement)
-        (staging / name / "plugin.py").write_text(PLUGIN.format(
-            title=title, page=page.name, name=name, rule="/" if endpoint == "main" else "/widget", endpoint=endpoint,
-            placement=', placement="left_panel"' if placement == "left_panel" else ""), encoding="utf-8")
-        converted = convert_page(html, page.name, standalone=True)
-        (staging / name / "templates" / f"{name}.html").write_text(converted.text, encoding="utf-8")
-        (staging / "README.md").write_text(f"# {title}\n\nThe page `{page.name}` as an IvoryOS plugin, made by "
-                                           "`ivoryos-plugin migrate --from-html`.\n", encoding="utf-8")
-        migration = Migration(staging, f"{name}.plugin:plugin", notes=converted.notes)
-        migration.changes.append(f"{name}/templates/{name}.html: the page, its CDN libraries local, io() the "
-                                 "plugin's connection")
-        relative = sorted(set(re.findall(r"""(?:src|href)\s*=\s*["'](?![a-z]+:|//|#|\{)([^"']+)["']""", html, re.I)))
-        if relative:
-            migration.notes.append(f"{page.name} links files next to it ({', '.join(relative)}): copy them into "
-                                   f"{name}/static/ and link them with {{{{ url_for('{name}.static', filename='...') }}}}.")
-        _write_project(staging, name, migration.target, placement,
-                       {"version": "0.1.0", "readme": "README.md", "description": f"{title}: an IvoryOS plugin page."},
-                       migration)
-        staging.rename(target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        html = page.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise MigrateError(f"{page} is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8 and "
+                           "migrate again.") from None
+    except OSError as exc:
+        raise _os_error(exc) from None
+    title = page_title(html, _title(name))
+    try:
+        with _staged(name, directory) as (target, staging):
+            migration = _convert_page_project(page, html, title, name, placement, staging)
+            staging.rename(target)
+    except FileExistsError:
         raise
+    except OSError as exc:
+        raise _os_error(exc) from None
     migration.path = target
+    return migration
+
+
+def _convert_page_project(page: Path, html: str, title: str, name: str, placement: str, staging: Path) -> Migration:
+    (staging / name / "templates").mkdir(parents=True)
+    (staging / name / "__init__.py").write_text(f'"""{_doc(title)}: an IvoryOS plugin."""\n', encoding="utf-8")
+    endpoint = required_endpoint(placement)
+    (staging / name / "plugin.py").write_text(PLUGIN.format(
+        doc_title=_doc(title), doc_page=_doc(page.name), title=title, name=name,
+        rule="/" if endpoint == "main" else "/widget", endpoint=endpoint, placement=', placement="left_panel"' if placement == "left_panel" else ""), encoding="utf-8")
+    converted = convert_page(html, page.name, standalone=True)
+    (staging / name / "templates" / f"{name}.html").write_text(converted.text, encoding="utf-8")
+    (staging / "README.md").write_text(f"# {title}\n\nThe page `{page.name}` as an IvoryOS plugin, made by "
+                                       "`ivoryos-plugin migrate --from-html`.\n", encoding="utf-8")
+    migration = Migration(staging, f"{name}.plugin:plugin", notes=converted.notes)
+    migration.changes.append(f"{name}/templates/{name}.html: the page, its CDN libraries local, io() the "
+                             "plugin's connection")
+    relative = sorted(set(re.findall(r"""(?:src|href)\s*=\s*["'](?![a-z]+:|//|#|\{)([^"']+)["']""", html, re.I)))
+    if relative:
+        migration.notes.append(f"{page.name} links files next to it ({', '.join(relative)}): copy them into "
+                               f"{name}/static/ and link them with {{{{ url_for('{name}.static', filename='...') }}}}.")
+    _write_project(staging, name, migration.target, placement,
+                   {"version": "0.1.0", "readme": "README.md", "description": f"{title}: an IvoryOS plugin page."},
+                   migration)
     return migration
