@@ -1,9 +1,15 @@
 """Thread-safe, self-healing line-oriented serial devices.
 
-:func:`open_serial` opens any pyserial URL without raising. :class:`SerialDevice` opens its port
-when constructed (as :class:`serial.Serial` does) and adds a reader thread, serialised
+:func:`open_serial` opens a serial port by path or pyserial URL without raising. :class:`SerialDevice`
+opens its port when constructed (as :class:`serial.Serial` does) and adds a reader thread, serialised
 request/reply exchanges (:meth:`SerialDevice.query`), a callback for unsolicited lines,
 reconnection when the port disappears, and errors that say what happened and what to do.
+
+Both open serial ports only: a device path that is a tty, ``loop://``, ``alt://`` and ``hwgrep://``.
+The pyserial schemes that reach beyond a port (``spy://`` writes a file, ``socket://`` and
+``rfc2217://`` connect to a host, ``cp2110://`` opens a HID device) need ``allow=("socket",)`` and
+so on from the code that opens the port; anything else is refused before pyserial sees it
+(:func:`ivoryos_plugin.hardware.ports.check_url`).
 """
 from __future__ import annotations
 
@@ -11,9 +17,10 @@ import errno
 import logging
 import os
 import select
+import sys
 import threading
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 import serial
 
@@ -45,34 +52,44 @@ class SerialDeviceTimeout(SerialDeviceError, TimeoutError):
     """No reply (or no free port) within the query timeout."""
 
 
-def _open_url(url: str, kw: dict[str, Any], owner: Any = None,
-              label: Optional[str] = None) -> tuple[Optional[serial.SerialBase], Optional[BaseException]]:
-    """Open ``url`` through the port registry (:func:`ports.open_port`: one opener per real device,
-    ``exclusive`` where the platform has it), returning ``(port, None)`` or ``(None, error)``.
+def _open_url(url: str, kw: dict[str, Any], owner: Any = None, label: Optional[str] = None,
+              allow: Iterable[str] = ()) -> tuple[Optional[serial.SerialBase], Optional[BaseException]]:
+    """Open ``url`` through the port registry (:func:`ports.open_port`: the URL checked, one opener
+    per real device, ``exclusive`` where the platform has it), returning ``(port, None)`` or ``(None, error)``.
 
-    :param url: any pyserial URL or device path.
+    :param url: a device path or pyserial URL.
     :param kw: keyword arguments for :func:`serial.serial_for_url`.
     :param owner: who will hold the port (a :class:`SerialDevice`), for the registry.
     :param label: how a refused opener is told who holds it.
+    :param allow: URL schemes allowed beyond serial ports and ``loop://``.
     """
     try:
-        return ports.open_port(url, kw, owner=owner, label=label), None
-    except Exception as exc:  # PortHeld, SerialException, OSError, ValueError for bad URLs...
+        return ports.open_port(url, kw, owner=owner, label=label, allow=allow), None
+    except Exception as exc:  # PortRefused, PortHeld, SerialException, OSError, ValueError for bad URLs...
         return None, exc
 
 
-def open_serial(url: str, **kw: Any) -> Optional[serial.SerialBase]:
-    """Open a serial port by URL; never raises.
+def open_serial(url: str, *, allow: Iterable[str] = (), **kw: Any) -> Optional[serial.SerialBase]:
+    """Open a serial port by path or URL; never raises (but for a misspelt ``allow``).
 
-    :param url: a device path (``/dev/ttyUSB0``, a pty) or pyserial URL (``loop://``,
-        ``socket://host:port``, ``rfc2217://host:port``).
+    :param url: a device path (``/dev/ttyUSB0``, a pty), ``loop://``, ``alt://``, ``hwgrep://``, or a
+        URL of a scheme named in ``allow``.
+    :param allow: the pyserial URL schemes beyond serial ports this call may open, e.g.
+        ``("socket",)`` for a serial-to-Ethernet adapter; ``spy``, ``socket``, ``rfc2217`` and
+        ``cp2110`` are refused without it (they write files or reach the network).
     :param kw: passed to :func:`serial.serial_for_url` (``baudrate``, ``timeout``...).
     :returns: the open port, or ``None`` after logging the url and the error (also when another part
         of this program holds the same device under any URL: see :mod:`ivoryos_plugin.hardware.ports`).
+    :raises ValueError: ``allow`` names a scheme pyserial does not know.
+
+    Example::
+
+        port = open_serial("socket://10.0.0.7:4001", allow=("socket",), timeout=1)
     """
-    port, exc = _open_url(url, kw)
+    allowed = ports.allowed_schemes(allow)
+    port, exc = _open_url(url, kw, allow=allowed)
     if port is None:
-        logger.error("could not open serial port %s: %s", url, exc)
+        logger.error("could not open serial port %s: %s", ports.printable(url), exc)
     return port
 
 
@@ -81,6 +98,8 @@ def _explain(exc: Optional[BaseException]) -> tuple[str, str]:
 
     :param exc: the error from :func:`serial.serial_for_url`.
     """
+    if isinstance(exc, ports.PortRefused):
+        return exc.reason, exc.fix
     if isinstance(exc, ports.PortHeld):
         return ("the port is in use by another program", f"close that program (or its connection to the port) "
                 f"first: it is held by {exc.holder}, opened as {exc.held_url}, in this process")
@@ -222,6 +241,14 @@ class SerialDevice:
 
     A reply arriving after its query timed out is treated as unsolicited if no other query
     is waiting (otherwise, as with any line protocol, it is taken as that query's reply).
+
+    Only serial ports are opened unless ``allow`` says otherwise: a URL of another scheme, a path
+    that is not a tty, or a URL with a control character raises :class:`SerialDeviceError` at
+    construction, before pyserial (or any file, device or host) is touched::
+
+        SerialDevice("/dev/ttyUSB0", baudrate=115200)                     # a serial port
+        SerialDevice("socket://10.0.0.7:4001", allow=("socket",))         # a serial-to-Ethernet adapter
+        SerialDevice("spy:///dev/ttyUSB0?file=trace.txt", allow=("spy",))  # a traffic dump, knowingly
     """
 
     backoff_initial = 0.05
@@ -230,11 +257,12 @@ class SerialDevice:
     def __init__(self, url: Optional[str] = None, baudrate: int = 9600, terminator: bytes = b"\r\n",
                  timeout: float = 1.0, *, open: bool = True, on_line: Optional[LineCallback] = None,
                  reconnect: bool = True, name: Optional[str] = None, encoding: str = "ascii",
-                 **serial_kw: Any) -> None:
+                 allow: Iterable[str] = (), **serial_kw: Any) -> None:
         """Configure the device and open it (unless ``open=False`` or ``url`` is ``None``).
 
-        :param url: device path or pyserial URL (``/dev/ttyUSB0``, ``loop://``, ``socket://h:p``),
-            or ``None`` (pyserial's ``port=None``) to set :attr:`url` and call :meth:`open` later.
+        :param url: device path or pyserial URL (``/dev/ttyUSB0``, ``loop://``, or ``socket://h:p``
+            with ``allow=("socket",)``), or ``None`` (pyserial's ``port=None``) to set :attr:`url`
+            and call :meth:`open` later.
         :param baudrate: line speed.
         :param terminator: bytes ending each line in both directions; on input only its last
             byte is required (``b"\\r\\n"`` also accepts bare ``\\n``).
@@ -245,15 +273,22 @@ class SerialDevice:
         :param reconnect: reopen the port in the background when it is lost or unavailable.
         :param name: label for logs, errors and thread names (default: the url).
         :param encoding: text encoding of commands and replies.
+        :param allow: pyserial URL schemes this device may open beyond serial ports (device paths
+            that are ttys, ``loop://``, ``alt://``, ``hwgrep://``): ``"socket"``, ``"rfc2217"``,
+            ``"spy"``, ``"cp2110"``. Give only what the instrument needs; never pass a URL a user
+            typed together with a wide ``allow``.
         :param serial_kw: passed to :func:`serial.serial_for_url` (e.g. ``exclusive=True``).
         :raises SerialDeviceError: the port cannot be opened and ``reconnect`` is ``False``, or the
-            URL or a setting is invalid (e.g. an unknown ``xyz://`` scheme).
+            URL or a setting is invalid (e.g. an unknown ``xyz://`` scheme), or the URL is refused
+            (a scheme not in ``allow``, a path that is not a tty): then nothing was opened.
+        :raises ValueError: ``allow`` names a scheme pyserial does not know, or ``terminator`` is empty.
         """
         if not terminator:
             raise ValueError("terminator must not be empty")
         self.url, self.baudrate, self.terminator, self.timeout = url, baudrate, bytes(terminator), float(timeout)
         self.on_line, self.reconnect, self.encoding = on_line, reconnect, encoding
-        self.name = name or url or "SerialDevice"
+        self.name = name or (ports.printable(url) if url else "") or "SerialDevice"
+        self.allow = ports.allowed_schemes(allow)  # a typo is a ValueError now, not a refusal later
         self.lines_received = 0
         self._serial_kw: dict[str, Any] = {"baudrate": baudrate, "timeout": None, "write_timeout": self.timeout}
         self._serial_kw.update(serial_kw)
@@ -266,6 +301,11 @@ class SerialDevice:
         self._pending: Optional[_Pending] = None
         self._down = ("unopened", "")  # while there is no port: (unopened|failed|closed|unavailable|lost, detail)
         self._note = ("", "")          # why the last reconnect attempt failed: (what, fix)
+        if url is not None:  # refused at construction, even with open=False: the mistake is in the code
+            try:
+                ports.check_url(url, self.allow)
+            except ports.PortRefused as exc:
+                raise SerialDeviceError(f"{self.name}: cannot open {ports.printable(url)}: {exc}") from exc
         if open and url is not None:
             try:
                 self.open()
@@ -298,10 +338,10 @@ class SerialDevice:
                 return
             if self.url is None:
                 raise SerialDeviceError(f"{self.name}: no port to open; set url, then call open()")
-            port, exc = _open_url(self.url, self._serial_kw, owner=self, label=self.name)
+            port, exc = _open_url(self.url, self._serial_kw, owner=self, label=self.name, allow=self.allow)
             if port is None:
                 self._down = ("failed", "; ".join(_explain(exc)))
-                error = SerialDeviceError(f"{self.name}: cannot open {self.url}: {self._down[1]}")
+                error = SerialDeviceError(f"{self.name}: cannot open {ports.printable(self.url)}: {self._down[1]}")
                 error.holder = exc.holder if isinstance(exc, ports.PortHeld) else None
                 raise error from exc
             self._install(port)
@@ -512,7 +552,7 @@ class SerialDevice:
         delay, attempts = self.backoff_initial, 0
         while not stop.wait(delay):
             attempts += 1
-            port, exc = _open_url(url, self._serial_kw, owner=self, label=self.name)
+            port, exc = _open_url(url, self._serial_kw, owner=self, label=self.name, allow=self.allow)
             if port is None:
                 if not stop.is_set():
                     self._note = _explain(exc)
@@ -538,3 +578,6 @@ def _close_quietly(port: serial.SerialBase) -> None:
         port.close()
     except Exception as exc:
         logger.debug("closing %s failed: %s", getattr(port, "port", port), exc)
+    trace = getattr(getattr(port, "formatter", None), "output", None)  # spy://?file=: pyserial never closes it
+    if trace is not None and trace not in (sys.stderr, sys.stdout) and hasattr(trace, "close"):
+        trace.close()

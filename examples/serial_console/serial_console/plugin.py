@@ -1,12 +1,13 @@
-"""A web terminal for a serial port: pick a port (or type a pyserial URL), set baud and line end,
-send lines, watch received lines live, download the session's log. A port that a deck
-instrument holds is refused whatever URL names it (the framework's port registry knows the real
+"""A web terminal for a serial port: pick a port (or type its path, or loop:// to try the page), set
+baud and line end, send lines, watch received lines live, download the session's log. A port that a
+deck instrument holds is refused whatever URL names it (the framework's port registry knows the real
 device), and connect and send are hardware actions: refused while a workflow runs, so the console
-never talks over the workflow."""
+never talks over the workflow. Whoever may use the page opens serial ports only: no file, no host
+(see ``ALLOW``)."""
 import re
 import threading
 import time
-from typing import Any, Dict, Literal, Optional
+from typing import Any, Dict, Literal, Optional, Tuple
 
 from flask import send_from_directory
 
@@ -18,6 +19,11 @@ plugin = Plugin("serial_console", __name__, title="Serial console", version="1.0
                 description="A terminal for any serial port, with a downloadable session log.")
 
 TERMINATORS = {"CRLF": b"\r\n", "LF": b"\n", "CR": b"\r"}
+#: pyserial URL schemes the console opens besides serial ports (tty device paths) and loop://: none,
+#: so a user of the page reaches no file (spy://) and no host (socket://, rfc2217://). A lab whose
+#: instrument sits behind a serial-to-Ethernet adapter writes ("socket",) here: in code, never in a
+#: setting that the page itself could change.
+ALLOW: Tuple[str, ...] = ()
 _state: Dict[str, Any] = {"device": None, "url": None, "log": None}
 _lock = threading.Lock()
 
@@ -64,7 +70,7 @@ def connect(url: str, baudrate: int = 9600, terminator: Literal["CRLF", "LF", "C
             raise ActionError(f"{_state['url']} is open; close it first.", status=409)
         try:  # opened here, not at construction, so that a port that is not there is a 400 at once
             device = SerialDevice(url, baudrate=baudrate, terminator=TERMINATORS[terminator], on_line=_received,
-                                  name=f"serial_console {url}", open=False)
+                                  name="serial_console", open=False, allow=ALLOW)  # another scheme: a 400
             device.open()
         except SerialDeviceError as exc:
             if exc.holder is not None:  # the same device, under whatever URL, is open elsewhere in IvoryOS
