@@ -21,6 +21,7 @@ from ..core import binding
 from ..core.plugin import Plugin
 from .extension import KEY, Extension
 from .health import add_health_routes
+from .libraries import close_dropped_connections
 from .lifecycle import PluginRuntime
 from .live import check_async_mode
 from .security import security_headers
@@ -125,6 +126,7 @@ def attach(app: Flask) -> Extension:
 
     if ext.socketio is not None:
         check_async_mode(ext.socketio)
+        close_dropped_connections()  # a closed WebSocket is not read as a bad request
     _EXTENSIONS.add(ext)
     _install_shutdown_hooks()
     _install_session_hooks()
