@@ -259,3 +259,16 @@ def test_a_module_file_without_a_project(tmp_path: Path) -> None:
 def test_check_needs_a_path_or_installed() -> None:
     result = CliRunner().invoke(main, ["check"])
     assert result.exit_code == 2 and "give a PATH or --installed" in result.output
+
+
+def test_the_socketio_touch_reads_a_real_flask_socketio_and_says_when_it_cannot() -> None:
+    from flask_socketio import SocketIO
+
+    from ivoryos_plugin.runtime.libraries import pending_socketio_handlers
+
+    server = SocketIO()
+    server.on("connect")(lambda: None)
+    server.on("tick", namespace="/ivoryos/x")(lambda: None)
+    assert pending_socketio_handlers(server) == ([("connect", "/"), ("tick", "/ivoryos/x")], [])
+    server.handlers = {}  # as if Flask-SocketIO kept them another way: no guess, the caller reads the sources
+    assert pending_socketio_handlers(server) is None

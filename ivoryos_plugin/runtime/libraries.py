@@ -7,11 +7,11 @@ from __future__ import annotations
 import inspect
 import logging
 import threading
-from typing import Any, Dict
+from typing import Any, Dict, List, Optional, Tuple
 
 log = logging.getLogger("ivoryos_plugin")
 
-__all__ = ["close_dropped_connections", "touches"]
+__all__ = ["close_dropped_connections", "pending_socketio_handlers", "touches"]
 
 #: Werkzeug's development server (IvoryOS's and the dev host's): ``WSGIRequestHandler.connection_dropped``
 #: is called when the WSGI app raises ``ConnectionError``, which a finished WebSocket does
@@ -55,6 +55,28 @@ def close_dropped_connections() -> bool:
         WSGIRequestHandler.connection_dropped = connection_dropped  # type: ignore[method-assign]
         _state["werkzeug_dropped_connections"] = "on"
         return True
+
+
+#: Flask-SocketIO keeps the handlers declared on a ``SocketIO()`` that has no app yet in two lists,
+#: ``handlers`` (``(event, handler, namespace)``) and ``namespace_handlers`` (class-based namespaces),
+#: until ``init_app`` hands them to the server.
+FLASK_SOCKETIO_VERIFIED = "5.7.0"
+
+
+def pending_socketio_handlers(socketio: Any) -> Optional[Tuple[List[Tuple[str, Optional[str]]], List[Optional[str]]]]:
+    """What was declared on a Flask-SocketIO server that has no app yet (``ivoryos-plugin check`` runs
+    a plain plugin's ``init_socketio`` against one): ``([(event, namespace)], [class namespace])``, or
+    None when this Flask-SocketIO keeps them elsewhere (the caller then reads the sources only).
+
+    :param socketio: a ``flask_socketio.SocketIO()`` made without an app."""
+    handlers, classes = getattr(socketio, "handlers", None), getattr(socketio, "namespace_handlers", None)
+    if not isinstance(handlers, list) or not isinstance(classes, list):
+        return None
+    try:
+        events = [(str(event), namespace) for event, _handler, namespace in handlers]
+    except (TypeError, ValueError):  # another shape than (event, handler, namespace)
+        return None
+    return events, [getattr(handler, "namespace", "/") for handler in classes]
 
 
 def touches() -> Dict[str, str]:

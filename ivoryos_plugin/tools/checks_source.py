@@ -304,6 +304,7 @@ def socketio_problems(obj: Blueprint, sources: List[Path], is_plugin: bool) -> T
     from flask_socketio import SocketIO
 
     from ..core.plugin import Plugin
+    from ..runtime.libraries import FLASK_SOCKETIO_VERIFIED, pending_socketio_handlers
 
     errors: List[str] = []
     warnings: List[str] = []
@@ -318,13 +319,17 @@ def socketio_problems(obj: Blueprint, sources: List[Path], is_plugin: bool) -> T
         except Exception as exc:
             warnings.append(f"Plugin {obj.name!r}: init_socketio raised {type(exc).__name__}: {exc} on a scratch "
                             "server, so its handlers were only checked in the source.")
-        for event, _handler, namespace in probe.handlers:
-            if namespace in (None, "/") and event not in events:
-                events.add(event)
-                errors.append(f"Plugin {obj.name!r}: init_socketio handles {event!r} on the default namespace '/', "
+        declared = pending_socketio_handlers(probe)
+        if declared is None:
+            warnings.append(f"Plugin {obj.name!r}: this Flask-SocketIO keeps its handlers where the check cannot read "
+                            f"them (verified on {FLASK_SOCKETIO_VERIFIED}), so they were only checked in the source.")
+        for declared_event, namespace in declared[0] if declared else []:
+            if namespace in (None, "/") and declared_event not in events:
+                events.add(declared_event)
+                errors.append(f"Plugin {obj.name!r}: init_socketio handles {declared_event!r} on the default namespace '/', "
                               f"where IvoryOS has its own handlers (a 'connect' there replaces IvoryOS's); {fix}.")
-        for handler in probe.namespace_handlers:
-            if getattr(handler, "namespace", "/") in (None, "/"):
+        for namespace in declared[1] if declared else []:
+            if namespace in (None, "/"):
                 errors.append(f"Plugin {obj.name!r}: init_socketio adds a class-based namespace on '/', which replaces "
                               f"IvoryOS's handlers; {fix}.")
     module = sys.modules.get(obj.import_name)
