@@ -349,3 +349,18 @@ def test_new_takes_a_name_of_exactly_the_limit(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["new", name, "--dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert (tmp_path / name / name / "plugin.py").is_file() and listing(tmp_path) == [name]
+
+
+def test_a_file_swapped_for_a_link_or_a_pipe_after_the_check_is_not_read(tmp_path: Path) -> None:
+    """migrate checks each file, then opens it without following a link and without waiting on a
+    pipe: what is put in the file's place in between is refused, not read."""
+    from ivoryos_plugin.tools.migrate import _read
+
+    (tmp_path / "secret.pem").write_text(SECRET)
+    (tmp_path / "style.css").symlink_to(tmp_path / "secret.pem")
+    os.mkfifo(tmp_path / "page.html")
+    started = time.monotonic()
+    for swapped in ("style.css", "page.html"):
+        with pytest.raises(OSError):
+            _read(str(tmp_path / swapped))
+    assert time.monotonic() - started < 5
