@@ -229,6 +229,16 @@ def test_what_the_author_allows_opens(scene: Scene, tmp_path: Path) -> None:
     port.close()
 
 
+@pytest.mark.parametrize("template", ["socket://127.0.0.1:{port}\r\n", "socket://127.0.\n0.1:{port}",
+                                      "socket://127.0.0.1:\t{port}"], ids=["crlf-after", "lf-inside-host", "tab"])
+def test_control_characters_are_refused_even_in_an_allowed_scheme(scene: Scene, template: str) -> None:
+    """Python's urlsplit drops CR, LF and TAB, so pyserial would connect to the host these URLs hide."""
+    with pytest.raises(SerialDeviceError, match="control character"):
+        SerialDevice(scene.fill(template), reconnect=False, allow=("socket",))
+    assert open_serial(scene.fill(template), allow=("socket",)) is None
+    untouched(scene)
+
+
 @pytest.mark.parametrize("allow,says", [
     ("socket", "allow='socket' is one string, not a tuple of schemes; write allow=('socket',)"),
     (("sokcet",), "allow: unknown URL scheme 'sokcet'; pyserial knows alt, cp2110, hwgrep"),

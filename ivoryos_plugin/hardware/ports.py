@@ -125,6 +125,8 @@ def _hwgrep(url: str) -> Optional[str]:
 def _file_key(path: str) -> Key:
     try:
         st = os.stat(path)  # follows symlinks: the device itself
+    except ValueError:  # a NUL in the path: opens nothing
+        return ("path", path)
     except OSError:
         return ("path", os.path.realpath(path))
     if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
@@ -202,6 +204,8 @@ def _not_a_port(path: str) -> Optional[str]:
     plugged in yet: pyserial says "no such port" and reconnection waits for it)."""
     try:
         st = os.stat(path)  # follows symlinks: the device itself
+    except ValueError:
+        return f"{path!r} holds a NUL character"
     except OSError:
         return None
     if not stat.S_ISCHR(st.st_mode):
