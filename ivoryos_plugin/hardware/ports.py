@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Hashable, Iterable, List, Optional, Tuple
 from urllib.parse import urlsplit
 
-__all__ = ["PortHeld", "PortRefused", "check_url", "allowed_schemes", "device_key", "open_port", "holder_of",
-           "adopt_instrument", "held"]
+__all__ = ["PortHeld", "PortRefused", "check_url", "allowed_schemes", "known_schemes", "printable", "device_key",
+           "open_port", "holder_of", "adopt_instrument", "held"]
 
 Key = Tuple[Hashable, ...]
 #: URL schemes whose device is the path after ``scheme://`` (pyserial 3.5's spy and alt handlers)
@@ -164,9 +164,10 @@ def allowed_schemes(allow: Iterable[str] = ()) -> Tuple[str, ...]:
     if isinstance(allow, (str, bytes)):
         raise ValueError(f"allow={allow!r} is one string, not a tuple of schemes; write allow=({allow!r},)")
     names = tuple(dict.fromkeys(str(name).lower().removesuffix("://") for name in allow))
-    unknown = [name for name in names if name not in known_schemes()]
+    known = known_schemes() if names else ()
+    unknown = [name for name in names if name not in known]
     if unknown:
-        raise ValueError(f"allow: unknown URL scheme {unknown[0]!r}; pyserial knows {', '.join(known_schemes())}")
+        raise ValueError(f"allow: unknown URL scheme {unknown[0]!r}; pyserial knows {', '.join(known)}")
     return names
 
 
