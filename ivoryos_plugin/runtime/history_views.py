@@ -2,19 +2,30 @@
 ``?since=&until=`` (epoch seconds, ISO 8601, or negative seconds from now: ``since=-600``),
 ``?run=<IvoryOS run id>``, ``?max_points=`` (1 to 100000, default 1000: more values than that come
 back downsampled per time bucket to min, max and mean). The JSON also names ``last_run``: the newest
-IvoryOS run of this host with recorded values of the stream (None before any)."""
+IvoryOS run of this host with recorded values of the stream (None before any).
+
+A database that does not answer within :data:`~.history.READ_TIMEOUT_S` seconds (or cannot be
+reached) is a 503 ``{"error": ...}`` naming it (passwords masked) and the fix, with ``Retry-After``.
+The CSV is safe to open in a spreadsheet: a text cell that starts with ``=``, ``+``, ``-``, ``@``, a
+tab or a carriage return is prefixed with ``'`` (OWASP's advice against formula injection); numbers
+the stream returned stay numbers. The file's name in ``Content-Disposition`` is an ASCII fallback plus
+``filename*`` in UTF-8 (RFC 6266 and 5987), whatever the series is called."""
 from __future__ import annotations
 
 import csv
 import datetime
 import io
 import json
+import re
 import time
+import unicodedata
 from typing import Any, Dict, List, Optional, Tuple
+from urllib.parse import quote
 
 from flask import Response, jsonify, request
 
 from .extension import current_extension
+from .history import READ_TIMEOUT_S, RETRY_S, HistoryUnavailable, mask_url, scrub
 from .replies import error_response
 
 MAX_POINTS = 100_000
@@ -78,14 +89,22 @@ def history(plugin: str, name: str) -> Response:
     if errors:
         return error_response(400, f"Plugin {plugin!r}: bad history query for {stream!r}.", errors=errors)
     ext = current_extension()
+    deadline = time.monotonic() + READ_TIMEOUT_S  # one bound for the whole request
+    store = ext.history()
     try:
-        store = ext.history()
         found = store.query(plugin, stream, since=query["since"], until=query["until"], run=query["run"],
-                            max_points=query["max_points"])
-        last_run = store.last_run(plugin, stream)
+                            max_points=query["max_points"], deadline=deadline)
+        last_run = store.last_run(plugin, stream, deadline=deadline)
+    except HistoryUnavailable as exc:
+        reply = error_response(503, f"Plugin {plugin!r}: {exc}. Recorded values are kept in memory and written "
+                                    "when it answers; check that the database server runs and is reachable "
+                                    "(IVORYOS_PLUGIN_HISTORY_URL names it), then try again.")
+        reply.headers["Retry-After"] = str(int(RETRY_S))
+        return reply
     except Exception as exc:
-        return error_response(503, f"Plugin {plugin!r}: the history database cannot be read "
-                                   f"({type(exc).__name__}: {exc}).")
+        message = scrub(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", store.url)
+        return error_response(503, f"Plugin {plugin!r}: the history database {mask_url(store.url)} cannot be read "
+                                   f"({message}); see the server's log.")
     if as_csv:
         return _csv(plugin, stream, found["points"], found["downsampled"])
     return jsonify({"plugin": plugin, "stream": stream, **query, **found, "last_run": last_run})
@@ -94,20 +113,55 @@ def history(plugin: str, name: str) -> Response:
 def _csv(plugin: str, stream: str, points: List[Dict[str, Any]], downsampled: bool) -> Response:
     out = io.StringIO()
     writer = csv.writer(out)
-    if downsampled:
+    if downsampled:  # every cell is a number or a time the framework wrote
         writer.writerow(["t", "time", "min", "max", "mean", "n"])
         for p in points:
             writer.writerow([f"{p['t']:.6f}", _iso(p["t"]), p["min"], p["max"], p["mean"], p["n"]])
     else:
         writer.writerow(["t", "time", "value", "run", "step"])
         for p in points:
-            value = p["value"]
-            writer.writerow([f"{p['t']:.6f}", _iso(p["t"]), value if isinstance(value, (int, float, str))
-                             else json.dumps(value), "" if p["run"] is None else p["run"],
+            writer.writerow([f"{p['t']:.6f}", _iso(p["t"]), cell(p["value"]), "" if p["run"] is None else p["run"],
                              "" if p["step"] is None else p["step"]])
     response = Response(out.getvalue(), mimetype="text/csv")
-    response.headers["Content-Disposition"] = f'attachment; filename="{plugin}-{stream}.csv"'
+    response.headers["Content-Disposition"] = attachment(f"{plugin}-{stream}.csv")
     return response
+
+
+#: what a spreadsheet reads as the start of a formula (OWASP, "CSV Injection")
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def cell(value: Any) -> Any:
+    """A recorded value as a CSV cell: a number stays a number (a negative one too: the stream
+    returned a number, not text); text, and anything else as its JSON, is prefixed with ``'`` when it
+    starts as a formula does (:data:`FORMULA_START`), so a spreadsheet shows it instead of running it.
+
+    :param value: the value as stored (JSON)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    text = value if isinstance(value, str) else json.dumps(value)
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
+def attachment(filename: str) -> str:
+    """A ``Content-Disposition`` value for downloading ``filename``, whatever it holds (RFC 6266):
+    ``filename="..."`` in plain ASCII (every other character an ``_``) and, when that differs,
+    ``filename*=UTF-8''...`` with the real name percent-encoded (RFC 5987). Control characters
+    (a NUL, CR, LF) never reach a header.
+
+    :param filename: the file's name (a stream's name is whatever its URL said).
+
+    Example::
+
+        attachment('balance-"weight".csv')
+        # attachment; filename="balance-_weight_.csv"; filename*=UTF-8''balance-%22weight%22.csv"""
+    name = re.sub(r"[\x00-\x1f\x7f]", "_", filename)
+    fallback = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    fallback = re.sub(r"[^A-Za-z0-9._-]", "_", fallback).strip(".") or "download"
+    value = f'attachment; filename="{fallback}"'
+    if fallback != name:
+        value += "; filename*=UTF-8''" + quote(name, safe="!#$&+-.^_`|~")
+    return value
 
 
 def _iso(t: Optional[float]) -> str:
