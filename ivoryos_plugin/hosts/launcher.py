@@ -18,7 +18,7 @@ from ..runtime.files import atomic_write
 from . import hardening
 from . import ivoryos as adapter
 from . import panels
-from .discovery import check_plugin, protect_plain
+from .discovery import check_plugin, isolate_registration, protect_plain
 from .discovery import discover as discover_plugins
 from .ivoryos import PUBLIC_DEFAULT_KEY, default_admin_active
 
@@ -206,6 +206,7 @@ def run(module: Optional[str] = None, host: Optional[str] = None, port: Optional
              "with the installed ones; discover=False turns discovery off).")
     loaded, failures = gather(_as_list(blueprint_plugins) + list(plugins or []), discover is not False,
                               list(exclude or []))
+    loaded = [isolate_registration(p) for p in loaded]  # one that raises while IvoryOS registers it fails alone
     if host is None:
         host = "127.0.0.1"
         _say("host 127.0.0.1: only this machine can connect (ivoryos.run: 0.0.0.0, the network); "

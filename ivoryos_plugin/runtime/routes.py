@@ -62,7 +62,12 @@ def action_view(plugin: "Plugin", name: str) -> Response:
             else:
                 result = _actions.call(spec.func, kwargs)
     except DeckBusy as exc:
-        return error_response(409, str(exc), busy=True)
+        if not spec.hardware:  # the action itself raised it
+            return error_response(409, str(exc), busy=True)
+        return error_response(409, f"{exc} Action {name!r} is a hardware action (the default), refused while a "
+                                   "workflow holds the deck; an action that does not touch the instruments runs "
+                                   "during a workflow when declared with @plugin.action(hardware=False).",
+                              busy=True, hardware=True)
     except DeckUnverified as exc:
         return error_response(503, str(exc), unverified=exc.reason)
     except ActionError as exc:
