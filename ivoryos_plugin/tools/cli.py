@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import sys
 from pathlib import Path
-from typing import Any, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import click
 
@@ -48,34 +49,147 @@ def _not_importable(target: str, module_name: str, exc: ModuleNotFoundError) -> 
     return click.BadParameter(f"no module named {missing!r}; {hint}.", param_hint="TARGET")
 
 
-def load_target(target: str) -> Any:
-    """Import ``module:attribute`` (``pkg.plugin:plugin``); ``module`` alone means ``module:plugin``.
+def _plugins_in(module: Any) -> List[Tuple[str, Any]]:
+    """The Plugins and Blueprints a module defines at module level, as ``(attribute, object)``."""
+    from flask import Blueprint
 
-    A module that cannot be found, or a file path given instead of a module, is a one-line usage
-    error that names the fix (not a traceback).
+    found: Dict[int, Tuple[str, Any]] = {}
+    for key, value in vars(module).items():
+        if isinstance(value, Blueprint) and not key.startswith("_") and id(value) not in found:
+            found[id(value)] = (key, value)
+    return list(found.values())
 
-    :param target: the import path.
-    :raises click.BadParameter: the module or the attribute does not exist."""
+
+def _described(obj: Any) -> str:
+    """``the class Plugin``, ``the function main``, ``None``, ``a dict``: what a target named."""
+    import inspect
+
+    if obj is None:
+        return "None"
+    if inspect.isclass(obj):
+        return f"the class {obj.__name__}"
+    if inspect.isfunction(obj) or inspect.ismethod(obj):
+        return f"the function {obj.__name__}"
+    if inspect.ismodule(obj):
+        return f"the module {obj.__name__}"
+    return f"a {type(obj).__name__}"
+
+
+def _what_it_defines(module_name: str, module: Any) -> str:
+    """The fix that names the module's plugins: ``use pkg.plugin:plugin`` (or how to make one)."""
+    found = _plugins_in(module)
+    if found:
+        return "use " + " or ".join(f"{module_name}:{attr}" for attr, _ in found[:3])
+    return (f"{module_name} defines no Plugin or flask.Blueprint at module level; create one there: "
+            "plugin = Plugin(\"name\", __name__)")
+
+
+def _import(module_name: str, target: str) -> Any:
+    """Import the module a TARGET names; a missing module or a plugin module that raises is a short
+    usage error naming the fix (the plugin's own frames only, never the framework's)."""
+    from .demo import code_failure
+
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise _not_importable(target, module_name, exc) from None
+    except (ImportError, ValueError, TypeError) as exc:  # "a/b" or "./x" as a module name, a relative import
+        if "/" in module_name or module_name.endswith(".py") or module_name.startswith("."):
+            raise _not_importable(target, module_name, ModuleNotFoundError(str(exc), name=module_name)) from None
+        raise click.ClickException(code_failure(f"importing {module_name} for {target!r}", exc,
+                                                "Fix the plugin module.")) from None
+    except Exception as exc:
+        raise click.ClickException(code_failure(f"importing {module_name} for {target!r}", exc,
+                                                "Fix the plugin module.")) from None
+
+
+def _plugin_of(module_name: str, module: Any, attr: str, target: str) -> Any:
+    """The plugin ``module:attr`` names (no attr: ``plugin``, a package's ``plugin`` submodule, or
+    the one Blueprint the module defines); anything else is a one-line error with the fix."""
+    from flask import Blueprint
+
+    if not attr and not hasattr(module, "plugin"):
+        if hasattr(module, "__path__") and importlib.util.find_spec(f"{module_name}.plugin") is not None:
+            module_name = f"{module_name}.plugin"
+            module = _import(module_name, target)
+        found = _plugins_in(module)
+        if len(found) == 1:
+            return found[0][1]
+    name = attr or "plugin"
+    if not hasattr(module, name):
+        raise click.BadParameter(f"{module_name} has no attribute {name!r}; {_what_it_defines(module_name, module)}.",
+                                 param_hint="TARGET")
+    obj = getattr(module, name)
+    if not isinstance(obj, Blueprint):
+        raise click.BadParameter(f"{module_name}:{name} is {_described(obj)}, not a Plugin or flask.Blueprint; "
+                                 f"{_what_it_defines(module_name, module)}.", param_hint="TARGET")
+    return obj
+
+
+def _is_folder_target(module_name: str, attr: str) -> bool:
+    """Whether TARGET is a folder (``./balance_log``, ``balance_log/`` or a bare folder name)."""
+    if not module_name or not Path(module_name).is_dir():
+        return False
+    return "/" in module_name or "\\" in module_name or module_name.startswith(".") or not attr
+
+
+def _load_folder(folder: Path, attr: str, target: str) -> List[Any]:
+    """The plugins of a project or package folder, found as ``ivoryos-plugin check`` finds them: the
+    project's ``ivoryos.plugins`` entry points, else the package's plugin module."""
+    from ..hosts.discovery import resolve_entry_point
+    from .checks_source import read_project
+
+    project = read_project(folder.resolve())
+    if project.kind == "project" and not project.entry_points:
+        problem = project.problems[0][1] if project.problems else (
+            f"{target!r} declares no entry point in the group 'ivoryos.plugins'; give its plugin module instead "
+            f"(e.g. {folder.name}.plugin:plugin), or add the entry point (ivoryos-plugin check {target} says how)")
+        raise click.BadParameter(problem.rstrip(".") + ".", param_hint="TARGET")
+    roots = [project.root / "src", project.root] if project.kind == "project" else [project.root]
+    sys.path[:0] = [str(root) for root in roots if root.is_dir()]  # kept: the plugin is served from here
+    if project.kind == "module":
+        return [_plugin_of(project.module, _import(project.module, target), attr, target)]
+    plugins = []
+    for entry_name, value in project.entry_points:
+        module_name, _, entry_attr = value.partition(":")
+        module = _import(module_name.strip(), target)
+        if not entry_attr.strip():
+            plugins.append(resolve_entry_point(module, entry_name))
+        else:
+            plugins.append(_plugin_of(module_name.strip(), module, attr or entry_attr.strip(), target))
+    return plugins
+
+
+def load_targets(target: str) -> List[Any]:
+    """The plugins a TARGET names: ``module:attribute`` (``pkg.plugin:plugin``; ``module`` alone means
+    its ``plugin``), or a project or package folder (``./balance_log``: its plugins, found as
+    ``ivoryos-plugin check`` finds them).
+
+    A module that cannot be found, a file path given instead of a module, an attribute that is not a
+    plugin, a plugin module that raises: a short usage error that names the fix (not a traceback).
+
+    :param target: the import path or folder.
+    :raises click.BadParameter: the module or the attribute does not exist, or is not a plugin."""
     module_name, _, attr = target.partition(":")
     if not module_name:
         raise click.BadParameter(f"{target!r} names no module; use module:attribute, e.g. balance_log.plugin:plugin.",
                                  param_hint="TARGET")
+    if _is_folder_target(module_name, attr):
+        return _load_folder(Path(module_name), attr, target)
     sys.path.insert(0, os.getcwd())
     try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        raise _not_importable(target, module_name, exc) from None
-    except (ImportError, ValueError) as exc:  # "a/b" or "./x" as a module name, a relative import
-        if "/" in module_name or module_name.endswith(".py") or module_name.startswith("."):
-            raise _not_importable(target, module_name, ModuleNotFoundError(str(exc), name=module_name)) from None
-        raise
+        module = _import(module_name, target)
     finally:
         sys.path.pop(0)
-    try:
-        return getattr(module, attr or "plugin")
-    except AttributeError:
-        raise click.BadParameter(f"{module_name} has no attribute {attr or 'plugin'!r}; "
-                                 "use module:attribute, e.g. balance_dashboard.plugin:plugin") from None
+    return [_plugin_of(module_name, module, attr, target)]
+
+
+def load_target(target: str) -> Any:
+    """Import ``module:attribute`` (``pkg.plugin:plugin``); ``module`` alone means ``module:plugin``.
+
+    :param target: the import path (or a folder: its first plugin).
+    :raises click.BadParameter: the module or the attribute does not exist, or is not a plugin."""
+    return load_targets(target)[0]
 
 
 def _venv_command(name: str) -> str:
@@ -111,13 +225,31 @@ def main() -> None:
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Data folder (./ivoryos_data).")
 def run(targets: Tuple[str, ...], deck: Optional[str], host: str, port: int, token: Optional[str],
         data_dir: Optional[str]) -> None:
-    """Serve TARGETS (module:attribute) in the standalone dev host, protected by a login token
-    printed at start (valid until the host stops)."""
+    """Serve TARGETS (module:attribute, or a project or package folder such as ./balance_log) in
+    the standalone dev host, protected by a login token printed at start (valid until the host stops)."""
+    import shlex
+
+    from ..core.names import PluginError
     from ..hosts.devhost import create_app, serve
     from ..runtime.quiet import quiet_access_log
+    from .demo import DemoError, code_failure, load_deck_or_explain, port_problem
 
-    plugins = [load_target(t) for t in targets]
-    app = create_app(plugins, deck=deck, token=token, data_dir=data_dir)
+    plugins = [plugin for t in targets for plugin in load_targets(t)]
+    problem = port_problem(host, port, "ivoryos-plugin run " + " ".join(shlex.quote(t) for t in targets))
+    if problem:  # before the login URL: it must not say the host is up
+        raise click.ClickException(problem)
+    try:
+        deck_module = load_deck_or_explain(Path(deck), "the dev host") if deck else None
+    except DemoError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        app = create_app(plugins, deck=deck_module, token=token, data_dir=data_dir)
+    except PluginError as exc:
+        raise click.ClickException(str(exc)) from None
+    except Exception as exc:
+        names = ", ".join(repr(getattr(p, "name", p)) for p in plugins)
+        raise click.ClickException(code_failure(f"registering plugin {names} in the dev host", exc,
+                                                "Fix the plugin; ivoryos-plugin check PATH finds common mistakes.")) from None
     if host not in ("127.0.0.1", "localhost", "::1"):
         click.echo(f"WARNING: the dev host listens on {host}: anyone with the token on the network can use it.",
                    err=True)
@@ -131,13 +263,16 @@ def run(targets: Tuple[str, ...], deck: Optional[str], host: str, port: int, tok
 @click.option("--no-browser", is_flag=True, help="Do not open a web browser.")
 @click.option("--deck", type=click.Path(exists=True, dir_okay=False), default=None,
               help="The deck script (default: the bundled simulated deck).")
-def demo(host: str, port: int, no_browser: bool, deck: Optional[str]) -> None:
+@click.option("--data", type=click.Path(file_okay=False), default=None,
+              help="This demo's data folder: IvoryOS's database, the plugins' settings and history "
+                   "(default: ./ivoryos_data/demo-PORT, one per port).")
+def demo(host: str, port: int, no_browser: bool, deck: Optional[str], data: Optional[str]) -> None:
     """Start real IvoryOS with the example plugins (and every installed one) on a simulated deck
-    (balance, pump, hotplate)."""
+    (balance, pump, hotplate). Each port keeps its own data: two demos never share values."""
     from .demo import DemoError, run_demo
 
     try:
-        run_demo(host=host, port=port, open_browser=not no_browser, deck=deck)
+        run_demo(host=host, port=port, open_browser=not no_browser, deck=deck, data=data)
     except DemoError as exc:
         raise click.ClickException(str(exc)) from None
 

@@ -5,7 +5,9 @@ The examples are installed under their own entry point group, :data:`EXAMPLES_GR
 the demo loads: installing them never adds them to a lab's own IvoryOS (``ivoryos_plugin.run``
 loads ``ivoryos.plugins`` only). The deck is a script whose globals are the instruments (by default
 the bundled ``ivoryos_plugin/tools/demo_deck.py``: a balance, a pump and a hotplate simulated on
-real ptys). IvoryOS keeps its data in ``./ivoryos_data`` and serves at
+real ptys). Each demo keeps its data (IvoryOS's database and workflows, the plugins' settings and
+recorded history) in a folder of its own, ``./ivoryos_data/demo-<port>`` unless ``--data DIR`` says
+otherwise, so two demos on two ports never see each other's values; it serves at
 ``http://127.0.0.1:8000/ivoryos/`` (log in as admin / admin). The demo runs until Ctrl-C or
 SIGTERM, then stops the plugins and the simulators.
 """
@@ -16,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import sysconfig
 import threading
 import time
 import webbrowser
@@ -33,11 +36,12 @@ class DemoError(RuntimeError):
     """The demo cannot start (the message says why and what to do)."""
 
 
-def port_problem(host: str, port: int) -> Optional[str]:
-    """Why IvoryOS could not listen on ``host:port`` (the port is taken), with the fix; None if it can.
+def port_problem(host: str, port: int, command: str = "ivoryos-plugin demo") -> Optional[str]:
+    """Why a server could not listen on ``host:port`` (the port is taken), with the fix; None if it can.
 
     :param host: the address to bind.
-    :param port: the TCP port."""
+    :param port: the TCP port.
+    :param command: the command the fix repeats with ``--port <a free one>``."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Werkzeug binds
@@ -45,8 +49,8 @@ def port_problem(host: str, port: int) -> Optional[str]:
             probe.bind((host, port))
         except OSError as exc:
             free = next((p for p in range(port + 1, min(port + 50, 65536)) if _free(host, p, family)), port + 1)
-            return (f"cannot listen on {host}:{port}: {exc.strerror or exc} (another IvoryOS or demo still "
-                    f"running?). Stop it, or start the demo on another port: ivoryos-plugin demo --port {free}")
+            return (f"cannot listen on {host}:{port}: {exc.strerror or exc} (another IvoryOS, demo or dev host "
+                    f"still running?). Stop it, or use another port: {command} --port {free}")
     return None
 
 
@@ -58,6 +62,98 @@ def _free(host: str, port: int, family: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def default_data(port: int) -> Path:
+    """The demo's data folder when ``--data`` is not given: one per port, ``./ivoryos_data/demo-<port>``.
+
+    :param port: the demo's TCP port."""
+    return Path("ivoryos_data") / f"demo-{port}"
+
+
+def demo_config(folder: Path, port: int) -> Any:
+    """IvoryOS's config with every path it keeps data at (its ``OUTPUT_FOLDER`` and the folders,
+    files and SQLite database under it) moved into ``folder``, and a session cookie named after the
+    port (a browser sends one cookie jar to every port of 127.0.0.1: two demos must not log each
+    other out).
+
+    :param folder: the demo's data folder (absolute).
+    :param port: the demo's port."""
+    from ..hosts import ivoryos as adapter
+
+    config = adapter.get_config()
+    old, new = str(config.OUTPUT_FOLDER).rstrip(os.sep), str(folder)
+    for key in [k for k in dir(config) if k.isupper()]:
+        value = getattr(config, key)
+        if not isinstance(value, str):
+            continue
+        if value == old or value.startswith(old + os.sep):
+            setattr(config, key, new + value[len(old):])
+        elif value.startswith(f"sqlite:///{old}{os.sep}"):  # not a database named by IVORYOS_DB_URI
+            setattr(config, key, f"sqlite:///{new}{value[len('sqlite:///') + len(old):]}")
+    config.SESSION_COOKIE_NAME = f"ivoryos_demo_{port}"
+    config.REMEMBER_COOKIE_NAME = f"ivoryos_demo_{port}_remember"
+    return config
+
+
+def _library_folders() -> List[str]:
+    """Where Python's own modules and the installed packages live, and the framework itself."""
+    paths = sysconfig.get_paths()
+    found = {os.path.realpath(paths[k]) for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths}
+    found.add(os.path.realpath(Path(__file__).resolve().parents[1]))
+    return sorted(found)
+
+
+def own_frames(exc: BaseException, limit: int = 2) -> List[str]:
+    """The innermost ``limit`` frames of ``exc``'s traceback that are the user's own code (not the
+    framework's, not an installed package's, not Python's), one line each: ``File "deck.py", line 4,
+    in make: balance = Balance(PORT)``.
+
+    :param exc: the exception.
+    :param limit: at most this many frames."""
+    import traceback
+
+    libraries = _library_folders()
+    lines: List[str] = []
+    for frame in traceback.extract_tb(exc.__traceback__):
+        path = os.path.realpath(frame.filename)
+        if frame.filename.startswith("<") or any(path.startswith(folder + os.sep) for folder in libraries):
+            continue
+        code = f": {frame.line.strip()}" if frame.line else ""
+        lines.append(f'  File "{frame.filename}", line {frame.lineno}, in {frame.name}{code}')
+    return lines[-limit:]
+
+
+def code_failure(what: str, exc: BaseException, fix: str) -> str:
+    """A failure of the user's code (a deck script, a plugin) in at most four lines: what failed with
+    the exception, its own innermost frames (the framework's are left out), and the fix.
+
+    :param what: what failed, e.g. ``the deck script deck.py``.
+    :param exc: the exception it raised.
+    :param fix: the last line: what to do."""
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if len(message) > 200:
+        message = message[:197] + "..."
+    head = f"{what} raised {type(exc).__name__}" + (f": {message}" if message else "")
+    return "\n".join([head, *own_frames(exc), fix])
+
+
+def load_deck_or_explain(path: Path, command: str) -> ModuleType:
+    """Import the deck script, or raise :class:`DemoError` with :func:`code_failure`'s short account.
+
+    :param path: the deck script.
+    :param command: how it was started, for the fix line."""
+    from ..hosts.devhost import load_deck
+
+    try:
+        return load_deck(path)
+    except BaseException as exc:  # a deck may even call sys.exit
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        shown = os.path.relpath(path) if not os.path.relpath(path).startswith("..") else str(path)
+        raise DemoError(code_failure(
+            f"the deck script {shown} failed while loading, so {command} did not start: it", exc,
+            f"Fix the deck; python {shown} shows its whole traceback.")) from None
 
 
 def demo_plugins() -> Tuple[List[Any], List[Dict[str, str]]]:
@@ -151,7 +247,7 @@ def _simulators(module: ModuleType) -> Any:
     return dict(found) if isinstance(found, dict) else dict(sim._started)
 
 
-def _banner(url: str, module: ModuleType, deck_path: Path) -> None:
+def _banner(url: str, module: ModuleType, deck_path: Path, data: Path) -> None:
     from ..hardware.deck import deck_instruments
 
     names = ", ".join(deck_instruments(module)) or "no instruments"
@@ -159,7 +255,7 @@ def _banner(url: str, module: ModuleType, deck_path: Path) -> None:
              f" * log in as {LOGIN[0]} / {LOGIN[1]}",
              f" * deck: {deck_path} ({names})"]
     lines += [f" * simulated {name} on {s.port}" for name, s in _simulators(module).items()]
-    lines += [f" * IvoryOS data: {Path('ivoryos_data').resolve()}", " * stop with Ctrl-C"]
+    lines += [f" * data (this demo's own; --data DIR to choose): {data}", " * stop with Ctrl-C"]
     print("\n".join(lines), flush=True)
 
 
@@ -171,13 +267,15 @@ def _on_sigterm(signum: int, frame: Optional[FrameType]) -> None:
     raise _Stop()
 
 
-def _run_fresh(host: str, port: int, open_browser: bool, deck: Optional[str]) -> int:
+def _run_fresh(host: str, port: int, open_browser: bool, deck: Optional[str], data: Optional[Path]) -> int:
     """Run the demo in a new interpreter (IvoryOS is a process-wide singleton, fixed at import)."""
     cmd = [sys.executable, "-m", "ivoryos_plugin.tools.cli", "demo", "--host", host, "--port", str(port)]
     if not open_browser:
         cmd.append("--no-browser")
     if deck:
         cmd += ["--deck", str(Path(deck).resolve())]
+    if data is not None:
+        cmd += ["--data", str(Path(data).resolve())]
     env = {k: v for k, v in os.environ.items() if k != "IVORYOS_ACTIVE"}
     proc = subprocess.Popen(cmd, env=env)
     try:
@@ -192,7 +290,7 @@ def _run_fresh(host: str, port: int, open_browser: bool, deck: Optional[str]) ->
 
 
 def run_demo(host: str = "127.0.0.1", port: int = 8000, open_browser: bool = True,
-             deck: Union[None, str, Path] = None) -> None:
+             deck: Union[None, str, Path] = None, data: Union[None, str, Path] = None) -> None:
     """Serve IvoryOS with every installed plugin on a simulated deck until Ctrl-C or SIGTERM.
 
     Prints the URL and the login, opens a browser (not with ``open_browser=False`` nor when env
@@ -203,7 +301,10 @@ def run_demo(host: str = "127.0.0.1", port: int = 8000, open_browser: bool = Tru
     :param port: the TCP port.
     :param open_browser: open the IvoryOS page in a web browser once it is up.
     :param deck: a deck script (its globals are the instruments); default the bundled simulated deck.
-    :raises DemoError: the port is taken (checked before anything is printed or started).
+    :param data: the demo's data folder (IvoryOS's database, the plugins' settings and history);
+        default :func:`default_data`, one per port.
+    :raises DemoError: the port is taken (checked before anything is printed or started), the data
+        folder cannot be created, or the deck script raised (its own frames, the fix).
 
     Example::
 
@@ -211,41 +312,49 @@ def run_demo(host: str = "127.0.0.1", port: int = 8000, open_browser: bool = Tru
         run_demo(port=8001, open_browser=False)
     """
     if "ivoryos" in sys.modules or os.environ.get("IVORYOS_ACTIVE"):
-        code = _run_fresh(host, port, open_browser, str(deck) if deck else None)
+        code = _run_fresh(host, port, open_browser, str(deck) if deck else None, Path(data) if data else None)
         if code not in (0, -signal.SIGTERM, -signal.SIGINT):
             raise SystemExit(code)
         return
     from ..runtime.attach import stop_all_apps
     from ..runtime.quiet import quiet_access_log
-    from ..hosts.devhost import load_deck
     from ..hosts.launcher import run
 
     problem = port_problem(host, port)
     if problem:
         raise DemoError(problem)  # before the banner: it must not say the demo is up
+    folder = Path(data if data is not None else default_data(port)).resolve()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DemoError(f"cannot use {folder} as the demo's data folder: {exc.strerror or exc}; pass "
+                        "--data DIR with a folder you can write to.") from None
     deck_path = Path(deck).resolve() if deck else DEFAULT_DECK
     module: Optional[ModuleType] = None
     trapped = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if trapped else None
     try:
+        module = load_deck_or_explain(deck_path, "the demo")  # first: nothing printed yet if it fails
         plugins, failures = demo_plugins()
         for failure in failures:
             print(f" * plugin {failure['name']!r} not loaded ({failure['stage']}): {failure['error']}",
                   file=sys.stderr, flush=True)
         _show_failures_on_health_page(failures)
-        module = load_deck(deck_path)
+        config = demo_config(folder, port)
         url = demo_url(host, port)
-        _banner(url, module, deck_path)
+        _banner(url, module, deck_path, folder)
         if open_browser and not in_ci():
             open_browser_when_up(url, host, port)
         quiet_access_log(transport=True)  # the terminal shows requests, not Socket.IO's polling
-        run(module.__name__, plugins=plugins, discover=False, host=host, port=port, templates_dir=None)
+        run(module.__name__, plugins=plugins, discover=False, host=host, port=port, templates_dir=None,
+            config=config)
     except KeyboardInterrupt:
         pass
     finally:
         if trapped:
             signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the cleanup short
-        print(" * stopping the demo", flush=True)
+        if module is not None:  # else nothing started: the error says why
+            print(" * stopping the demo", flush=True)
         try:
             stop_all_apps()
         finally:
