@@ -93,6 +93,26 @@ def secret_url(pg: Postgres) -> str:
     return pg.url.replace("postgres@", f"postgres:{USER_SECRET}@") + f"?password={QUERY_SECRET}"
 
 
+def within(seconds: float, call: Any) -> Any:
+    """``call()`` in a thread of its own: its result (or its exception), or a failure when it has not
+    returned after ``seconds`` (a call that hangs fails the test instead of hanging it)."""
+    outcome: Dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = call()
+        except BaseException as exc:  # handed to the test's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, name="bounded-call", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"still waiting after {seconds} s"
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("result")
+
+
 def clean(pg: Postgres) -> None:
     from ivoryos_plugin.runtime.history import samples
 
@@ -121,19 +141,19 @@ def test_a_frozen_postgres_costs_a_read_seconds_and_loses_no_queued_value(postgr
             for _ in range(3):
                 started = time.monotonic()
                 with pytest.raises(HistoryUnavailable, match="did not answer") as caught:
-                    store.query("frz", "s")
+                    within(10, lambda: store.query("frz", "s"))
                 timings.append(time.monotonic() - started)
                 assert QUERY_SECRET not in str(caught.value) and USER_SECRET not in str(caught.value)
             assert timings[0] <= 5.0 and max(timings[1:]) <= 0.5, timings
             started = time.monotonic()
-            status = store.status("frz")
+            status = within(10, lambda: store.status("frz"))
             assert time.monotonic() - started <= 5.0
             assert status["available"] is False and "did not answer" in status["unavailable"]
             assert status["queued"] == 200, "every value taken while frozen is kept"
             time.sleep(RETRY_PAST)  # the next read tries the database again, and is bounded again
             started = time.monotonic()
             with pytest.raises(HistoryUnavailable):
-                store.last_run("frz", "s")
+                within(10, lambda: store.last_run("frz", "s"))
             assert time.monotonic() - started <= 5.0
         deadline = time.monotonic() + 30
         while (store.error or store.status("frz")["queued"]) and time.monotonic() < deadline:
@@ -211,12 +231,12 @@ def test_ivoryos_keeps_working_while_the_history_database_is_frozen(postgres: Po
         # 25 readers at once (more than IvoryOS's pool of 5 + 10 connections), CSV and JSON, plus the health JSON
         urls = [f"{base}/recorder/history/count" + (".csv" if i % 3 == 0 else "") for i in range(25)]
         with concurrent.futures.ThreadPoolExecutor(max_workers=26) as pool:
-            reads = [pool.submit(_timed, lambda url=url: s.get(url, timeout=60)) for url in urls]
-            health = pool.submit(_timed, lambda: s.get(f"{base}/plugins/status.json", timeout=60))
+            reads = [pool.submit(_timed, lambda url=url: s.get(url, timeout=15)) for url in urls]
+            health = pool.submit(_timed, lambda: s.get(f"{base}/plugins/status.json", timeout=15))
             time.sleep(0.5)
             login_s, fresh = _timed(lambda: ivoryos_login(frozen_ivoryos.base))  # IvoryOS's own login and database
-            page_s, page = _timed(lambda: fresh.get(f"{base}/", timeout=60))
-            action_s, action = _timed(lambda: fresh.post(f"{base}/recorder/actions/produced", json={}, timeout=60))
+            page_s, page = _timed(lambda: fresh.get(f"{base}/", timeout=15))
+            action_s, action = _timed(lambda: fresh.post(f"{base}/recorder/actions/produced", json={}, timeout=15))
             results = [r.result() for r in reads]
             health_s, status = health.result()
         assert login_s <= 6.0 and page.status_code == 200 and page_s <= 6.0, (login_s, page.status_code, page_s)
