@@ -24,7 +24,7 @@ from .health import add_health_routes
 from .libraries import close_dropped_connections
 from .lifecycle import PluginRuntime
 from .live import check_async_mode
-from .security import security_headers
+from .security import guard_request, harden_response, security_headers
 from .sessions import SID_KEY, USER_KEY
 
 Protect = Callable[[Flask, Blueprint], None]
@@ -103,10 +103,22 @@ def attach(app: Flask) -> Extension:
     app.jinja_env.globals.setdefault("csrf_token", generate_csrf)
     if "plugins" not in app.blueprints:
         app.register_blueprint(framework_blueprint, url_prefix=f"{ext.url_prefix}/plugins")
+    _watch_registrations(app, ext)
 
     @app.before_request
     def _start_plugins() -> None:
         ext.ensure_started()
+
+    @app.before_request
+    def _guard_app_routes_of_plugins() -> Optional[Response]:
+        # routes a plugin added to the app itself (record_once, its register): its guard, not its Blueprint's
+        name = ext.registrations.owner(request.endpoint)
+        return None if name is None else guard_request(name, public=False)
+
+    @app.after_request
+    def _harden_app_routes_of_plugins(response: Response) -> Response:
+        name = ext.registrations.owner(request.endpoint)
+        return response if name is None else harden_response(response, name)
 
     @app.after_request
     def _headers_under_plugin_prefixes(response: Response) -> Response:
@@ -134,13 +146,40 @@ def attach(app: Flask) -> Extension:
     return ext
 
 
+def _watch_registrations(app: Flask, ext: Extension) -> None:
+    """Watch every plugin registered on ``app`` from now on (``app.register_blueprint``, as IvoryOS's
+    ``load_plugins`` and the dev host call it): what it adds to the app is its own
+    (:class:`~ivoryos_plugin.runtime.extension.Registrations`).
+
+    :param app: the app being attached.
+    :param ext: its framework state."""
+    original = app.register_blueprint
+
+    def register_blueprint(blueprint: Blueprint, **options: Any) -> None:
+        watched = False
+        if _is_plugin(blueprint) or ext.plain.get(blueprint.name) is blueprint:
+            watched = ext.registrations.begin(blueprint.name, blueprint)
+        elif ext.registrations.watching and not ext.registrations.inside():
+            ext.registrations.settle()  # not a plugin's: the plugin watched before has finished
+        try:
+            original(blueprint, **options)
+        finally:
+            if watched:
+                ext.registrations.settle()
+
+    setattr(app, "register_blueprint", register_blueprint)  # this app only: Flask's own method underneath
+
+
 def add_plugin(ext: Extension, plugin: "Plugin", prefix: str) -> PluginRuntime:
     """Create the plugin's runtime in the extension's app (at its registration), started at once
-    when the app's plugins already started.
+    when the app's plugins already started. The routes its registration adds to the app outside its
+    Blueprint are its own from then on (a registration not watched since its start, as the first
+    Plugin's when nothing attached the app before it, is watched from here).
 
     :param ext: the app's framework state.
     :param plugin: the plugin.
     :param prefix: its URL prefix, which is also its Socket.IO namespace."""
+    ext.registrations.begin(plugin.name, plugin)
     runtime = PluginRuntime(plugin, ext, namespace=prefix)
     ext.runtimes[plugin.name] = runtime
     runtime.attach_socketio(ext.socketio)

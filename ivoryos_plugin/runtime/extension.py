@@ -3,14 +3,17 @@ it is created). Nothing per app is ever stored on a :class:`~ivoryos_plugin.Plug
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 import traceback
+import weakref
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, FrozenSet, Iterator, List, Optional, Tuple
 
 from flask import Blueprint, Flask, current_app
+from flask.sansio.blueprints import Blueprint as SansioBlueprint
 from jinja2 import TemplateNotFound
 
 from ..hardware.deck import Gate, LockLike, claim_deck_ports, hardware_guard, is_deck_busy
@@ -30,6 +33,87 @@ START_WAIT = 5.0
 
 def _no_deck() -> Any:
     return None
+
+
+#: the code of Flask's ``Blueprint.register`` (every blueprint's registration runs it)
+_REGISTER_CODE = SansioBlueprint.register.__code__
+
+
+def _registering(blueprint: Blueprint) -> bool:
+    """Whether ``blueprint``'s ``register`` is running in this thread (on the call stack).
+
+    :param blueprint: a plugin whose registration may be in progress."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code is _REGISTER_CODE and frame.f_locals.get("self") is blueprint:
+            return True
+        frame = frame.f_back  # type: ignore[assignment]
+    return False
+
+
+class Registrations:
+    """Which plugin brought each endpoint the app gained while plugins registered, outside their own
+    Blueprint: the routes a plugin's deferred setup (``record_once``) or its Blueprint's ``register``
+    adds to the app, and the blueprints it registers on the app. Each is guarded as that plugin's
+    routes are (login or token, CSRF, headers), however it was added.
+
+    A registration is watched from its start (:meth:`begin`) to its end (:meth:`settle`): the
+    endpoints that appeared meanwhile, but for the plugin's own (``name.*``, guarded by its Blueprint)
+    and the framework's (``plugins.*``), are the plugin's. A plugin whose start is seen only from
+    inside its registration (a Plugin registered before the framework was attached) is settled at
+    the next registration that is not inside it, or at the first request.
+
+    :param app: the app (not kept alive by this object)."""
+
+    def __init__(self, app: Flask) -> None:
+        self._app = weakref.ref(app)
+        #: endpoint -> the plugin that brought it
+        self.owners: Dict[str, str] = {}
+        self._open: Optional[Tuple[str, Blueprint, FrozenSet[str]]] = None
+
+    @property
+    def watching(self) -> bool:
+        """Whether a registration is being watched (not yet settled)."""
+        return self._open is not None
+
+    def inside(self) -> bool:
+        """Whether the registration being watched is still running (this call comes from within it)."""
+        return self._open is not None and _registering(self._open[1])
+
+    def begin(self, name: str, blueprint: Blueprint) -> bool:
+        """Start watching the registration of plugin ``name`` (settling the previous one), unless it
+        happens inside a registration being watched, whose plugin then owns what it adds.
+
+        :param name: the plugin's name.
+        :param blueprint: the plugin's Blueprint.
+        :returns: whether a watch was started (the caller settles it)."""
+        if self.inside():
+            return False
+        self.settle()
+        app = self._app()
+        if app is None:
+            return False
+        self._open = (name, blueprint, frozenset(app.view_functions))
+        return True
+
+    def settle(self) -> None:
+        """End the watch: the endpoints that appeared since it began belong to its plugin."""
+        watched, self._open = self._open, None
+        app = self._app()
+        if watched is None or app is None:
+            return
+        name, _, before = watched
+        for endpoint in set(app.view_functions) - before:
+            if not endpoint.startswith((f"{name}.", "plugins.")):
+                self.owners.setdefault(endpoint, name)
+
+    def owner(self, endpoint: Optional[str]) -> Optional[str]:
+        """The plugin that brought ``endpoint`` outside its Blueprint, or None.
+
+        :param endpoint: ``request.endpoint``."""
+        if self._open is not None and not self.inside():
+            self.settle()  # the first request after a registration seen only from inside
+        return self.owners.get(endpoint or "")
 
 
 def _no_run() -> Optional[Dict[str, Any]]:
@@ -64,6 +148,8 @@ class Extension:
         self._session_keep_s = float(app.permanent_session_lifetime.total_seconds())
         self.runtimes: Dict[str, "PluginRuntime"] = {}
         self.plain: Dict[str, Blueprint] = {}
+        #: the endpoints plugins added to the app outside their Blueprint (guarded as theirs)
+        self.registrations = Registrations(app)
         self.failures: List[Dict[str, str]] = []
         #: problems of plugins that run anyway (a Socket.IO event two plugins handle...), for the health page
         self.warnings: List[Dict[str, str]] = []

@@ -111,8 +111,10 @@ class RuntimeHost:
         """Authenticate, refuse suspended plugins, check CSRF.
 
         :param plugin: the plugin."""
-        endpoint = (request.endpoint or "").rpartition(".")[2]
-        return guard_request(plugin.name, plugin.is_public(endpoint, request.view_args))
+        endpoint = request.endpoint or ""
+        local = endpoint[len(plugin.name) + 1:] if endpoint.startswith(plugin.name + ".") else endpoint
+        # a nested blueprint's endpoint (``name.child.public``) is never one of the plugin's public ones
+        return guard_request(plugin.name, "." not in local and plugin.is_public(local, request.view_args))
 
     def harden(self, plugin: "Plugin", response: Response) -> Response:
         """Security headers and the framework's scripts.

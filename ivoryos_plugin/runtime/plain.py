@@ -1,7 +1,10 @@
 """The safety baseline for plain Blueprint plugins (not :class:`~ivoryos_plugin.Plugin`): login,
 CSRF, security headers and the framework's scripts on every route under the plugin's URL prefix
 ``{URL_PREFIX}/{name}``: its own routes, its nested blueprints (whatever their own url_prefix),
-routes its setup adds to the app under that prefix, and the 404s and 405s there."""
+and the 404s and 405s there. The routes its registration adds to the app itself (``record_once``,
+its Blueprint's ``register``), wherever they are, are guarded as its own too, by the app's hooks
+(:class:`~ivoryos_plugin.runtime.extension.Registrations`): the plugin is known from here, before
+it registers."""
 from __future__ import annotations
 
 from typing import Optional
@@ -44,6 +47,8 @@ def protect_plain(app: Flask, blueprint: Blueprint) -> bool:
     name = blueprint.name
 
     def guarded() -> bool:
+        if ext.registrations.owner(request.endpoint) is not None:
+            return False  # a route it added to the app: guarded by the app's hooks, as its own
         return _belongs(request.blueprint, name) or under_prefix(request.path, ext, name)
 
     @app.before_request
