@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Iterable, Optional, Union
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from flask import Blueprint, Flask, redirect, render_template, request, url_for
 from jinja2 import DictLoader
@@ -66,14 +66,48 @@ def load_deck(path: Union[str, Path]) -> ModuleType:
     return module
 
 
+#: what browsers drop from a URL before reading it: tabs and newlines anywhere (WHATWG URL standard)
+_URL_DROPPED = dict.fromkeys(map(ord, "\t\n\r"))
+#: what browsers strip from both ends of a URL: C0 controls and space
+_URL_STRIPPED = "".join(map(chr, range(0x21)))
+
+
+def safe_next(value: Optional[str], default: str) -> str:
+    r"""Where to go after logging in: ``value`` when it is a path on this host, else ``default``.
+
+    Read as a browser reads a ``Location``: tabs and newlines dropped, controls and spaces stripped
+    from the ends, ``\`` taken for ``/``. What is left must start with one ``/`` (not ``//`` or
+    ``/\``, which name another host) and have no scheme or host; any other control character
+    refuses it.
+
+    :param value: the ``next`` parameter, as received (percent-decoded once).
+    :param default: the host's start page.
+
+    Example::
+
+        safe_next("/ivoryos/balance/", "/ivoryos/")    # "/ivoryos/balance/"
+        safe_next("/\t/evil.example/", "/ivoryos/")   # "/ivoryos/" (a browser would go to //evil.example/)
+    """
+    if not value:
+        return default
+    seen = value.translate(_URL_DROPPED).strip(_URL_STRIPPED).replace("\\", "/")
+    if not seen.startswith("/") or seen.startswith("//") or any(ord(c) < 0x20 or c == "\x7f" for c in seen):
+        return default
+    try:
+        parts = urlsplit(seen)
+    except ValueError:
+        return default
+    if parts.scheme or parts.netloc:
+        return default
+    return seen
+
+
 def _auth_blueprint(token: str) -> Blueprint:
     auth = Blueprint("auth", __name__, template_folder=os.path.join(PACKAGE, "templates"))
 
     @auth.route("/login", methods=["GET", "POST"])
     def login() -> Any:
-        next_url = request.values.get("next") or url_for("main.index")
-        if not next_url.startswith("/") or next_url.startswith("//"):
-            next_url = url_for("main.index")
+        next_url = safe_next(request.values.get("next"), url_for("main.index"))
         error = None
         if request.method == "POST":
             given = request.form.get("token", "")
@@ -167,7 +201,8 @@ def _add_shell_routes(app: Flask, prefix: str) -> None:
         if hmac.compare_digest(given.encode(), app.config["IVORYOS_PLUGIN_TOKEN"].encode()):
             login_user(DevUser())
             rest = {k: v for k, v in request.args.items() if k != "token"}
-            return redirect(request.path + ("?" + urlencode(rest) if rest else ""))
+            # the path as asked, when a browser reads it as this host's ("//evil.example/?token=..." is not)
+            return redirect(safe_next(request.path, url_for("main.index")) + ("?" + urlencode(rest) if rest else ""))
         return None
 
     if prefix:
