@@ -24,6 +24,8 @@ def send_file(plugin: "Plugin", folder: str, filename: str) -> Response:
     :param plugin: the plugin.
     :param folder: ``"static"`` or ``"public"``.
     :param filename: the path inside the folder."""
+    if "\x00" in filename:  # no file has it in its name (and the OS refuses the path with an error)
+        raise NotFound()
     root = os.path.realpath(os.path.join(plugin.root_path, folder))
     joined = safe_join(root, filename)  # None for "..", absolute paths and the like
     # the file's real path must be inside the folder: a symlink out of it (to a login-only file,

@@ -202,6 +202,8 @@ def guard_request(plugin: str, public: bool) -> Optional[Response]:
     ext = current_extension()
     if not request_host_ok():
         return error_response(400, f"Plugin {plugin!r}: {host_refusal(request.host)}")
+    if "\x00" in request.path:  # no route serves it, and a file path holding it is an OS error (a 500)
+        return error_response(404, f"Plugin {plugin!r}: no such page: the path holds a NUL character (%00).")
     try:
         principal = authenticate(plugin)
     except AuthError as exc:
