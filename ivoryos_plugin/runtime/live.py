@@ -220,8 +220,9 @@ class PluginNamespace(Namespace):  # type: ignore[misc]
 
     def refusal(self, data: Any) -> Optional[Dict[str, Any]]:
         """The ack refusing an event, or None to handle it: a client whose credential was revoked
-        (or its session logged out) since it connected is disconnected; a payload nested too deep or
-        holding NaN or Infinity is a 400.
+        (or its session logged out) since it connected is disconnected; a payload nested too deep
+        (even too deep to parse), holding NaN or Infinity or a lone surrogate is a 400, also sent as
+        an ``event_error`` event when the client asked for no ack.
 
         :param data: the event's payload."""
         ext, name, sid = self.runtime.ext, self.runtime.plugin.name, _sid()
@@ -232,9 +233,14 @@ class PluginNamespace(Namespace):  # type: ignore[misc]
                 ext.connections._disconnect(connection, why)
             return {"ok": False, "status": 401, "error": f"Plugin {name!r}: refused: {why}; connect again."}
         found = payloads.problem(data)
-        if found is not None:
-            return {"ok": False, "status": 400, "error": f"Plugin {name!r}: {found}."}
-        return None
+        if found is None:
+            return None
+        answer = {"ok": False, "status": 400, "error": f"Plugin {name!r}: {found}."}
+        unparsed = [a for a in (data if isinstance(data, list) else [data]) if isinstance(a, payloads.Unparsed)]
+        if unparsed and not unparsed[0].ack:  # an emit without a callback: told by an event_error event
+            event = (getattr(request, "event", None) or {}).get("message")
+            self.socketio.emit("event_error", {**answer, "event": event}, namespace=self.namespace, to=sid)
+        return answer
 
     def _guarded(self, event: str, handler: Any) -> Any:
         name = self.runtime.plugin.name
@@ -377,6 +383,11 @@ def register_namespace(runtime: "PluginRuntime", socketio: Any) -> None:
     :param runtime: the plugin's runtime.
     :param socketio: the ``flask_socketio.SocketIO``."""
     socketio.on_namespace(PluginNamespace(runtime))
+    server = getattr(socketio, "server", None)
+    if server is not None:  # an event nested too deep to parse is answered (400), never dropped
+        if getattr(server.packet_class, "guarded_namespaces", None) is None:
+            server.packet_class = payloads.guarded_packet_class(server.packet_class, set())
+        server.packet_class.guarded_namespaces.add(runtime.namespace)
 
 
 class Publisher:

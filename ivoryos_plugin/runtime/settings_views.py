@@ -65,12 +65,19 @@ def settings_views(plugin: "Plugin") -> Dict[str, Callable[[], Reply]]:
                             "schema": plugin.settings_model.model_json_schema()})  # type: ignore[union-attr]
         request.max_content_length = plugin.max_body
         try:
-            # nesting here; NaN and Infinity are refused by the store, naming the setting that holds them
+            # nesting and lone surrogates here; NaN and Infinity are refused by the store, naming the
+            # setting that holds them
             data = payloads.parse_json(request.get_data(cache=True) or b"null", finite=False)
         except RequestEntityTooLarge:
             return _error(413, f"Plugin {plugin.name!r}: the settings body is larger than {plugin.max_body} bytes "
                                "(max_body); send less, or raise Plugin(max_body=...).")
         except payloads.PayloadError as exc:
+            field = exc.field
+            if field == "values" and "values" not in plugin.settings_model.model_fields:  # type: ignore[union-attr]
+                field = payloads.PayloadError(str(exc), exc.where[len("values."):]).field  # the GET shape, sent back
+            if field:  # a setting's value (nested too deep, a lone surrogate): named, as the store names them
+                return _error(400, f"Plugin {plugin.name!r}: invalid settings; nothing was saved: {exc}.",
+                              {field: [str(exc)]})
             return _error(400, f"Plugin {plugin.name!r}: {exc}; send an object of setting values.",
                           {"_": [str(exc)]})
         if isinstance(data, dict) and isinstance(data.get("values"), dict) and set(data) <= {"values", "settings_version"}:
