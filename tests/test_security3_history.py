@@ -14,6 +14,7 @@ import io
 import logging
 import os
 import signal
+import socket
 import threading
 import time
 from pathlib import Path
@@ -167,6 +168,100 @@ def test_a_frozen_postgres_costs_a_read_seconds_and_loses_no_queued_value(postgr
 
 
 RETRY_PAST = 5.2  # a little more than history.RETRY_S
+
+
+class CuttingProxy:
+    """A TCP relay to PostgreSQL on 127.0.0.1 that can drop what one side sends: the network
+    failing between a COMMIT and its answer."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.drop_requests, self.drop_replies = threading.Event(), threading.Event()
+        self.sockets: List[socket.socket] = []
+        self.threads = [threading.Thread(target=self._accept, name="pg-proxy", daemon=True)]
+        self.threads[0].start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", self.target_port))
+            self.sockets += [client, server]
+            for source, sink, drop in ((client, server, self.drop_requests), (server, client, self.drop_replies)):
+                pump = threading.Thread(target=self._pump, args=(source, sink, drop), name="pg-proxy-pump", daemon=True)
+                self.threads.append(pump)
+                pump.start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket, drop: threading.Event) -> None:
+        while True:
+            try:
+                data = source.recv(65536)
+            except OSError:
+                break
+            if not data:
+                break
+            if drop.is_set():
+                continue
+            try:
+                sink.sendall(data)
+            except OSError:
+                break
+        for sock in (source, sink):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)
+        self.listener.close()
+        for sock in self.sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        for thread in self.threads:
+            thread.join(5)
+        for sock in self.sockets:
+            sock.close()
+
+
+@pytest.mark.parametrize("lost", ["answer", "commit"], ids=["commit-applied-answer-lost", "commit-lost"])
+def test_a_batch_whose_commit_got_no_answer_is_written_exactly_once(postgres: Postgres, lost: str) -> None:
+    """The connection dies after the COMMIT was sent: either the server applied it and its answer
+    was lost, or the COMMIT never arrived. The store cannot tell at the time; after the outage the
+    writers table tells it, and each value is in the database exactly once."""
+    from sqlalchemy import event
+
+    clean(postgres)
+    proxy = CuttingProxy(postgres.port)
+    store = HistoryStore(postgres.url.replace(f":{postgres.port}/", f":{proxy.port}/"))
+    store._stop.set()  # no writer thread: this test writes (flush) itself
+    try:
+        engine = store.engine()
+        drop = proxy.drop_replies if lost == "answer" else proxy.drop_requests
+        def cut(conn: Any) -> None:  # SQLAlchemy's commit event: just before the COMMIT is sent
+            drop.set()
+
+        event.listen(engine, "commit", cut)
+        for i in range(500):
+            store.record("doubt", "s", i)
+        started = time.monotonic()
+        assert store.flush(deadline=time.monotonic() + 2.0) is False, "no answer to the COMMIT"
+        assert time.monotonic() - started <= 3.0
+        assert store.status("doubt")["queued"] == 500 and store.counts.written == 0
+        event.remove(engine, "commit", cut)
+        drop.clear()  # the network is back
+        for i in range(500, 600):
+            store.record("doubt", "s", i)
+        assert store.flush(), store.error
+        assert store.counts.written == 600 and store.status("doubt")["queued"] == 0
+        assert [p["value"] for p in store.query("doubt", "s", max_points=10_000)["points"]] == list(range(600))
+    finally:
+        store.stop()
+        proxy.close()
 
 
 # ------------------------------------------------------------------ IvoryOS with a frozen history database
