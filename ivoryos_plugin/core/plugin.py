@@ -18,7 +18,8 @@ from flask import Blueprint
 from . import binding, names
 from .names import PluginError
 from .setup import setupmethod
-from .specs import ActionSpec, CameraSpec, StepSpec, StreamSpec, WorkerSpec, make_action, make_camera, make_step
+from .specs import (DEFAULT_STEP_TIMEOUT, STEP_CANCELLED, ActionSpec, CameraSpec, StepSpec, StreamSpec, WorkerSpec,
+                    make_action, make_camera, make_step)
 
 if TYPE_CHECKING:
     from flask import Response
@@ -367,38 +368,66 @@ class Plugin(Blueprint):
     def step(self, func: F) -> F: ...
 
     @overload
-    def step(self, *, name: Optional[str] = None) -> Callable[[F], F]: ...
+    def step(self, *, name: Optional[str] = None, timeout: float = DEFAULT_STEP_TIMEOUT) -> Callable[[F], F]: ...
 
     @setupmethod
-    def step(self, func: Optional[F] = None, *, name: Optional[str] = None) -> Union[F, Callable[[F], F]]:
+    def step(self, func: Optional[F] = None, *, name: Optional[str] = None,
+             timeout: float = DEFAULT_STEP_TIMEOUT) -> Union[F, Callable[[F], F]]:
         """Offer ``func`` as a workflow step: a method of the instrument named after the plugin in
         IvoryOS's designer, Instruments page and API schema, with its type hints and docstring.
 
-        It runs exactly like a deck instrument's method: inside IvoryOS's runner (hardware actions get
-        409 meanwhile), seen by ``observe``, its return value kept in the run's records, an exception
+        It runs like a deck instrument's method: inside IvoryOS's runner (hardware actions get 409
+        meanwhile), seen by ``observe``, its return value kept in the run's records, an exception
         pausing the run for IvoryOS's retry. ``plugin.current_run()`` tells it which run and step it is
         in. In the dev host the steps are listed at ``/ivoryos/<plugin>/steps`` and callable there.
-        Every argument needs a JSON-compatible type. It runs in the runner's thread: keep it bounded.
+
+        Every call, whoever makes it (IvoryOS's runner, its single-step API, a deck script, the
+        steps route), is validated against the signature first, as an action's JSON is (lax: the
+        text ``"5"`` is taken for an ``int``, ``"abc"`` is not; NaN and Infinity are refused): a bad
+        argument fails the call with an error naming the plugin, the step and the field, and the
+        step does not run. The step then runs in a thread of its own; a call that has waited
+        ``timeout`` seconds fails with :class:`TimeoutError` and frees the deck. Python cannot stop
+        a thread: the step keeps running until it returns (``plugin.step_cancelled()`` turns true
+        in it, so a loop can stop early), and its result is dropped; until then a new call of that
+        step is refused.
 
         :param func: the function (when used without parentheses).
         :param name: the method's name (defaults to the function's name).
+        :param timeout: the most seconds a call waits for the step: positive and finite, at most
+            seven days; one hour when not given. Checked here: a bad value raises
+            :class:`PluginError`.
 
         Example::
 
-            @plugin.step
+            @plugin.step(timeout=90)
             def wait_until_stable(timeout_s: float = 30.0, tolerance_g: float = 0.002) -> float:
                 '''Wait until the balance reading is stable; returns the stable weight.'''
                 ...
         """
         def decorate(f: F) -> F:
             names.check_instrument_name(self.name, self.steps_instrument)
-            spec = make_step(self.name, f, name)
+            spec = make_step(self.name, f, name, timeout)
             if spec.name in self._steps:
                 raise PluginError(self.name, f"step {spec.name!r} is registered twice; pass name= to tell them apart.")
             self._steps[spec.name] = spec
             return f
 
         return decorate(func) if func is not None else decorate
+
+    def step_cancelled(self) -> bool:
+        """Whether the call running this step has given up (its ``timeout`` passed): the step's
+        result will be dropped, so a loop in a step can check it and return early. False outside a
+        step, and in a step whose call still waits.
+
+        Example::
+
+            while not plugin.step_cancelled():
+                if balance.read()["stable"]:
+                    return balance.read()["grams"]
+                time.sleep(0.05)
+        """
+        event = STEP_CANCELLED.get()
+        return event is not None and event.is_set()
 
     @setupmethod
     def camera(self, name: str, source: Union[int, str, Callable[[], Any]], *, fps: float = 15.0,

@@ -5,8 +5,11 @@ imported, with the plugin's name and the fix, never at the first request.
 """
 from __future__ import annotations
 
+import contextvars
 import inspect
 import keyword
+import math
+import threading
 import typing
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional, Tuple, Type, Union
@@ -15,7 +18,8 @@ from pydantic import BaseModel, ConfigDict, create_model
 
 from .names import PluginError
 
-__all__ = ["ActionError", "ActionSpec", "make_action", "argument_model", "StepSpec", "make_step", "CameraSpec", "make_camera", "StreamSpec",
+__all__ = ["ActionError", "ActionSpec", "make_action", "argument_model", "StepSpec", "make_step", "check_step_timeout",
+           "DEFAULT_STEP_TIMEOUT", "MAX_STEP_TIMEOUT", "STEP_CANCELLED", "CameraSpec", "make_camera", "StreamSpec",
            "WorkerSpec"]
 
 
@@ -113,31 +117,60 @@ def argument_model(plugin: str, kind: str, key: str, func: Callable[..., Any], *
     return model  # type: ignore[no-any-return]
 
 
+#: the longest a step's call waits for it when the step declares no ``timeout=`` (seconds)
+DEFAULT_STEP_TIMEOUT = 3600.0
+#: the longest ``timeout=`` a step may declare (seconds): seven days
+MAX_STEP_TIMEOUT = 7 * 86400.0
+#: inside a step's thread: the event set when the call running it gave up (its timeout passed)
+STEP_CANCELLED: contextvars.ContextVar[Optional[threading.Event]] = contextvars.ContextVar(
+    "ivoryos_plugin_step_cancelled", default=None)
+
+
 @dataclass
 class StepSpec:
     """A declared workflow step: one method of the plugin's instrument in IvoryOS's designer.
 
     :param name: the method's name.
     :param func: the plugin's function.
-    :param model: the pydantic model of its arguments (for the steps page)."""
+    :param model: the pydantic model of its arguments (every caller's arguments are validated with it).
+    :param timeout: the most seconds a call waits for the step before it fails (the deck is freed)."""
 
     name: str
     func: Callable[..., Any]
     model: Type[BaseModel]
+    timeout: float = DEFAULT_STEP_TIMEOUT
 
 
-def make_step(plugin: str, func: Callable[..., Any], name: Optional[str]) -> StepSpec:
+def check_step_timeout(plugin: str, key: str, timeout: Any) -> float:
+    """``timeout`` as a float, or :class:`PluginError` when it is not a positive, finite number of
+    seconds up to :data:`MAX_STEP_TIMEOUT`.
+
+    :param plugin: the plugin's name, for messages.
+    :param key: the step's name, for messages.
+    :param timeout: the declared ``timeout=``."""
+    if (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout)
+            or not 0 < timeout <= MAX_STEP_TIMEOUT):
+        raise PluginError(plugin, f"step {key!r}: timeout={timeout!r} must be a positive, finite number of "
+                                  f"seconds up to {MAX_STEP_TIMEOUT:.0f} (seven days), e.g. "
+                                  f"@plugin.step(timeout=120); it bounds how long a call holds the deck.")
+    return float(timeout)
+
+
+def make_step(plugin: str, func: Callable[..., Any], name: Optional[str],
+              timeout: Any = DEFAULT_STEP_TIMEOUT) -> StepSpec:
     """Build a :class:`StepSpec`, raising :class:`PluginError` for what IvoryOS could not show or run.
 
     :param plugin: the plugin's name (also the instrument's name in IvoryOS).
     :param func: the step's function.
-    :param name: the method's name, or None for the function's name."""
+    :param name: the method's name, or None for the function's name.
+    :param timeout: the most seconds a call waits for the step (positive, finite)."""
     key = name or func.__name__
     if not key.isidentifier() or key.startswith("_") or keyword.iskeyword(key):
         raise PluginError(plugin, f"step name {key!r} must be a Python identifier not starting with '_' "
                                   "(IvoryOS hides those); pass name=.")
+    seconds = check_step_timeout(plugin, key, timeout)
     model = argument_model(plugin, "step", key, func, require_types=True)
-    return StepSpec(name=key, func=func, model=model)
+    return StepSpec(name=key, func=func, model=model, timeout=seconds)
 
 
 @dataclass

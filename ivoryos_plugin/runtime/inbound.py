@@ -109,14 +109,18 @@ def body_too_large(limit: int) -> bool:
 
     A ``Content-Length`` is compared as it is; a chunked body (no length) is read, at most
     ``limit + 1`` bytes, into the request's cache (later reads and form parsing use it), and the rest
-    of an over-long one is drained (bounded) so that the client gets its 413.
+    of an over-long one is drained (bounded) so that the client gets its 413. A chunked body on a
+    server that does not end the stream for the app (no ``wsgi.input_terminated``) cannot be
+    measured, and Werkzeug would read it as empty: it counts as too large (fail closed).
 
     :param limit: the plugin's ``max_body``."""
     length = request.content_length
     if length is not None:
         return length > limit
     if request.environ.get("wsgi.input_terminated") is None:
-        return False  # no length and a stream that is not terminated: Werkzeug reads nothing
+        # no length and a stream the server does not end: Werkzeug reads nothing, so a chunked body
+        # would be taken for an empty one (a step run with its defaults): refused, it cannot be measured
+        return "chunked" in request.headers.get("Transfer-Encoding", "").lower()
     request.max_content_length = limit + 1  # the stream stops one byte past the limit
     try:
         data = request.get_data(cache=True)

@@ -19,6 +19,7 @@ from ivoryos_plugin import Plugin
 
 Unit = Literal["g", "mg", "kg"]
 GRAMS_PER: Dict[str, float] = {"g": 1.0, "mg": 0.001, "kg": 1000.0}
+MAX_WAIT_S = 600.0  # the longest wait_until_stable accepts
 
 
 class Settings(BaseModel):
@@ -73,19 +74,19 @@ def set_unit(unit: Unit) -> Dict[str, Any]:
     return {"ok": True, "unit": balance.unit}
 
 
-@plugin.step
+@plugin.step(timeout=MAX_WAIT_S + 30)  # the framework fails a call that outlasts this, and frees the deck
 def wait_until_stable(timeout_s: float = 30.0, tolerance_g: float = 0.002, settle_s: float = 0.5) -> float:
     """Wait until the balance settles: it reports stable and its readings stay within tolerance_g
     grams of each other for settle_s seconds. Returns the settled weight in grams; fails after
-    timeout_s seconds (the workflow then pauses for a retry)."""
-    if timeout_s <= 0 or tolerance_g < 0 or settle_s < 0:
-        raise ValueError(f"timeout_s={timeout_s}, tolerance_g={tolerance_g}, settle_s={settle_s}: "
-                         "use a positive timeout and non-negative tolerance and settling time.")
+    timeout_s seconds, at most 600 (the workflow then pauses for a retry)."""
+    if not 0 < timeout_s <= MAX_WAIT_S or tolerance_g < 0 or settle_s < 0:  # NaN and Infinity never get here
+        raise ValueError(f"timeout_s={timeout_s}, tolerance_g={tolerance_g}, settle_s={settle_s}: use a timeout "
+                         f"above 0 and at most {MAX_WAIT_S:g} s, and a non-negative tolerance and settling time.")
     balance = _balance()
     deadline = time.monotonic() + timeout_s
     since: Optional[float] = None  # when the current run of steady readings began
     reference = 0.0
-    while True:
+    while not plugin.step_cancelled():  # true once the call gave up (a balance too slow to answer)
         reading = balance.read()
         now = time.monotonic()
         if reading["stable"] and since is not None and abs(reading["grams"] - reference) <= tolerance_g:
@@ -100,3 +101,4 @@ def wait_until_stable(timeout_s: float = 30.0, tolerance_g: float = 0.002, settl
             raise TimeoutError(f"the balance did not settle within {timeout_s} s (last reading {reading['grams']} g, "
                                f"{state}); raise timeout_s or tolerance_g, or check for drafts and vibration.")
         time.sleep(0.05)
+    raise TimeoutError("the call gave up before the balance answered; check the balance's connection.")

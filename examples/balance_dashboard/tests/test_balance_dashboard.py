@@ -261,6 +261,30 @@ def test_wait_until_stable_fails_after_its_timeout(client: Any, deck: types.Modu
     assert bad.status_code == 400 and list(bad.get_json()["errors"]) == ["timeout_s"]
 
 
+@pytest.mark.parametrize("timeout_s", [float("nan"), float("inf"), "nan"], ids=["nan", "infinity", "nan-as-text"])
+def test_wait_until_stable_refuses_a_timeout_that_is_not_a_finite_number(client: Any, deck: types.ModuleType,
+                                                                        timeout_s: Any) -> None:
+    """As IvoryOS's runner calls it (the deck's instrument): refused at once, the deck free; a NaN
+    timeout used to wait for ever, holding the runner until IvoryOS was restarted."""
+    simulator = deck.simulators["balance"]
+    simulator.settle_time = 30.0  # the pan never settles: only the refusal can end the call
+    try:
+        simulator.load(3.0)
+        started = time.monotonic()
+        with pytest.raises(ValueError, match=r"Plugin 'balance': step 'wait_until_stable' refused its arguments and "
+                                             r"did not run: timeout_s \(expects float\): .*not a finite number"):
+            deck.balance_steps.wait_until_stable(timeout_s=timeout_s)
+        assert time.monotonic() - started < 1
+    finally:
+        simulator.settle_time = 0.3
+    assert client.post(f"{ACTIONS}/tare", json={}).status_code == 200, "the deck is free"
+
+
+def test_wait_until_stable_refuses_a_timeout_over_600_s(client: Any) -> None:
+    reply = client.post("/ivoryos/balance/steps/wait_until_stable", json={"timeout_s": 601})
+    assert reply.status_code == 500 and "use a timeout above 0 and at most 600 s" in reply.get_json()["error"]
+
+
 def test_readings_are_recorded_with_no_one_watching(fast: Any, deck: types.ModuleType) -> None:
     load(deck, 3.0)
     since = time.time()
