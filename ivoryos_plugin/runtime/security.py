@@ -27,7 +27,7 @@ SECURITY_HEADERS = (("X-Content-Type-Options", "nosniff"),
                     ("X-Frame-Options", "SAMEORIGIN"),  # IvoryOS's left-panel iframe is same-origin
                     ("Referrer-Policy", "same-origin"))
 #: the endpoints whose body is limited by ``Plugin(max_body=...)``
-BODY_ENDPOINTS = frozenset({"actions", "settings", "settings_json"})
+BODY_ENDPOINTS = frozenset({"actions", "settings", "settings_json", "run_step"})
 
 
 @dataclass(frozen=True)
