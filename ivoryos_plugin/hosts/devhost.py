@@ -207,6 +207,14 @@ def _add_shell_routes(app: Flask, prefix: str) -> None:
 
     if prefix:
         app.add_url_rule("/", "root", lambda: redirect(url_for("main.index")))
+    # the tab's icon (a plug; the shell links it): browsers ask every host for /favicon.ico
+    app.add_url_rule("/favicon.ico", "favicon", lambda: Response(FAVICON, mimetype="image/svg+xml",
+                                                                 headers={"Cache-Control": "max-age=86400"}))
+
+
+FAVICON = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect width="32" height="32" rx="7" '
+           'fill="#2f6f73"/><path d="M12 5v7M20 5v7M9 12h14v4a7 7 0 0 1-14 0zM16 23v5" stroke="#fffdf5" '
+           'stroke-width="3" stroke-linecap="round" stroke-linejoin="round" fill="none"/></svg>')
 
 
 def serve(app: Flask, host: str = LOOPBACK, port: int = 8765, *, quiet: bool = False) -> None:

@@ -12,6 +12,10 @@
  *   live.on("calls", data => ...);
  *   await live.emit("tare", {});                 // resolves with the server's ack
  *   await live.action("dispense", {grams: 5});   // POST to the plugin's actions route
+ *   await live.action("dispense", form);         // the form's values, typed (IvoryPlugin.values): <input
+ *                                                // type=number> sends 5, not "5"; a 400's field errors are
+ *                                                // shown under their inputs (and cleared at the next send)
+ *   IvoryPlugin.values(form);                    // {name: value} of a form's named controls, typed
  *   const past = await live.history("weight", {since: -600});  // a recorded stream's last 10 minutes
  *   <span data-ivoryos-live-state></span>        // shows the connection's state (text + data-state);
  *                                                // ="/ivoryos/balance" (namespace or name) picks one connection
@@ -102,7 +106,23 @@
     return Object.assign(err, extra || {});
   }
 
+  function isForm(value) {
+    return typeof HTMLFormElement !== "undefined" && value instanceof HTMLFormElement;
+  }
+
+  // A form passed as an action's arguments: its values, typed; its field errors shown under its inputs.
   async function postAction(actionsUrl, name, args) {
+    if (!isForm(args)) return postJson(actionsUrl, name, args);
+    clearErrors(args);
+    try {
+      return await postJson(actionsUrl, name, formValues(args));
+    } catch (err) {
+      if (err && err.status === 400) err.unplaced = showErrors(args, err);
+      throw err;
+    }
+  }
+
+  async function postJson(actionsUrl, name, args) {
     if (!actionsUrl) throw new Error("IvoryPlugin: no actions URL; " + META_FIX);
     if (typeof name !== "string" || !name) throw new TypeError("IvoryPlugin: the action name must be a non-empty string");
     const url = String(actionsUrl).replace(/\/?$/, "/") + encodeURIComponent(name);
@@ -130,6 +150,64 @@
     const message = (isJson && body && typeof body.error === "string" && body.error) || res.statusText || ("HTTP " + res.status);
     if (res.status === 409 && deck.timer !== null) pollDeck(); // show the busy deck at once
     throw httpError(message, res.status, body);
+  }
+
+  // ---------------------------------------------------------------- form values, typed
+  // A form control's value is text, and actions are typed: {"to": "5"} is a 400 for `to: int`. These are the
+  // values an action expects: numbers from <input type=number|range>, booleans from a lone checkbox, a list
+  // from <select multiple> or from checkboxes sharing a name; data-type="number|int|float|bool|json|string" on
+  // a control says it for any other. An empty number is null (the server names the field if it needs one);
+  // text that is not a number is sent as it is, so the server's message names the field.
+  const NOT_VALUES = "button, fieldset, object, output, input[type=submit], input[type=button], " +
+    "input[type=reset], input[type=image], input[type=file]";
+
+  function typed(text, type) {
+    if (type === "number" || type === "int" || type === "integer" || type === "float") {
+      const trimmed = String(text).trim();
+      if (trimmed === "") return null;
+      const n = Number(trimmed);
+      return Number.isFinite(n) ? n : text;
+    }
+    if (type === "bool" || type === "boolean") {
+      const t = String(text).trim().toLowerCase();
+      return t === "true" || t === "on" || t === "1" || t === "yes" ? true
+        : t === "false" || t === "off" || t === "0" || t === "no" || t === "" ? false : text;
+    }
+    if (type === "json") {
+      try { return JSON.parse(text); } catch (err) { return text; }
+    }
+    return text;
+  }
+
+  function formValues(form) {
+    const f = typeof form === "string" ? document.querySelector(form) : form;
+    if (!isForm(f)) throw new TypeError("IvoryPlugin.values(form): form must be a <form> or its selector");
+    const out = {};
+    const controls = Array.from(f.elements).filter((el) => el.name && el.name !== "csrf_token" && !el.disabled
+                                                           && !el.matches(NOT_VALUES));
+    const boxes = {};
+    controls.forEach((el) => { if (el.type === "checkbox") boxes[el.name] = (boxes[el.name] || 0) + 1; });
+    for (const el of controls) {
+      const declared = (el.getAttribute("data-type") || "").toLowerCase();
+      const type = declared || (el.type === "number" || el.type === "range" ? "number" : "");
+      if (el.type === "checkbox") {
+        if (boxes[el.name] > 1) {  // a group: the checked ones' values
+          if (!Array.isArray(out[el.name])) out[el.name] = [];
+          if (el.checked) out[el.name].push(typed(el.value, declared));
+        } else {
+          out[el.name] = declared && declared !== "bool" && declared !== "boolean"
+            ? (el.checked ? typed(el.value, declared) : null) : el.checked;
+        }
+      } else if (el.type === "radio") {
+        if (el.checked) out[el.name] = typed(el.value, type);
+        else if (!(el.name in out)) out[el.name] = null;
+      } else if (el.multiple && el.selectedOptions) {
+        out[el.name] = Array.from(el.selectedOptions).map((o) => typed(o.value, type));
+      } else {
+        out[el.name] = typed(el.value, type);
+      }
+    }
+    return out;
   }
 
   // ---------------------------------------------------------------- the framework's stylesheet
@@ -173,6 +251,18 @@
     return err instanceof Error || "status" in err ? {} : err; // a plain {field: messages} object
   }
 
+  const warnedBeside = new Set();
+
+  // A message placed in a flex row lands beside its input, squeezing the row: say how to put it under.
+  function warnBeside(feedback, field) {
+    const row = feedback.parentElement;
+    const style = row ? getComputedStyle(row) : null;
+    if (!style || !/flex/.test(style.display) || /column/.test(style.flexDirection) || warnedBeside.has(field)) return;
+    warnedBeside.add(field);
+    warn('the message for "' + field + '" shows beside its input, not under it: the input is in a flex row; ' +
+         'give it a box of its own, e.g. <div class="flex-grow-1"><input name="' + field + '"></div>.');
+  }
+
   // Shows each field's messages next to its control (the element named like the field, or the one marked
   // data-field="field"), the way Bootstrap shows invalid fields; returns the messages no control was found for.
   function showErrors(root, err) {
@@ -192,6 +282,7 @@
       feedback.textContent = text;
       if (box) box.appendChild(feedback);
       else (target.closest(".input-group") || target).insertAdjacentElement("afterend", feedback);
+      warnBeside(feedback, field);
       if (control) {
         control.classList.add("is-invalid");
         control.setAttribute("aria-invalid", "true");
@@ -646,6 +737,7 @@
     csrfToken: csrfToken,
     showErrors: showErrors,
     clearErrors: (root) => clearErrors(root),
+    values: formValues,
     camera: camera,
     deck: deckInfo,
     onDeck(fn) {

@@ -60,6 +60,11 @@ def check_package_name(name: str) -> str:
         module of that name already exists (the new package would shadow it, or be shadowed)."""
     if isinstance(name, str):
         names.check_module_name(name)  # first: the length, so no other message repeats a long name
+        if name != name.lower():  # before the identifier check, so its suggestion is lower case too
+            raise PluginError(name, f"the name must be lower case: IvoryOS shows the plugin's workflow steps "
+                                    f"only under a name that starts with a lower-case letter, and Python "
+                                    f"packages are named in lower case (PEP 8); use "
+                                    f"{_free_name(names.suggest_name(name.lower()))!r}.")
     names.check_name(name)
     if not name.isascii():
         # a Python identifier may be "ä_plugin", but not a distribution name nor, portably, an entry point
@@ -67,17 +72,55 @@ def check_package_name(name: str) -> str:
         raise PluginError(name, f"a package name must be ASCII (letters a-z, digits, underscores): it becomes the "
                                 f"distribution name in pyproject.toml, which cannot hold {name!r}; use "
                                 f"{names.suggest_name(ascii_name)!r}.")
-    taken = name in getattr(sys, "stdlib_module_names", ()) or name in sys.builtin_module_names
-    if not taken:
-        try:
-            taken = importlib.util.find_spec(name) is not None
-        except (ImportError, ValueError):
-            taken = True
-    if taken or name in _LAYOUT_NAMES:
+    if _taken(name):
         raise PluginError(name, f"a Python module named {name!r} already exists (or the package layout uses "
                                 f"the name); the new package would clash with it. Choose another name, "
                                 f"e.g. {name + '_plugin'!r}.")
     return name
+
+
+def _taken(name: str) -> bool:
+    """Whether a module ``name`` exists (stdlib, built in, installed) or the package layout uses it."""
+    if name in _LAYOUT_NAMES or name in getattr(sys, "stdlib_module_names", ()) or name in sys.builtin_module_names:
+        return True
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return True
+
+
+def _free_name(name: str) -> str:
+    """``name``, or ``name_plugin`` when a module of that name exists (a suggestion never refused)."""
+    return name + "_plugin" if _taken(name) else name
+
+
+def _commands(package: Path) -> Dict[str, str]:
+    """``pip``, ``python`` and ``cli``: the commands of the environment running ``ivoryos-plugin new``
+    (the one that has the framework), as typed in the new package's folder: relative to it when the
+    environment is near (``../.venv/bin/pip``), else absolute. Nothing needs activating.
+
+    :param package: the new package's folder."""
+    executable = Path(sys.executable)
+
+    def shown(path: Path) -> str:
+        here = os.path.abspath(package)
+        try:
+            relative = os.path.relpath(path, here)
+            near = os.path.commonpath([here, str(path)]) != os.path.abspath(os.sep)
+        except ValueError:  # another drive
+            return str(path)
+        return relative if near and relative.split(os.sep).count("..") <= 2 else str(path)
+
+    python = shown(executable)
+    pip, cli = executable.with_name("pip"), executable.with_name("ivoryos-plugin")
+    return {"python": python, "pip": shown(pip) if pip.exists() else f"{python} -m pip",
+            "cli": shown(cli) if cli.exists() else f"{python} -m ivoryos_plugin.tools.cli"}
+
+
+def _framework_source() -> str:
+    """Where the framework was installed from: its checkout (an editable install), else ``""``."""
+    root = Path(__file__).resolve().parents[3]
+    return str(root) if (root / "setup.py").is_file() and (root / "ivoryos_plugin").is_dir() else ""
 
 
 def context(name: str, placement: str) -> Dict[str, str]:
@@ -95,6 +138,7 @@ def context(name: str, placement: str) -> Dict[str, str]:
         "rule": "/" if endpoint == "main" else "/widget",
         "page_url": f"/ivoryos/{name}/" if endpoint == "main" else f"/ivoryos/{name}/widget",
         "dist": f"ivoryos-{name.replace('_', '-')}-plugin",
+        "framework_source": _framework_source(),
     }
 
 
@@ -127,6 +171,7 @@ def render_package(name: str, directory: Path, placement: str = "tab") -> Path:
     if target.exists():
         raise FileExistsError(f"{target} already exists; remove it or pass another --dir.")
     directory.mkdir(parents=True, exist_ok=True)
+    ctx.update(_commands(target))
     env = _environment()
     staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=directory))
     os.chmod(staging, 0o755)  # mkdtemp's 0700 would make the package unreadable to other users
