@@ -1,7 +1,8 @@
 """``ivoryos-plugin check``: find the mistakes users would otherwise meet at runtime, before they do.
 
 Checks, each reported with the fix: the plugin's name (valid, not IvoryOS's, not taken twice), the
-endpoint IvoryOS's nav links to, templates that are rendered, extended or included, the entry point,
+endpoint IvoryOS's nav links to, that a ``Plugin``'s routes register (on a scratch app), templates
+that are rendered, extended or included, the entry point,
 the package metadata, the IvoryOS version, and Socket.IO handlers on the default namespace (which
 replace IvoryOS's own).
 """
@@ -34,7 +35,8 @@ class Finding:
 
     :param level: ``"ERROR"``, ``"WARNING"`` or ``"ok"``.
     :param subject: the plugin (or ``project``) it is about.
-    :param check: the check: name, endpoint, templates, entry-point, metadata, ivoryos-version, socketio.
+    :param check: the check: name, endpoint, register, templates, entry-point, metadata, ivoryos-version,
+        socketio.
     :param message: what is wrong and the fix (empty for ``ok``)."""
 
     level: str
@@ -127,6 +129,12 @@ def check_object(report: Report, subject: str, obj: Any, *, entry_name: Optional
     except Exception as exc:
         report.add(ERROR, obj.name, "endpoint", f"Plugin {obj.name!r}: registering it on a test app raised "
                                                 f"{type(exc).__name__}: {exc}; fix the blueprint's routes.")
+    if isinstance(obj, Plugin):
+        problem = registration_problem(obj)
+        if problem is not None:
+            report.add(ERROR, obj.name, "register", problem)
+        else:
+            report.add(OK, obj.name, "register")
     _version_checks(report, obj, requirements or [], ivoryos_version)
     sources = module_sources(obj)
     problems = template_problems(obj, sources, hosts if hosts is not None else host_templates())
@@ -141,6 +149,34 @@ def check_object(report: Report, subject: str, obj: Any, *, entry_name: Optional
         report.add(WARNING, obj.name, "socketio", problem)
     if not socket_errors:
         report.add(OK, obj.name, "socketio")
+
+
+def registration_problem(plugin: Any) -> Optional[str]:
+    """What stops ``plugin`` (a ``Plugin``) registering on an app, found by registering its routes
+    on a scratch Flask app as ``Flask.register_blueprint`` does (the Blueprint's own static route
+    first, then the recorded setup), without starting the plugin; None when they register.
+
+    :param plugin: the plugin."""
+    from flask import Flask
+
+    app = Flask("ivoryos_plugin.check")
+    state = plugin.make_setup_state(app, {"url_prefix": f"/ivoryos/{plugin.name}"}, first_registration=True)
+    try:
+        if plugin.has_static_folder:
+            state.add_url_rule(f"{plugin.static_url_path}/<path:filename>", view_func=plugin.send_static_file,
+                               endpoint="static")
+        for deferred in plugin.deferred_functions:
+            if getattr(deferred, "__wrapped__", None) != plugin._registered:  # the runtime: not started here
+                deferred(state)
+    except Exception as exc:
+        if plugin.has_static_folder and f"{plugin.name}.static" in str(exc):
+            return (f"Plugin {plugin.name!r}: static_folder={plugin.static_folder!r} gives it a second "
+                    f"'{plugin.name}.static' endpoint, so it cannot register (Flask: {exc}); remove static_folder= "
+                    f"(and static_url_path=): a Plugin serves its package's static/ folder itself, at "
+                    f"/ivoryos/{plugin.name}/static/.")
+        return (f"Plugin {plugin.name!r}: registering it on a scratch app raised {type(exc).__name__}: {exc}; "
+                "fix the route or endpoint it names.")
+    return None
 
 
 def _version_checks(report: Report, obj: Blueprint, requirements: List[str], installed: Optional[str]) -> None:

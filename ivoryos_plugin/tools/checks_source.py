@@ -334,13 +334,17 @@ def socketio_problems(obj: Blueprint, sources: List[Path], is_plugin: bool) -> T
                               f"IvoryOS's handlers; {fix}.")
     module = sys.modules.get(obj.import_name)
     globals_ = vars(module) if module is not None else {}
+    loaded = _loaded_modules(sources)
     defines_init = False
     for file in sources:
         tree = _parse(file)
+        # a receiver is looked up in the module of the file it is in (a package may hold several plugins)
+        names = dict(loaded.get(os.path.realpath(file), globals_))
+        names.update({name: Plugin for name in _plugins_made(tree)})
         for node in ast.walk(tree) if tree is not None else []:
             if isinstance(node, ast.FunctionDef) and node.name == "init_socketio" and file.stem == obj.import_name.rpartition(".")[2]:
                 defines_init = True
-            event = _default_namespace_handler(node, globals_, Plugin)
+            event = _default_namespace_handler(node, names, Plugin)
             if event is not None and event not in events:
                 events.add(event)
                 errors.append(f"Plugin {obj.name!r}: {file.name}:{getattr(node, 'lineno', '?')} handles Socket.IO "
@@ -351,6 +355,26 @@ def socketio_problems(obj: Blueprint, sources: List[Path], is_plugin: bool) -> T
                         "init_socketio attribute, so IvoryOS never calls it; add "
                         f"`{_global_name(globals_, obj) or 'bp'}.init_socketio = init_socketio`.")
     return errors, warnings
+
+
+def _plugins_made(tree: Optional[ast.AST]) -> Set[str]:
+    """The module-level names a file binds to ``Plugin(...)`` (a module of the package that was not
+    imported for this check: another plugin of the same package)."""
+    body = tree.body if isinstance(tree, ast.Module) else []
+    return {t.id for n in body if isinstance(n, ast.Assign) and isinstance(n.value, ast.Call)
+            and getattr(n.value.func, "id", getattr(n.value.func, "attr", "")) == "Plugin"
+            for t in n.targets if isinstance(t, ast.Name)}
+
+
+def _loaded_modules(sources: List[Path]) -> Dict[str, Dict[str, Any]]:
+    """The globals of the imported modules among ``sources``, by real file path."""
+    wanted = {os.path.realpath(f) for f in sources}
+    found: Dict[str, Dict[str, Any]] = {}
+    for module in list(sys.modules.values()):
+        file = getattr(module, "__file__", None)
+        if isinstance(file, str) and os.path.realpath(file) in wanted:
+            found[os.path.realpath(file)] = vars(module)
+    return found
 
 
 def _global_name(globals_: Dict[str, Any], obj: Any) -> Optional[str]:
@@ -366,7 +390,8 @@ def _default_namespace_handler(node: ast.AST, globals_: Dict[str, Any], plugin_t
     if not (isinstance(first, ast.Constant) and isinstance(first.value, str)):
         return None
     receiver = node.func.value
-    if isinstance(receiver, ast.Name) and isinstance(globals_.get(receiver.id), plugin_type):
+    if isinstance(receiver, ast.Name) and (isinstance(globals_.get(receiver.id), plugin_type)
+                                           or globals_.get(receiver.id) is plugin_type):
         return None
     for keyword in node.keywords:
         if keyword.arg == "namespace":
