@@ -24,15 +24,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
 
 import tomli_w
 from packaging.version import InvalidVersion, Version
 
 from ..core.names import ENTRY_POINT_GROUP, required_endpoint
 from .checks_source import FRAMEWORK_DIST, TEMPLATE_DIST, _load_toml, read_project
-from .migrate_pages import convert_page, page_title
-from .migrate_source import convert_plugin_module, find_blueprint, rename_imports
+from ..core.names import PluginError, check_name
+from .migrate_pages import connect_calls, convert_page, page_title, raw_page_notes, rename_urls
+from .migrate_source import (blueprint_argument, convert_plugin_module, find_blueprint, folder_of, rename_endpoints,
+                             rename_imports, serves_file)
 from .scaffold import check_package_name
 from ..core.versions import normalize
 
@@ -53,6 +55,9 @@ class Migration:
     :param target: the plugin's ``module:attribute``.
     :param changes: what was converted, one line each.
     :param notes: what could not be converted (to do by hand), one line each.
+    :param plugins: every plugin of the new package: name -> ``module:attribute``.
+    :param files: the plugins whose page is a file served as it is (not a template).
+    :param owners: each template (by its name in the template folder) -> the plugin that renders it.
     :param skipped: the source's files and folders that were not copied (``path: why``), one line
         each: links that lead out of the source tree, linked folders, loops, special files."""
 
@@ -61,10 +66,15 @@ class Migration:
     changes: List[str] = field(default_factory=list)
     notes: List[str] = field(default_factory=list)
     skipped: List[str] = field(default_factory=list)
+    plugins: Dict[str, str] = field(default_factory=dict)
+    files: List[str] = field(default_factory=list)
+    owners: Dict[str, str] = field(default_factory=dict)
 
     def lines(self) -> List[str]:
         """The report the CLI prints."""
-        out = [f"Created {self.path} (plugin {self.target})"] + [f"  changed: {c}" for c in self.changes]
+        made = (f"plugins {', '.join(f'{n} = {t}' for n, t in self.plugins.items())}" if len(self.plugins) > 1
+                else f"plugin {self.target}")
+        out = [f"Created {self.path} ({made})"] + [f"  changed: {c}" for c in self.changes]
         if self.skipped:
             out.append("Not copied (copy a file in by hand if the plugin needs it):")
             out += [f"  skipped {s}" for s in self.skipped]
@@ -317,6 +327,104 @@ def migrate_project(source: Path, name: str, directory: Path) -> Migration:
     return migration
 
 
+@dataclass
+class _Source:
+    """One plugin of the source package: the module defining its Blueprint and its names.
+
+    :param module: the module, relative to the package folder.
+    :param var: the Blueprint's variable.
+    :param old: the Blueprint's name.
+    :param name: the new plugin's name."""
+
+    module: Path
+    var: str
+    old: str
+    name: str = ""
+
+
+def _blueprint_of(file: Path) -> Optional[Tuple[str, str]]:
+    """``(variable, Blueprint name)`` of the module-level Blueprint of ``file``, or None."""
+    try:
+        found = find_blueprint(ast.parse(file.read_text(encoding="utf-8")))
+    except (SyntaxError, UnicodeDecodeError, ValueError):
+        return None
+    if found is None:
+        return None
+    named = blueprint_argument(found[1], "name")
+    old = named.value if isinstance(named, ast.Constant) and isinstance(named.value, str) else found[0]
+    return found[0], old
+
+
+def _plugin_sources(package: Path, first: Path, old: str, entry_points: Dict[str, str]) -> List[_Source]:
+    """The plugins of the (copied) package ``package``: those the source's ``ivoryos.plugins``
+    entry points name (``module:attribute``, or the module form ``module``), else every module
+    with a module-level Blueprint; ``first`` (``plugin.py`` when there is one) leads.
+
+    :param package: the package folder.
+    :param first: the module found first, relative to ``package``.
+    :param old: the package's name in the source.
+    :param entry_points: the source's entry points, name -> value."""
+    modules: List[Path] = []
+    for value in entry_points.values():
+        parts = value.partition(":")[0].strip().split(".")
+        if parts[0] != old:
+            continue
+        for rel in (Path(*parts[1:]).with_suffix(".py") if parts[1:] else None, Path(*parts[1:], "__init__.py")):
+            if rel is not None and (package / rel).is_file() and _blueprint_of(package / rel) and rel not in modules:
+                modules.append(rel)
+                break
+    if not modules:
+        modules = sorted((p.relative_to(package) for p in package.rglob("*.py") if _blueprint_of(p)),
+                         key=lambda p: (p.name != "plugin.py", len(p.parts), p.as_posix()))
+    if first in modules:
+        modules.remove(first)
+    modules.insert(0, first)
+    return [_Source(rel, *_blueprint_of(package / rel)) for rel in modules]  # type: ignore[misc]
+
+
+def _name_plugins(sources: List[_Source], name: str, migration: Migration) -> None:
+    """The first plugin gets ``name``; the others keep their Blueprint's name when it can name a
+    plugin (their URLs stay), else ``<name>_<module>``."""
+    taken = {name}
+    for index, source in enumerate(sources):
+        if index == 0:
+            source.name = name
+            continue
+        try:
+            usable = check_name(source.old) not in taken
+        except PluginError:
+            usable = False
+        fallback = f"{name}_{source.module.stem}"
+        while not usable and fallback in taken:
+            fallback += "_"
+        source.name = source.old if usable else fallback
+        taken.add(source.name)
+        why = "its Blueprint's name, so its URLs stay" if usable else f"its Blueprint's name {source.old!r} cannot name a plugin"
+        migration.changes.append(f"the Blueprint {source.old!r} ({source.module.as_posix()}) is the plugin "
+                                 f"{source.name!r} ({why})")
+
+
+def _template_folders(package: Path, sources: List[_Source]) -> List[Path]:
+    """The template folders of the plugins (``template_folder=``), and every ``templates/`` folder."""
+    found = {p for p in package.rglob("templates") if p.is_dir()}
+    for source in sources:
+        blueprint = find_blueprint(ast.parse((package / source.module).read_text(encoding="utf-8")))
+        folder = folder_of(blueprint_argument(blueprint[1], "template_folder")) if blueprint else None
+        if folder and (package / source.module).parent.joinpath(folder).is_dir():
+            found.add((package / source.module).parent / folder)
+    return sorted(found)
+
+
+def _python(text: str, shown: str) -> str:
+    """``text`` if it parses (what migrate writes must import), else a MigrateError."""
+    try:
+        ast.parse(text)
+    except SyntaxError as exc:
+        raise MigrateError(f"{shown}: the converted code does not parse ({exc.msg}, line {exc.lineno}); nothing was "
+                           "written. Please report this with the original file.") from None
+    return text
+
+
 def _convert_project(root: Path, package: Path, module_file: Path, name: str, out: Path,
                      tree: SourceTree) -> Migration:
     old = package.name
@@ -327,46 +435,102 @@ def _convert_project(root: Path, package: Path, module_file: Path, name: str, ou
         else:
             (out / name / rel).parent.mkdir(parents=True, exist_ok=True)
             _copy(real, out / name / rel)
-    module_rel = module_file.relative_to(package)
-    module = ".".join((name, *module_rel.with_suffix("").parts))
-    var = find_blueprint(ast.parse((out / name / module_rel).read_text(encoding="utf-8")))[0]  # type: ignore[index]
-    migration = Migration(out, f"{module}:{var}")
-    placement, renamed = "tab", 0
+    migration = Migration(out, "")
+    meta = _original_metadata(root, tree, migration)
+    group = (meta.get("entry-points") or {}).get(ENTRY_POINT_GROUP)
+    entry_points = {str(k): str(v) for k, v in group.items()} if isinstance(group, dict) else {}
     for file in sorted((out / name).rglob("*.py")):
-        shown = f"{name}/{file.relative_to(out / name).as_posix()}"
         try:
-            text = file.read_text(encoding="utf-8")
-            new = rename_imports(text, old, name) if old != name else text
+            file.write_text(rename_imports(file.read_text(encoding="utf-8"), old, name) if old != name else
+                            file.read_text(encoding="utf-8"), encoding="utf-8")
         except (UnicodeDecodeError, SyntaxError, ValueError) as exc:
             raise MigrateError(f"{prefix}{file.relative_to(out / name).as_posix()} cannot be converted: it is not "
                                f"valid UTF-8 Python ({exc}); fix it or remove it, then migrate again. Nothing was "
                                "written.") from None
-        renamed += new != text
-        if file.relative_to(out / name) == module_rel:
-            converted = convert_plugin_module(new, shown, name, _title(name), f"{module}:{var}")
-            new, placement = converted.text, converted.placement
+    sources = _plugin_sources(out / name, module_file.relative_to(package), old, entry_points)
+    _name_plugins(sources, name, migration)
+    renames = {s.old: s.name for s in sources}
+    by_module = {s.module: s for s in sources}
+    placements: Dict[str, str] = {}
+    owners = migration.owners
+    for file in sorted((out / name).rglob("*.py")):
+        module = file.relative_to(out / name)
+        shown = f"{name}/{module.as_posix()}"
+        text = file.read_text(encoding="utf-8")
+        source = by_module.get(module)
+        if source is None:
+            new, renamed = rename_endpoints(text, renames)
+            migration.changes += [f"{shown}: {line}" for line in renamed]
+        else:
+            target = f"{'.'.join((name, *module.with_suffix('').parts))}:{source.var}".replace(".__init__:", ":")
+            migration.plugins[source.name] = target
+            try:
+                converted = convert_plugin_module(text, shown, source.name, _title(source.name), target, renames)
+            except Exception as exc:  # a shape of code migrate does not know: one line, not a traceback
+                raise MigrateError(f"{shown}: migrate could not convert it ({type(exc).__name__}: {exc}); nothing was "
+                                   "written. Convert it by hand (docs/migration.md) and please report this.") from None
+            new, placements[source.name] = converted.text, converted.placement
+            owners.update({page: source.name for page in re.findall(r"""\.render\(\s*['"]([^'"]+)['"]""", new)})
+            if serves_file(new, source.var, "/widget" if converted.placement == "left_panel" else "/"):
+                migration.files.append(source.name)
             migration.notes += converted.notes
-            migration.changes.append(f"{shown}: the Blueprint is Plugin({name!r}); deck reads use plugin.instruments; "
-                                     f"Socket.IO handlers {converted.events or 'none'} are in the plugin's namespace")
-        file.write_text(new, encoding="utf-8")
-    migration.changes.insert(0, f"package {old} -> {name} (imports rewritten in {renamed} file(s))")
-    for page in sorted(p for p in (out / name).rglob("*") if p.suffix in _PAGES and p.is_file()):
-        shown = f"{name}/{page.relative_to(out / name).as_posix()}"
+            migration.changes.append(f"{shown}: the Blueprint is Plugin({source.name!r}); deck reads use "
+                                     f"plugin.instruments; Socket.IO handlers {converted.events or 'none'} are in "
+                                     "the plugin's namespace")
+            migration.changes += converted.changes
+        file.write_text(_python(new, shown), encoding="utf-8")
+    migration.target = migration.plugins[name]
+    migration.changes.insert(0, f"package {old} -> {name}")
+    _convert_pages(out / name, name, _template_folders(out / name, sources), renames, owners, migration)
+    _copy_root_files(root, old, name, out, migration, tree)
+    migration.skipped = tree.skipped
+    _write_project(out, name, migration.plugins, placements, meta, migration)
+    return migration
+
+
+def _convert_pages(package: Path, name: str, folders: List[Path], renames: Dict[str, str], owners: Dict[str, str],
+                   migration: Migration) -> None:
+    """Convert the templates (the pages under a template folder). Pages elsewhere are served as
+    files: they are left as they were (their links to a renamed plugin's URLs follow it). A
+    script a template loads (``url_for(..., filename='x.js')``) gets the plugin's connection, as
+    the template does: the framework adds its client to the template's page."""
+    loaded: Set[str] = set()
+    others: List[Tuple[Path, str, str]] = []
+    for page in sorted(p for p in package.rglob("*") if p.is_file() and p.suffix in _PAGES + (".js", ".css")):
+        shown = _shown(f"{name}/{page.relative_to(package).as_posix()}")
         try:
             text = page.read_text(encoding="utf-8")
         except UnicodeDecodeError:
-            migration.notes.append(f"{_shown(shown)}: not UTF-8 text, so it was copied as it is; convert it by hand.")
+            if page.suffix in _PAGES:
+                migration.notes.append(f"{shown}: not UTF-8 text, so it was copied as it is; convert it by hand.")
             continue
-        converted_page = convert_page(text, shown)
-        page.write_text(converted_page.text, encoding="utf-8")
-        migration.notes += converted_page.notes
-        migration.changes.append(f"{_shown(shown)}: extends plugin_base, io() is the plugin's connection, CDN "
-                                 "libraries are local")
-    _copy_root_files(root, old, name, out, migration, tree)
-    meta = _original_metadata(root, tree, migration)
-    migration.skipped = tree.skipped
-    _write_project(out, name, migration.target, placement, meta, migration)
-    return migration
+        folder = next((f for f in folders if f in page.parents), None)
+        if page.suffix in _PAGES and folder is not None:
+            owner = owners.get(page.relative_to(folder).as_posix(), name)
+            converted = convert_page(text, shown, renames=renames, plugin=owner)
+            page.write_text(converted.text, encoding="utf-8")
+            migration.notes += converted.notes
+            migration.changes += converted.changes
+            loaded |= set(re.findall(r"""filename\s*=\s*['"]([^'"]+\.js)['"]""", text))
+        else:
+            others.append((page, shown, text))
+    for page, shown, text in others:
+        new, renamed = rename_urls(text, renames)
+        lines = [f"{shown}: {line}" for line in renamed]
+        if page.suffix == ".js" and any(page.as_posix().endswith("/" + script) for script in loaded):
+            new, count = connect_calls(new)
+            if count:
+                lines.append(f"{shown}: io(...) -> IvoryPlugin.connect().socket, the plugin's connection ({count}; the "
+                             "script is loaded by a template, whose page has the framework's client)")
+        elif page.suffix == ".js" and connect_calls(text)[1]:
+            migration.notes.append(f"{shown}: its io(...) connects to IvoryOS's default namespace, where the plugin's "
+                                   f"handlers no longer are; on a page of the plugin use IvoryPlugin.connect().socket.")
+        if new != text:
+            page.write_text(new, encoding="utf-8")
+            migration.changes += lines
+        if page.suffix in _PAGES:
+            migration.changes.append(f"{shown}: not a template (it is served as a file), so left as it was")
+            migration.notes += raw_page_notes(text, shown, name)
 
 
 def _copy_root_files(root: Path, old: str, name: str, out: Path, migration: Migration, tree: SourceTree) -> None:
@@ -408,7 +572,8 @@ def _original_metadata(root: Path, tree: SourceTree, migration: Migration) -> Di
                                "pyproject.toml has version 0.1.0 and no dependency but the framework; add yours.")
         return {"version": "0.1.0"}
     project = read_project(root)
-    return {"version": "0.1.0", "dependencies": list(project.requirements or [])}
+    return {"version": "0.1.0", "dependencies": list(project.requirements or []),
+            "entry-points": {ENTRY_POINT_GROUP: dict(project.entry_points)}}
 
 
 def _merge(into: Dict[str, Any], table: Dict[str, Any]) -> Dict[str, Any]:
@@ -479,19 +644,23 @@ def _project_table(out: Path, name: str, meta: Dict[str, Any], migration: Migrat
     return project
 
 
-def _write_project(out: Path, name: str, target: str, placement: str, meta: Dict[str, Any],
+def _write_project(out: Path, name: str, plugins: Dict[str, str], placements: Dict[str, str], meta: Dict[str, Any],
                    migration: Migration) -> None:
     """Write ``pyproject.toml`` with ``tomli_w`` (every key and value written as TOML, whatever
-    quotes, brackets or line breaks it holds), checked by reading it back."""
+    quotes, brackets or line breaks it holds), checked by reading it back; then the tests.
+
+    :param plugins: each plugin's name -> ``module:attribute`` (its entry point).
+    :param placements: each plugin's placement."""
     project = _project_table(out, name, meta, migration)
     parts: List[Tuple[str, Dict[str, Any]]] = [
         ("", {"build-system": {"requires": ["setuptools>=62.3"], "build-backend": "setuptools.build_meta"}}),
         ("", {"project": project}),
         ("# How ivoryos_plugin.run finds the plugin\n",
-         {"project": {"entry-points": {ENTRY_POINT_GROUP: {name: target}}}}),
+         {"project": {"entry-points": {ENTRY_POINT_GROUP: dict(plugins)}}}),
         ("", {"tool": {"setuptools": {"packages": {"find": {"include": [name, name + ".*"]}}}}}),
         ("# templates and static files must be listed to be in the wheel\n",
-         {"tool": {"setuptools": {"package-data": {name: ["templates/**/*", "static/**/*"]}}}}),
+         {"tool": {"setuptools": {"package-data": {name: ["templates/**/*", "static/**/*"] + [
+             f"{folder}/**/*" for folder in _asset_folders(out / name) if "/" in folder]}}}}),
         ("", {"tool": {"pytest": {"ini_options": {"testpaths": ["tests"]}}}}),
     ]
     text = "\n".join(comment + tomli_w.dumps(table) for comment, table in parts)
@@ -501,30 +670,50 @@ def _write_project(out: Path, name: str, target: str, placement: str, meta: Dict
     if _load_toml(text) != whole:  # pragma: no cover - the sections are disjoint by construction
         raise MigrateError("the new pyproject.toml does not read back as written; please report this.")
     (out / "pyproject.toml").write_text(text, encoding="utf-8")
+    points = ", ".join(f"{n} = {t}" for n, t in plugins.items())
     migration.changes.append(f"pyproject.toml: distribution {project['name']}, depends on {FRAMEWORK_DIST}, entry "
-                             f"point {name} = {target}")
-    _write_tests(out, name, target, placement, _instrument_names(out / name))
-    migration.changes.append(f"tests/test_{name}.py: generated (login, the page, the page inside IvoryOS, check)")
+                             f"point{'s' * (len(plugins) > 1)} {points}")
+    _write_tests(out, name, plugins, _instrument_names(out / name), migration.files, migration.owners)
+    shown = ", ".join(f"{n} ({'left-panel widget' if placements.get(n) == 'left_panel' else 'page'})" for n in plugins)
+    migration.changes.append(f"tests/test_{name}.py: generated (login, the page, the page inside IvoryOS, check) "
+                             f"for {shown}")
+
+
+def _asset_folders(package: Path) -> List[str]:
+    """The ``templates`` and ``static`` folders of the package, relative to it."""
+    return sorted(p.relative_to(package).as_posix() for p in package.rglob("*")
+                  if p.is_dir() and p.name in ("templates", "static"))
 
 
 def _instrument_names(package: Path) -> List[str]:
-    """The deck instruments the converted code reads by name (``plugin.instrument("balance")``)."""
+    """The deck instruments the converted code reads by name (``plugin.instrument("balance")``,
+    ``plugin.instruments.get("balance")``, ``"balance" in plugin.instruments``)."""
     found = set()
+    patterns = (r"\.instrument\(\s*['\"](\w+)['\"]\s*\)", r"\.instruments\.get\(\s*['\"](\w+)['\"]",
+                r"['\"](\w+)['\"]\s+in\s+\w+\.instruments\b")
     for file in package.rglob("*.py"):
-        found |= set(re.findall(r"\.instrument\(\s*['\"](\w+)['\"]\s*\)", file.read_text(encoding="utf-8")))
+        text = file.read_text(encoding="utf-8")
+        for pattern in patterns:
+            found |= set(re.findall(pattern, text))
     return sorted(found)
 
 
-TESTS = '''"""Tests for the {name} plugin, generated by ``ivoryos-plugin migrate``, with the ivoryos_plugin
-pytest kit's fixtures: ``client`` (logged in), ``anon_client``, ``deck`` and ``ivoryos_client``
-(inside a real in-process IvoryOS)."""
+TESTS = '''"""Tests for the {name} package's plugins, generated by ``ivoryos-plugin migrate``, with the
+ivoryos_plugin pytest kit's fixtures: ``client`` (logged in), ``anon_client``, ``deck`` and
+``ivoryos_client`` (inside a real in-process IvoryOS); ``plugin`` is each plugin in turn (conftest.py)."""
 from pathlib import Path
 
 import pytest
 
-PAGE = "/ivoryos/{name}/{rule}"
-#: the deck instruments the plugin reads by name
+#: the deck instruments the plugins read by name
 INSTRUMENTS = {instruments!r}
+#: the plugins whose page is a file served as it is (the framework adds its scripts to templates only)
+SERVED_AS_FILES = {files!r}
+
+
+def page(plugin):
+    """The page IvoryOS links to: a tab's main page, or a left panel's widget."""
+    return f"/ivoryos/{{plugin.name}}/" + ("widget" if plugin.placement == "left_panel" else "")
 
 
 class StandIn:
@@ -539,7 +728,7 @@ class StandIn:
 
 @pytest.fixture
 def stocked(deck):
-    """The kit's deck with a stand-in for each instrument the plugin reads."""
+    """The kit's deck with a stand-in for each instrument the plugins read."""
     for name in INSTRUMENTS:
         setattr(deck, name, StandIn())
     return deck
@@ -547,19 +736,20 @@ def stocked(deck):
 
 @pytest.mark.parametrize("accept, status", [("text/html", 302), ("application/json", 401)],
                          ids=["browser-redirected-to-login", "program-gets-401"])
-def test_page_needs_login(anon_client, accept, status):
-    assert anon_client.get(PAGE, headers={{"Accept": accept}}).status_code == status
+def test_page_needs_login(anon_client, plugin, accept, status):
+    assert anon_client.get(page(plugin), headers={{"Accept": accept}}).status_code == status
 
 
-def test_page_is_served(client, stocked):
-    page = client.get(PAGE)
-    assert page.status_code == 200, page.get_data(as_text=True)
-    assert 'name="csrf-token"' in page.get_data(as_text=True)  # the framework's scripts and CSRF token
+def test_page_is_served(client, plugin, stocked):
+    answer = client.get(page(plugin))
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    if plugin.name not in SERVED_AS_FILES:
+        assert 'name="csrf-token"' in answer.get_data(as_text=True)  # the framework's scripts and CSRF token
 
 
-def test_page_inside_a_real_ivoryos(ivoryos_client, stocked):
-    page = ivoryos_client.get(PAGE)
-    assert page.status_code == 200, page.get_data(as_text=True)
+def test_page_inside_a_real_ivoryos(ivoryos_client, plugin, stocked):
+    answer = ivoryos_client.get(page(plugin))
+    assert answer.status_code == 200, answer.get_data(as_text=True)
 
 
 def test_the_package_passes_ivoryos_plugin_check():
@@ -569,27 +759,83 @@ def test_the_package_passes_ivoryos_plugin_check():
     assert not report.errors, "\\n".join(report.lines())
 '''
 
-CONFTEST = '''"""The plugin under test, for the ivoryos_plugin pytest kit's fixtures."""
+CONFTEST = '''"""The plugins under test, for the ivoryos_plugin pytest kit's fixtures."""
 import pytest
 
-from {module} import {var} as migrated_plugin
+{imports}
 
 pytest_plugins = ["ivoryos_plugin.testing"]
 
+#: every plugin of the package
+MIGRATED = [{names}]
 
-@pytest.fixture
-def plugin():
-    """The plugin the kit's fixtures (client, anon_client, live, ivoryos_client) serve."""
-    return migrated_plugin
+
+@pytest.fixture(params=MIGRATED, ids=[p.name for p in MIGRATED])
+def plugin(request):
+    """The plugin the kit's fixtures (client, anon_client, live, ivoryos_client) serve: each in turn."""
+    return request.param
 '''
 
 
-def _write_tests(out: Path, name: str, target: str, placement: str, instruments: List[str]) -> None:
-    module, _, var = target.partition(":")
-    rule = "" if required_endpoint(placement) == "main" else "widget"
+LINKED = '''
+
+@pytest.fixture
+def plugin_app(plugin, deck, tmp_path):
+    """The dev host with every plugin of the package, as IvoryOS loads them: their pages link to
+    each other (url_for('<other plugin>.main'))."""
+    from ivoryos_plugin import create_app
+    from ivoryos_plugin.hosts.devhost import stop
+
+    app = create_app(MIGRATED, deck=deck, data_dir=tmp_path / "ivoryos_data", testing=True)
+    yield app
+    stop(app)
+'''
+
+
+def _linked_order(package: Path, plugins: Dict[str, str], owners: Dict[str, str]) -> Tuple[List[str], bool]:
+    """The plugins in an order where a plugin whose pages link to another (``url_for('other.x')``)
+    comes after it (the in-process IvoryOS of the tests keeps what it registered), and whether any
+    links to another."""
+    links: Dict[str, Set[str]] = {n: set() for n in plugins}
+    texts: Dict[str, str] = {}
+    for target_name, target in plugins.items():
+        module = target.partition(":")[0].split(".")
+        file = package.parent.joinpath(*module).with_suffix(".py")
+        texts[target_name] = file.read_text(encoding="utf-8") if file.is_file() else ""
+    for page in package.rglob("*"):
+        if page.is_file() and page.suffix in _PAGES:
+            owner = next((o for t, o in owners.items() if page.as_posix().endswith("/" + t)), None)
+            if owner is not None:
+                texts[owner] += page.read_text(encoding="utf-8", errors="replace")
+    for owner, text in texts.items():
+        links[owner] = {n for n in re.findall(r"""url_for\(\s*['"](\w+)\.""", text) if n in plugins and n != owner}
+    order: List[str] = []
+
+    def visit(plugin: str, seen: Set[str]) -> None:
+        if plugin in order or plugin in seen:
+            return
+        for other in sorted(links[plugin]):
+            visit(other, seen | {plugin})
+        order.append(plugin)
+
+    for plugin in plugins:
+        visit(plugin, set())
+    return order, any(links.values())
+
+
+def _write_tests(out: Path, name: str, plugins: Dict[str, str], instruments: List[str], files: List[str],
+                 owners: Optional[Dict[str, str]] = None) -> None:
+    order, linked = _linked_order(out / name, plugins, owners or {})
+    plugins = {n: plugins[n] for n in order}
+    imports, names = [], []
+    for index, target in enumerate(plugins.values(), start=1):
+        module, _, var = target.partition(":")
+        imports.append(f"from {module} import {var} as plugin_{index}")
+        names.append(f"plugin_{index}")
     (out / "tests").mkdir(exist_ok=True)
-    (out / "tests" / "conftest.py").write_text(CONFTEST.format(module=module, var=var), encoding="utf-8")
-    (out / "tests" / f"test_{name}.py").write_text(TESTS.format(name=name, rule=rule, instruments=instruments),
+    conftest = CONFTEST.format(imports="\n".join(imports), names=", ".join(names)) + (LINKED if linked else "")
+    (out / "tests" / "conftest.py").write_text(conftest, encoding="utf-8")
+    (out / "tests" / f"test_{name}.py").write_text(TESTS.format(name=name, instruments=instruments, files=files),
                                                    encoding="utf-8")
 
 
@@ -660,7 +906,8 @@ def _convert_page_project(page: Path, html: str, title: str, name: str, placemen
     if relative:
         migration.notes.append(f"{page.name} links files next to it ({', '.join(relative)}): copy them into "
                                f"{name}/static/ and link them with {{{{ url_for('{name}.static', filename='...') }}}}.")
-    _write_project(staging, name, migration.target, placement,
+    migration.plugins[name] = migration.target
+    _write_project(staging, name, migration.plugins, {name: placement},
                    {"version": "0.1.0", "readme": "README.md", "description": f"{title}: an IvoryOS plugin page."},
                    migration)
     return migration
