@@ -395,3 +395,42 @@ def test_the_dev_host_has_a_favicon(browser: Any, tmp_path: Path) -> None:
         context.close()
         server.stop()
     assert not re.search(r'" 404 ', server.output()), server.output()
+
+
+# ------------------------------------------------------------------ the run monitor during a run
+def test_the_run_monitor_shows_a_runs_calls_readably_not_as_raw_json(browser: Any, demo: Server) -> None:
+    """A workflow that reads the balance (a dict), dispenses (a number) and takes a photo (a dict of
+    six fields, a long file name): the left panel lists each call with its result in words, the
+    whole result in the tooltip; no line is raw JSON."""
+    from test_first_hour_pages import Runner
+
+    context = offline_context(browser)
+    try:
+        page = context.new_page()
+        traffic = Traffic(context)
+        log_in_to_ivoryos(page, demo.base)
+        runner = Runner(context, demo.base)
+        runner.wait_idle()
+        page.goto(f"{demo.base}/ivoryos/")
+        widget = page.frame_locator("iframe[src$='/run_monitor/widget']")
+        widget.locator("#busy[data-busy=false]").wait_for()
+        runner.run("rc3_monitor", "deck.balance.read()", "deck.pump.dispense(volume_ml=0.1)",
+                   "deck.deck_camera.snapshot(label='rc3 monitor photo')")
+        runner.wait_idle()
+        photo = widget.locator("li.rm-call[data-method='deck_camera.snapshot']").first
+        photo.wait_for()
+        calls = widget.locator("li.rm-call").all_text_contents()
+        screenshot(page, "ivoryos-run-monitor-after-a-run", SHOTS)
+        raw = [c for c in calls if re.search(r'[{\[]"|":', c)]
+        assert not raw, f"raw JSON in the run monitor: {raw}"
+        read = next(c for c in calls if c.startswith("balance.read()"))
+        assert re.search(r"→ value -?[\d.]+ · unit g · grams -?[\d.]+ · stable (yes|no) \(\d+ ms\)$", read), read
+        assert any(re.search(r"^pump\.dispense\(volume_ml=0\.1\) → 0\.1 \(\d+ ms\)$", c) for c in calls), calls
+        shot = photo.text_content() or ""
+        assert 'snapshot(label="rc3 monitor photo")' in shot and "+2 more" in shot and "…" in shot, shot
+        tooltip = json.loads(photo.locator(".rm-out").get_attribute("title") or "{}")
+        assert tooltip["label"] == "rc3 monitor photo" and tooltip["file"].endswith(".jpg"), tooltip  # all of it
+        traffic.settle(page)
+        assert traffic.failures() == []
+    finally:
+        context.close()
