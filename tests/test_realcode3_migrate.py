@@ -288,6 +288,12 @@ def test_migrate_converts_the_package_and_says_what_it_did(migrated: Migrated, s
         imported = {(a.asname or a.name).split(".")[0] for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))
                     and getattr(n, "module", "") != "__future__" for a in n.names}
         assert imported <= used, (file, imported - used)
+    # each template's socket is the plugin's connection (io() would reach IvoryOS's default namespace)
+    io_call = re.compile(r"(?<![\w.$])io(?:\.connect)?\s*\(")
+    for page in source_package.rglob("templates/*.html"):
+        new_page = (project / name / page.relative_to(source_package)).read_text()
+        assert not io_call.search(new_page), page
+        assert new_page.count("IvoryPlugin.connect().socket") == len(io_call.findall(page.read_text())), page
     lines = report.stdout.splitlines()
     for said in STYLES[style].said:
         assert any(said in line for line in lines), (said, report.stdout)
