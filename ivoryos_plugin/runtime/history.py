@@ -271,10 +271,10 @@ def _interrupt(connection: Any) -> None:
 
 class _Watchdog:
     """Ends database calls still waiting at their deadline: one thread per store while calls are
-    made (it ends :data:`LINGER_S` seconds after the last one; the writer's calls every
-    :data:`FLUSH_S` seconds keep it), asleep until the nearest deadline."""
+    made (it ends :data:`LINGER_S` seconds after the last one ended, so no thread is left between the
+    writer's batches), asleep until the nearest deadline."""
 
-    LINGER_S = 3.0
+    LINGER_S = 0.5
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
@@ -306,6 +306,8 @@ class _Watchdog:
         with self._cond:
             self._armed.pop(token, None)
             self._fired.discard(token)
+            if not self._armed:
+                self._cond.notify()  # (it waits for the nearest deadline: now it may end instead)
 
     def stop(self, timeout: float) -> None:
         """End the thread once nothing is armed (a call still waiting is ended at its deadline first)."""
@@ -504,9 +506,9 @@ class HistoryStore:
         if fired or time.monotonic() >= deadline:  # (the driver's error only says the connection was closed)
             return self._unavailable(f"did not answer within {self._budget(deadline)}")
         if isinstance(exc, sa_exc.TimeoutError):
-            return self._unavailable(f"has no free connection after {POOL_TIMEOUT_S:g} s ({detail})")
+            return self._unavailable(f"has no free connection after {POOL_TIMEOUT_S:g} s: {detail}")
         if engine.dialect.name != "sqlite" and isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError)):
-            return self._unavailable(f"cannot be reached ({detail})")
+            return self._unavailable(f"cannot be reached: {detail}")
         return exc
 
     def _budget(self, deadline: float) -> str:
