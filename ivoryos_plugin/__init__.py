@@ -22,8 +22,17 @@ from .core import binding as _binding
 
 __version__ = "0.1.0"
 
-# The layers above the declarations are reached through this seam (see core/binding.py).
-_binding.configure("ivoryos_plugin.hosts.binding:HOST")
+
+
+def _host() -> "_binding.Host":
+    """The layers above the declarations, reached through this seam (see core/binding.py) and
+    imported only when a plugin first needs them."""
+    from .hosts.binding import HOST
+
+    return HOST
+
+
+_binding.configure(_host)
 
 #: public name -> the module that defines it
 _EXPORTS: Dict[str, str] = {

@@ -2,13 +2,13 @@
 
 A :class:`~ivoryos_plugin.core.plugin.Plugin` never imports the runtime or a host: when an app
 registers it, or when its author asks for live state (``plugin.settings``, ``plugin.publish``...),
-it asks the :class:`Host` installed here. The package root names the host (``configure``) and this
-module imports it on first use, so importing ``ivoryos_plugin`` loads no app code, and a lower layer
-never imports a higher one.
+it asks the :class:`Host` installed here. The package root installs a provider (``configure``), a
+function that imports the host on first use, so importing ``ivoryos_plugin`` loads no app code, a
+lower layer never imports a higher one, and no host is found by a string (the import is plain code
+in the package root, which the import contracts see).
 """
 from __future__ import annotations
 
-import importlib
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Optional, Protocol
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from flask.blueprints import BlueprintSetupState
     from flask.typing import ResponseReturnValue
 
+    from .declarations import Builtin
     from .plugin import Plugin
 
 __all__ = ["Host", "RuntimeView", "configure", "host"]
@@ -97,12 +98,12 @@ class Host(Protocol):
         :param template: the template's name.
         :param context: more template variables."""
 
-    def serve(self, plugin: "Plugin", route: str, **args: Any) -> "ResponseReturnValue":
-        """Answer a request to one of the framework's built-in routes of ``plugin``.
+    def serve(self, plugin: "Plugin", route: "Builtin", **args: Any) -> "ResponseReturnValue":
+        """Answer a request to one of the framework's built-in routes of ``plugin`` (a row of
+        :attr:`Plugin.declarations <ivoryos_plugin.Plugin.declarations>` whose ``builtin`` is set).
 
         :param plugin: the plugin.
-        :param route: ``action``, ``static``, ``public``, ``settings``, ``settings_json``, ``steps``
-            or ``run_step``.
+        :param route: which built-in route.
         :param args: the route's view arguments."""
 
     def guard(self, plugin: "Plugin") -> Optional["Response"]:
@@ -118,22 +119,22 @@ class Host(Protocol):
 
 
 _lock = threading.Lock()
-_where: Optional[str] = None
+_provider: Optional[Callable[[], Host]] = None
 _host: Optional[Host] = None
 
 
-def configure(where: str) -> None:
-    """Name the module that provides the host, ``package.module:ATTRIBUTE`` (imported on first use).
+def configure(provider: Callable[[], Host]) -> None:
+    """Install the function that gives the host (called once, on first use).
 
-    :param where: e.g. ``"ivoryos_plugin.hosts.binding:HOST"``."""
-    global _where, _host
+    :param provider: e.g. ``lambda: hosts.binding.HOST``, importing the hosts layer only when called."""
+    global _provider, _host
     with _lock:
-        if where != _where:
-            _where, _host = where, None
+        if provider is not _provider:
+            _provider, _host = provider, None
 
 
 def host() -> Host:
-    """The installed :class:`Host`, imported on first use.
+    """The installed :class:`Host`, made by the provider on first use.
 
     :raises RuntimeError: no host was configured (the package root configures one)."""
     global _host
@@ -141,8 +142,7 @@ def host() -> Host:
         return _host
     with _lock:
         if _host is None:
-            if _where is None:
+            if _provider is None:
                 raise RuntimeError("ivoryos_plugin: no host is configured; import ivoryos_plugin first.")
-            module, _, attribute = _where.partition(":")
-            _host = getattr(importlib.import_module(module), attribute)
+            _host = _provider()
         return _host

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import (TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Mapping, Optional, Set, Type, TypeVar,
-                    Union, overload)
+from typing import (TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Mapping, Optional, Set, Tuple, Type,
+                    TypeVar, Union, overload)
 
 from flask import Blueprint
 
 from . import binding, names
+from .declarations import Builtin, Declarations, Policy, RouteRow
 from .names import PluginError
 from .setup import setupmethod
 from .specs import (DEFAULT_STEP_TIMEOUT, STEP_CANCELLED, ActionSpec, CameraSpec, StepSpec, StreamSpec, WorkerSpec,
@@ -117,48 +118,24 @@ class Plugin(Blueprint):
         self._workers: Dict[str, WorkerSpec] = {}
         self._steps: Dict[str, StepSpec] = {}
         self._cameras: Dict[str, CameraSpec] = {}
+        self._rows: Dict[str, RouteRow] = {}
+        self._declarations: Optional[Declarations] = None
         self.registered_once = False
         self.record_once(self._registered)
         self._declare_builtin_routes()
 
     def _declare_builtin_routes(self) -> None:
-        """The routes every plugin has (actions, static/ and public/ files, settings) and its request
-        guards; the host serves them (:meth:`ivoryos_plugin.core.binding.Host.serve`)."""
-
-        def run_action(name: str) -> "ResponseReturnValue":
-            return binding.host().serve(self, "action", name=name)
-
-        def static_file(filename: str) -> "ResponseReturnValue":
-            return binding.host().serve(self, "static", filename=filename)
-
-        def public_file(filename: str) -> "ResponseReturnValue":
-            return binding.host().serve(self, "public", filename=filename)
-
-        self.add_url_rule("/actions/<name>", "actions", run_action, methods=["POST"])
-        self.add_url_rule("/static/<path:filename>", "static", static_file)
-        self.add_url_rule("/public/<path:filename>", "public", public_file, public=True)
-
-        def steps_page() -> "ResponseReturnValue":
-            return binding.host().serve(self, "steps")
-
-        def run_step(name: str) -> "ResponseReturnValue":
-            return binding.host().serve(self, "run_step", name=name)
-
-        def history(name: str) -> "ResponseReturnValue":
-            return binding.host().serve(self, "history", name=name)
-
-        self.add_url_rule("/history/<name>", "history", history)
-        self.add_url_rule("/steps", "steps", steps_page)
-        self.add_url_rule("/steps/<name>", "run_step", run_step, methods=["POST"])
+        """The routes every plugin has (actions, static/ and public/ files, history, steps, settings)
+        and its request guards; the host serves each (:meth:`ivoryos_plugin.core.binding.Host.serve`)."""
+        self._builtin(Builtin.ACTION, "/actions/<name>", ("POST",), Policy(body_limited=True))
+        self._builtin(Builtin.STATIC, "/static/<path:filename>")
+        self._builtin(Builtin.PUBLIC, "/public/<path:filename>", policy=Policy(public=True))
+        self._builtin(Builtin.HISTORY, "/history/<name>")
+        self._builtin(Builtin.STEPS, "/steps")
+        self._builtin(Builtin.RUN_STEP, "/steps/<name>", ("POST",), Policy(body_limited=True))
         if self.settings_model is not None:
-            def settings_page() -> "ResponseReturnValue":
-                return binding.host().serve(self, "settings")
-
-            def settings_json() -> "ResponseReturnValue":
-                return binding.host().serve(self, "settings_json")
-
-            self.add_url_rule("/settings", "settings", settings_page, methods=["GET", "POST"])
-            self.add_url_rule("/settings.json", "settings_json", settings_json, methods=["GET", "PUT", "PATCH"])
+            self._builtin(Builtin.SETTINGS, "/settings", ("GET", "POST"), Policy(body_limited=True))
+            self._builtin(Builtin.SETTINGS_JSON, "/settings.json", ("GET", "PUT", "PATCH"), Policy(body_limited=True))
 
         def guard() -> Optional["Response"]:
             return binding.host().guard(self)
@@ -168,6 +145,26 @@ class Plugin(Blueprint):
 
         self.before_request(guard)
         self.after_request(harden)
+
+    def _builtin(self, kind: Builtin, rule: str, methods: Tuple[str, ...] = ("GET",),
+                 policy: Policy = Policy()) -> None:
+        """Declare one of the framework's routes: a row of the table, served by the host.
+
+        :param kind: which route.
+        :param rule: its URL rule.
+        :param methods: its HTTP methods.
+        :param policy: how it is guarded."""
+        def view(**args: Any) -> "ResponseReturnValue":
+            return binding.host().serve(self, kind, **args)
+
+        view.__name__ = kind.value
+        super().add_url_rule(rule, kind.value, view, methods=list(methods))
+        self._endpoints.add(kind.value)
+        if policy.public:
+            self._public.add(kind.value)
+        self._rows[kind.value] = RouteRow(endpoint=kind.value, rule=rule, methods=tuple(methods), policy=policy,
+                                          builtin=kind)
+        self._declarations = None
 
     # ------------------------------------------------------------------ pages
     def add_url_rule(self, rule: str, endpoint: Optional[str] = None,
@@ -179,14 +176,21 @@ class Plugin(Blueprint):
         :param endpoint: the endpoint name (defaults to the view function's name).
         :param view_func: the view.
         :param provide_automatic_options: as in Flask.
-        :param options: as in Flask, plus ``public=True`` to serve without login."""
+        :param options: as in Flask, plus ``public=True`` to serve without login and
+            ``limit_body=True`` to refuse a request body over ``max_body`` (413) before the view reads it."""
         public = bool(options.pop("public", False))
+        limit_body = bool(options.pop("limit_body", False))
         endpoint = endpoint or (view_func.__name__ if view_func is not None else None)
         super().add_url_rule(rule, endpoint, view_func, provide_automatic_options, **options)
         if endpoint:
             self._endpoints.add(endpoint)
             if public:
                 self._public.add(endpoint)
+            methods = options.get("methods") or getattr(view_func, "methods", None) or ("GET",)
+            self._rows[endpoint] = RouteRow(endpoint=endpoint, rule=rule, methods=tuple(sorted(set(methods))),
+                                            policy=Policy(public=endpoint in self._public,
+                                                          body_limited=limit_body), view=view_func)
+            self._declarations = None
 
     def render(self, template: str, **context: Any) -> str:
         """Render ``template`` with ``plugin_base`` (the base to extend) and ``plugin`` in context.
@@ -208,10 +212,36 @@ class Plugin(Blueprint):
 
         :param endpoint: the blueprint-local endpoint name.
         :param view_args: the request's view arguments (actions are public one by one)."""
-        if endpoint == "actions" and view_args:
-            spec = self._actions.get(str(view_args.get("name")))
-            return bool(spec and spec.public)
-        return endpoint in self._public
+        row = self.declarations.route(endpoint)
+        return row is not None and row.policy.allows_anonymous(view_args)
+
+    @property
+    def declarations(self) -> Declarations:
+        """Everything this plugin declares, as one read-only table (rebuilt after a declaration):
+        each route with its security policy, the actions, streams, handlers, steps, cameras,
+        workers, hooks and settings model. Hosts serve this table; nothing else of the plugin.
+
+        Example::
+
+            for row in plugin.declarations.routes:
+                print(row.endpoint, row.rule, row.methods, row.policy)
+        """
+        table = self._declarations
+        if table is None:
+            public_actions = tuple(sorted(name for name, spec in self._actions.items() if spec.public))
+            rows = tuple(RouteRow(endpoint=row.endpoint, rule=row.rule, methods=row.methods, builtin=row.builtin,
+                                  view=row.view, policy=Policy(public=row.policy.public, public_actions=public_actions,
+                                                               body_limited=row.policy.body_limited))
+                         if row.builtin is Builtin.ACTION else row for row in self._rows.values())
+            table = Declarations(
+                name=self.name, title=self.title, version=self.version, placement=self.placement,
+                max_body=self.max_body, routes=rows, actions=self._actions, streams=self._streams,
+                handlers=self._handlers, steps=self._steps, cameras=self._cameras, workers=self._workers,
+                on_start=tuple(self._on_start), on_stop=tuple(self._on_stop),
+                on_settings_change=tuple(self._on_settings_change), settings_model=self.settings_model,
+                steps_instrument=self.steps_instrument)
+            self._declarations = table
+        return table
 
     # ---------------------------------------------------------------- actions
     @overload
@@ -248,6 +278,7 @@ class Plugin(Blueprint):
                 raise PluginError(self.name, f"action {spec.name!r} is registered twice; "
                                              "pass name= to tell them apart.")
             self._actions[spec.name] = spec
+            self._declarations = None
             return f
 
         return decorate(func) if func is not None else decorate
@@ -295,6 +326,7 @@ class Plugin(Blueprint):
                     raise PluginError(self.name, f"stream {name!r}: {label}={limit!r} must be a positive number or None.")
             self._streams[name] = StreamSpec(name=name, func=f, hz=hz, record=record, keep_s=keep_s,
                                              keep_rows=int(keep_rows) if keep_rows is not None else None)
+            self._declarations = None
             return f
 
         return decorate
@@ -349,6 +381,7 @@ class Plugin(Blueprint):
             if event in self._handlers:
                 raise PluginError(self.name, f"event {event!r} has two handlers; keep one.")
             self._handlers[event] = f
+            self._declarations = None
             return f
 
         return decorate
@@ -410,6 +443,7 @@ class Plugin(Blueprint):
             if spec.name in self._steps:
                 raise PluginError(self.name, f"step {spec.name!r} is registered twice; pass name= to tell them apart.")
             self._steps[spec.name] = spec
+            self._declarations = None
             return f
 
         return decorate(func) if func is not None else decorate
@@ -459,25 +493,14 @@ class Plugin(Blueprint):
             raise PluginError(self.name, f"camera {name!r} is registered twice; give each camera its own name.")
         first = not self._cameras
         self._cameras[name] = spec
+        self._declarations = None
         if not first:
             return
 
-        def camera_stream(camera: str) -> "ResponseReturnValue":
-            return binding.host().serve(self, "camera_stream", camera=camera)
-
-        def camera_snapshot(camera: str) -> "ResponseReturnValue":
-            return binding.host().serve(self, "camera_snapshot", camera=camera)
-
-        def gallery() -> "ResponseReturnValue":
-            return binding.host().serve(self, "gallery")
-
-        def gallery_file(filename: str) -> "ResponseReturnValue":
-            return binding.host().serve(self, "gallery_file", filename=filename)
-
-        self.add_url_rule("/cameras/<camera>/stream.mjpg", "camera_stream", camera_stream)
-        self.add_url_rule("/cameras/<camera>/snapshot.jpg", "camera_snapshot", camera_snapshot)
-        self.add_url_rule("/gallery", "gallery", gallery)
-        self.add_url_rule("/gallery/<path:filename>", "gallery_file", gallery_file)
+        self._builtin(Builtin.CAMERA_STREAM, "/cameras/<camera>/stream.mjpg")
+        self._builtin(Builtin.CAMERA_SNAPSHOT, "/cameras/<camera>/snapshot.jpg")
+        self._builtin(Builtin.GALLERY, "/gallery")
+        self._builtin(Builtin.GALLERY_FILE, "/gallery/<path:filename>")
 
         def snapshot(label: str = "snapshot", camera: str = name) -> Dict[str, Any]:
             """Take a photo with the camera and keep it under the current workflow run; returns the
@@ -508,6 +531,7 @@ class Plugin(Blueprint):
                 plugin.observe("balance", lambda call: plugin.publish("calls", call))
         """
         self._on_start.append(func)
+        self._declarations = None
         return func
 
     @setupmethod
@@ -525,6 +549,7 @@ class Plugin(Blueprint):
                 plugin.logger.info("bye")
         """
         self._on_stop.append(func)
+        self._declarations = None
         return func
 
     @setupmethod
@@ -542,6 +567,7 @@ class Plugin(Blueprint):
                 plugin.logger.info("rate %s -> %s", old.rate_hz, new.rate_hz)
         """
         self._on_settings_change.append(func)
+        self._declarations = None
         return func
 
     @overload
@@ -584,6 +610,7 @@ class Plugin(Blueprint):
                 raise PluginError(self.name, f"worker {key!r}: every={every!r} must be a positive number of seconds.")
             self._workers[key] = WorkerSpec(name=key, func=f, every=every, backoff=backoff,
                                             max_backoff=max_backoff, max_crashes=max_crashes, window=window)
+            self._declarations = None
             return f
 
         return decorate(func) if func is not None else decorate

@@ -3,10 +3,11 @@ runs in (its runtime, publish, render, its built-in routes, the request guards).
 adds how an app is adopted (IvoryOS or the dev host) in :mod:`ivoryos_plugin.hosts.binding`."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
 
 from flask import Flask, Response, render_template, request
 
+from ..core.declarations import Builtin
 from ..core.names import PluginError
 from . import cameras, history_views, registry
 from .attach import add_plugin, attach
@@ -22,6 +23,30 @@ if TYPE_CHECKING:
     from flask.typing import ResponseReturnValue
 
     from ..core.plugin import Plugin
+
+
+def _settings(endpoint: str) -> "View":
+    return lambda plugin, args: settings_views(plugin)[endpoint]()
+
+
+View = Callable[["Plugin", Dict[str, Any]], "ResponseReturnValue"]
+
+#: Each built-in route of the declarations table -> the runtime's view for it (every member of
+#: :class:`~ivoryos_plugin.core.declarations.Builtin` has one: tests/test_architecture.py checks it).
+VIEWS: Dict[Builtin, View] = {
+    Builtin.ACTION: lambda plugin, args: action_view(plugin, str(args["name"])),
+    Builtin.STATIC: lambda plugin, args: send_file(plugin, "static", str(args["filename"])),
+    Builtin.PUBLIC: lambda plugin, args: send_file(plugin, "public", str(args["filename"])),
+    Builtin.HISTORY: lambda plugin, args: history_views.history(plugin.name, str(args["name"])),
+    Builtin.STEPS: lambda plugin, args: steps_page(plugin),
+    Builtin.RUN_STEP: lambda plugin, args: run_step(plugin, str(args["name"])),
+    Builtin.SETTINGS: _settings("settings"),
+    Builtin.SETTINGS_JSON: _settings("settings_json"),
+    Builtin.CAMERA_STREAM: lambda plugin, args: cameras.stream(plugin.name, str(args["camera"])),
+    Builtin.CAMERA_SNAPSHOT: lambda plugin, args: cameras.snapshot(plugin.name, str(args["camera"])),
+    Builtin.GALLERY: lambda plugin, args: cameras.gallery(plugin.name),
+    Builtin.GALLERY_FILE: lambda plugin, args: cameras.gallery_file(plugin.name, str(args["filename"])),
+}
 
 
 class RuntimeHost:
@@ -81,31 +106,13 @@ class RuntimeHost:
         :param context: more template variables."""
         return render_template(template, plugin_base=current_extension().base_template, plugin=plugin, **context)
 
-    def serve(self, plugin: "Plugin", route: str, **args: Any) -> "ResponseReturnValue":
-        """Answer one of the plugin's built-in routes.
+    def serve(self, plugin: "Plugin", route: Builtin, **args: Any) -> "ResponseReturnValue":
+        """Answer one of the plugin's built-in routes (:data:`VIEWS`).
 
         :param plugin: the plugin.
-        :param route: ``action``, ``static``, ``public``, ``settings`` or ``settings_json``.
+        :param route: which route.
         :param args: the view arguments."""
-        if route == "action":
-            return action_view(plugin, str(args["name"]))
-        if route in ("static", "public"):
-            return send_file(plugin, route, str(args["filename"]))
-        if route == "steps":
-            return steps_page(plugin)
-        if route == "history":
-            return history_views.history(plugin.name, str(args["name"]))
-        if route == "camera_stream":
-            return cameras.stream(plugin.name, str(args["camera"]))
-        if route == "camera_snapshot":
-            return cameras.snapshot(plugin.name, str(args["camera"]))
-        if route == "gallery":
-            return cameras.gallery(plugin.name)
-        if route == "gallery_file":
-            return cameras.gallery_file(plugin.name, str(args["filename"]))
-        if route == "run_step":
-            return run_step(plugin, str(args["name"]))
-        return settings_views(plugin)[route]()
+        return VIEWS[route](plugin, args)
 
     def guard(self, plugin: "Plugin") -> Optional[Response]:
         """Authenticate, refuse suspended plugins, check CSRF.

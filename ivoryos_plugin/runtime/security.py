@@ -23,11 +23,16 @@ __all__ = ["Principal", "AuthError", "authenticate", "guard_request", "harden_re
            "allowed_host_names", "host_ok", "host_refusal", "request_host_ok", "body_too_large"]
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: the Content-Security-Policy of every plugin page in any host: no other site frames it, no plugin
+#: object (Flash, PDF) runs, no <base> moves its relative URLs. ``ivoryos_plugin.run`` replaces it
+#: with a full policy on every page of IvoryOS's app (hosts/hardening_web.py).
+BASELINE_CSP = "frame-ancestors 'self'; object-src 'none'; base-uri 'self'"
 SECURITY_HEADERS = (("X-Content-Type-Options", "nosniff"),
                     ("X-Frame-Options", "SAMEORIGIN"),  # IvoryOS's left-panel iframe is same-origin
-                    ("Referrer-Policy", "same-origin"))
-#: the endpoints whose body is limited by ``Plugin(max_body=...)``
-BODY_ENDPOINTS = frozenset({"actions", "settings", "settings_json", "run_step"})
+                    ("Referrer-Policy", "same-origin"),
+                    ("Content-Security-Policy", BASELINE_CSP))
+#: generated replies a browser or a proxy never keeps (readings, history, tokens, status)
+NO_STORE_TYPES = frozenset({"application/json", "text/csv"})
 
 
 @dataclass(frozen=True)
@@ -212,9 +217,11 @@ def guard_request(plugin: str, public: bool) -> Optional[Response]:
         return deny(401, f"Plugin {plugin!r}: login required (log in to IvoryOS, or send "
                          "'Authorization: Bearer <token>').")
     runtime = ext.runtimes.get(plugin)
-    if (runtime is not None and request.method not in SAFE_METHODS
-            and (request.endpoint or "").rpartition(".")[2] in BODY_ENDPOINTS
-            and body_too_large(runtime.plugin.max_body)):
+    endpoint = request.endpoint or ""
+    row = (runtime.plugin.declarations.route(endpoint[len(plugin) + 1:])
+           if runtime is not None and endpoint.startswith(plugin + ".") else None)
+    if (runtime is not None and request.method not in SAFE_METHODS and row is not None
+            and row.policy.body_limited and body_too_large(runtime.plugin.max_body)):
         return error_response(413, f"Plugin {plugin!r}: the body is larger than {runtime.plugin.max_body} bytes "
                                    "(max_body); send less, or raise Plugin(max_body=...).")
     if request.method not in SAFE_METHODS and principal is not None and principal.via != "token":
@@ -302,9 +309,12 @@ def harden_response(response: Response, plugin: Optional[str]) -> Response:
 
 
 def security_headers(response: Response) -> Response:
-    """Add the security headers (:data:`SECURITY_HEADERS`), keeping any the route set itself.
+    """Add the security headers (:data:`SECURITY_HEADERS`), and ``Cache-Control: no-store`` on
+    generated JSON and CSV (not files), keeping any the route set itself.
 
     :param response: any response under a plugin's prefix, errors included."""
     for name, value in SECURITY_HEADERS:
         response.headers.setdefault(name, value)
+    if response.mimetype in NO_STORE_TYPES and not response.direct_passthrough:
+        response.headers.setdefault("Cache-Control", "no-store")
     return response

@@ -313,7 +313,7 @@ def run_step(plugin: "Plugin", name: str) -> Response:
     if spec is None:
         known = ", ".join(sorted(plugin._steps)) or "none"
         return error_response(404, f"Plugin {plugin.name!r} has no step {name!r}; steps: {known}.")
-    # max_body (whatever the framing) was enforced before this view, with the actions' (security.BODY_ENDPOINTS)
+    # max_body (whatever the framing) was enforced before this view (a body-limited row of the declarations)
     kwargs, problem = parse_arguments(plugin.name, spec, kind="step")  # the actions' checks: nesting, fields, NaN
     if problem is not None:
         return problem
