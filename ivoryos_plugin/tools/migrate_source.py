@@ -725,10 +725,7 @@ class PluginModule:
                     and "register_blueprint" in ast.unparse(stmt)):
                 self.note(stmt, "the __main__ block serves the page in a bare Flask app, without IvoryOS or the "
                                 f"framework's host; run it with: ivoryos-plugin run {self.target} --deck your_deck.py")
-        lines = self.text.splitlines()
         for node in ast.walk(tree):
-            line = lines[node.lineno - 1].strip() if hasattr(node, "lineno") else ""
-            shown = line if len(line) <= 70 else line[:67] + "..."
             if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id in self.state:
                 if not self._kept_read(node, parents):
                     self.note(node, f"line {node.lineno} still reads IvoryOS's internals ({node.id}); the framework "
@@ -737,7 +734,6 @@ class PluginModule:
             elif isinstance(node, ast.Name) and node.id in self.servers and isinstance(node.ctx, ast.Load):
                 self.note(node, f"line {node.lineno} still uses {node.id} (IvoryOS's Socket.IO server); use "
                                 f"{self.var}.publish(event, data) to send and @{self.var}.on(event) to receive.")
-
 
     def _kept_read(self, node: ast.AST, parents: Dict[int, ast.AST]) -> bool:
         """Whether ``node`` (the global state) is in a read of the deck module's own attribute that
