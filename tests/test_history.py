@@ -162,8 +162,8 @@ def test_plugin_record_keeps_values_not_from_a_stream(tmp_path: Path) -> None:
     app = create_app([plugin], data_dir=tmp_path / "data", testing=True)
     try:
         with app.app_context():
-            plugin.record("yield_mg", 12.5)
-            plugin.record("yield_mg", {"value": 13.0, "note": "second"})
+            plugin.record_value("yield_mg", 12.5)
+            plugin.record_value("yield_mg", {"value": 13.0, "note": "second"})
         body = login_client(app).get("/ivoryos/noter/history/yield_mg").get_json()
         assert [p["value"] for p in body["points"]] == [12.5, {"value": 13.0, "note": "second"}]
     finally:
@@ -195,7 +195,7 @@ def test_a_recorded_stream_keeps_flowing_through_nan_readings(tmp_path: Path) ->
         assert [v["value"] for v in sent[:6]] == [float(v["n"]) if v["n"] % 3 == 0 else None for v in sent[:6]]
         assert not live.received("stream_error")
         with app.app_context():
-            plugin.record("manual", {"value": -math.inf, "note": "overload"})
+            plugin.record_value("manual", {"value": -math.inf, "note": "overload"})
         client = login_client(app)
         body = client.get("/ivoryos/glitchy/history/reading").get_json()
         stored = {p["value"]["n"]: p["value"]["value"] for p in body["points"]}

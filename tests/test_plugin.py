@@ -166,3 +166,29 @@ def test_action_signatures_that_cannot_be_served_are_refused() -> None:
 
     with pytest.raises(PluginError, match=r"Plugin 'sigs': action 'star': \*args is not supported"):
         plugin.action(star)
+
+
+def test_record_keeps_its_flask_meaning_and_the_old_value_spelling_warns() -> None:
+    import warnings
+
+    from flask import Flask
+
+    from ivoryos_plugin import Plugin, PluginError
+
+    plugin = Plugin("recorder", __name__, template_folder=None)
+
+    @plugin.route("/")
+    def main() -> str:
+        return "main"
+
+    seen = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Flask's own call of Blueprint.record warns nothing
+        plugin.record(lambda state: seen.append(state.app.name))
+        Flask("recorder_app").register_blueprint(plugin)
+    assert seen == ["recorder_app"]
+    with pytest.warns(DeprecationWarning, match=r"plugin.record_value\(name, value\)"):
+        with pytest.raises(PluginError, match="not registered in an app yet"):
+            Plugin("old_spelling", __name__, template_folder=None).record("yield_mg", 12.4)
+    with pytest.raises(PluginError, match="record_value"):
+        plugin.record_value("", 1.0)

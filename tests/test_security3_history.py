@@ -400,7 +400,7 @@ def test_a_password_in_the_query_never_reaches_the_log_or_the_health_json(
 
     try:
         with caplog.at_level(logging.ERROR, logger="ivoryos_plugin.history"), app.app_context():
-            plugin.record("x", 1.0)
+            plugin.record_value("x", 1.0)
             store = app.extensions["ivoryos_plugin"].history()
             deadline = time.monotonic() + 10
             while not store.error and time.monotonic() < deadline:
@@ -434,9 +434,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tuple[str, str]
     app = create_app([plugin], data_dir=tmp_path_factory.mktemp("csv") / "data", token="csv-token", testing=True)
     with app.app_context():
         for name in NAMES.values():
-            plugin.record(name, 1.0)
+            plugin.record_value(name, 1.0)
         for value in CELLS:
-            plugin.record("cells", value)
+            plugin.record_value("cells", value)
     http = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_Quiet)
     thread = threading.Thread(target=http.serve_forever, name="csv-http", daemon=True)
     thread.start()

@@ -331,6 +331,28 @@ class Plugin(Blueprint):
 
         return decorate
 
+    def record_value(self, name: str, value: Any) -> None:
+        """Keep ``value`` in the history database under ``name`` (with the time and the IvoryOS run),
+        for values that do not come from a stream. Safe from any thread; returns at once. Call it
+        where the plugin runs in an app (an action, a step, a worker, a hook), not at import time.
+
+        :param name: the series' name (read at ``/ivoryos/<plugin>/history/<name>``).
+        :param value: a JSON-serialisable value (a number, or a dict whose ``"value"`` is downsampled).
+        :raises PluginError: a bad name, or the plugin is not registered in an app yet.
+
+        Example::
+
+            @plugin.step
+            def weigh_product() -> float:
+                grams = plugin.instrument("balance").weigh()
+                plugin.record_value("yield_mg", grams * 1000)
+                return grams
+        """
+        if not isinstance(name, str) or not name or len(name) > 128:
+            raise PluginError(self.name, f"record_value(name, value): the name must be a string of 1 to 128 "
+                                         f"characters, not {name!r}.")
+        self.runtime.record(name, value)
+
     @overload
     def record(self, name: "DeferredSetupFunction") -> None: ...
 
@@ -338,26 +360,22 @@ class Plugin(Blueprint):
     def record(self, name: str, value: Any) -> None: ...
 
     def record(self, name: Any, value: Any = _NO_VALUE) -> None:
-        """Keep ``value`` in the history database under ``name`` (with the time and the IvoryOS run),
-        for values that do not come from a stream. Safe from any thread; returns at once.
+        """Flask's ``Blueprint.record`` (a deferred setup function, which Flask itself calls).
 
-        With a single function argument this is Flask's ``Blueprint.record`` (a deferred setup
-        function), which Flask itself calls.
+        The old spelling ``plugin.record(name, value)`` of :meth:`record_value` still works in this
+        release, with a :class:`DeprecationWarning`; it goes in the next one.
 
-        :param name: the series' name (read at ``/ivoryos/<plugin>/history/<name>``).
-        :param value: a JSON-serialisable value (a number, or a dict whose ``"value"`` is downsampled).
-
-        Example::
-
-            plugin.record("yield_mg", 12.4)
-        """
+        :param name: a deferred setup function (or, deprecated, the series' name).
+        :param value: deprecated: the value to keep."""
         if value is _NO_VALUE and callable(name):
             super().record(name)  # Flask's deferred setup
             return
-        if not isinstance(name, str) or not name or len(name) > 128:
-            raise PluginError(self.name, f"record(name, value): the name must be a string of 1 to 128 characters, "
-                                         f"not {name!r}.")
-        self.runtime.record(name, value)
+        import warnings
+
+        warnings.warn(f"Plugin {self.name!r}: plugin.record(name, value) is now plugin.record_value(name, value) "
+                      "(Blueprint.record keeps its Flask meaning); the old spelling goes in the next release.",
+                      DeprecationWarning, stacklevel=2)
+        self.record_value(name, value)
 
     @setupmethod
     def on(self, event: str) -> Callable[[F], F]:
