@@ -23,7 +23,7 @@ from ivoryos_plugin import Plugin, create_app
 from ivoryos_plugin.hosts.devhost import stop
 from ivoryos_plugin.runtime.history import HistoryStore, Retention
 from ivoryos_plugin.testing import LiveClient, login_client
-from support import PY, ROOT, Server, free_port, ivoryos_login, start_process, wait_for_port
+from support import PY, ROOT, Server, free_port, ivoryos_login, start_process, wait_for_port, wait_until
 
 PLUGINS = ROOT / "tests" / "plugins"
 
@@ -140,7 +140,7 @@ def test_values_are_read_back_as_json_and_csv_with_bad_queries_refused(tmp_path:
         body = client.get("/ivoryos/rec_http/history/count?since=-60").get_json()
         assert body["count"] >= 30 and body["points"][0]["value"] == {"value": 1}
         csv_text = client.get("/ivoryos/rec_http/history/count.csv").get_data(as_text=True)
-        assert csv_text.splitlines()[0] == "t,time,value,run,step" and len(csv_text.splitlines()) >= 31
+        assert csv_text.splitlines()[0] == "t,time,value,run,step,data" and len(csv_text.splitlines()) >= 31
         bad = client.get("/ivoryos/rec_http/history/count?since=yesterday&max_points=0&colour=red")
         assert bad.status_code == 400
         assert sorted(bad.get_json()["errors"]) == ["_", "max_points", "since"]
@@ -154,6 +154,33 @@ def test_values_are_read_back_as_json_and_csv_with_bad_queries_refused(tmp_path:
         assert mine["history"]["rows"]["count"] >= 30 and mine["history"]["disk_bytes"] > 0
     finally:
         stop(app)
+
+
+def test_a_stream_recorded_by_key_gives_that_key_in_the_csv_value_column(tmp_path: Path) -> None:
+    import csv
+    import io
+    import json
+
+    plugin = Plugin("grams_csv", __name__, template_folder=None)
+    plugin.add_url_rule("/", "main", lambda: "page")
+    readings = itertools.count(1)
+
+    @plugin.stream("weight", hz=50, record="grams")
+    def weight() -> Dict[str, Any]:
+        n = next(readings)
+        return {"grams": n / 10, "stable": n % 2 == 0}
+
+    app = create_app([plugin], data_dir=tmp_path / "data", testing=True)
+    try:
+        client = login_client(app)
+        assert wait_until(lambda: client.get("/ivoryos/grams_csv/history/weight").get_json()["count"] >= 5, 5)
+        rows = list(csv.DictReader(io.StringIO(client.get("/ivoryos/grams_csv/history/weight.csv").get_data(as_text=True))))
+    finally:
+        stop(app)
+    assert len(rows) >= 5
+    for row in rows[:5]:
+        data = json.loads(row["data"])
+        assert float(row["value"]) == data["grams"] and set(data) == {"grams", "stable"}, row
 
 
 def test_plugin_record_keeps_values_not_from_a_stream(tmp_path: Path) -> None:

@@ -497,10 +497,11 @@ def test_csv_cells_that_a_spreadsheet_would_run_are_prefixed(served: Tuple[str, 
     status, headers, body = _get(address, token, "/ivoryos/csvp/history/cells.csv")
     assert status == 200 and headers["content-disposition"] == 'attachment; filename="csvp-cells.csv"'
     rows = list(csv.reader(io.StringIO(body.decode(), newline="")))
-    assert rows[0] == ["t", "time", "value", "run", "step"]
+    assert rows[0] == ["t", "time", "value", "run", "step", "data"]
     got = [row[2] for row in rows[1:]]
     assert got == ["'=HYPERLINK(\"http://evil\",\"x\")", "'+1+1", "'-2+3", "'@SUM(A1)", "'\tTAB", "'\rCR", "plain",
-                   "'-7", "12.5", "-3.25", "-4", '{"value": 1}', '["=a"]'], got
+                   "'-7", "12.5", "-3.25", "-4", "1", '["=a"]'], got
+    assert [row[5] for row in rows[1:]][-2:] == ['{"value": 1}', ""]  # a dict's whole reading, as JSON
     for row in rows[1:]:  # the cells the framework writes itself: numbers and times
         assert float(row[0]) > 0 and row[1][:2] == "20"
 

@@ -106,11 +106,16 @@ def history(plugin: str, name: str) -> Response:
         return error_response(503, f"Plugin {plugin!r}: the history database {mask_url(store.url)} cannot be read "
                                    f"({message}); see the server's log.")
     if as_csv:
-        return _csv(plugin, stream, found["points"], found["downsampled"])
+        runtime = ext.runtimes.get(plugin)
+        spec = runtime.plugin.declarations.streams.get(stream) if runtime is not None else None
+        key = spec.record if spec is not None and isinstance(spec.record, str) else "value"
+        return _csv(plugin, stream, found["points"], found["downsampled"], key)
     return jsonify({"plugin": plugin, "stream": stream, **query, **found, "last_run": last_run})
 
 
-def _csv(plugin: str, stream: str, points: List[Dict[str, Any]], downsampled: bool) -> Response:
+def _csv(plugin: str, stream: str, points: List[Dict[str, Any]], downsampled: bool, key: str = "value") -> Response:
+    """The CSV of a series. A dict value gives its ``key`` (the stream's ``record="grams"``, else
+    ``"value"``) in the ``value`` column and the whole reading as JSON in ``data``."""
     out = io.StringIO()
     writer = csv.writer(out)
     if downsampled:  # every cell is a number or a time the framework wrote
@@ -118,10 +123,13 @@ def _csv(plugin: str, stream: str, points: List[Dict[str, Any]], downsampled: bo
         for p in points:
             writer.writerow([f"{p['t']:.6f}", _iso(p["t"]), p["min"], p["max"], p["mean"], p["n"]])
     else:
-        writer.writerow(["t", "time", "value", "run", "step"])
+        writer.writerow(["t", "time", "value", "run", "step", "data"])
         for p in points:
-            writer.writerow([f"{p['t']:.6f}", _iso(p["t"]), cell(p["value"]), "" if p["run"] is None else p["run"],
-                             "" if p["step"] is None else p["step"]])
+            value = p["value"]
+            whole = isinstance(value, dict)
+            writer.writerow([f"{p['t']:.6f}", _iso(p["t"]), cell(value.get(key) if whole else value),
+                             "" if p["run"] is None else p["run"], "" if p["step"] is None else p["step"],
+                             cell(value) if whole else ""])
     response = Response(out.getvalue(), mimetype="text/csv")
     response.headers["Content-Disposition"] = attachment(f"{plugin}-{stream}.csv")
     return response
