@@ -434,3 +434,39 @@ def test_the_run_monitor_shows_a_runs_calls_readably_not_as_raw_json(browser: An
         assert traffic.failures() == []
     finally:
         context.close()
+
+
+# ------------------------------------------------------------------ IvoryPlugin.values: a form's values, typed
+VALUES_FORM = """<form id="typed">
+  <input name="count" type="number" value="5"><input name="ratio" type="range" min="0" max="1" step="0.25" value="0.75">
+  <input name="empty_number" type="number" value=""><input name="label" value="5">
+  <input name="as_int" data-type="int" value=" 12 "><input name="not_a_number" data-type="float" value="twelve">
+  <input name="flag" type="checkbox" checked><input name="off" type="checkbox">
+  <input name="wells" type="checkbox" value="A1" checked><input name="wells" type="checkbox" value="B2">
+  <input name="wells" type="checkbox" value="C3" checked>
+  <input name="speed" type="radio" value="1" data-type="int"><input name="speed" type="radio" value="2" data-type="int" checked>
+  <input name="none_picked" type="radio" value="x">
+  <select name="unit"><option>g</option><option selected>mg</option></select>
+  <select name="baud" data-type="int"><option selected>9600</option></select>
+  <select name="many" multiple data-type="number"><option selected>1</option><option>2</option><option selected>3</option></select>
+  <input name="json" data-type="json" value='{"a": [1, 2]}'><textarea name="note">two
+lines</textarea>
+  <input name="skipped" disabled value="1"><input name="csrf_token" type="hidden" value="secret">
+  <input type="hidden" name="hidden_number" data-type="number" value="7"><button name="go" value="1">Go</button>
+</form>"""
+
+
+def test_values_reads_a_form_as_an_action_expects_it(browser: Any, dev: Server) -> None:
+    context = offline_context(browser)
+    try:
+        page = context.new_page()
+        page.goto(token_url(dev, "/ivoryos/hello/"))
+        page.evaluate("html => document.body.insertAdjacentHTML('beforeend', html)", VALUES_FORM)
+        assert page.evaluate("() => IvoryPlugin.values('#typed')") == {
+            "count": 5, "ratio": 0.75, "empty_number": None, "label": "5", "as_int": 12, "not_a_number": "twelve",
+            "flag": True, "off": False, "wells": ["A1", "C3"], "speed": 2, "none_picked": None, "unit": "mg",
+            "baud": 9600, "many": [1, 3], "json": {"a": [1, 2]}, "note": "two\nlines", "hidden_number": 7}
+        with pytest.raises(Exception, match="must be a <form>"):
+            page.evaluate("() => IvoryPlugin.values('#greet')")
+    finally:
+        context.close()
