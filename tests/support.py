@@ -67,6 +67,8 @@ def start_process(argv: List[str], directory: Path, log_name: str, env: Optional
     port = port or free_port()
     log = directory / log_name
     full_env = {**os.environ, "PORT": str(port), "PYTHONUNBUFFERED": "1", **(env or {})}
+    # the checkout beside the tests, after what the test puts first (never instead of it)
+    full_env["PYTHONPATH"] = os.pathsep.join(p for p in (full_env.get("PYTHONPATH", ""), str(ROOT)) if p)
     full_env.pop("IVORYOS_ACTIVE", None)
     with open(log, "wb") as handle:
         proc = subprocess.Popen(argv, cwd=directory, env=full_env, stdout=handle,
