@@ -1,7 +1,12 @@
 """IvoryOS's own open doors, closed by ``ivoryos_plugin.run`` (plain ``ivoryos.run`` keeps them).
 
-Each hardening answers one threat, is printed at start and has an opt-out, a keyword argument of
-``ivoryos_plugin.run`` (docs/security.md lists them):
+Each hardening answers one threat and has an opt-out, a keyword argument of ``ivoryos_plugin.run``
+(docs/security.md lists them). Each is installed on IvoryOS's app when the framework's blueprint
+registers, then proven (:mod:`.hardening_probes`: a request through the installed guard, a client
+offered to the guarded Socket.IO handler, a look at what is in place), proven again just before
+IvoryOS listens, and only then printed. One that cannot be installed or proven stops
+``ivoryos_plugin.run`` with a :class:`HardeningError` naming it and its opt-out; the health page
+(``/ivoryos/plugins/``, ``status.json``) shows each one's state: on, off (opted out) or failed.
 
 =====================================  ===============================================  ==================================
 hardening                              threat                                           opt out
@@ -15,32 +20,36 @@ Host allow-list (400 otherwise)        a DNS-rebinding page is "same origin"    
                                                                                         env ``IVORYOS_PLUGIN_ALLOWED_HOSTS``
 logout ends the session server-side    a cookie copied before logout keeps working      ``keep_sessions_after_logout=True``
 login form needs its CSRF token        another site logs the browser in as its account  ``login_csrf=False``
+CSRF token (and this origin) on        another site's page starts, pauses, aborts runs  ``ivoryos_csrf=False``
+IvoryOS's own state-changing routes    and uploads files in a logged-in browser
+CSP, X-Frame-Options, nosniff,         another site frames the instrument controls      ``security_headers=False``
+no-store on JSON                       (clickjacking); cached readings and tokens
+session cookie SameSite=Lax            other sites' form posts carry the session        ``samesite_cookie=False``
+a logo must be a real image; uploads   an HTML "logo" is a page on the lab's origin     ``check_uploads=False``
+served as downloads with nosniff       (stored XSS)
 =====================================  ===============================================  ==================================
 
-:func:`apply` is the launcher's one call: it takes the options out of ``run``'s keyword arguments
-and arranges for :func:`install` to run on IvoryOS's app when the framework's blueprint registers
-(inside ``ivoryos.run``, before it serves). IvoryOS's internals are reached through the adapter.
+:func:`take_options` takes the options out of ``run``'s keyword arguments; :func:`arm` (the
+launcher's last step before ``ivoryos.run``) sets up the installation and the check before serving.
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, fields
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
-from flask import Flask, Response, redirect, request, session, url_for
-from werkzeug.wrappers import Request as WerkzeugRequest
+from flask import Flask
 
 from ..runtime.attach import framework_blueprint
-from ..runtime.connections import Connection
 from ..runtime.extension import Extension
-from ..runtime.replies import error_response
-from ..runtime.inbound import HOSTS_KEY, allowed_host_names, host_ok, host_refusal, request_host_ok
-from ..runtime.security import SECURITY_HEADERS, AuthError, authenticate, check_csrf, origin_ok, wants_json
+from ..runtime.inbound import HOSTS_KEY, allowed_host_names
 from . import ivoryos as adapter
+from .hardening_probes import Probes
+from .hardening_web import HostCheck, Hooks, socket_check
 
 log = logging.getLogger("ivoryos_plugin")
 
-__all__ = ["Options", "apply", "install", "describe"]
+__all__ = ["Options", "HardeningError", "Report", "take_options", "arm", "install", "describe"]
 
 
 @dataclass(frozen=True)
@@ -52,7 +61,12 @@ class Options:
     :param allow_anonymous_socket: let IvoryOS's Socket.IO namespace take anonymous clients from any origin.
     :param allowed_hosts: more Host names (a list or a comma-separated string); ``"*"``: any Host.
     :param keep_sessions_after_logout: a session cookie keeps working after logout, as with IvoryOS.
-    :param login_csrf: require the login form's CSRF token."""
+    :param login_csrf: require the login form's CSRF token.
+    :param ivoryos_csrf: require the session's CSRF token (and this server's origin) on IvoryOS's own
+        state-changing routes, and give IvoryOS's pages the token.
+    :param security_headers: Content-Security-Policy, X-Frame-Options, nosniff and no-store on IvoryOS's responses.
+    :param samesite_cookie: the session cookie is ``SameSite=Lax``.
+    :param check_uploads: a logo must be an image, and IvoryOS's logo folder serves downloads."""
 
     allow_signup: bool = False
     allow_anonymous: bool = False
@@ -60,6 +74,10 @@ class Options:
     allowed_hosts: Union[None, str, Sequence[str]] = None
     keep_sessions_after_logout: bool = False
     login_csrf: bool = True
+    ivoryos_csrf: bool = True
+    security_headers: bool = True
+    samesite_cookie: bool = True
+    check_uploads: bool = True
 
     @property
     def any_host(self) -> bool:
@@ -71,10 +89,45 @@ class Options:
 NAMES = tuple(f.name for f in fields(Options))
 
 
-def apply(run_kwargs: Dict[str, Any]) -> List[str]:
-    """The launcher's call: take the hardening options out of ``run_kwargs`` (``ivoryos_plugin.run``'s
-    extra keyword arguments, so ``ivoryos.run`` never sees them), harden IvoryOS's app when it
-    registers the framework, and return one line per hardening to print.
+class HardeningError(Exception):
+    """A hardening item that could not be installed or proven: ``ivoryos_plugin.run`` does not serve.
+    The message names each such item, why, and its opt-out."""
+
+
+@dataclass(frozen=True)
+class Item:
+    """One hardening: its key, its name on the health page, its opt-out, and whether it is on."""
+
+    key: str
+    title: str
+    opt_out: str
+    on: bool
+
+
+def items(options: Options) -> List[Item]:
+    """The hardening items, in the order they are printed.
+
+    :param options: the options."""
+    return [
+        Item("signup", "signup off", "allow_signup=True", not options.allow_signup),
+        Item("login", "a login on every IvoryOS route", "allow_anonymous=True", not options.allow_anonymous),
+        Item("socket", "IvoryOS's Socket.IO namespace: a login and this origin", "allow_anonymous_socket=True",
+             not options.allow_anonymous_socket),
+        Item("hosts", "Host allow-list", "allowed_hosts='*'", not options.any_host),
+        Item("sessions", "logout ends the session", "keep_sessions_after_logout=True",
+             not options.keep_sessions_after_logout),
+        Item("login_csrf", "the login form's CSRF token", "login_csrf=False", options.login_csrf),
+        Item("csrf", "CSRF token and origin on IvoryOS's own routes", "ivoryos_csrf=False", options.ivoryos_csrf),
+        Item("headers", "Content-Security-Policy, X-Frame-Options, no-store", "security_headers=False",
+             options.security_headers),
+        Item("cookie", "session cookie SameSite=Lax", "samesite_cookie=False", options.samesite_cookie),
+        Item("uploads", "uploads: real images only, served as downloads", "check_uploads=False", options.check_uploads),
+    ]
+
+
+def take_options(run_kwargs: Dict[str, Any]) -> Options:
+    """Take the hardening options out of ``run_kwargs`` (``ivoryos_plugin.run``'s extra keyword
+    arguments, so ``ivoryos.run`` never sees them).
 
     :param run_kwargs: the keyword arguments (changed in place).
     :raises TypeError: an option of the wrong type."""
@@ -82,9 +135,7 @@ def apply(run_kwargs: Dict[str, Any]) -> List[str]:
     for name, value in given.items():
         if name != "allowed_hosts" and not isinstance(value, bool):
             raise TypeError(f"ivoryos_plugin.run({name}=...) takes True or False, not {value!r}.")
-    options = Options(**given)
-    framework_blueprint.on_register(lambda app, ext: install(app, ext, options))
-    return describe(options)
+    return Options(**given)
 
 
 def _host_list(options: Options) -> str:
@@ -128,143 +179,162 @@ def describe(options: Options) -> List[str]:
         if not options.login_csrf else
         "the login form carries a CSRF token and a login without it is refused (ivoryos.run: another site can "
         "log the browser in to its own account); login_csrf=False turns it off.",
+        "IvoryOS's own routes take POSTs without a CSRF token, from any page (ivoryos_csrf=False), as with "
+        "ivoryos.run: another site's page can start, pause and abort runs in a logged-in browser."
+        if not options.ivoryos_csrf else
+        "IvoryOS's own forms and routes need the session's CSRF token and this server's origin (ivoryos.run: "
+        "another site's page starts, pauses and aborts runs and uploads files in a logged-in browser); its pages "
+        "send the token; ivoryos_csrf=False turns it off.",
+        "IvoryOS's pages have no Content-Security-Policy or X-Frame-Options (security_headers=False), as with "
+        "ivoryos.run: any site can frame the instrument controls." if not options.security_headers else
+        "IvoryOS's pages: a Content-Security-Policy (scripts from this server only, frame-ancestors 'self'), "
+        "X-Frame-Options SAMEORIGIN, nosniff, and no-store on JSON (ivoryos.run: any site can frame the "
+        "instrument controls); security_headers=False turns it off.",
+        "the session cookie keeps the config's SameSite (samesite_cookie=False)." if not options.samesite_cookie else
+        "the session cookie is SameSite=Lax (ivoryos.run: no SameSite, sent with other sites' form posts); "
+        "samesite_cookie=False turns it off.",
+        "IvoryOS takes any file as a logo and serves it as a page (check_uploads=False), as with ivoryos.run."
+        if not options.check_uploads else
+        "a logo must be a PNG, JPEG, GIF or WebP image, and IvoryOS's logo folder serves downloads with nosniff "
+        "(ivoryos.run: an HTML 'logo' runs its script on this server's origin); check_uploads=False turns it off.",
     ]
 
 
-# ------------------------------------------------------------------ installing on IvoryOS's app
-def install(app: Flask, ext: Extension, options: Options) -> None:
-    """Harden IvoryOS's ``app`` (the registration hook :func:`apply` sets up).
+# ------------------------------------------------------------------ installing, proving, reporting
+class Report:
+    """Each item's state on one run: what :func:`install` did, what the probes found.
 
-    :param app: IvoryOS's app (another app is left alone).
+    :param options: the options."""
+
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        self.items = items(options)
+        self.problems: Dict[str, str] = {}
+        self.probes: Optional[Probes] = None
+
+    @property
+    def installed(self) -> bool:
+        """Whether :func:`install` ran on IvoryOS's app."""
+        return self.probes is not None
+
+    def fail_if_any(self, problems: Dict[str, str], when: str) -> None:
+        """Record ``problems`` (item key -> why) and raise :class:`HardeningError` naming each.
+
+        :param problems: the failed items.
+        :param when: what was being done (for the message)."""
+        self.problems.update(problems)
+        if not problems:
+            return
+        lines = [f"IvoryOS's hardening failed {when}, so ivoryos_plugin.run does not serve it:"]
+        for item in self.items:
+            if item.key in problems:
+                lines.append(f"  - {item.title}: {problems[item.key]} Opt out of it with "
+                             f"ivoryos_plugin.run(..., {item.opt_out}) only if you accept that risk "
+                             f"(docs/security.md), or install an IvoryOS this framework was verified on "
+                             f"({adapter.VERIFIED_ON}).")
+        raise HardeningError("\n".join(lines))
+
+    def status(self) -> List[Dict[str, str]]:
+        """Each item, for the health page: ``{"item", "title", "state": "on" | "off" | "failed",
+        "opt_out", "detail"}``; an item still on is looked at again (its hook still in place)."""
+        current = dict(self.problems)
+        if self.probes is not None:
+            for key, problem in self.probes.structure().items():
+                current.setdefault(key, problem)
+        states = []
+        for item in self.items:
+            if not item.on:
+                state, detail = "off", f"opted out: {item.opt_out}"
+            elif item.key in current or not self.installed:
+                state, detail = "failed", current.get(item.key) or "not installed."
+            else:
+                state, detail = "on", "installed, proven at start, still in place"
+            states.append({"item": item.key, "title": item.title, "state": state, "opt_out": item.opt_out,
+                           "detail": detail})
+        return states
+
+
+def arm(options: Options, say: Callable[[str], None]) -> Report:
+    """The launcher's call just before ``ivoryos.run``: install the hardening on IvoryOS's app when it
+    registers the framework's blueprint, prove it there, prove it again before IvoryOS listens, then
+    ``say`` one line per item.
+
+    :param options: the options (:func:`take_options`).
+    :param say: prints a line.
+    :raises HardeningError: the check before serving cannot be put in place."""
+    report = Report(options)
+
+    def gate() -> None:
+        if not report.installed:
+            report.fail_if_any({item.key: "IvoryOS's app never registered the framework's blueprint, so nothing was "
+                                          "installed." for item in report.items if item.on}, "before serving")
+        assert report.probes is not None
+        report.fail_if_any(report.probes.run(), "just before serving")
+        for line in describe(options):
+            say(line)
+            log.info("hardening: %s", line)
+
+    if not adapter.before_serving(gate):
+        report.fail_if_any({item.key: "the check before IvoryOS serves cannot be put in place (ivoryos.run's "
+                                      "socketio.run was not found)." for item in report.items if item.on}, "to start")
+    framework_blueprint.on_register(lambda app, ext: install(app, ext, report))
+    return report
+
+
+def install(app: Flask, ext: Extension, report: Report) -> None:
+    """Harden IvoryOS's ``app`` and prove each item (the registration hook :func:`arm` sets up).
+
+    :param app: IvoryOS's app.
     :param ext: its framework state.
-    :param options: the opt-outs."""
+    :param report: the run's report (filled in).
+    :raises HardeningError: an item that is on could not be installed or proven."""
+    options = report.options
+    ext.hardening = report.status
+    on = {item.key for item in report.items if item.on}
     if not adapter.is_ivoryos_app(app):
-        return
+        report.fail_if_any({key: f"IvoryOS's app was not recognised (its import name is {app.import_name!r}, not "
+                                 "'ivoryos.app'), so nothing was installed on it." for key in sorted(on)},
+                           "to install")
+        return  # every item is opted out: nothing to do on an app that is not IvoryOS's
     if options.allowed_hosts is not None:
         listed = options.allowed_hosts
         app.config[HOSTS_KEY] = [listed] if isinstance(listed, str) else list(listed)
-    if not options.any_host:
+    if "hosts" in on:
         app.wsgi_app = HostCheck(app.wsgi_app, app)  # type: ignore[method-assign]
-    public = {adapter.LOGIN_ENDPOINT, adapter.STATIC_ENDPOINT} | ({adapter.SIGNUP_ENDPOINT} if options.allow_signup
-                                                                   else set())
-
-    def harden_request() -> Optional[Response]:
-        if not options.keep_sessions_after_logout and ext.sessions.session_ended(session):
-            session.clear()  # logged out: the copied cookie is nobody's
-        if ext.plugin_of_path(request.path) is not None:
-            return None  # a plugin's route: its own guard (login, tokens, CSRF) answers
-        endpoint = request.endpoint
-        if endpoint == adapter.SIGNUP_ENDPOINT and not options.allow_signup:
-            return _refuse(403, "IvoryOS: signup is off under ivoryos_plugin.run (anyone who reaches this port could "
-                                "make an account and run the instruments). Ask whoever runs it, or start it with "
-                                "ivoryos_plugin.run(..., allow_signup=True).")
-        if endpoint == adapter.LOGIN_ENDPOINT and request.method == "POST" and options.login_csrf:
-            reason = check_csrf()
-            if reason is not None:
-                return _refuse(400, f"IvoryOS: login refused: {reason} The login form's CSRF token is missing or "
-                                    "stale: reload the login page and log in again.")
-        if options.allow_anonymous or endpoint is None or endpoint in public:
-            return None  # (no endpoint: a 404 or 405, which runs nothing and stays what it is)
-        from flask_login import current_user
-
-        if current_user.is_authenticated:
-            return None
-        if wants_json():
-            return error_response(401, "IvoryOS: login required (ivoryos_plugin.run); log in at "
-                                       f"{url_for(adapter.LOGIN_ENDPOINT)}.", login=url_for(adapter.LOGIN_ENDPOINT))
-        return redirect(url_for(adapter.LOGIN_ENDPOINT))  # type: ignore[return-value]
-
-    def login_page(response: Response) -> Response:
-        if (request.endpoint == adapter.LOGIN_ENDPOINT and response.status_code == 200
-                and response.mimetype == "text/html" and not response.direct_passthrough):
-            from flask_wtf.csrf import generate_csrf
-
-            page = response.get_data(as_text=True)
-            if options.login_csrf:
-                page = adapter.login_form_with_token(page, generate_csrf())
-            if not options.allow_signup:
-                page = adapter.without_signup_link(page)
-            response.set_data(page)
-        return response
-
-    app.before_request_funcs.setdefault(None, []).insert(0, harden_request)  # before IvoryOS's own
-    app.after_request(login_page)
-    if not options.allow_anonymous_socket and ext.socketio is not None:
-        adapter.guard_default_namespace(ext.socketio, _socket_check(app, ext),
-                                        lambda sid: ext.connections.remove("/", sid))
-    for line in describe(options):
-        log.info("hardening: %s", line)
+    if "cookie" in on:
+        for key in ("SESSION_COOKIE_SAMESITE", "REMEMBER_COOKIE_SAMESITE"):
+            if app.config.get(key) not in ("Lax", "Strict"):
+                app.config[key] = "Lax"
+    hooks = Hooks(app, ext, options, _cdn_origins(app))
+    app.before_request_funcs.setdefault(None, []).insert(0, hooks.before)  # before IvoryOS's own
+    if on & {"login_csrf", "signup", "csrf"}:
+        app.after_request(hooks.pages)
+    if "headers" in on:
+        app.after_request(hooks.headers)
+    if "uploads" in on:
+        app.after_request(hooks.uploads)
+    problems: Dict[str, str] = {}
+    if "socket" in on:
+        if ext.socketio is None:
+            problems["socket"] = "IvoryOS's app has no Socket.IO server to guard."
+        elif not adapter.guard_default_namespace(ext.socketio, socket_check(app, ext),
+                                                 lambda sid: ext.connections.remove("/", sid)):
+            problems["socket"] = ("IvoryOS's connect handler is not in python-socketio's handler table "
+                                  "(server.handlers['/']['connect']), so the guard would guard nothing.")
+    report.probes = Probes(app, ext, hooks, options, on)
+    report.fail_if_any(problems, "to install")
+    report.fail_if_any(report.probes.run(), "its check after installing")
 
 
-def _refuse(status: int, message: str) -> Response:
-    if wants_json():
-        return error_response(status, message)
-    page = (f'<!doctype html><meta charset="utf-8"><title>IvoryOS</title><p style="font: 15px system-ui, '
-            f'sans-serif; margin: 2em">{_html(message)}</p><p style="margin: 2em"><a href="'
-            f'{url_for(adapter.LOGIN_ENDPOINT)}">Log in</a></p>')
-    return Response(page, status=status, mimetype="text/html", headers=dict(SECURITY_HEADERS))
+def _cdn_origins(app: Flask) -> List[str]:
+    """The CDN origins IvoryOS's pages still load from (libraries without a local copy, or the local
+    copies turned off): the Content-Security-Policy allows them, and says so in the log."""
+    from . import offline
 
-
-def _html(text: str) -> str:
-    from markupsafe import escape
-
-    return str(escape(text))
-
-
-def _socket_check(app: Flask, ext: Extension) -> Any:
-    """The default namespace's gate: this server's Host and origin, and a logged-in session (or token)."""
-    def check(sid: str, environ: Any, auth: Any) -> Optional[str]:
-        with app.request_context(environ):
-            try:
-                if not request_host_ok():
-                    return f"IvoryOS's Socket.IO: {host_refusal(request.host)}"
-                origin = request.headers.get("Origin")
-                if not origin_ok(origin, request.host, app.config.get("IVORYOS_PLUGIN_ALLOWED_ORIGINS")):
-                    return (f"IvoryOS's Socket.IO: origin {origin!r} is not allowed; add it to "
-                            "IVORYOS_PLUGIN_ALLOWED_ORIGINS if it is yours.")
-                token = auth.get("token") if isinstance(auth, dict) else None
-                principal = authenticate(None, token)
-            except AuthError as exc:
-                return f"unauthorized: IvoryOS's Socket.IO: {exc}"
-            except Exception as exc:  # an error never lets a client in
-                log.exception("refusing a client of IvoryOS's Socket.IO: the credential check failed")
-                return f"unauthorized: IvoryOS's Socket.IO: the credential check failed ({type(exc).__name__})"
-            if principal is None:
-                return ("unauthorized: IvoryOS's Socket.IO needs a logged-in session (ivoryos_plugin.run; "
-                        "allow_anonymous_socket=True turns this off)")
-            ext.connections.add(Connection(
-                sid=sid, namespace="/", token=principal.token, session_id=principal.session_id,
-                user=principal.name if principal.via == "session" else None, session_at=principal.session_at))
-        return None
-
-    return check
-
-
-class HostCheck:
-    """WSGI middleware, outermost (Socket.IO's transport included): 400 for a Host that is not
-    localhost, an IP address or configured (``IVORYOS_PLUGIN_ALLOWED_HOSTS``).
-
-    :param wsgi_app: the app's WSGI callable.
-    :param app: the Flask app (its config is read per request)."""
-
-    def __init__(self, wsgi_app: Any, app: Flask) -> None:
-        self.wsgi_app, self.app = wsgi_app, app
-
-    def __call__(self, environ: Dict[str, Any], start_response: Any) -> Any:
-        """Answer the request, or refuse its Host.
-
-        :param environ: the WSGI environ.
-        :param start_response: the WSGI callable."""
-        host = str(environ.get("HTTP_HOST") or "")
-        if host_ok(host, allowed_host_names(self.app.config)):
-            return self.wsgi_app(environ, start_response)
-        message = f"400 Bad Request: {host_refusal(host)}"
-        wants = WerkzeugRequest(environ).accept_mimetypes.best_match(["text/html", "application/json"])
-        if wants == "application/json":
-            import json
-
-            body, mimetype = json.dumps({"error": message}), "application/json"
-        else:
-            body, mimetype = message, "text/plain"
-        response = Response(body, status=400, mimetype=mimetype, headers=dict(SECURITY_HEADERS))
-        return response(environ, start_response)
+    local = offline.available_assets() if app.config.get(offline.CONFIG_KEY, True) else {}
+    origins = sorted({"https://" + url.split("/")[2] for url in adapter.CDN_ASSETS if url not in local})
+    if origins:
+        log.warning("ivoryos_plugin: IvoryOS's pages load libraries from %s (no local copy): the "
+                    "Content-Security-Policy allows these origins; run 'npm ci' to serve them locally.",
+                    ", ".join(origins))
+    return origins

@@ -218,6 +218,7 @@ def _host_first(host: Callable[..., Any], plugin: Callable[..., Any], name: str,
             log.error("plugin %r: its Socket.IO handler for %r raised %s: %s", name, event, type(exc).__name__, exc)
         return answer
 
+    both._ivoryos_plugin_host = host  # type: ignore[attr-defined]
     return both
 
 
@@ -542,19 +543,24 @@ def guard_default_namespace(socketio: Any, check: Callable[[str, Any, Any], Opti
     sends the run's state), and call ``gone(sid)`` when a default-namespace client leaves.
 
     Uses python-socketio's handler table ``server.handlers['/']`` (verified on python-socketio 5.18,
-    Flask-SocketIO 5.7, IvoryOS 1.7.2, whose handlers are registered there with ``@socketio.on``).
-    A client ``check`` refuses is never in the namespace, so its events reach no handler.
+    Flask-SocketIO 5.7, IvoryOS 1.6.14 and 1.7.2, whose handlers are registered there with
+    ``@socketio.on``; probed at start by :func:`default_namespace_refusal`). A client ``check``
+    refuses is never in the namespace, so its events reach no handler.
 
     :param socketio: the ``flask_socketio.SocketIO``.
     :param check: ``check(sid, environ, auth)`` -> a refusal message, or None to let the client in.
     :param gone: called with the sid of a client that disconnected.
-    :returns: False when there is no Socket.IO server to guard."""
+    :returns: whether IvoryOS's ``connect`` handler is now behind ``check``: False when there is no
+        Socket.IO server, or no ``connect`` handler where IvoryOS 1.7.2 puts it (a renamed table or
+        a class-based namespace: the guard would guard nothing of IvoryOS's)."""
     from socketio.exceptions import ConnectionRefusedError as Refused
 
     if getattr(socketio, "server", None) is None:
         return False
     handlers = default_namespace_handlers(socketio)
     original, left = handlers.get("connect"), handlers.get("disconnect")
+    if original is None:
+        return False
     if getattr(original, "_ivoryos_plugin_guard", False):
         return True
 
@@ -576,4 +582,133 @@ def guard_default_namespace(socketio: Any, check: Callable[[str, Any, Any], Opti
 
     connect._ivoryos_plugin_guard = True  # type: ignore[attr-defined]
     handlers["connect"], handlers["disconnect"] = connect, disconnect
+    return True
+
+
+def default_namespace_guarded(socketio: Any) -> bool:
+    """Whether the default namespace's ``connect`` handler is still :func:`guard_default_namespace`'s
+    (or a plain plugin's handler chained after it by :func:`guard_init_socketio`): what the health
+    page re-checks. Reads python-socketio's ``server.handlers['/']`` (verified on python-socketio 5.x).
+
+    :param socketio: the ``flask_socketio.SocketIO``."""
+    handler = default_namespace_handlers(socketio).get("connect")
+    while handler is not None:
+        if getattr(handler, "_ivoryos_plugin_guard", False):
+            return True
+        handler = getattr(handler, "_ivoryos_plugin_host", None)
+    return False
+
+
+def default_namespace_refusal(socketio: Any, environ: Dict[str, Any]) -> Optional[str]:
+    """Offer the default namespace's ``connect`` handler a client, as python-socketio does for a new
+    one (``handler(sid, environ, auth)``; verified on python-socketio 5.x), and return its refusal,
+    or None when it let the client in. The probe of the Socket.IO guard at start: called outside
+    any request, with a made-up sid that no transport holds.
+
+    :param socketio: the ``flask_socketio.SocketIO``.
+    :param environ: the WSGI environ of the handshake (no cookie: an anonymous client)."""
+    from socketio.exceptions import ConnectionRefusedError as Refused
+
+    connect = default_namespace_handlers(socketio).get("connect")
+    if connect is None:
+        return None
+    try:
+        answer = connect("ivoryos_plugin-probe", environ, None)
+    except Refused as exc:
+        return str((exc.error_args or {}).get("message") or "refused")
+    except Exception as exc:  # a handler that fails is not a refusal: python-socketio lets the client in
+        log.info("the default namespace's connect handler raised %s for the probe: %s", type(exc).__name__, exc)
+        return None
+    return "refused (the handler answered False)" if answer is False else None
+
+
+# ------------------------------------------------------------------ uploads, pages, serving
+#: IvoryOS's logo upload (verified on 1.6.14 and 1.7.2's ``routes/main/main.py``; probed at start):
+#: ``POST {prefix}/customize-logo`` with the file in the form field ``logo``, saved under its own
+#: name into the app's static folder ``user_logos/``, which serves it to anyone (the login page too)
+LOGO_ENDPOINT = "main.customize_logo"
+LOGO_FIELD = "logo"
+LOGO_FOLDER = "user_logos"
+#: IvoryOS's run controls (verified on 1.6.14 and 1.7.2's ``routes/execute/execute.py``): start,
+#: pause/resume, abort, retry. The CSRF probe at start must find each and see it refused without a token.
+RUN_CONTROL_ENDPOINTS = ("execute.experiment_run", "execute.api_pause", "execute.api_abort_current",
+                         "execute.api_abort_pending", "execute.api_retry")
+_FORM_TAG = re.compile(r"<form\b[^>]*>", re.IGNORECASE)
+_METHOD_POST = re.compile(r"""\bmethod\s*=\s*["']?post\b""", re.IGNORECASE)
+_TOKEN_FIELD = re.compile(r"""\bname\s*=\s*["']?csrf_token\b""", re.IGNORECASE)
+_FORM_END = re.compile(r"</form\s*>|<form\b", re.IGNORECASE)
+_HEAD_END = re.compile(r"</head\s*>", re.IGNORECASE)
+_SCRIPT_TAG = re.compile(r"<script\b", re.IGNORECASE)
+
+
+def logo_folder(app: Flask) -> Optional[str]:
+    """The URL path under which IvoryOS serves uploaded logos (``{prefix}/static/user_logos/``: its
+    app's own static route, public; verified on 1.6.14 and 1.7.2), or None without a static folder.
+
+    :param app: IvoryOS's app."""
+    if not app.static_folder or app.static_url_path is None:
+        return None
+    return f"{app.static_url_path.rstrip('/')}/{LOGO_FOLDER}/"
+
+
+def forms_with_token(html: str, token: str) -> str:
+    """IvoryOS's HTML (a page, or a fragment its scripts fetch and insert) with a hidden
+    ``csrf_token`` field first in each POST form that has none. IvoryOS 1.6.14 and 1.7.2 write their
+    forms in the templates (``<form method="POST" ...>``, ``method='POST'``; the logo and deck forms
+    of ``base.html``, the run configuration, the designer's action forms), most without the field.
+
+    :param html: the HTML.
+    :param token: the session's CSRF token."""
+    field = f'<input type="hidden" name="csrf_token" value="{escape(token)}">'
+    parts: List[str] = []
+    done = 0
+    for form in _FORM_TAG.finditer(html):
+        if not _METHOD_POST.search(form.group(0)):
+            continue
+        end = _FORM_END.search(html, form.end())
+        if _TOKEN_FIELD.search(html, form.end(), end.start() if end else len(html)):
+            continue
+        parts += [html[done:form.end()], field]
+        done = form.end()
+    return "".join(parts) + html[done:] if parts else html
+
+
+def page_with_head_tags(html: str, tags: str) -> str:
+    """A page with ``tags`` in its ``<head>``, before its first script (so they run before any of
+    IvoryOS's own: ``base.html`` loads its libraries in ``<head>``; verified on 1.6.14 and 1.7.2).
+    A fragment without ``</head>`` is returned as it is.
+
+    :param html: the page.
+    :param tags: the HTML to insert."""
+    end = _HEAD_END.search(html)
+    if end is None:
+        return html
+    first = _SCRIPT_TAG.search(html, 0, end.start())
+    at = first.start() if first is not None else end.start()
+    return html[:at] + tags + "\n" + html[at:]
+
+
+def before_serving(gate: Callable[[], None]) -> bool:
+    """Run ``gate()`` when ``ivoryos.run`` is about to serve: after it registered every plugin and set
+    the deck, before it listens. ``ivoryos.server.run`` ends with ``socketio.run(app, ...)`` on the
+    ``SocketIO`` of ``ivoryos.socket_handlers`` (verified on 1.6.14 and 1.7.2); that instance's
+    ``run`` is wrapped once. A gate that raises stops ``ivoryos.run`` before anything listens.
+
+    :param gate: the last check (raises to refuse).
+    :returns: whether the gate is in place."""
+    try:
+        from ivoryos.socket_handlers import socketio
+    except Exception as exc:
+        log.error("cannot find IvoryOS's Socket.IO server (%s: %s)", type(exc).__name__, exc)
+        return False
+    original = getattr(socketio, "run", None)
+    if not callable(original):
+        return False
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        socketio.run = original  # once
+        gate()
+        return original(*args, **kwargs)
+
+    socketio.run = run
     return True

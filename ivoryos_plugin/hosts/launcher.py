@@ -158,8 +158,12 @@ def run(module: Optional[str] = None, host: Optional[str] = None, port: Optional
 
     What it does differently from ``ivoryos.run`` is printed at start, one line each (the host
     default, the debugger, the secret key, login on plain Blueprint plugins, several left panels);
-    docs/migration.md lists them. An installed plugin that fails to import or check is left out and
-    named (with its traceback) on the health page ``/ivoryos/plugins/``; the others start normally.
+    docs/migration.md lists them. IvoryOS's own routes, pages and Socket.IO namespace are hardened
+    (docs/security.md: each item with its opt-out, a keyword argument here): each item is installed,
+    proven, and only then printed; one that cannot be installed or proven stops this call with a
+    ``SystemExit`` naming it and its opt-out, before anything listens. An installed plugin that
+    fails to import or check is left out and named (with its traceback) on the health page
+    ``/ivoryos/plugins/``; the others start normally.
 
     :param module: the deck script's ``__name__`` (its globals are the instruments), as for ivoryos.run.
     :param host: the address to bind; ``127.0.0.1`` when not given (ivoryos.run: ``0.0.0.0``).
@@ -193,8 +197,7 @@ def run(module: Optional[str] = None, host: Optional[str] = None, port: Optional
     """
     if os.environ.get("IVORYOS_ACTIVE"):
         log.warning("IVORYOS_ACTIVE is set: ivoryos.run will return at once (unset it to start IvoryOS).")
-    for line in hardening.apply(ivoryos_kwargs):  # IvoryOS's own doors; takes its options out of the kwargs
-        _say(line)
+    options = hardening.take_options(ivoryos_kwargs)  # IvoryOS's own doors: installed, proven, then printed
     accepted = adapter.run_parameters()
     unknown = sorted(set(ivoryos_kwargs) - set(accepted))
     if unknown:
@@ -241,7 +244,11 @@ def run(module: Optional[str] = None, host: Optional[str] = None, port: Optional
             _say(f"IvoryOS {adapter.installed_version()}'s ivoryos.run takes no {name!r}: left out.")
     if arguments.get("exclude_names") is None:
         arguments.pop("exclude_names", None)
-    adapter.run(module, blueprint_plugins=[framework_blueprint, *shown, *loaded], **arguments)
+    try:
+        hardening.arm(options, _say)
+        adapter.run(module, blueprint_plugins=[framework_blueprint, *shown, *loaded], **arguments)
+    except hardening.HardeningError as exc:  # an item that cannot be installed or proven: no server
+        raise SystemExit(f" * ivoryos_plugin: {exc}") from None
 
 
 #: ``ivoryos.run``'s defaults (1.7.2) for the arguments an older IvoryOS may lack: left out silently.

@@ -161,6 +161,8 @@ class Extension:
         self.gate: Gate = Gate.unverified(f"app {app.import_name!r} is neither IvoryOS nor the dev host")
         self.host_name = "unknown"
         self.host_token: Optional[str] = None
+        #: each hardening item of ``ivoryos_plugin.run`` and its state, for the health page (none elsewhere)
+        self.hardening: Callable[[], List[Dict[str, str]]] = list
         self.app_id = id(app)
         self._start_lock = threading.RLock()
         self.started = False

@@ -27,7 +27,9 @@ def _harden(response: Response) -> Response:
 
 
 def status() -> Dict[str, Any]:
-    """Every plugin's state, workers, streams and log tail, plus the plugins that failed to load."""
+    """Every plugin's state, workers, streams and log tail, plus the plugins that failed to load, and
+    (under ``ivoryos_plugin.run``) each hardening of IvoryOS: ``{"item", "title", "state": "on" |
+    "off" | "failed", "opt_out", "detail"}``, looked at again at each call."""
     ext = current_extension()
     plain: List[Dict[str, Any]] = [{"name": name, "title": name.capitalize(), "version": "", "state": "running", "reason": "",
               "plain_blueprint": True, "url": f"{ext.url_prefix}/{name}/", "workers": {}, "streams": {},
@@ -35,7 +37,8 @@ def status() -> Dict[str, Any]:
     return {"plugins": [rt.status() for rt in ext.runtimes.values()] + plain,
             "failures": list(ext.failures), "warnings": list(ext.warnings), "started": ext.started,
             "host": ext.host_name, "deck_guard": {"verified": not ext.gate.problem and ext.gate.lock is not None,
-                                                  "problem": ext.gate.problem}}
+                                                  "problem": ext.gate.problem},
+            "hardening": ext.hardening()}
 
 
 def main() -> str:

@@ -1,0 +1,311 @@
+"""What ``ivoryos_plugin.run`` puts on IvoryOS's app, request by request: the request guard (signup,
+login, CSRF and origin, uploads), the page hook (tokens in IvoryOS's forms, a script for its fetch
+and XHR calls), the response headers (Content-Security-Policy, frame options, ``no-store``), the
+served uploads, the Host check and the default Socket.IO namespace's gate.
+
+:mod:`.hardening` installs them and :mod:`.hardening_probes` proves them; IvoryOS's internals are
+reached through the adapter (:mod:`.ivoryos`)."""
+from __future__ import annotations
+
+import logging
+import os
+import re
+from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence, Tuple
+
+from flask import Flask, Response, redirect, request, session, url_for
+from markupsafe import escape
+from werkzeug.wrappers import Request as WerkzeugRequest
+
+from ..runtime.connections import Connection
+from ..runtime.extension import Extension
+from ..runtime.inbound import allowed_host_names, host_ok, host_refusal, request_host_ok
+from ..runtime.replies import error_response
+from ..runtime.security import (BASELINE_CSP, NO_STORE_TYPES, SAFE_METHODS, SECURITY_HEADERS, AuthError,
+                                authenticate, check_csrf, origin_allowed, origin_ok, page_csrf_token, wants_json)
+from . import ivoryos as adapter
+
+if TYPE_CHECKING:
+    from werkzeug.datastructures import FileStorage
+
+    from .hardening import Options
+
+log = logging.getLogger("ivoryos_plugin")
+
+#: the script that gives IvoryOS's own fetch/XHR calls and forms the CSRF token (the framework's static file)
+CSRF_SCRIPT = "ivoryos_csrf.js"
+CSP = "Content-Security-Policy"
+#: what an uploaded file in IvoryOS's logo folder is served with: never a page, never sniffed
+UPLOAD_HEADERS = (("X-Content-Type-Options", "nosniff"), ("Content-Disposition", "attachment"),
+                  (CSP, "default-src 'none'; sandbox"))
+#: the image formats a logo may be: magic bytes -> (name, the file name endings served as that type)
+IMAGES: Tuple[Tuple[bytes, str, Tuple[str, ...]], ...] = (
+    (b"\x89PNG\r\n\x1a\n", "PNG", (".png",)), (b"\xff\xd8\xff", "JPEG", (".jpg", ".jpeg")),
+    (b"GIF87a", "GIF", (".gif",)), (b"GIF89a", "GIF", (".gif",)))
+_HOST_SOURCE = re.compile(r"[A-Za-z0-9.\-]+(:[0-9]+)?|\[[0-9A-Fa-f:.]+\](:[0-9]+)?")
+
+
+def content_security_policy(host: str, origins: Sequence[str] = ()) -> str:
+    """The Content-Security-Policy of IvoryOS's pages (and the plugins' pages) under ``ivoryos_plugin.run``.
+
+    IvoryOS's templates run inline scripts and ``onclick=`` handlers, so scripts may be inline; they
+    come from this server only: the CDN libraries are served locally (``hosts/offline.py``). No other
+    site frames a page, no plugin object runs, forms post only here.
+
+    :param host: the request's ``Host`` (its WebSocket URLs are allowed; an odd value is left out).
+    :param origins: CDN origins still needed (libraries without a local copy)."""
+    extra = "".join(f" {origin}" for origin in origins)
+    sockets = f" ws://{host} wss://{host}" if _HOST_SOURCE.fullmatch(host or "") else ""
+    return "; ".join([
+        "default-src 'self'", f"script-src 'self' 'unsafe-inline'{extra}", f"style-src 'self' 'unsafe-inline'{extra}",
+        f"font-src 'self' data:{extra}", "img-src 'self' data: blob:", f"connect-src 'self'{sockets}",
+        "worker-src 'self' blob:", "frame-src 'self'", "frame-ancestors 'self'", "object-src 'none'",
+        "base-uri 'self'", "form-action 'self'"])
+
+
+def image_problem(upload: Optional["FileStorage"]) -> Optional[str]:
+    """Why an uploaded logo is refused, or None when it is a PNG, JPEG, GIF or WebP image named as one
+    (IvoryOS serves it from its static folder with the type its name says: an HTML or SVG "logo"
+    would be a page, and its script would run, on the lab server's origin).
+
+    :param upload: the form's file (None or an empty one: IvoryOS keeps the old logo)."""
+    if upload is None or not upload.filename:
+        return None
+    from werkzeug.utils import secure_filename
+
+    head = upload.stream.read(16)
+    upload.stream.seek(0)
+    name = secure_filename(upload.filename)
+    ending = os.path.splitext(name)[1].lower()
+    found = next(((kind, endings) for magic, kind, endings in IMAGES if head.startswith(magic)), None)
+    if found is None and head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        found = ("WebP", (".webp",))
+    if found is None:
+        return (f"{upload.filename!r} is not a PNG, JPEG, GIF or WebP image (SVG and HTML are refused: IvoryOS serves "
+                "uploaded logos to anyone, and a browser would run their scripts on this server's origin).")
+    kind, endings = found
+    if ending not in endings:
+        return f"{upload.filename!r} is a {kind} image but is named {name!r}: name it *{endings[0]}."
+    return None
+
+
+def refuse(status: int, message: str) -> Response:
+    """A refusal: JSON for programs, a short page with a login link for browsers.
+
+    :param status: the status.
+    :param message: what was refused, why, and the fix."""
+    if wants_json():
+        return error_response(status, message)
+    page = (f'<!doctype html><meta charset="utf-8"><title>IvoryOS</title><p style="font: 15px system-ui, '
+            f'sans-serif; margin: 2em">{escape(message)}</p><p style="margin: 2em"><a href="'
+            f'{url_for(adapter.LOGIN_ENDPOINT)}">Log in</a></p>')
+    return Response(page, status=status, mimetype="text/html", headers=dict(SECURITY_HEADERS))
+
+
+class Hooks:
+    """The functions put on IvoryOS's app (each an attribute, so that the probes find them in place).
+
+    :param app: IvoryOS's app.
+    :param ext: its framework state.
+    :param options: the opt-outs.
+    :param origins: CDN origins the pages still need (no local copy)."""
+
+    def __init__(self, app: Flask, ext: Extension, options: "Options", origins: Sequence[str] = ()) -> None:
+        self.ext, self.options, self.origins = ext, options, tuple(origins)
+        self.public = {adapter.LOGIN_ENDPOINT, adapter.STATIC_ENDPOINT} | (
+            {adapter.SIGNUP_ENDPOINT} if options.allow_signup else set())
+        self.logo_path = adapter.logo_folder(app)
+        # bound once: the same objects are installed and looked for
+        self.before = self.harden_request
+        self.pages = self.harden_page
+        self.headers = self.add_headers
+        self.uploads = self.serve_upload
+
+    # ------------------------------------------------------------- before each request
+    def harden_request(self) -> Optional[Response]:
+        """Before IvoryOS's own ``before_request``: ended sessions, signup, login, CSRF and origin, uploads."""
+        options, ext = self.options, self.ext
+        if not options.keep_sessions_after_logout and ext.sessions.session_ended(session):
+            session.clear()  # logged out: the copied cookie is nobody's
+        if ext.plugin_of_path(request.path) is not None or ext.registrations.owner(request.endpoint) is not None:
+            return None  # a plugin's route (also one it added to the app): its own guard (login, tokens, CSRF) answers
+        endpoint = request.endpoint
+        if endpoint == adapter.SIGNUP_ENDPOINT and not options.allow_signup:
+            return refuse(403, "IvoryOS: signup is off under ivoryos_plugin.run (anyone who reaches this port could "
+                               "make an account and run the instruments). Ask whoever runs it, or start it with "
+                               "ivoryos_plugin.run(..., allow_signup=True).")
+        if endpoint == adapter.LOGIN_ENDPOINT and request.method == "POST" and options.login_csrf:
+            reason = check_csrf()
+            if reason is not None:
+                return refuse(400, f"IvoryOS: login refused: {reason} The login form's CSRF token is missing or "
+                                   "stale: reload the login page and log in again.")
+        if endpoint is None or endpoint == adapter.STATIC_ENDPOINT:
+            return None  # (no endpoint: a 404 or 405, which runs nothing and stays what it is)
+        from flask_login import current_user
+
+        if not (options.allow_anonymous or endpoint in self.public or current_user.is_authenticated):
+            if wants_json():
+                return error_response(401, "IvoryOS: login required (ivoryos_plugin.run); log in at "
+                                           f"{url_for(adapter.LOGIN_ENDPOINT)}.", login=url_for(adapter.LOGIN_ENDPOINT))
+            return redirect(url_for(adapter.LOGIN_ENDPOINT))  # type: ignore[return-value]
+        if request.method in SAFE_METHODS or endpoint == adapter.LOGIN_ENDPOINT:
+            return None
+        if options.ivoryos_csrf:
+            refusal = self.csrf_refusal(bool(current_user.is_authenticated))
+            if refusal is not None:
+                return refusal
+        if options.check_uploads and endpoint == adapter.LOGO_ENDPOINT:
+            problem = image_problem(request.files.get(adapter.LOGO_FIELD))
+            if problem is not None:
+                return refuse(400, f"IvoryOS: logo refused: {problem} (ivoryos_plugin.run; check_uploads=False "
+                                   "turns the check off).")
+        return None
+
+    @staticmethod
+    def csrf_refusal(logged_in: bool) -> Optional[Response]:
+        """A state-changing request to IvoryOS: refused from another origin, and from a logged-in
+        session without its CSRF token.
+
+        :param logged_in: whether the request comes with a logged-in session."""
+        if not origin_allowed():
+            origin = request.headers.get("Origin")
+            return refuse(403, f"IvoryOS: a {request.method} from the page {origin!r} is refused "
+                               "(another site's page in a logged-in browser); add the origin to "
+                               "IVORYOS_PLUGIN_ALLOWED_ORIGINS if it is yours (ivoryos_plugin.run; ivoryos_csrf=False "
+                               "turns this off).")
+        if not logged_in:
+            return None  # nobody's credentials to borrow (programs without a login, allow_anonymous=True)
+        reason = check_csrf()
+        if reason is None:
+            return None
+        return refuse(400, f"IvoryOS: {reason} Under ivoryos_plugin.run IvoryOS's forms and routes need the session's "
+                           "CSRF token: reload the page (IvoryOS's pages send it); a program sends the X-CSRFToken "
+                           "header, from GET /ivoryos/plugins/csrf.json; ivoryos_plugin.run(..., ivoryos_csrf=False) "
+                           "turns this off.")
+
+    # ------------------------------------------------------------- after each request
+    def harden_page(self, response: Response) -> Response:
+        """IvoryOS's HTML: the login form's token, no signup link, and (``ivoryos_csrf``) a token in
+        every POST form and the script that sends it with IvoryOS's fetch and XHR calls.
+
+        :param response: any response of the app."""
+        if (response.mimetype != "text/html" or response.direct_passthrough or response.is_streamed
+                or response.status_code >= 400):
+            return response
+        options = self.options
+        original = page = response.get_data(as_text=True)
+        if request.endpoint == adapter.LOGIN_ENDPOINT and response.status_code == 200:
+            if options.login_csrf:
+                page = adapter.login_form_with_token(page, page_csrf_token())
+            if not options.allow_signup:
+                page = adapter.without_signup_link(page)
+        if options.ivoryos_csrf:
+            token = page_csrf_token()
+            page = adapter.forms_with_token(page, token)
+            if CSRF_SCRIPT not in page:
+                src = url_for("plugins.static", filename=CSRF_SCRIPT)
+                tags = "" if 'name="csrf-token"' in page else f'<meta name="csrf-token" content="{escape(token)}">\n'
+                tags += (f'<script src="{escape(src)}" data-refresh="{escape(url_for("plugins.csrf_json"))}">'
+                         "</script>")
+                page = adapter.page_with_head_tags(page, tags)
+        if page != original:
+            response.set_data(page)
+        return response
+
+    def add_headers(self, response: Response) -> Response:
+        """Every response of IvoryOS's app: frame options, nosniff, referrer policy, the CSP (a
+        route's own CSP is kept; the plugins' baseline is replaced), ``no-store`` on generated JSON and CSV.
+
+        :param response: any response of the app."""
+        for name, value in SECURITY_HEADERS:
+            response.headers.setdefault(name, value)
+        if response.headers.get(CSP) in (None, BASELINE_CSP):
+            response.headers[CSP] = content_security_policy(request.host, self.origins)
+        if response.mimetype in NO_STORE_TYPES and not response.direct_passthrough:
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    def serve_upload(self, response: Response) -> Response:
+        """A file from IvoryOS's logo folder: a download, never sniffed, never a page (an image
+        still shows in an ``<img>``).
+
+        :param response: any response of the app."""
+        if self.logo_path and request.path.startswith(self.logo_path):
+            for name, value in UPLOAD_HEADERS:
+                response.headers[name] = value
+        return response
+
+
+def socket_check(app: Flask, ext: Extension) -> Any:
+    """The default namespace's gate: this server's Host and origin, and a logged-in session (or token).
+
+    :param app: IvoryOS's app.
+    :param ext: its framework state."""
+    def check(sid: str, environ: Any, auth: Any) -> Optional[str]:
+        with app.request_context(environ):
+            try:
+                if not request_host_ok():
+                    return f"IvoryOS's Socket.IO: {host_refusal(request.host)}"
+                origin = request.headers.get("Origin")
+                if not origin_ok(origin, request.host, app.config.get("IVORYOS_PLUGIN_ALLOWED_ORIGINS")):
+                    return (f"IvoryOS's Socket.IO: origin {origin!r} is not allowed; add it to "
+                            "IVORYOS_PLUGIN_ALLOWED_ORIGINS if it is yours.")
+                token = auth.get("token") if isinstance(auth, dict) else None
+                principal = authenticate(None, token)
+            except AuthError as exc:
+                return f"unauthorized: IvoryOS's Socket.IO: {exc}"
+            except Exception as exc:  # an error never lets a client in
+                log.exception("refusing a client of IvoryOS's Socket.IO: the credential check failed")
+                return f"unauthorized: IvoryOS's Socket.IO: the credential check failed ({type(exc).__name__})"
+            if principal is None:
+                return ("unauthorized: IvoryOS's Socket.IO needs a logged-in session (ivoryos_plugin.run; "
+                        "allow_anonymous_socket=True turns this off)")
+            ext.connections.add(Connection(
+                sid=sid, namespace="/", token=principal.token, session_id=principal.session_id,
+                user=principal.name if principal.via == "session" else None, session_at=principal.session_at))
+        return None
+
+    return check
+
+
+class HostCheck:
+    """WSGI middleware, outermost (Socket.IO's transport included): 400 for a Host that is not
+    localhost, an IP address or configured (``IVORYOS_PLUGIN_ALLOWED_HOSTS``).
+
+    :param wsgi_app: the app's WSGI callable.
+    :param app: the Flask app (its config is read per request)."""
+
+    def __init__(self, wsgi_app: Any, app: Flask) -> None:
+        self.wsgi_app, self.app = wsgi_app, app
+
+    def __call__(self, environ: Dict[str, Any], start_response: Any) -> Any:
+        """Answer the request, or refuse its Host.
+
+        :param environ: the WSGI environ.
+        :param start_response: the WSGI callable."""
+        host = str(environ.get("HTTP_HOST") or "")
+        if host_ok(host, allowed_host_names(self.app.config)):
+            return self.wsgi_app(environ, start_response)
+        message = f"400 Bad Request: {host_refusal(host)}"
+        wants = WerkzeugRequest(environ).accept_mimetypes.best_match(["text/html", "application/json"])
+        if wants == "application/json":
+            import json
+
+            body, mimetype = json.dumps({"error": message}), "application/json"
+        else:
+            body, mimetype = message, "text/plain"
+        response = Response(body, status=400, mimetype=mimetype, headers=dict(SECURITY_HEADERS))
+        return response(environ, start_response)
+
+
+def host_check_installed(app: Flask) -> bool:
+    """Whether a :class:`HostCheck` is in the app's WSGI chain (it wraps Flask-SocketIO's middleware).
+
+    :param app: the app."""
+    layer: Any = app.wsgi_app
+    for _ in range(16):
+        if isinstance(layer, HostCheck):
+            return True
+        layer = getattr(layer, "wsgi_app", None)
+        if layer is None:
+            return False
+    return False
