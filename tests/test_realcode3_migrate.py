@@ -477,7 +477,7 @@ def test_check_fails_a_plugin_whose_static_folder_cannot_register(tmp_path: Path
 def test_the_local_library_versions_are_those_npm_installs() -> None:
     """migrate swaps a CDN URL for a local copy by version: the versions it knows must be the
     ones package.json installs."""
-    from ivoryos_plugin.tools.migrate_pages import LIBRARIES
+    from ivoryos_plugin.tools.migrate.pages import LIBRARIES
 
     wanted = json.loads((ROOT / "package.json").read_text())["dependencies"]
     npm = {"socket.io": "socket.io-client", "bootstrap": "bootstrap", "bootstrap-icons": "bootstrap-icons",

@@ -283,7 +283,7 @@ def test_an_interrupted_migration_leaves_no_staging_folder(tmp_path: Path, sig: 
     out.mkdir()
     child = (
         "import os, signal, sys\n"
-        "import ivoryos_plugin.tools.migrate as migrate\n"
+        "import ivoryos_plugin.tools.migrate.project as migrate\n"
         "real = migrate.convert_page\n"
         "def interrupted(*args, **kwargs):\n"
         f"    os.kill(os.getpid(), {int(sig)})\n"
@@ -354,7 +354,7 @@ def test_new_takes_a_name_of_exactly_the_limit(tmp_path: Path) -> None:
 def test_a_file_swapped_for_a_link_or_a_pipe_after_the_check_is_not_read(tmp_path: Path) -> None:
     """migrate checks each file, then opens it without following a link and without waiting on a
     pipe: what is put in the file's place in between is refused, not read."""
-    from ivoryos_plugin.tools.migrate import _read
+    from ivoryos_plugin.tools.migrate.tree import _read
 
     (tmp_path / "secret.pem").write_text(SECRET)
     (tmp_path / "style.css").symlink_to(tmp_path / "secret.pem")

@@ -12,7 +12,7 @@ from typing import Dict, List, Optional, Pattern, Tuple
 
 from packaging.version import InvalidVersion, Version
 
-from .migrate_source import Converted
+from .source import Converted
 
 _BASE_SWITCH = re.compile(r"\{%-?\s*if\s+base_exists\s*-?%\}(?P<ivoryos>.*?)\{%-?\s*else\s*-?%\}(?P<alone>.*?)"
                           r"\{%-?\s*endif\s*-?%\}", re.S)
