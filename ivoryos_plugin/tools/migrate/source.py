@@ -1,7 +1,11 @@
 """What ``ivoryos-plugin migrate`` does to Python sources: pure text in, text out (no I/O). Each
 change is made at the positions :mod:`ast` reports, in two passes over the plugin module: first
 the statements move (``init_socketio``'s handlers, class patches), then the expressions change on
-the re-parsed text. What it cannot convert is returned as a note (``file:line: what to do``)."""
+the re-parsed text. What it cannot convert is returned as a note (``file:line: what to do``).
+
+Over 400 lines on purpose: :class:`PluginModule` is one conversion whose passes share the module's
+parse (the names bound to the Socket.IO server, the Blueprint's name, the edits made so far); split
+apart, each pass would re-derive that state."""
 from __future__ import annotations
 
 import ast
