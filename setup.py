@@ -42,7 +42,9 @@ setup(
     extras_require={"test": ["pytest>=8", "hypothesis>=6.100", "python-socketio[client]>=5.8",
                              "websocket-client>=1.6", "requests>=2.31", "playwright>=1.40"],
                     # plugin.camera: capture and JPEG encoding (kept out of the base install: ~60 MB)
-                    "camera": ["opencv-python-headless>=4.8"]},
+                    "camera": ["opencv-python-headless>=4.8"],
+                    # the next IvoryOS generation (FastAPI): ivoryos_plugin.edge (docs/edge.md); the versions verified
+                    "edge": ["ivoryos-edge>=0.1.1,<0.2"]},
     entry_points={
         "console_scripts": ["ivoryos-plugin = ivoryos_plugin.tools.cli:main"],
     },

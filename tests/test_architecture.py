@@ -32,7 +32,7 @@ def lint(where: Path, pythonpath: str = "") -> subprocess.CompletedProcess:
 def test_the_import_contracts_hold() -> None:
     result = lint(ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "Contracts: 5 kept, 0 broken." in result.stdout, result.stdout
+    assert "Contracts: 6 kept, 0 broken." in result.stdout, result.stdout
 
 
 @pytest.fixture
@@ -53,8 +53,12 @@ def package_copy(tmp_path: Path) -> Path:
     ("hosts/hardening.py", "def _sneak() -> None:\n    from ivoryos.utils import global_state  # not the adapter\n",
      "Only the IvoryOS adapter imports IvoryOS"),
     ("tools/demo.py", "import ivoryos  # a module no contract lists by name\n", "Only the IvoryOS adapter imports IvoryOS"),
+    ("runtime/actions.py", "def _sneak() -> None:\n    import starlette.responses  # only the edge host may\n",
+     "Only the edge host imports ivoryos-edge"),
+    ("edge.py", "def _sneak() -> None:\n    from ivoryos_edge.plugins import Plugin  # the public module stays lazy\n",
+     "Only the edge host imports ivoryos-edge"),
 ], ids=["upward-at-module-level", "upward-in-a-function", "cycle-in-a-function", "ivoryos-outside-the-adapter",
-        "ivoryos-in-any-module"])
+        "ivoryos-in-any-module", "starlette-outside-the-edge-host", "ivoryos-edge-in-the-public-module"])
 def test_a_wrong_import_breaks_the_contracts(package_copy: Path, module: str, line: str, broken: str) -> None:
     target = package_copy / "ivoryos_plugin" / module
     target.write_text(target.read_text() + "\n\n" + line)

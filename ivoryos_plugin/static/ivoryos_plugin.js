@@ -569,6 +569,193 @@
     return live;
   }
 
+  // ---- the same live API over a plain WebSocket (ivoryos-edge, where Socket.IO does not run): JSON frames
+  // {op: subscribe|unsubscribe|emit, id} up; {type: event|ack|deck|error|refused} down. Reconnects with backoff.
+  function createWsLive(m, opts, key) {
+    const ackTimeout = opts.timeout || 10000;
+    const stateFns = new Set();
+    const errorFns = new Set();
+    const streams = new Map();   // stream -> Set of {fn, onError}
+    const userFns = new Map();   // event -> Set of fns
+    const pending = new Map();   // ack id -> {resolve, timer}
+    const last = new Map();
+    let state = "connecting";
+    let closed = false;
+    let socket = null;
+    let nextId = 1;
+    let tries = 0;
+    let retryTimer = null;
+
+    function url() {
+      const path = m.live || (m.namespace + "/live");
+      const base = new URL(path, global.location.href);
+      base.protocol = base.protocol === "https:" ? "wss:" : "ws:";
+      if (m.token) base.searchParams.set("token", m.token);
+      return base.toString();
+    }
+
+    function setState(next) {
+      if (next === state) return;
+      state = next;
+      renderState(live);
+      for (const fn of Array.from(stateFns)) safeCall(fn, next);
+    }
+
+    function streamError(payload) {
+      const p = payload && typeof payload === "object" ? payload : {stream: "", error: String(payload)};
+      let handled = false;
+      for (const entry of Array.from(streams.get(p.stream) || [])) {
+        if (entry.onError) { handled = true; safeCall(entry.onError, p); }
+      }
+      if (typeof opts.onError === "function") { handled = true; safeCall(opts.onError, p); }
+      for (const fn of Array.from(errorFns)) { handled = true; safeCall(fn, p); }
+      if (!handled) warn('stream "' + p.stream + '": ' + p.error);
+    }
+
+    function send(message) {
+      if (socket && socket.readyState === 1) { socket.send(JSON.stringify(message)); return true; }
+      return false;
+    }
+
+    function request(message, ms) {
+      return new Promise((resolve, reject) => {
+        const id = nextId++;
+        const timer = setTimeout(() => {
+          pending.delete(id);
+          reject(new Error('IvoryPlugin: no reply to "' + (message.event || message.op) + '" within ' + ms + " ms"));
+        }, ms);
+        pending.set(id, {resolve: resolve, timer: timer});
+        if (!send(Object.assign({id: id}, message))) {
+          clearTimeout(timer);
+          pending.delete(id);
+          reject(new Error("IvoryPlugin: not connected"));
+        }
+      });
+    }
+
+    function sendSubscribe(stream) {
+      request({op: "subscribe", stream: stream}, ackTimeout).then((ack) => {
+        if (ack && ack.ok === false) streamError({stream: stream, error: ack.error || "subscribe refused"});
+      }, () => {});
+    }
+
+    function dispatch(event, value) {
+      last.set(event, value);
+      if (event === "stream_error") streamError(value);
+      for (const entry of Array.from(streams.get(event) || [])) safeCall(entry.fn, value);
+      for (const fn of Array.from(userFns.get(event) || [])) safeCall(fn, value);
+    }
+
+    function open() {
+      if (closed) return;
+      socket = new WebSocket(url());
+      socket.onopen = () => {
+        setState("connected");
+        for (const stream of streams.keys()) sendSubscribe(stream);
+      };
+      socket.onmessage = (msg) => {
+        let data;
+        try { data = JSON.parse(msg.data); } catch (err) { return; }
+        if (!data || typeof data !== "object") return;
+        if (data.type === "event") dispatch(data.event, data.data);
+        else if (data.type === "ack") {
+          const waiting = pending.get(data.id);
+          if (waiting) { pending.delete(data.id); clearTimeout(waiting.timer); waiting.resolve(data.data); }
+        } else if (data.type === "deck") {
+          setDeck(!data.verified ? "unverified" : data.busy ? "busy" : "idle", data);
+        } else if (data.type === "refused") {
+          closed = true;
+          setState("refused");
+          warn('the server refused the connection to "' + m.namespace + '": ' + data.error);
+        } else if (data.type === "error") {
+          if (data.stream) streamError({stream: data.stream, error: data.error});
+          else warn(data.error);
+        }
+      };
+      socket.onclose = () => {
+        socket = null;
+        if (state === "connected") tries = 0;
+        if (state !== "refused") setState("disconnected");
+        if (closed || opts.rejoin === false) return;
+        const delay = Math.min(500 * Math.pow(2, tries++), 10000);
+        retryTimer = setTimeout(() => { retryTimer = null; open(); }, delay);
+      };
+    }
+
+    function subscribe(stream, fn, subOpts) {
+      if (typeof stream !== "string" || !stream || RESERVED.indexOf(stream) >= 0) {
+        throw new TypeError("IvoryPlugin: bad stream name " + JSON.stringify(stream));
+      }
+      if (typeof fn !== "function") throw new TypeError("IvoryPlugin: subscribe(stream, fn) needs a function");
+      let entries = streams.get(stream);
+      if (!entries) { entries = new Set(); streams.set(stream, entries); }
+      const entry = {fn: fn, onError: (subOpts && subOpts.onError) || fn.onError || null};
+      entries.add(entry);
+      if (entries.size === 1 && state === "connected") sendSubscribe(stream);
+      let active = true;
+      return function unsubscribe() {
+        if (!active) return;
+        active = false;
+        entries.delete(entry);
+        if (entries.size || streams.get(stream) !== entries) return;
+        streams.delete(stream);
+        send({op: "unsubscribe", stream: stream});
+      };
+    }
+
+    function on(event, fn) {
+      if (typeof fn !== "function") throw new TypeError("IvoryPlugin: on(event, fn) needs a function");
+      if (!userFns.has(event)) userFns.set(event, new Set());
+      userFns.get(event).add(fn);
+      return () => off(event, fn);
+    }
+
+    function off(event, fn) {
+      const fns = userFns.get(event);
+      if (!fns) return;
+      for (const f of fn ? [fn] : Array.from(fns)) fns.delete(f);
+      if (!fns.size) userFns.delete(event);
+    }
+
+    function emit(event, data, emitOpts) {
+      if (closed) return Promise.reject(new Error("IvoryPlugin: the connection is closed"));
+      if (state === "refused") return Promise.reject(new Error('IvoryPlugin: the server refused the connection to "' + m.namespace + '"'));
+      const message = {op: "emit", event: event};
+      if (data !== undefined) message.data = data;
+      return request(message, (emitOpts && emitOpts.timeout) || ackTimeout);
+    }
+
+    function close() {
+      if (closed && state !== "refused") return;
+      closed = true;
+      clearTimeout(retryTimer);
+      if (socket) socket.close();
+      setState("disconnected");
+      if (connections.get(key) === live) connections.delete(key);
+    }
+
+    const live = {
+      get state() { return state; },
+      name: m.name,
+      namespace: m.namespace,
+      meta: m,
+      socket: null,
+      transport: "websocket",
+      onState(fn) { stateFns.add(fn); return () => stateFns.delete(fn); },
+      onStreamError(fn) { errorFns.add(fn); return () => errorFns.delete(fn); },
+      subscribe: subscribe,
+      on: on,
+      off: off,
+      emit: emit,
+      action: (name, args) => postAction(m.actions, name, args),
+      history: (name, histOpts) => getHistory(m.actions, name, histOpts),
+      last: (event) => last.get(event),
+      close: close,
+    };
+    open();
+    return live;
+  }
+
   // ---- history: a recorded stream's values, so a chart starts filled. since/until: epoch seconds, or
   // negative seconds from now (since: -600 = the last ten minutes); run: an IvoryOS run id.
   async function getHistory(actionsUrl, name, opts) {
@@ -592,10 +779,11 @@
     const o = opts || {};
     const m = meta(o);
     if (!m.namespace) throw new Error("IvoryPlugin.connect: no namespace; " + META_FIX);
-    const key = (m.path || "/socket.io") + " " + m.namespace;
+    const ws = m.transport === "websocket"; // ivoryos-edge: the plugin's WebSocket channel, not Socket.IO
+    const key = ws ? "ws " + (m.live || m.namespace + "/live") : (m.path || "/socket.io") + " " + m.namespace;
     let live = connections.get(key);
     if (!live) {
-      live = createLive(m, o, key);
+      live = ws ? createWsLive(m, o, key) : createLive(m, o, key);
       connections.set(key, live);
       renderState(live);
     }

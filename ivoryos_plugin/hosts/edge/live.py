@@ -1,0 +1,255 @@
+"""The plugin's live channel on the edge: one WebSocket per page at ``/plugins/<name>/live``, with
+what Socket.IO gives on IvoryOS 1.x: streams (one producer for all viewers, none without viewers,
+recorded streams sampled always), ``publish`` with last-value replay, ``@plugin.on`` handlers with
+acknowledgements, and the deck-busy state. Every publish is also sent to the edge's own one-way
+channel ``/plugins/<name>/events`` (``ivoryos_edge.plugins.Plugin.publish``).
+
+The streams are the runtime's own (:class:`~ivoryos_plugin.runtime.live.StreamHub`): the channel is
+its transport, as Flask-SocketIO is on 1.x. It speaks JSON text frames:
+
+- page -> server: ``{"op": "subscribe" | "unsubscribe", "stream": name, "id": n}``,
+  ``{"op": "emit", "event": name, "data": value, "id": n}`` (``id`` asks for an acknowledgement);
+- server -> page: ``{"type": "event", "event": name, "data": value}``, ``{"type": "ack", "id": n,
+  "data": value}``, ``{"type": "deck", "busy", "verified", "reason", "run"}``.
+"""
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+import threading
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Set
+
+from starlette.concurrency import run_in_threadpool
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from ...runtime import payloads, registry
+from . import runstate, security
+
+if TYPE_CHECKING:
+    from .runtime_app import RuntimeApp
+
+log = logging.getLogger("ivoryos_plugin.edge")
+#: the most frames waiting for one slow page; past it the oldest are dropped (the latest value wins)
+QUEUE_SIZE = 256
+DECK_POLL_S = 0.5
+
+
+@dataclass
+class _Client:
+    sid: str
+    ws: WebSocket
+    queue: "asyncio.Queue[str]" = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
+    streams: Set[str] = field(default_factory=set)
+
+
+class LiveChannel:
+    """The transport of one plugin runtime on the edge (installed as the runtime's emitter).
+
+    :param rt: the plugin's private runtime app.
+    :param mirror: the edge plugin's ``publish`` (its ``/events`` channel), or None."""
+
+    def __init__(self, rt: "RuntimeApp", mirror: Optional[Callable[[Any], None]] = None) -> None:
+        self.rt = rt
+        self.mirror = mirror
+        self.loop: Optional[asyncio.AbstractEventLoop] = None
+        self.clients: Dict[str, _Client] = {}
+        self._lock = threading.Lock()
+        self._deck_task: Optional["asyncio.Task[None]"] = None
+        self._deck_last: Optional[str] = None
+
+    # ----------------------------------------------------------- what the runtime calls (any thread)
+    def emit(self, event: str, data: Any = None, namespace: Optional[str] = None, to: Optional[str] = None) -> None:
+        """Send ``event`` to the plugin's pages: all of them, a stream's viewers (``to="stream:<name>"``)
+        or one page (``to=<sid>``). Safe from any thread. A publish to all is mirrored to ``/events``.
+
+        :param event: the event.
+        :param data: a JSON-able value.
+        :param namespace: ignored (one channel per plugin).
+        :param to: the audience."""
+        text = json.dumps({"type": "event", "event": event, "data": data}, allow_nan=False, default=repr)
+        with self._lock:
+            clients = list(self.clients.values())
+        if to is None:
+            targets = clients
+            if self.mirror is not None:
+                try:
+                    self.mirror({"event": event, "data": data})
+                except Exception:
+                    log.exception("plugin %r: the edge's /events channel refused %r", self.rt.name, event)
+        elif to.startswith("stream:"):
+            stream = to[len("stream:"):]
+            targets = [c for c in clients if stream in c.streams]
+        else:
+            targets = [c for c in clients if c.sid == to]
+        loop = self.loop
+        if not targets or loop is None or loop.is_closed():
+            return
+        for client in targets:
+            loop.call_soon_threadsafe(self._put, client, text)
+
+    @staticmethod
+    def _put(client: _Client, text: str) -> None:
+        if client.queue.full():
+            client.queue.get_nowait()
+        client.queue.put_nowait(text)
+
+    # ----------------------------------------------------------------------------- deck state
+    def deck_state(self) -> Dict[str, Any]:
+        """``{"busy", "verified", "reason", "run"}``, as ``deck.json`` answers."""
+        ext = self.rt.ext
+        problem = ext.gate.problem
+        verified = not problem and ext.gate.lock is not None
+        busy = ext.deck_busy()
+        if verified:
+            try:
+                runstate.read()
+            except runstate.RunStateUnreadable as exc:
+                verified, problem = False, f"the ivoryos-edge run state cannot be read: {exc}"
+        if not verified:
+            reason = f"Hardware actions are refused: cannot verify the deck is idle ({problem})."
+        elif busy:
+            reason = "An ivoryos-edge run or manual call holds the deck: hardware actions are refused until it ends."
+        else:
+            reason = "No ivoryos-edge run holds the deck: hardware actions run."
+        run = ext.run_context()
+        if run is not None:
+            run = {key: run.get(key) for key in ("run_id", "run_name", "step")}
+        return {"busy": busy, "verified": verified, "reason": reason, "run": run}
+
+    async def _follow_deck(self) -> None:
+        while True:
+            with self._lock:
+                if not self.clients:
+                    self._deck_task = None
+                    return
+            state = await run_in_threadpool(self.deck_state)
+            text = json.dumps({"type": "deck", **state}, default=repr)
+            if text != self._deck_last:
+                self._deck_last = text
+                with self._lock:
+                    clients = list(self.clients.values())
+                for client in clients:
+                    self._put(client, text)
+            await asyncio.sleep(DECK_POLL_S)
+
+    # ----------------------------------------------------------------------------- one page
+    async def serve(self, ws: WebSocket) -> None:
+        """The WebSocket endpoint ``/plugins/<name>/live``.
+
+        :param ws: the connection (the edge's Origin/Host guard has let it in)."""
+        name = self.rt.name
+        why = security.foreign(ws.headers)
+        refused = security.check_token(self.rt.ext, name, ws.headers, ws.query_params.get("token"))
+        runtime = self.rt.runtime
+        if why is not None or refused is not None or runtime.state != "running":
+            await ws.accept()
+            reason = why or (json.loads(bytes(refused.body)).get("error") if refused is not None else None) \
+                or f"Plugin {name!r} is {runtime.state}: {runtime.current_reason()}"
+            await ws.send_text(json.dumps({"type": "refused", "error": reason}))
+            await ws.close(code=1008)
+            return
+        await ws.accept()
+        self.loop = asyncio.get_running_loop()
+        client = _Client(sid=uuid.uuid4().hex, ws=ws)
+        runtime.hub.connected(client.sid)
+        with self._lock:
+            self.clients[client.sid] = client
+            if self._deck_task is None:
+                self._deck_last = None
+                self._deck_task = asyncio.ensure_future(self._follow_deck())
+        for event, data in list(runtime.last_published.items()):
+            self._put(client, json.dumps({"type": "event", "event": event, "data": data}, default=repr))
+        if self._deck_last is not None:
+            self._put(client, self._deck_last)
+        writer = asyncio.ensure_future(self._write(client))
+        try:
+            while True:
+                text = await ws.receive_text()
+                answer = await self._handle(client, text)
+                if answer is not None:
+                    self._put(client, json.dumps(answer, default=repr, allow_nan=False))
+        except (WebSocketDisconnect, RuntimeError):
+            pass
+        finally:
+            writer.cancel()
+            with self._lock:
+                self.clients.pop(client.sid, None)
+            runtime.hub.drop(client.sid)
+
+    async def _write(self, client: _Client) -> None:
+        try:
+            while True:
+                await client.ws.send_text(await client.queue.get())
+        except Exception:
+            return
+
+    async def _handle(self, client: _Client, text: str) -> Optional[Dict[str, Any]]:
+        name = self.rt.name
+        try:
+            message = payloads.parse_json(text.encode("utf-8", "surrogatepass"))
+        except payloads.PayloadError as exc:
+            return {"type": "error", "status": 400, "error": f"Plugin {name!r}: {exc}."}
+        if not isinstance(message, dict) or message.get("op") not in ("subscribe", "unsubscribe", "emit"):
+            return {"type": "error", "status": 400,
+                    "error": f"Plugin {name!r}: send {{\"op\": \"subscribe\"|\"unsubscribe\"|\"emit\", ...}}."}
+        ident = message.get("id")
+        reply = await self._op(client, message)
+        result = reply["data"] if message["op"] == "emit" else reply
+        if ident is not None:
+            return {"type": "ack", "id": ident, "data": result}
+        if isinstance(result, dict) and result.get("ok") is False:  # nobody waits for an ack: said as an error
+            return {"type": "error", **result, "op": message["op"], "event": message.get("event"),
+                    "stream": message.get("stream")}
+        return None
+
+    async def _op(self, client: _Client, message: Dict[str, Any]) -> Dict[str, Any]:
+        hub = self.rt.runtime.hub
+        op = message["op"]
+        if op in ("subscribe", "unsubscribe"):
+            stream_name = message.get("stream")
+            stream = hub.streams.get(stream_name) if isinstance(stream_name, str) else None
+            if stream is None:
+                return {"ok": False, "error": f"no stream {stream_name!r}; streams: {sorted(hub.streams)}"}
+            if op == "unsubscribe":
+                client.streams.discard(stream.spec.name)
+                stream.remove(client.sid)
+                return {"ok": True}
+            client.streams.add(stream.spec.name)
+            if not hub.subscribe(stream, client.sid):
+                return {"ok": False, "error": "the client disconnected"}
+            if stream.has_last:
+                self._put(client, json.dumps({"type": "event", "event": stream.spec.name,
+                                              "data": payloads.finite(stream.last)}, default=repr))
+            return {"ok": True, "hz": stream.rate()}
+        return {"data": await run_in_threadpool(self._call, message)}
+
+    def _call(self, message: Dict[str, Any]) -> Any:
+        """Run an ``@plugin.on`` handler for this runtime (a worker thread), as 1.x answers its acks."""
+        name = self.rt.name
+        event = message.get("event")
+        handler = self.rt.plugin.declarations.handlers.get(event) if isinstance(event, str) else None
+        if handler is None:
+            return {"ok": False, "status": 404, "error": f"Plugin {name!r} has no handler for event {event!r}; "
+                    f"events: {sorted(self.rt.plugin.declarations.handlers)}."}
+        args = [message["data"]] if "data" in message else []
+        found = payloads.problem(args)
+        if found is not None:
+            return {"ok": False, "status": 400, "error": f"Plugin {name!r}: {found}."}
+        try:
+            inspect.signature(handler).bind(*args)
+        except TypeError:
+            return {"ok": False, "status": 400, "error": f"Plugin {name!r}: event {event!r} takes "
+                    f"{len(inspect.signature(handler).parameters)} payload(s), got {len(args)}; send one JSON value."}
+        except ValueError:
+            pass
+        try:
+            with registry.acting_for(self.rt.runtime):
+                return payloads.finite(handler(*args))
+        except Exception as exc:
+            self.rt.plugin.logger.exception("live handler %r failed", event)
+            return {"ok": False, "status": 500, "error": f"Plugin {name!r}: event {event!r} failed: "
+                                                         f"{type(exc).__name__}: {exc}"}
