@@ -190,7 +190,8 @@ class LiveChannel:
     async def _handle(self, client: _Client, text: str) -> Optional[Dict[str, Any]]:
         name = self.rt.name
         try:
-            message = payloads.parse_json(text.encode("utf-8", "surrogatepass"))
+            # non-finite numbers are refused per event, in its acknowledgement (as on 1.x)
+            message = payloads.parse_json(text.encode("utf-8", "surrogatepass"), finite=False)
         except payloads.PayloadError as exc:
             return {"type": "error", "status": 400, "error": f"Plugin {name!r}: {exc}."}
         if not isinstance(message, dict) or message.get("op") not in ("subscribe", "unsubscribe", "emit"):
