@@ -219,7 +219,8 @@ def main() -> None:
 @main.command()
 @click.argument("targets", nargs=-1, required=True)
 @click.option("--deck", type=click.Path(exists=True, dir_okay=False), help="A deck script (its globals are the instruments).")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to bind, or 'edge': serve on ivoryos-edge at 127.0.0.1 (the [edge] extra).")
 @click.option("--port", default=8765, show_default=True, type=int, envvar="PORT", help="TCP port (or $PORT).")
 @click.option("--token", default=None, help="The login token (random by default).")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Data folder (./ivoryos_data).")
@@ -232,16 +233,26 @@ def run(targets: Tuple[str, ...], deck: Optional[str], host: str, port: int, tok
     from ..core.names import PluginError
     from ..hosts.devhost import create_app, serve
     from ..runtime.quiet import quiet_access_log
+    from .collision import command_problem
     from .demo import DemoError, code_failure, load_deck_or_explain, port_problem
 
+    shadowed = command_problem(targets, deck)  # a checkout of the official template: its package is ours by name
+    if shadowed:
+        raise click.ClickException(shadowed)
     plugins = [plugin for t in targets for plugin in load_targets(t)]
-    problem = port_problem(host, port, "ivoryos-plugin run " + " ".join(shlex.quote(t) for t in targets))
+    bind = "127.0.0.1" if host == "edge" else host  # the edge host always binds loopback
+    problem = port_problem(bind, port, "ivoryos-plugin run " + " ".join(shlex.quote(t) for t in targets))
     if problem:  # before the login URL: it must not say the host is up
         raise click.ClickException(problem)
     try:
         deck_module = load_deck_or_explain(Path(deck), "the dev host") if deck else None
     except DemoError as exc:
         raise click.ClickException(str(exc)) from None
+    if host == "edge":  # the next IvoryOS generation (docs/edge.md): the same plugins, the same deck
+        from ..hosts.edge.launcher import serve as serve_on_edge
+
+        serve_on_edge(plugins, deck_module, port=port, data_dir=data_dir)
+        return
     try:
         app = create_app(plugins, deck=deck_module, token=token, data_dir=data_dir)
     except PluginError as exc:
@@ -258,7 +269,8 @@ def run(targets: Tuple[str, ...], deck: Optional[str], host: str, port: int, tok
 
 
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to bind, or 'edge': the demo on ivoryos-edge at 127.0.0.1 (the [edge] extra).")
 @click.option("--port", default=8000, show_default=True, type=int, envvar="PORT", help="TCP port (or $PORT).")
 @click.option("--no-browser", is_flag=True, help="Do not open a web browser.")
 @click.option("--deck", type=click.Path(exists=True, dir_okay=False), default=None,

@@ -311,6 +311,9 @@ def run_demo(host: str = "127.0.0.1", port: int = 8000, open_browser: bool = Tru
         from ivoryos_plugin.tools.demo import run_demo
         run_demo(port=8001, open_browser=False)
     """
+    if host == "edge":
+        _run_on_edge(port, open_browser, deck, data)
+        return
     if "ivoryos" in sys.modules or os.environ.get("IVORYOS_ACTIVE"):
         code = _run_fresh(host, port, open_browser, str(deck) if deck else None, Path(data) if data else None)
         if code not in (0, -signal.SIGTERM, -signal.SIGINT):
@@ -362,3 +365,32 @@ def run_demo(host: str = "127.0.0.1", port: int = 8000, open_browser: bool = Tru
             if trapped:
                 signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
     print(" * demo stopped", flush=True)
+
+
+def _run_on_edge(port: int, open_browser: bool, deck: Union[None, str, Path], data: Union[None, str, Path]) -> None:
+    """``ivoryos-plugin demo --host edge``: the same simulated deck and plugins on ivoryos-edge (127.0.0.1).
+
+    :param port: the TCP port.
+    :param open_browser: open the edge's page once it is up.
+    :param deck: a deck script, or the bundled simulated deck.
+    :param data: the edge's data folder (default ``./ivoryos_data/demo-edge-PORT``)."""
+    from ..hosts.edge.launcher import serve
+
+    problem = port_problem("127.0.0.1", port, "ivoryos-plugin demo --host edge")
+    if problem:
+        raise DemoError(problem)
+    deck_path = Path(deck).resolve() if deck else DEFAULT_DECK
+    module = load_deck_or_explain(deck_path, "the demo")
+    try:
+        plugins, failures = demo_plugins()
+        errors = [{"plugin": f["name"], "stage": f["stage"], "error": f["error"]} for f in failures]
+        url = f"http://127.0.0.1:{port}/"
+        if open_browser and not in_ci():
+            open_browser_when_up(url, "127.0.0.1", port)
+        folder = Path(data) if data is not None else Path("ivoryos_data") / f"demo-edge-{port}"
+        serve(plugins, module, port=port, data_dir=str(folder), plugin_errors=errors,
+              banner=[f" * demo on ivoryos-edge: {url} (deck {deck_path.name}: {', '.join(sorted(_simulators(module) or {}))})"])
+    except KeyboardInterrupt:
+        pass
+    finally:
+        _stop_deck(module)

@@ -125,3 +125,26 @@ def run(module_name: Optional[str] = None, port: Optional[int] = None, plugins: 
 
     edge_run(module_name, port, prepared["plugins"], host=host, plugin_errors=errors,
              exclude_names=exclude or None, **kwargs)
+
+
+def serve(plugins: Sequence[Any], deck: Any = None, *, port: int, data_dir: Optional[str] = None,
+          plugin_errors: Sequence[Dict[str, str]] = (), banner: Sequence[str] = ()) -> None:
+    """Serve ``plugins`` on ivoryos-edge at 127.0.0.1 (``ivoryos-plugin run --host edge`` and
+    ``ivoryos-plugin demo --host edge``): the deck module's globals are the instruments.
+
+    :param plugins: our plugins (and native edge ones).
+    :param deck: the deck module (loaded by the caller), or None for an empty deck.
+    :param port: the TCP port.
+    :param data_dir: the edge's data folder (default ``./ivoryos_data/edge-PORT``).
+    :param plugin_errors: plugins that failed to load, shown on the edge's plugin list.
+    :param banner: lines printed once the arguments are known."""
+    folder = os.path.abspath(data_dir or os.path.join("ivoryos_data", f"edge-{port}"))
+    os.makedirs(folder, exist_ok=True)
+    os.environ["IVORYOS_DATA_DIR"] = folder
+    for line in banner:
+        print(line, flush=True)
+    print(f" * ivoryos-edge with ivoryos_plugin: http://127.0.0.1:{port}/ (data in {folder}; the edge has no login: "
+          "it listens on 127.0.0.1 only)", flush=True)
+    extra: Dict[str, Any] = {} if deck is not None else {"instruments": {}}
+    run(deck.__name__ if deck is not None else None, port, list(plugins), host=LOOPBACK, discover_plugins=False,
+        plugin_errors=list(plugin_errors), **extra)
