@@ -1,0 +1,155 @@
+"""IvoryOS's own pages under ``ivoryos_plugin.run`` against plain ``ivoryos.run``: the same deck, two
+server subprocesses on loopback, each logged in as admin, the pages requested interleaved (the order
+of the two servers alternating every round). Prints the median latency ratio per page and the worst
+one (target <= 1.05): what the wrapper adds to each of IvoryOS's requests (the hardening's request
+guard, headers, the framework's hooks) should cost what a dict lookup costs.
+
+Run: ``python benchmarks/bench_ivoryos_pages.py`` (about a minute)."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import figure, finish, free_port, median  # noqa: E402
+
+ROUNDS, PER_ROUND, WARM_UP = 12, 25, 40
+PAGES = ("/ivoryos/", "/ivoryos/draft", "/ivoryos/instruments/", "/ivoryos/executions/status")
+
+DECK = '''
+import os
+
+
+class Thermometer:
+    """A deck instrument (what IvoryOS lists and builds its forms from)."""
+
+    def __init__(self):
+        self.celsius = 21.5
+
+    def read(self) -> float:
+        """The temperature."""
+        return self.celsius
+
+    def set_point(self, celsius: float = 25.0, ramp_s: int = 10) -> dict:
+        """Ramp to a temperature."""
+        self.celsius = celsius
+        return {{"celsius": celsius, "ramp_s": ramp_s}}
+
+
+thermometer = Thermometer()
+sensor = Thermometer()
+
+if __name__ == "__main__":
+    port = int(os.environ["PORT"])
+    if {ours!r}:
+        import ivoryos_plugin
+
+        ivoryos_plugin.run(__name__, host="127.0.0.1", port=port)
+    else:
+        import ivoryos
+
+        ivoryos.run(__name__, host="127.0.0.1", port=port, debug=False)
+'''
+
+
+def start(ours: bool, folder: Path) -> Tuple[subprocess.Popen, str]:
+    """A deck server in ``folder`` (its own ivoryos_data), listening on a free port."""
+    port = free_port()
+    (folder / "deck.py").write_text(DECK.format(ours=ours))
+    env = {**os.environ, "PORT": str(port), "PYTHONUNBUFFERED": "1"}
+    env.pop("IVORYOS_ACTIVE", None)
+    log = open(folder / "server.log", "wb")
+    proc = subprocess.Popen([sys.executable, "deck.py"], cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the {'wrapped' if ours else 'plain'} server died:\n{(folder / 'server.log').read_text()}")
+        try:
+            requests.get(f"{base}/ivoryos/auth/login", timeout=2)
+            return proc, base
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    proc.kill()
+    raise SystemExit(f"the server did not listen within 90 s:\n{(folder / 'server.log').read_text()}")
+
+
+def login(base: str) -> requests.Session:
+    """A session logged in as admin/admin (with the login form's CSRF token when it has one)."""
+    session = requests.Session()
+    page = session.get(f"{base}/ivoryos/auth/login").text
+    form = {"username": "admin", "password": "admin"}
+    found = re.search(r'<input[^>]*name="csrf_token"[^>]*value="([^"]*)"', page)
+    if found:
+        form["csrf_token"] = found.group(1)
+    reply = session.post(f"{base}/ivoryos/auth/login", data=form)
+    if reply.status_code != 200 or not reply.url.rstrip("/").endswith("/ivoryos"):
+        raise SystemExit(f"login failed at {base}: {reply.status_code} {reply.url}")
+    return session
+
+
+def timed(session: requests.Session, url: str) -> float:
+    began = time.perf_counter()
+    reply = session.get(url)
+    took = time.perf_counter() - began
+    if reply.status_code != 200:
+        raise SystemExit(f"{url}: {reply.status_code} {reply.text[:200]}")
+    return took
+
+
+def main() -> None:
+    procs: List[subprocess.Popen] = []
+    with tempfile.TemporaryDirectory(prefix="bench_ivoryos_pages_") as root:
+        try:
+            servers = {}
+            for label, ours in (("ours", True), ("plain", False)):
+                folder = Path(root) / label
+                folder.mkdir()
+                proc, base = start(ours, folder)
+                procs.append(proc)
+                servers[label] = (login(base), base)
+            samples: Dict[str, Dict[str, List[float]]] = {page: {"ours": [], "plain": []} for page in PAGES}
+            for _ in range(WARM_UP):
+                for page in PAGES:
+                    for session, base in servers.values():
+                        timed(session, base + page)
+            for round_no in range(ROUNDS):
+                order = ("ours", "plain") if round_no % 2 == 0 else ("plain", "ours")
+                for page in PAGES:
+                    for _ in range(PER_ROUND):
+                        for label in order:
+                            session, base = servers[label]
+                            samples[page][label].append(timed(session, base + page))
+        finally:
+            for proc in procs:
+                proc.send_signal(signal.SIGTERM)
+            for proc in procs:
+                try:
+                    proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(5)
+    ratios = {}
+    for page, got in samples.items():
+        ours, plain = median(got["ours"]), median(got["plain"])
+        ratios[page] = ours / plain
+        print(f"{page:<30} ivoryos_plugin.run {ours * 1e3:7.3f} ms   ivoryos.run {plain * 1e3:7.3f} ms   "
+              f"ratio {ratios[page]:.3f}   ({len(got['ours'])} requests each)")
+    worst = max(ratios, key=lambda page: ratios[page])
+    print(f"worst page: {worst}")
+    figure("ivoryos_pages_worst_median_ratio", ratios[worst], "<=1.05")
+    finish()
+
+
+if __name__ == "__main__":
+    main()
