@@ -117,3 +117,15 @@ def test_the_demo_runs_on_the_edge(tmp_path: Path) -> None:
         assert "demo on ivoryos-edge" in server.output()
     finally:
         server.stop()
+
+
+def test_the_documented_edge_deck_runs(tmp_path: Path) -> None:
+    server = start_process([PY, str(ROOT / "examples" / "edge_deck.py")], tmp_path, "edge_deck.log",
+                           env={"IVORYOS_DATA_DIR": str(tmp_path / "data")}, timeout=120)
+    try:
+        ids = [p["id"] for p in requests.get(f"{server.base}/api/plugins").json()["plugins"]]
+        assert ids[:2] == ["hello", "balance"]
+        tare = requests.post(url(server, "balance", "actions/tare"))
+        assert tare.status_code == 200 and tare.json()["ok"] is True
+    finally:
+        server.stop()
