@@ -21,7 +21,7 @@ import logging
 import threading
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Set
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set
 
 from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -88,8 +88,12 @@ class LiveChannel:
         loop = self.loop
         if not targets or loop is None or loop.is_closed():
             return
+        loop.call_soon_threadsafe(self._fan, targets, text)  # one wake-up of the loop for all viewers
+
+    @classmethod
+    def _fan(cls, targets: List[_Client], text: str) -> None:
         for client in targets:
-            loop.call_soon_threadsafe(self._put, client, text)
+            cls._put(client, text)
 
     @staticmethod
     def _put(client: _Client, text: str) -> None:
