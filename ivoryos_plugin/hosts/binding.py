@@ -13,6 +13,8 @@ from ..runtime.extension import Extension
 from ..runtime.host import RuntimeHost
 from ..runtime.live import QUEUE_ENV
 from ..runtime.steps import install_on_deck
+from ..hardware.deck import Gate
+from . import demomode
 from . import ivoryos as adapter
 from . import offline, panels
 
@@ -41,6 +43,8 @@ class FrameworkHost(RuntimeHost):
         adapter.show_plugin_titles(app, lambda: {name: rt.plugin.title for name, rt in ext.runtimes.items()})
         ext.run_context = adapter.current_run
         ext.gate = adapter.probe()
+        if demomode.is_demo(app.config):  # every visitor counts as logged in: fail closed on the hardware
+            ext.gate = Gate.unverified(demomode.REFUSAL)
         if ext.gate.problem:
             log.error("ivoryos_plugin: hardware actions are refused: cannot verify the deck is idle (%s)",
                       ext.gate.problem)

@@ -6,7 +6,6 @@ import hmac
 import importlib.util
 import os
 import secrets
-import sys
 import threading
 from pathlib import Path
 from types import ModuleType
@@ -18,14 +17,17 @@ from jinja2 import DictLoader
 from werkzeug.wrappers import Response
 from flask_login import LoginManager, UserMixin, login_user, logout_user
 from flask_socketio import SocketIO
+from socketio.exceptions import ConnectionRefusedError as Refused
 
 from ..hardware.deck import Gate
 from ..runtime.attach import attach
+from ..runtime.connections import Connection
 from ..runtime.extension import Extension
 from ..runtime.live import QUEUE_ENV
 from ..runtime.pages_errors import install_error_pages
-from ..runtime.security import check_csrf, origin_ok
+from ..runtime.security import AuthError, authenticate, check_csrf, origin_ok
 from . import ivoryos as adapter
+from .decks import load_deck as load_deck  # the dev host's, the demo's: the deck's __main__ block runs too
 from .discovery import register_plugin
 
 PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -36,34 +38,6 @@ class DevUser(UserMixin):  # type: ignore[misc]
     """The one user of the dev host: whoever holds the token."""
 
     id = "dev"
-
-
-def load_deck(path: Union[str, Path]) -> ModuleType:
-    """Import a deck script once, as a module whose globals are the instruments.
-
-    :param path: the deck script (``examples/demo_deck.py``).
-    :raises FileNotFoundError: no such file."""
-    path = Path(path).resolve()
-    if not path.is_file():
-        raise FileNotFoundError(f"deck script {str(path)!r} does not exist; pass --deck path/to/deck.py")
-    name = path.stem
-    existing = sys.modules.get(name)
-    if existing is not None and os.path.abspath(getattr(existing, "__file__", "") or "") == str(path):
-        return existing
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot import the deck script {str(path)!r}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    sys.path.insert(0, str(path.parent))
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        sys.modules.pop(name, None)
-        raise
-    finally:
-        sys.path.remove(str(path.parent))
-    return module
 
 
 #: what browsers drop from a URL before reading it: tabs and newlines anywhere (WHATWG URL standard)
@@ -176,6 +150,7 @@ def create_app(plugins: Iterable[Any] = (), deck: Union[None, str, Path, ModuleT
     ext.gate = Gate(lock=threading.Lock())  # the dev host runs no workflows: its own runner lock
     deck_module = load_deck(deck) if isinstance(deck, (str, Path)) else deck
     ext.deck_getter = lambda: deck_module
+    guard_default_namespace(app, socketio, ext)  # before plain plugins' init_socketio add their handlers
     for plugin in plugins:
         register_plugin(app, plugin, socketio, url_prefix=prefix)
     ext.ensure_started()
@@ -210,6 +185,39 @@ def _add_shell_routes(app: Flask, prefix: str) -> None:
     # the tab's icon (a plug; the shell links it): browsers ask every host for /favicon.ico
     app.add_url_rule("/favicon.ico", "favicon", lambda: Response(FAVICON, mimetype="image/svg+xml",
                                                                  headers={"Cache-Control": "max-age=86400"}))
+
+
+def guard_default_namespace(app: Flask, socketio: SocketIO, ext: Extension) -> None:
+    """The default Socket.IO namespace ``/`` (where plain plugins' ``init_socketio`` handlers and a
+    page's bare ``io()`` live) asks for the dev host's login, as its pages do: a client that brings
+    neither a logged-in session's cookie nor the token (``auth={"token": ...}``) is refused at
+    connect, so its events reach no handler. A plain plugin's own ``connect`` handler runs after
+    this one (:func:`~ivoryos_plugin.hosts.ivoryos.guard_init_socketio`), for clients let in.
+
+    :param app: the dev host's app.
+    :param socketio: its Socket.IO server.
+    :param ext: its framework state (the connections, re-authorised while they live)."""
+    def connect(auth: Any = None) -> None:
+        token = auth.get("token") if isinstance(auth, dict) else None
+        try:
+            principal = authenticate(None, token)
+        except AuthError as exc:
+            raise Refused(f"unauthorized: the dev host's Socket.IO: {exc}") from None
+        if principal is None:
+            raise Refused("unauthorized: the dev host's Socket.IO needs its token: open the URL it printed "
+                          "(?token=...) in this browser first, or send {\"token\": \"...\"} as the auth payload.")
+        ext.connections.add(Connection(sid=request.sid, namespace="/", token=principal.token,  # type: ignore[attr-defined]
+                                       session_id=principal.session_id, session_at=principal.session_at,
+                                       user=principal.name if principal.via == "session" else None))
+
+    def disconnect(*args: Any) -> None:
+        ext.connections.remove("/", request.sid)  # type: ignore[attr-defined]
+
+    socketio.on("connect")(connect)
+    socketio.on("disconnect")(disconnect)
+    handler = adapter.default_namespace_handlers(socketio).get("connect")
+    if handler is not None:
+        handler._ivoryos_plugin_guard = True  # what the health page looks for (default_namespace_guarded)
 
 
 FAVICON = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect width="32" height="32" rx="7" '

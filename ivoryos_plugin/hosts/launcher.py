@@ -15,7 +15,7 @@ from ..core.names import PluginError
 from ..core.plugin import Plugin
 from ..runtime.attach import framework_blueprint
 from ..runtime.files import atomic_write
-from . import hardening
+from . import demomode, hardening
 from . import ivoryos as adapter
 from . import panels
 from .discovery import check_plugin, isolate_registration, protect_plain
@@ -217,6 +217,9 @@ def run(module: Optional[str] = None, host: Optional[str] = None, port: Optional
     if debug is None:
         _say("debug off (ivoryos.run: on, with the Werkzeug debugger); pass debug=True to turn it on.")
     config = config or adapter.get_config()
+    demo = demomode.is_demo(config)
+    if demo:  # before the lines that name logins: demo mode lets every visitor through them
+        _say(demomode.startup_line(host))
     public_key = getattr(config, "SECRET_KEY", None) in (PUBLIC_DEFAULT_KEY, None, "")
     for line in harden(config, host, bool(debug)):
         print(line, file=sys.stderr, flush=True)
@@ -224,7 +227,9 @@ def run(module: Optional[str] = None, host: Optional[str] = None, port: Optional
         _say(f"SECRET_KEY: a random key kept in {data_folder(config) / SECRET_FILE} (ivoryos.run: the public "
              "constant 'default_secret_key'); set env SECRET_KEY to choose one.")
     plain = [p.name for p in loaded if not isinstance(p, Plugin)]
-    if plain:
+    if plain and demo:
+        _say(demomode.plain_line(plain))
+    elif plain:
         _say(f"plain Blueprint plugin(s) {', '.join(plain)}: their routes need an IvoryOS login or a bearer "
              "token, and a CSRF token on POST (ivoryos.run: open to anyone).")
     shown = panels.blueprints_for(loaded)
@@ -245,7 +250,8 @@ def run(module: Optional[str] = None, host: Optional[str] = None, port: Optional
     if arguments.get("exclude_names") is None:
         arguments.pop("exclude_names", None)
     try:
-        hardening.arm(options, _say)
+        hardening.arm(options, demomode.truthful(_say, hardening.describe(options),
+                                                 [item.key for item in hardening.items(options)]) if demo else _say)
         adapter.run(module, blueprint_plugins=[framework_blueprint, *shown, *loaded], **arguments)
     except hardening.HardeningError as exc:  # an item that cannot be installed or proven: no server
         raise SystemExit(f" * ivoryos_plugin: {exc}") from None

@@ -9,9 +9,10 @@ import logging
 import os
 from typing import List, Optional, Sequence
 
-from flask import Blueprint, Flask, Response, render_template
+from flask import Blueprint, Flask, Response, render_template, url_for
+from werkzeug.routing import BuildError
 
-from ..runtime.extension import Extension, current_extension
+from ..runtime.extension import Extension
 from ..runtime.security import guard_request, harden_response
 
 NAME = "plugin_panels"
@@ -30,9 +31,22 @@ def _title(blueprint: Blueprint) -> str:
     return str(getattr(blueprint, "title", "") or blueprint.name.replace("_", " ").capitalize())
 
 
+def widget_url(name: str) -> Optional[str]:
+    """Where a left-panel plugin's widget is: ``url_for(name + '.widget')``, as IvoryOS's own
+    ``base.html`` links it (verified on 1.7.2), whatever the view's route (``/widget``, ``/``...);
+    None when the plugin has no ``widget`` endpoint.
+
+    :param name: the plugin's name."""
+    try:
+        return url_for(f"{name}.widget")
+    except BuildError:
+        return None
+
+
 def panels_blueprint(blueprints: Sequence[Blueprint]) -> Blueprint:
     """A left-panel plugin whose widget holds each of ``blueprints``' widgets in a collapsible
-    section (an iframe of ``{prefix}/{name}/widget``, so each widget keeps its own page and guard).
+    section (an iframe of the plugin's ``widget`` endpoint, found by ``url_for`` as IvoryOS finds
+    it, so each widget keeps its own page and guard).
 
     :param blueprints: the left-panel plugins, in order."""
     sections = [{"name": b.name, "title": _title(b)} for b in blueprints]
@@ -49,8 +63,8 @@ def panels_blueprint(blueprints: Sequence[Blueprint]) -> Blueprint:
 
     @panel.route("/widget")
     def widget() -> str:
-        return render_template("ivoryos_plugin/panels.html", sections=sections,
-                               prefix=current_extension().url_prefix)
+        shown = [{**section, "url": widget_url(section["name"])} for section in sections]
+        return render_template("ivoryos_plugin/panels.html", sections=shown)
 
     return panel
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import re
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -95,7 +96,7 @@ def _installed_ivoryos() -> Optional[str]:
 # ------------------------------------------------------------------ checks on one plugin object
 def check_object(report: Report, subject: str, obj: Any, *, entry_name: Optional[str] = None,
                  requirements: Optional[List[str]] = None, ivoryos_version: Optional[str] = None,
-                 hosts: Optional[Set[str]] = None) -> None:
+                 hosts: Optional[Set[str]] = None, loaded_by_run: bool = False) -> None:
     """Run the per-plugin checks on a loaded plugin object and add the results to ``report``.
 
     :param report: the report.
@@ -104,7 +105,9 @@ def check_object(report: Report, subject: str, obj: Any, *, entry_name: Optional
     :param entry_name: the entry point's name (it should equal the plugin's name).
     :param requirements: the distribution's requirements (``Requires-Dist`` or pyproject dependencies).
     :param ivoryos_version: the installed IvoryOS version.
-    :param hosts: the template names IvoryOS and the framework provide."""
+    :param hosts: the template names IvoryOS and the framework provide.
+    :param loaded_by_run: an installed plugin, which ``ivoryos_plugin.run`` loads: its default-namespace
+        Socket.IO handlers are warnings, as ``run`` accepts them with one (:func:`as_run_loads_it`)."""
     from ..core.plugin import Plugin
 
     if not isinstance(obj, Blueprint):
@@ -143,6 +146,9 @@ def check_object(report: Report, subject: str, obj: Any, *, entry_name: Optional
     if not problems:
         report.add(OK, obj.name, "templates")
     socket_errors, socket_warnings = socketio_problems(obj, sources, is_plugin=isinstance(obj, Plugin))
+    if loaded_by_run:
+        socket_warnings = [as_run_loads_it(obj.name, m) for m in socket_errors] + socket_warnings
+        socket_errors = []
     for problem in socket_errors:
         report.add(ERROR, obj.name, "socketio", problem)
     for problem in socket_warnings:
@@ -331,8 +337,8 @@ def check_installed() -> Report:
     report = Report("installed plugins (entry point group 'ivoryos.plugins')")
     ivoryos_version = _installed_ivoryos()
     hosts = host_templates()
-    for message in collision.installed_problems():
-        report.add(ERROR, "environment", "install", message)
+    for level, message in collision.installed_problems():
+        report.add(level, "environment", "install", message)
     pairs = sorted(_entry_points(GROUP), key=lambda pair: pair[0].name)
     if not pairs:
         report.add(WARNING, "environment", "entry-point", f"no plugin is installed (entry point group '{GROUP}'); "
@@ -361,5 +367,25 @@ def check_installed() -> Report:
             seen[obj.name] = label
         requirements = list(dist.requires or []) if dist is not None else []
         check_object(report, ep.name, obj, entry_name=ep.name, requirements=requirements,
-                     ivoryos_version=ivoryos_version, hosts=hosts)
+                     ivoryos_version=ivoryos_version, hosts=hosts, loaded_by_run=True)
     return report
+
+
+_DEFAULT_NAMESPACE_EVENT = re.compile(r"handles (?:Socket\.IO event )?'([^']+)' on the default namespace")
+
+
+def as_run_loads_it(name: str, message: str) -> str:
+    """The warning for a default-namespace Socket.IO handler of an installed plugin, as
+    ``ivoryos_plugin.run`` (which loads installed plugins) treats it: accepted, IvoryOS's own handler
+    for the event (if any) keeps answering and the plugin's runs after it (``guard_init_socketio``).
+
+    :param name: the plugin's name.
+    :param message: the finding of :func:`~ivoryos_plugin.tools.checks_source.socketio_problems`."""
+    found = _DEFAULT_NAMESPACE_EVENT.search(message)
+    what = f"handles Socket.IO event {found.group(1)!r}" if found else "adds a class-based namespace"
+    where = message.split(": ", 2)[1].split(" handles ")[0] if found and ".py:" in message else "init_socketio"
+    return (f"Plugin {name!r}: {where} {what} on IvoryOS's default namespace '/'. ivoryos_plugin.run, which loads "
+            "installed plugins, accepts it: IvoryOS's own handler for that event, if it has one, keeps answering and "
+            "the plugin's runs after it (under plain ivoryos.run a 'connect' there replaces IvoryOS's). Move it to the "
+            f"plugin's own namespace (namespace='/ivoryos/{name}'), or port the plugin to ivoryos_plugin.Plugin and "
+            "use @plugin.on(...).")
