@@ -238,7 +238,9 @@ def test_installing_the_template_keeps_the_framework_and_check_says_what_happene
     errors = [l for l in check.stdout.splitlines() if l.strip().startswith("ERROR") and " install " in l]
     assert check.returncode == 1 and len(errors) == 2, check.stdout + check.stderr
     assert "the distribution ivoryos-plugin 0.1.0 installs a package 'ivoryos_plugin'" in errors[0]
-    assert "pip uninstall -y ivoryos-plugin && pip install --force-reinstall --no-deps ivoryos-plugin-framework" in errors[0]
+    # the repair reinstalls the framework from where it came from (here a wheel no package index has)
+    assert (f"-m pip uninstall -y ivoryos-plugin && {python} -m pip install --force-reinstall --no-deps "
+            f"{framework_wheel}") in errors[0], errors[0]
     assert "which is not the framework's: a plugin package named 'ivoryos_plugin' replaced its __init__.py" in errors[1]
     # the fix the message gives, followed: the framework is whole again
     pip(str(python), ["uninstall", "-y", "ivoryos_plugin"])  # takes the framework's __init__.py with it
