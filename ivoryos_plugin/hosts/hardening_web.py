@@ -47,16 +47,18 @@ _HOST_SOURCE = re.compile(r"[A-Za-z0-9.\-]+(:[0-9]+)?|\[[0-9A-Fa-f:.]+\](:[0-9]+
 def content_security_policy(host: str, origins: Sequence[str] = ()) -> str:
     """The Content-Security-Policy of IvoryOS's pages (and the plugins' pages) under ``ivoryos_plugin.run``.
 
-    IvoryOS's templates run inline scripts and ``onclick=`` handlers, so scripts may be inline; they
-    come from this server only: the CDN libraries are served locally (``hosts/offline.py``). No other
-    site frames a page, no plugin object runs, forms post only here.
+    IvoryOS's templates run inline scripts and ``onclick=`` handlers, so scripts may be inline (and,
+    as inline scripts can anyway, ``eval``: Plotly's WebGL traces, Vue or Alpine.js on a plugin page,
+    browser test tools need it); they come from this server only: the CDN libraries are served
+    locally (``hosts/offline.py``). No other site frames a page, no plugin object runs, forms post
+    only here.
 
     :param host: the request's ``Host`` (its WebSocket URLs are allowed; an odd value is left out).
     :param origins: CDN origins still needed (libraries without a local copy)."""
     extra = "".join(f" {origin}" for origin in origins)
     sockets = f" ws://{host} wss://{host}" if _HOST_SOURCE.fullmatch(host or "") else ""
     return "; ".join([
-        "default-src 'self'", f"script-src 'self' 'unsafe-inline'{extra}", f"style-src 'self' 'unsafe-inline'{extra}",
+        "default-src 'self'", f"script-src 'self' 'unsafe-inline' 'unsafe-eval'{extra}", f"style-src 'self' 'unsafe-inline'{extra}",
         f"font-src 'self' data:{extra}", "img-src 'self' data: blob:", f"connect-src 'self'{sockets}",
         "worker-src 'self' blob:", "frame-src 'self'", "frame-ancestors 'self'", "object-src 'none'",
         "base-uri 'self'", "form-action 'self'"])
@@ -220,7 +222,10 @@ class Hooks:
             response.headers.setdefault(name, value)
         if response.headers.get(CSP) in (None, BASELINE_CSP):
             response.headers[CSP] = content_security_policy(request.host, self.origins)
-        if response.mimetype in NO_STORE_TYPES and not response.direct_passthrough:
+        if (response.mimetype in NO_STORE_TYPES and not response.direct_passthrough and response.status_code < 400
+                and (request.method == "GET" or self.ext.plugin_of_path(request.path) is not None)):
+            # (what a cache could keep: an error, or IvoryOS's answer to a POST, is not kept anyway, and a
+            # no-store body its scripts never read keeps the request open in the browser)
             response.headers.setdefault("Cache-Control", "no-store")
         return response
 
