@@ -373,5 +373,8 @@ def test_cli_check_installed_reports_each_broken_package(site: Path) -> None:
     errors = [l for l in result.stdout.splitlines() if l.strip().startswith("ERROR")]
     assert any("fixture_broken" in l and "entry-point" in l and "simulated import failure" in l for l in errors)
     assert any("design" in l and " name " in l and "choose another name" in l for l in errors)
-    assert any("upstream_demo" in l and "socketio" in l for l in errors)
+    # a default-namespace 'connect' handler: ivoryos_plugin.run loads it with a warning, so check says WARNING too
+    warnings = [l for l in result.stdout.splitlines() if l.strip().startswith("WARNING")]
+    assert any("upstream_demo" in l and "socketio" in l for l in warnings), result.stdout
+    assert not any("upstream_demo" in l and "socketio" in l for l in errors), result.stdout
     assert not any("fixture_good" in l for l in errors), result.stdout
