@@ -387,7 +387,8 @@ def test_the_balance_page_opens_with_its_recorded_minutes_and_links_the_runs_csv
     assert reply.ok and f"balance-weight.csv" in reply.headers["content-disposition"]
     rows = list(csv.DictReader(io.StringIO(reply.text())))
     assert len(rows) >= 5 and {int(r["run"]) for r in rows} == {run_id}, rows[:3]
-    grams = [json.loads(r["value"])["grams"] for r in rows]
+    grams = [float(r["value"]) for r in rows]  # record="grams": the value column is the grams
+    assert all(json.loads(r["data"])["grams"] == float(r["value"]) for r in rows)
     assert max(grams) - min(grams) > 20, "the run's 40 ml reach the pan while it is recorded"
 
     later = tabs()  # a page opened after the run links that run's CSV
