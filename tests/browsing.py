@@ -61,7 +61,8 @@ class Watch:
     """Everything that went wrong in one tab (its frames included): console errors, uncaught
     exceptions, failed requests and HTTP error answers.
 
-    A socket.io long-poll cut short by leaving the page (``net::ERR_ABORTED``) is not a failure."""
+    A socket.io long-poll or the pages' deck poll cut short by leaving the page (``net::ERR_ABORTED``)
+    is not a failure."""
 
     def __init__(self, page: Any) -> None:
         self.page = page
@@ -78,7 +79,8 @@ class Watch:
 
     def _failed(self, request: Any) -> None:
         failure = request.failure or ""
-        if "ERR_ABORTED" in failure and "/socket.io/" in request.url:
+        if "ERR_ABORTED" in failure and ("/socket.io/" in request.url
+                                         or request.url.split("?")[0].endswith("/plugins/deck.json")):
             return
         self.problems.append(f"request failed: {request.method} {request.url} ({failure})")
 
