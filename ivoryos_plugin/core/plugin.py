@@ -19,8 +19,8 @@ from . import binding, names
 from .declarations import Builtin, Declarations, Policy, RouteRow
 from .names import PluginError
 from .setup import setupmethod
-from .specs import (DEFAULT_STEP_TIMEOUT, STEP_CANCELLED, ActionSpec, CameraSpec, StepSpec, StreamSpec, WorkerSpec,
-                    make_action, make_camera, make_step)
+from .specs import (DEFAULT_STEP_TIMEOUT, PHOTO_KEEP_BYTES, PHOTO_KEEP_S, STEP_CANCELLED, ActionSpec, CameraSpec,
+                    StepSpec, StreamSpec, WorkerSpec, make_action, make_camera, make_step)
 
 if TYPE_CHECKING:
     from flask import Response
@@ -483,7 +483,8 @@ class Plugin(Blueprint):
 
     @setupmethod
     def camera(self, name: str, source: Union[int, str, Callable[[], Any]], *, fps: float = 15.0,
-               width: Optional[int] = None, quality: int = 80) -> None:
+               width: Optional[int] = None, quality: int = 80, keep_s: Optional[float] = PHOTO_KEEP_S,
+               keep_bytes: Optional[int] = PHOTO_KEEP_BYTES) -> None:
         """Declare a camera: live video for every viewer from one capture, and snapshots as a step.
 
         One capture thread per camera (per app), shared by all viewers and running only while
@@ -492,7 +493,9 @@ class Plugin(Blueprint):
         ``IvoryPlugin.camera(img, url)`` adds reconnect, a "no signal" placeholder and the fps) and
         ``.../snapshot.jpg``, with the same login as every plugin route. The plugin gains the workflow
         step ``snapshot(label)``: its photos are kept under the run in the plugin's data folder and
-        listed on ``/ivoryos/<plugin>/gallery``. Needs OpenCV (``opencv-python-headless``).
+        listed on ``/ivoryos/<plugin>/gallery``, each camera's for ``keep_s`` seconds and up to
+        ``keep_bytes`` bytes (the oldest are removed first, after each snapshot and every minute in
+        the background; the newest photo is always kept). Needs OpenCV (``opencv-python-headless``).
 
         :param name: the camera's name (a Python identifier).
         :param source: a device index (0), a device path, an RTSP/HTTP URL or a video file, or a
@@ -501,12 +504,17 @@ class Plugin(Blueprint):
         :param fps: frames per second while someone watches, up to 60.
         :param width: scale frames to this width (None keeps the source's).
         :param quality: JPEG quality, 1-100.
+        :param keep_s: photos older than this many seconds are removed (default 30 days; None: no
+            age limit).
+        :param keep_bytes: at most this many bytes of photos are kept (default 2 GiB; None: no size
+            limit).
 
         Example::
 
-            plugin.camera("deck", 0, fps=10, width=640)
+            plugin.camera("deck", 0, fps=10, width=640, keep_s=7 * 86400, keep_bytes=500 * 1024 ** 2)
         """
-        spec = make_camera(self.name, name, source, fps=fps, width=width, quality=quality)
+        spec = make_camera(self.name, name, source, fps=fps, width=width, quality=quality, keep_s=keep_s,
+                           keep_bytes=keep_bytes)
         if name in self._cameras:
             raise PluginError(self.name, f"camera {name!r} is registered twice; give each camera its own name.")
         first = not self._cameras

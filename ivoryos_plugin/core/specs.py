@@ -19,8 +19,8 @@ from pydantic import BaseModel, ConfigDict, create_model
 from .names import PluginError
 
 __all__ = ["ActionError", "ActionSpec", "make_action", "argument_model", "StepSpec", "make_step", "check_step_timeout",
-           "DEFAULT_STEP_TIMEOUT", "MAX_STEP_TIMEOUT", "STEP_CANCELLED", "CameraSpec", "make_camera", "StreamSpec",
-           "WorkerSpec"]
+           "DEFAULT_STEP_TIMEOUT", "MAX_STEP_TIMEOUT", "STEP_CANCELLED", "CameraSpec", "make_camera", "PHOTO_KEEP_S",
+           "PHOTO_KEEP_BYTES", "StreamSpec", "WorkerSpec"]
 
 
 class ActionError(Exception):
@@ -173,6 +173,12 @@ def make_step(plugin: str, func: Callable[..., Any], name: Optional[str],
     return StepSpec(name=key, func=func, model=model, timeout=seconds)
 
 
+#: the snapshot step keeps each camera's photos this long by default (seconds): 30 days
+PHOTO_KEEP_S = 30 * 86400.0
+#: and at most this many bytes of each camera's photos by default, the newest: 2 GiB
+PHOTO_KEEP_BYTES = 2 * 1024 ** 3
+
+
 @dataclass
 class CameraSpec:
     """A declared camera.
@@ -182,17 +188,23 @@ class CameraSpec:
         returning a frame (numpy array, PIL image or JPEG bytes).
     :param fps: frames per second captured while someone watches.
     :param width: scale frames to this width in pixels, or None.
-    :param quality: JPEG quality, 1-100."""
+    :param quality: JPEG quality, 1-100.
+    :param keep_s: the snapshot step's photos of this camera older than this many seconds are
+        removed (None: no age limit).
+    :param keep_bytes: at most this many bytes of its photos are kept, the newest (None: no size limit)."""
 
     name: str
     source: Union[int, str, Callable[[], Any]]
     fps: float = 15.0
     width: Optional[int] = None
     quality: int = 80
+    keep_s: Optional[float] = PHOTO_KEEP_S
+    keep_bytes: Optional[int] = PHOTO_KEEP_BYTES
 
 
 def make_camera(plugin: str, name: str, source: Any, *, fps: float, width: Optional[int],
-                quality: int) -> CameraSpec:
+                quality: int, keep_s: Optional[float] = PHOTO_KEEP_S,
+                keep_bytes: Optional[int] = PHOTO_KEEP_BYTES) -> CameraSpec:
     """Build a :class:`CameraSpec`, raising :class:`PluginError` with the fix for a bad value.
 
     :param plugin: the plugin's name, for messages.
@@ -200,7 +212,11 @@ def make_camera(plugin: str, name: str, source: Any, *, fps: float, width: Optio
     :param source: see :class:`CameraSpec`.
     :param fps: frames per second, in (0, 60].
     :param width: None, or 16 to 7680 pixels.
-    :param quality: 1 to 100."""
+    :param quality: 1 to 100.
+    :param keep_s: seconds a photo is kept (positive, finite), or None for no age limit; default
+        :data:`PHOTO_KEEP_S`.
+    :param keep_bytes: bytes of photos kept (a whole number, at least 1), or None for no size
+        limit; default :data:`PHOTO_KEEP_BYTES`."""
     if not isinstance(name, str) or not name.isidentifier():
         raise PluginError(plugin, f"camera name {name!r} must be a Python identifier, e.g. 'deck'.")
     if isinstance(source, bool) or not (callable(source) or (isinstance(source, int) and source >= 0)
@@ -213,7 +229,17 @@ def make_camera(plugin: str, name: str, source: Any, *, fps: float, width: Optio
         raise PluginError(plugin, f"camera {name!r}: width={width!r} must be None or 16 to 7680 pixels.")
     if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
         raise PluginError(plugin, f"camera {name!r}: quality={quality!r} must be a whole number from 1 to 100.")
-    return CameraSpec(name=name, source=source, fps=float(fps), width=width, quality=quality)
+    if keep_s is not None and (isinstance(keep_s, bool) or not isinstance(keep_s, (int, float))
+                               or not math.isfinite(keep_s) or keep_s <= 0):
+        raise PluginError(plugin, f"camera {name!r}: keep_s={keep_s!r} must be a positive number of seconds, e.g. "
+                                  "keep_s=7 * 86400 to keep its photos for a week, or None to keep them whatever "
+                                  f"their age (default {PHOTO_KEEP_S / 86400:.0f} days).")
+    if keep_bytes is not None and (isinstance(keep_bytes, bool) or not isinstance(keep_bytes, int) or keep_bytes < 1):
+        raise PluginError(plugin, f"camera {name!r}: keep_bytes={keep_bytes!r} must be a whole number of bytes, at "
+                                  "least 1, e.g. keep_bytes=500 * 1024 ** 2 for 500 MiB, or None for no size limit "
+                                  f"(default {PHOTO_KEEP_BYTES // 1024 ** 3} GiB).")
+    return CameraSpec(name=name, source=source, fps=float(fps), width=width, quality=quality,
+                      keep_s=None if keep_s is None else float(keep_s), keep_bytes=keep_bytes)
 
 
 @dataclass

@@ -1,20 +1,24 @@
 """A plugin's cameras in one app: the MJPEG stream and snapshot routes, the snapshot step's photos
-kept per workflow run in the plugin's data folder, and the gallery page that lists them."""
+kept per workflow run in the plugin's data folder (bounded by age and size per camera, see
+``photos.py``), and the gallery page that lists them and says what it keeps."""
 from __future__ import annotations
 
 import datetime
+import os
 import re
 import socket
 import struct
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 from flask import Response, jsonify, render_template, request, send_file
 
+from ..core.specs import PHOTO_KEEP_BYTES, PHOTO_KEEP_S
 from ..hardware.camera import Camera, CameraUnavailable, Frame
 from .extension import current_extension
 from .files import atomic_write
+from .photos import OTHER, Bound, PhotoRetention, duration, size_text
 from .replies import error_response
 
 if TYPE_CHECKING:
@@ -27,6 +31,9 @@ PHOTOS = "photos"
 #: a viewer whose connection still holds this many frames unsent skips the next (it lags behind by
 #: a few frames, however large the kernel lets its send buffer grow)
 BACKLOG_FRAMES = 2
+#: the photos' bounds are applied after each snapshot, and every this many seconds in the background
+#: (what ages out while no workflow runs, what another program added)
+PRUNE_EVERY_S = 60.0
 
 
 def mjpeg_part(frame: Frame) -> bytes:
@@ -163,6 +170,23 @@ class CameraSet:
             name: Camera(name, spec.source, fps=spec.fps, width=spec.width, quality=spec.quality, framer=mjpeg_part)
             for name, spec in runtime.plugin._cameras.items()}
         self.broadcasts: Dict[str, Broadcast] = {name: Broadcast(camera) for name, camera in self.cameras.items()}
+        self.retention = PhotoRetention(
+            lambda: self.runtime.ext.data_root / self.runtime.plugin.name / PHOTOS,
+            {name: Bound(spec.keep_s, spec.keep_bytes) for name, spec in runtime.plugin._cameras.items()},
+            Bound(PHOTO_KEEP_S, PHOTO_KEEP_BYTES))
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._sweeper: Optional[threading.Thread] = None
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The time photos are stamped with and their ages measured by (``time.time``); a test sets
+        its own to move time instead of waiting."""
+        return self.retention.clock
+
+    @clock.setter
+    def clock(self, clock: Callable[[], float]) -> None:
+        self.retention.clock = clock
 
     def get(self, name: str) -> Optional[Camera]:
         """The camera ``name``, or None.
@@ -170,14 +194,64 @@ class CameraSet:
         :param name: the camera's name."""
         return self.cameras.get(name)
 
+    def start(self) -> None:
+        """Apply the photos' bounds in the background every :data:`PRUNE_EVERY_S` s (once the plugin
+        runs; a plugin with no camera starts nothing)."""
+        if not self.cameras or self._sweeper is not None or self._stop.is_set():
+            return
+        self._sweeper = threading.Thread(target=self._sweep, daemon=True,
+                                         name=f"ivoryos_plugin-photos-{self.runtime.plugin.name}")
+        self._sweeper.start()
+
+    def _sweep(self) -> None:
+        while not self._stop.is_set():
+            self.prune(rescan=True)
+            self._wake.wait(PRUNE_EVERY_S)
+            self._wake.clear()
+
+    def prune(self, rescan: bool = False) -> int:
+        """Remove the photos their camera's bound no longer keeps (oldest first, never a camera's
+        newest); the number removed. Never raises: a failure is logged and shown on the gallery.
+
+        :param rescan: read the photos folder again first (what another program changed is seen)."""
+        try:
+            removed = self.retention.enforce(rescan=rescan)
+        except Exception as exc:  # a full disk, a permission: the next pass tries again
+            self.retention.error = f"{type(exc).__name__}: {exc}"
+            self.runtime.plugin.logger.warning("photos: cannot apply the bound: %s", self.retention.error)
+            return 0
+        if removed and rescan:  # (after a snapshot, one out for one in is the steady state: not logged)
+            self.runtime.plugin.logger.info("photos: removed %d beyond their bound", removed)
+        return removed
+
     def stop(self) -> None:
-        """Stop every capture (at shutdown)."""
+        """Stop every capture and the background pruning (at shutdown)."""
+        self._stop.set()
+        self._wake.set()
         for camera in self.cameras.values():
             camera.stop()
+        sweeper = self._sweeper
+        if sweeper is not None and sweeper is not threading.current_thread():
+            sweeper.join(5.0)
 
     def status(self) -> Dict[str, Any]:
         """Each camera's viewers, counters and last error, for the health page."""
         return {name: camera.status() for name, camera in self.cameras.items()}
+
+    def kept(self) -> Dict[str, Any]:
+        """What the photos' bounds keep and what is kept now, for the gallery: ``{"cameras": [{camera,
+        keep_s, keep_bytes, bound (words), photos, bytes, size (words)}], "removed", "error"}``."""
+        self.retention.rescan()  # (what the listing shows: another program may have changed the folder)
+        totals = self.retention.totals()
+        rows = []
+        for camera in [*self.cameras, *([OTHER] if OTHER in totals else [])]:
+            bound = self.retention.bound(camera)
+            found = totals.get(camera, {"photos": 0, "bytes": 0})
+            rows.append({"camera": camera or None, "keep_s": bound.keep_s, "keep_bytes": bound.keep_bytes,
+                         "bound": bound.describe(), "photos": found["photos"], "bytes": found["bytes"],
+                         "size": size_text(found["bytes"])})
+        return {"cameras": rows, "removed": self.retention.removed, "every_s": PRUNE_EVERY_S,
+                "every": duration(PRUNE_EVERY_S).removeprefix("1 "), "error": self.retention.error}
 
     # ------------------------------------------------------------ photos
     def folder(self) -> Path:
@@ -197,13 +271,18 @@ class CameraSet:
         frame = camera.snapshot()
         run = self.runtime.current_run()
         run_folder = f"run-{run['run_id']}" if run else "no-run"
-        folder = self.folder() / run_folder
-        folder.mkdir(parents=True, exist_ok=True)
         stamp = datetime.datetime.fromtimestamp(frame.captured).strftime("%Y%m%d-%H%M%S-%f")[:-3]
         step = f"step{run['step']}-" if run and run.get("step") is not None else ""
         safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("._")[:60] or "snapshot"
-        path = folder / f"{step}{stamp}-{name}-{safe}.jpg"
-        atomic_write(path, frame.jpeg, mode=0o644)
+        with self.retention.lock:  # (pruning never removes the run folder between these lines)
+            folder = self.folder() / run_folder
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"{step}{stamp}-{name}-{safe}.jpg"
+            atomic_write(path, frame.jpeg, mode=0o644)
+            now = self.clock()
+            os.utime(path, (now, now))  # its age is measured with the clock that stamped it
+            self.retention.added(run_folder, path.name, len(frame.jpeg), now)
+            self.prune()
         relative = f"{run_folder}/{path.name}"
         prefix = self.runtime.namespace
         return {"camera": name, "label": label, "run_id": run["run_id"] if run else None, "file": relative,
@@ -291,15 +370,17 @@ def snapshot(plugin_name: str, name: str) -> Response:
 
 
 def gallery(plugin_name: str) -> Union[Response, str]:
-    """``GET .../gallery``: the snapshot step's photos per run (a page, or JSON).
+    """``GET .../gallery``: the snapshot step's photos per run, and what is kept (a page, or JSON).
 
     :param plugin_name: the plugin."""
     ext = current_extension()
     runtime = ext.runtimes[plugin_name]
-    runs = runtime.cameras.photos()
+    with runtime.cameras.retention.lock:  # (a listing and its totals of the same moment)
+        runs = runtime.cameras.photos()
+        kept = runtime.cameras.kept()
     if request.accept_mimetypes.best_match(["text/html", "application/json"]) == "application/json":
-        return jsonify({"plugin": plugin_name, "runs": runs})
-    return render_template("ivoryos_plugin/gallery.html", plugin=runtime.plugin, runs=runs,
+        return jsonify({"plugin": plugin_name, "runs": runs, "kept": kept})
+    return render_template("ivoryos_plugin/gallery.html", plugin=runtime.plugin, runs=runs, kept=kept,
                            plugin_base=ext.base_template)
 
 

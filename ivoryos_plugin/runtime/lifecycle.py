@@ -236,6 +236,7 @@ class PluginRuntime:
             runner = WorkerRunner(replace(spec, func=self._acting(spec.func)), self.plugin.logger)
             self.workers[spec.name] = runner
             runner.start()
+        self.cameras.start()  # the photos' bounds, applied in the background
         self.plugin.logger.info("started")
 
     def stop(self, timeout: float = 5.0) -> None:

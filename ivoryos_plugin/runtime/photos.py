@@ -1,0 +1,330 @@
+"""The snapshot step's photos on disk, and how many of them are kept.
+
+Photos live in ``<plugin data>/photos/<run folder>/<file>.jpg`` (see ``cameras.py``). Each camera's
+photos are bounded by age and by total size (``plugin.camera(..., keep_s=, keep_bytes=)``); the
+oldest go first, the newest photo of a camera is never removed, and a run folder left empty goes
+with its last photo. Ages are measured with the injectable ``clock`` (the file's time is set from
+it when the photo is written), so tests move time instead of waiting.
+
+Nothing inside the photos folder is followed through a symbolic link: folders are opened relative
+to their parent's descriptor with ``O_NOFOLLOW``, files are removed relative to their folder's, and
+a link is neither counted, listed nor removed (nor what it points to).
+"""
+from __future__ import annotations
+
+import bisect
+import errno
+import logging
+import os
+import re
+import stat
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
+
+log = logging.getLogger("ivoryos_plugin.photos")
+
+#: a photo's file name: ``[step<n>-]<YYYYmmdd-HHMMSS-mmm>-<camera>-<label>.jpg``
+PHOTO_NAME = re.compile(r"^(?:step\d+-)?\d{8}-\d{6}-\d{3}-(\w+)-.*\.jpg$")
+#: photos of no declared camera (another name, an older layout) are kept under the default bound
+OTHER = ""
+_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+#: descriptors relative to a folder's descriptor: what keeps links from being followed (Linux, macOS)
+_AT_SUPPORTED = (os.open in os.supports_dir_fd and os.unlink in os.supports_dir_fd
+                 and os.rmdir in os.supports_dir_fd and os.scandir in os.supports_fd and bool(_NOFOLLOW))
+
+
+@dataclass(frozen=True)
+class Bound:
+    """How many photos of one camera are kept.
+
+    :param keep_s: photos older than this many seconds are removed (None: any age).
+    :param keep_bytes: at most this many bytes, the newest (None: any size)."""
+
+    keep_s: Optional[float]
+    keep_bytes: Optional[int]
+
+    def describe(self) -> str:
+        """The bound in words, for the gallery page: ``"30 days, at most 2 GiB"``."""
+        age = f"for {duration(self.keep_s)}" if self.keep_s is not None else "whatever their age"
+        size = f"at most {size_text(self.keep_bytes)}" if self.keep_bytes is not None else "with no size limit"
+        return f"{age}, {size}"
+
+
+@dataclass(frozen=True, order=True)
+class Photo:
+    """One kept photo.
+
+    :param run: its run folder's name.
+    :param name: its file's name.
+    :param mtime: its time (``clock()`` when it was written).
+    :param size: its size in bytes."""
+
+    mtime: float
+    run: str
+    name: str
+    size: int
+
+
+def camera_of(name: str, cameras: Dict[str, Bound]) -> str:
+    """The declared camera a photo's file name names, else :data:`OTHER`.
+
+    :param name: the file's name.
+    :param cameras: the declared cameras."""
+    found = PHOTO_NAME.match(name)
+    return found.group(1) if found and found.group(1) in cameras else OTHER
+
+
+def duration(seconds: float) -> str:
+    """``seconds`` in words: ``"30 days"``, ``"12 hours"``, ``"90 s"``.
+
+    :param seconds: a duration."""
+    for unit, width in (("day", 86400.0), ("hour", 3600.0), ("minute", 60.0)):
+        if seconds >= width and (seconds % width == 0 or seconds >= 10 * width):
+            count = seconds / width
+            text = f"{count:.0f}" if abs(count - round(count)) < 0.05 else f"{count:.1f}"
+            return f"{text} {unit}{'' if text == '1' else 's'}"
+    return f"{seconds:g} s"
+
+
+def size_text(count: float) -> str:
+    """A number of bytes in words: ``"2 GiB"``, ``"118.4 MiB"``, ``"912 bytes"``.
+
+    :param count: bytes."""
+    for unit, width in (("GiB", 1024 ** 3), ("MiB", 1024 ** 2), ("KiB", 1024)):
+        if count >= width:
+            value = count / width
+            return f"{value:.0f} {unit}" if value == int(value) else f"{value:.1f} {unit}"
+    return f"{int(count)} bytes"
+
+
+class PhotoRetention:
+    """The photos of one plugin, per camera, oldest first, and their bound.
+
+    :param root: returns the photos folder (it may not exist yet).
+    :param bounds: each declared camera's bound.
+    :param default: the bound of photos of no declared camera.
+    :param clock: the time ages are measured with (``time.time``; tests pass their own)."""
+
+    def __init__(self, root: Callable[[], Path], bounds: Dict[str, Bound], default: Bound,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.root = root
+        self.bounds = dict(bounds)
+        self.default = default
+        self.clock = clock
+        #: held while photos are written, listed or removed (a run folder is never removed between
+        #: its creation and its first photo)
+        self.lock = threading.RLock()
+        self._photos: Optional[Dict[str, List[Photo]]] = None  # per camera, oldest first; None: not scanned
+        self._bytes: Dict[str, int] = {}
+        self.removed = 0
+        self.removed_bytes = 0
+        self.error = ""
+
+    def bound(self, camera: str) -> Bound:
+        """The bound of ``camera``'s photos.
+
+        :param camera: a camera's name, or :data:`OTHER`."""
+        return self.bounds.get(camera, self.default)
+
+    # ------------------------------------------------------------ what is there
+    def rescan(self) -> None:
+        """Read the photos folder again (what another program added or removed is seen)."""
+        with self.lock:
+            photos: Dict[str, List[Photo]] = {}
+            empty: List[str] = []
+            for run, files in self._walk():
+                if not files:
+                    empty.append(run)
+                for photo in files:
+                    photos.setdefault(camera_of(photo.name, self.bounds), []).append(photo)
+            for group in photos.values():
+                group.sort()
+            self._photos = photos
+            self._bytes = {camera: sum(p.size for p in group) for camera, group in photos.items()}
+            if empty:
+                self._remove_folders(empty)
+
+    def added(self, run: str, name: str, size: int, mtime: float) -> None:
+        """A photo was written (under :attr:`lock`): it counts towards its camera's bound.
+
+        :param run: its run folder.
+        :param name: its file's name.
+        :param size: its bytes.
+        :param mtime: its time."""
+        with self.lock:
+            if self._photos is None:
+                self.rescan()  # (it is seen there)
+                return
+            camera = camera_of(name, self.bounds)
+            bisect.insort(self._photos.setdefault(camera, []), Photo(mtime=mtime, run=run, name=name, size=size))
+            self._bytes[camera] = self._bytes.get(camera, 0) + size
+
+    def totals(self) -> Dict[str, Dict[str, int]]:
+        """Photos and bytes kept per camera (every declared camera, and :data:`OTHER` when there are some)."""
+        with self.lock:
+            if self._photos is None:
+                self.rescan()
+            assert self._photos is not None
+            found = {camera: {"photos": 0, "bytes": 0} for camera in self.bounds}
+            for camera, group in self._photos.items():
+                if group:
+                    found[camera] = {"photos": len(group), "bytes": self._bytes.get(camera, 0)}
+            return found
+
+    # ------------------------------------------------------------ removing
+    def enforce(self, rescan: bool = False) -> int:
+        """Remove what the bounds no longer keep, oldest first, never a camera's newest photo; the
+        number of photos removed.
+
+        :param rescan: read the folder again first (the periodic pass does; after a snapshot the
+            photos known are enough)."""
+        with self.lock:
+            if rescan or self._photos is None:
+                self.rescan()
+            assert self._photos is not None
+            now = self.clock()
+            doomed: List[Tuple[str, Photo]] = []
+            for camera, group in self._photos.items():
+                bound = self.bound(camera)
+                total = self._bytes.get(camera, 0)
+                cut = 0
+                while cut < len(group) - 1:  # the newest stays whatever the bound
+                    photo = group[cut]
+                    too_old = bound.keep_s is not None and photo.mtime < now - bound.keep_s
+                    too_big = bound.keep_bytes is not None and total > bound.keep_bytes
+                    if not (too_old or too_big):
+                        break
+                    doomed.append((camera, photo))
+                    total -= photo.size
+                    cut += 1
+            if not doomed:
+                return 0
+            gone = self._remove(photo for _, photo in doomed)
+            freed = 0
+            for camera in {camera for camera, _ in doomed}:
+                kept = [p for p in self._photos[camera] if (p.run, p.name) not in gone]
+                freed += self._bytes.get(camera, 0) - sum(p.size for p in kept)
+                self._photos[camera], self._bytes[camera] = kept, sum(p.size for p in kept)
+            self.removed += len(gone)
+            self.removed_bytes += freed
+            return len(gone)
+
+    # ------------------------------------------------------------ the folder, links never followed
+    def _walk(self) -> Iterator[Tuple[str, List[Photo]]]:
+        """Each real run folder and its real ``.jpg`` files (links skipped, not followed)."""
+        root = self.root()
+        try:
+            root_fd = os.open(root, _DIR_FLAGS) if _AT_SUPPORTED else -1
+            with os.scandir(root_fd if _AT_SUPPORTED else str(root)) as entries:
+                runs = [e.name for e in entries if e.is_dir(follow_symlinks=False)]
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            self.error = f"cannot read {root}: {exc}"
+            return
+        try:
+            for run in runs:
+                files = self._files(root_fd, root, run)
+                if files is not None:
+                    yield run, files
+        finally:
+            if root_fd >= 0:
+                os.close(root_fd)
+
+    def _files(self, root_fd: int, root: Path, run: str) -> Optional[List[Photo]]:
+        try:
+            if _AT_SUPPORTED:
+                run_fd = os.open(run, _DIR_FLAGS | _NOFOLLOW, dir_fd=root_fd)
+                try:
+                    with os.scandir(run_fd) as entries:
+                        return [photo for e in entries if (photo := _photo(run, e)) is not None]
+                finally:
+                    os.close(run_fd)
+            folder = root / run
+            if folder.is_symlink():
+                return None
+            with os.scandir(folder) as entries:
+                return [photo for e in entries if (photo := _photo(run, e)) is not None]
+        except OSError:  # gone meanwhile, or a link put in its place: not ours to read
+            return None
+
+    def _remove(self, photos: Iterator[Photo]) -> set[Tuple[str, str]]:
+        """Remove ``photos`` (relative to their folders' descriptors), then their folders when empty;
+        the ``(run, name)`` of those gone (a photo already gone counts as gone)."""
+        root = self.root()
+        by_run: Dict[str, List[str]] = {}
+        for photo in photos:
+            by_run.setdefault(photo.run, []).append(photo.name)
+        gone: set[Tuple[str, str]] = set()
+        try:
+            root_fd = os.open(root, _DIR_FLAGS) if _AT_SUPPORTED else -1
+        except OSError as exc:
+            self.error = f"cannot open {root}: {exc}"
+            return gone
+        try:
+            for run, names in by_run.items():
+                try:
+                    run_fd = os.open(run, _DIR_FLAGS | _NOFOLLOW, dir_fd=root_fd) if _AT_SUPPORTED else -1
+                except OSError:  # gone, or no longer a real folder: nothing in it is removed
+                    continue
+                try:
+                    for name in names:
+                        try:
+                            if _AT_SUPPORTED:
+                                os.unlink(name, dir_fd=run_fd)  # a link in its place: the link goes, never its target
+                            elif not (root / run).is_symlink():
+                                os.unlink(root / run / name)
+                            else:
+                                continue
+                        except FileNotFoundError:
+                            pass
+                        except OSError as exc:
+                            self.error = f"cannot remove {run}/{name}: {exc}"
+                            log.warning("photos: cannot remove %s/%s: %s", run, name, exc)
+                            continue
+                        gone.add((run, name))
+                finally:
+                    if run_fd >= 0:
+                        os.close(run_fd)
+            self._remove_folders(list(by_run), root_fd)
+        finally:
+            if root_fd >= 0:
+                os.close(root_fd)
+        return gone
+
+    def _remove_folders(self, runs: List[str], root_fd: Optional[int] = None) -> None:
+        """Remove the run folders of ``runs`` that are empty (a folder with anything in it stays)."""
+        own = root_fd is None
+        if own:
+            try:
+                root_fd = os.open(self.root(), _DIR_FLAGS) if _AT_SUPPORTED else -1
+            except OSError:
+                return
+        assert root_fd is not None
+        try:
+            for run in runs:
+                try:
+                    if _AT_SUPPORTED:
+                        os.rmdir(run, dir_fd=root_fd)  # a link is not a folder: refused, left alone
+                    elif not (self.root() / run).is_symlink():
+                        os.rmdir(self.root() / run)
+                except OSError as exc:
+                    if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOENT, errno.ENOTDIR):
+                        log.debug("photos: cannot remove the folder %s: %s", run, exc)
+        finally:
+            if own and root_fd >= 0:
+                os.close(root_fd)
+
+
+def _photo(run: str, entry: "os.DirEntry[str]") -> Optional[Photo]:
+    """``entry`` as a photo when it is a real ``.jpg`` file (a link is not)."""
+    if not entry.name.endswith(".jpg") or not entry.is_file(follow_symlinks=False):
+        return None
+    info = entry.stat(follow_symlinks=False)
+    if not stat.S_ISREG(info.st_mode):
+        return None
+    return Photo(mtime=info.st_mtime, run=run, name=entry.name, size=info.st_size)
