@@ -367,8 +367,11 @@ class HistoryStore:
         self.unavailable = ""  # why the last read could not be answered ("" when it could)
         self._retention: Dict[Tuple[str, str], Retention] = {}
         self._last_retention = 0.0
-        self._rows: Dict[Tuple[str, str], int] = {}  # rows per stream, for keep_rows (see enforce_retention)
-        self._counted: Dict[str, Dict[str, int]] = {}  # the health page's last row counts per plugin
+        #: rows per (plugin, stream), kept by the writer (each batch it commits) and by retention (each
+        #: delete it commits) once counted (:meth:`_recount`): the health page and ``keep_rows`` read them
+        self._rows: Dict[Tuple[str, str], int] = {}
+        self._rows_ready = False
+        self._count_lock = threading.Lock()  # a count and a retention pass's deletes never interleave
         self._counted_at = -RECOUNT_EVERY_S
         self.counts = _Counts()
         self.error = ""
@@ -671,10 +674,13 @@ class HistoryStore:
                 self.counts.dropped += 1
 
     def _written(self, batch: List[Row]) -> None:
+        """A batch was committed (under the flush lock, which a count holds too: a batch is counted
+        by the count or here, never both)."""
         self.counts.written += len(batch)
-        if self._rows:
-            for key, added in collections.Counter((r[0], r[1]) for r in batch).items():
-                self._add_rows(key, added)
+        if self._rows_ready:
+            with self._lock:
+                for key, added in collections.Counter((r[0], r[1]) for r in batch).items():
+                    self._rows[key] = self._rows.get(key, 0) + added
         self._recovered()
 
     def _settle_doubt(self, deadline: Optional[float]) -> bool:
@@ -854,16 +860,61 @@ class HistoryStore:
         recount = time.monotonic() - self._counted_at >= RECOUNT_EVERY_S
         deadline = time.monotonic() + RETENTION_TIMEOUT_S
         try:
-            deleted = self._on(self.engine(deadline), deadline, lambda conn: self._retention_pass(conn, now, recount))
+            if recount or not self._rows_ready:  # (not now if a reader is writing the queue: the next pass)
+                self._recount(deadline, wait=0.0)
+            with self._count_lock:
+                changes: Dict[Tuple[str, str], int] = {}
+                deleted = self._on(self.engine(deadline), deadline,
+                                   lambda conn: self._retention_pass(conn, now, recount, changes))
+                self._add_rows(changes)  # what the commit deleted: the counts follow
         except Exception as exc:
             self._failed(exc)
             return 0
-        if recount:
-            self._counted_at = time.monotonic()
         self.counts.deleted += deleted
         return deleted
 
-    def _retention_pass(self, conn: Connection, now: float, recount: bool) -> int:
+    def _recount(self, deadline: float, wait: Optional[float] = None) -> bool:
+        """Count every stream's rows once (one ``GROUP BY`` over the samples' index) and keep the
+        counts, which the writer and retention then maintain; False (counts unchanged) when the
+        writer holds its lock longer than ``wait`` seconds (until ``deadline`` by default) or a
+        batch's commit is in doubt.
+
+        :raises HistoryUnavailable: the database did not answer by ``deadline``."""
+        until = deadline if wait is None else min(deadline, time.monotonic() + wait)
+        if not self._flush_lock.acquire(timeout=max(0.0, until - time.monotonic())):
+            return False  # (no batch may commit between the count and the counters being set)
+        try:
+            if self._doubtful is not None:  # written or not: the count cannot tell yet
+                return False
+            if not self._count_lock.acquire(timeout=max(0.0, until - time.monotonic())):
+                return False  # (a retention pass is deleting)
+            try:
+                counts = self._on(self.engine(deadline), deadline, self._count_rows)
+                with self._lock:
+                    self._rows = counts
+                    self._rows_ready = True
+                self._counted_at = time.monotonic()
+            finally:
+                self._count_lock.release()
+            return True
+        finally:
+            self._flush_lock.release()
+
+    def _recount_now(self, deadline: float) -> bool:
+        """The first count, for a caller that cannot wait for the writer (bounded like a read)."""
+        now = time.monotonic()
+        if now < self._down_until:
+            raise HistoryUnavailable(f"{self.unavailable}; it is tried again in {self._down_until - now:.0f} s")
+        counted = self._recount(deadline, wait=STATUS_TIMEOUT_S / 4)
+        self._available()
+        return counted
+
+    @staticmethod
+    def _count_rows(conn: Connection) -> Dict[Tuple[str, str], int]:
+        return {(plugin, stream): int(rows) for plugin, stream, rows in conn.execute(
+            select(samples.c.plugin, samples.c.stream, func.count()).group_by(samples.c.plugin, samples.c.stream))}
+
+    def _retention_pass(self, conn: Connection, now: float, recount: bool, changes: Dict[Tuple[str, str], int]) -> int:
         deleted = 0
         if conn.dialect.name == "postgresql":  # longer than other statements: deletes can be large
             conn.execute(text(f"SET LOCAL statement_timeout = {int(RETENTION_TIMEOUT_S * 1000)}"))
@@ -874,16 +925,16 @@ class HistoryStore:
                 gone = conn.execute(delete(samples).where(which & (samples.c.t < now - keep.keep_s))).rowcount
                 if gone:  # (the aggregates of what earlier passes deleted are gone already)
                     deleted += gone
-                    self._add_rows(key, -gone)
+                    changes[key] = changes.get(key, 0) - gone
                     self._drop_rollups(conn, plugin, stream, now - keep.keep_s)
             if keep.keep_rows is None:
                 continue
             with self._lock:
-                rows = None if recount else self._rows.get(key)
-            if rows is None:
+                rows = self._rows.get(key) if self._rows_ready else None
+            if rows is None:  # (not counted yet: the writer held its lock) what this pass sees
                 rows = int(conn.execute(select(func.count()).where(which)).scalar() or 0)
-                with self._lock:
-                    self._rows[key] = rows
+            else:  # the counts, less what this pass deleted by age
+                rows += changes.get(key, 0)
             excess = rows - keep.keep_rows
             if excess <= 0:
                 continue
@@ -892,7 +943,7 @@ class HistoryStore:
             if cut is not None:
                 gone = conn.execute(delete(samples).where(which & (samples.c.t <= cut))).rowcount
                 deleted += gone
-                self._add_rows(key, -gone)
+                changes[key] = changes.get(key, 0) - gone
                 oldest = conn.execute(select(func.min(samples.c.t)).where(which)).scalar()
                 if oldest is not None:
                     self._drop_rollups(conn, plugin, stream, oldest)
@@ -910,10 +961,12 @@ class HistoryStore:
                                                & (rollups.c.width == width) & (rollups.c.bucket < before)
                                                & (rollups.c.last_t < before)))
 
-    def _add_rows(self, key: Tuple[str, str], change: int) -> None:
+    def _add_rows(self, changes: Dict[Tuple[str, str], int]) -> None:
+        """Add committed changes to the rows' counts (once they are counted)."""
         with self._lock:
-            if key in self._rows:
-                self._rows[key] = max(0, self._rows[key] + change)
+            if self._rows_ready:
+                for key, change in changes.items():
+                    self._rows[key] = max(0, self._rows.get(key, 0) + change)
 
     # ------------------------------------------------------------ reading
     def query(self, plugin: str, stream: str, *, since: Optional[float] = None, until: Optional[float] = None,
@@ -1021,16 +1074,24 @@ class HistoryStore:
         :data:`STATUS_TIMEOUT_S` s; when the database does not, ``available`` is false, ``unavailable``
         says why and ``rows`` are the counts of the last time it answered.
 
+        The rows are the store's counts (see :meth:`_recount`), so a call costs the same with ten
+        rows as with millions: the database is only asked whether it answers (``SELECT 1``), or, the
+        first time, to count every stream once.
+
         :param plugin: the plugin."""
         problem = ""
+        deadline = time.monotonic() + STATUS_TIMEOUT_S
+        counted: Optional[Dict[Tuple[str, str], int]] = None
         try:
-            streams: Dict[str, int] = dict(self._read(STATUS_TIMEOUT_S, None, lambda conn: [
-                (stream, int(rows)) for stream, rows in conn.execute(select(samples.c.stream, func.count()).where(
-                    samples.c.plugin == plugin).group_by(samples.c.stream)).all()]))
-            self._counted[plugin] = streams
+            if self._rows_ready:
+                self._read(STATUS_TIMEOUT_S, deadline, lambda conn: conn.execute(select(1)).scalar())
+            elif not self._recount_now(deadline):  # the writer holds its lock: this call's own count
+                counted = self._read(STATUS_TIMEOUT_S, deadline, self._count_rows)
         except Exception as exc:
             problem = str(exc) if isinstance(exc, HistoryUnavailable) else _describe(exc, self.url)
-            streams = dict(self._counted.get(plugin, {}))
+        with self._lock:
+            rows = self._rows if counted is None else counted
+            streams = {stream: count for (owner, stream), count in rows.items() if owner == plugin and count > 0}
         disk = None
         if self.url.startswith("sqlite:///"):
             base = Path(self.url[len("sqlite:///"):])
