@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import serial  # noqa: E402
 
-from ivoryos_plugin.hardware.serialio import SerialDevice  # noqa: E402
+from ivoryos_plugin.hardware.serial import SerialDevice  # noqa: E402
 from ivoryos_plugin.sim import EchoSimulator  # noqa: E402
 
 ROUNDS = 9

@@ -44,14 +44,14 @@ _EXPORTS: Dict[str, str] = {
     "Plugin": "ivoryos_plugin.core.plugin",
     "PluginError": "ivoryos_plugin.core.names",
     "Publisher": "ivoryos_plugin.runtime.live",
-    "SerialDevice": "ivoryos_plugin.hardware.serialio",
-    "SerialDeviceError": "ivoryos_plugin.hardware.serialio",
+    "SerialDevice": "ivoryos_plugin.hardware.serial.device",
+    "SerialDeviceError": "ivoryos_plugin.hardware.serial.device",
     "SettingsError": "ivoryos_plugin.runtime.settings",
     "SettingsValidationError": "ivoryos_plugin.runtime.settings",
     "Stop": "ivoryos_plugin.runtime.workers",
     "create_app": "ivoryos_plugin.hosts.devhost",
     "discover": "ivoryos_plugin.hosts.discovery",
-    "open_serial": "ivoryos_plugin.hardware.serialio",
+    "open_serial": "ivoryos_plugin.hardware.serial.open",
     "publisher": "ivoryos_plugin.runtime.live",
     "run": "ivoryos_plugin.hosts.launcher",
 }
@@ -67,7 +67,8 @@ if TYPE_CHECKING:
     from .core.plugin import Plugin
     from .core.specs import ActionError
     from .hardware.deck import DeckBusy, DeckUnverified, InstrumentUnavailable
-    from .hardware.serialio import SerialDevice, SerialDeviceError, open_serial
+    from .hardware.serial.device import SerialDevice, SerialDeviceError
+    from .hardware.serial.open import open_serial
     from .hosts.devhost import create_app
     from .hosts.discovery import Discovery, discover
     from .hosts.launcher import run

@@ -1,4 +1,4 @@
-"""Tests for ivoryos_plugin.hardware.serialio on real ptys (pty simulators) and pyserial's loop://."""
+"""Tests for ivoryos_plugin.hardware.serial on real ptys (pty simulators) and pyserial's loop://."""
 from __future__ import annotations
 
 import logging
@@ -9,7 +9,7 @@ from typing import Iterator
 import pytest
 from support import wait_until
 
-from ivoryos_plugin.hardware.serialio import (
+from ivoryos_plugin.hardware.serial import (
     SerialDevice,
     SerialDeviceError,
     SerialDeviceTimeout,

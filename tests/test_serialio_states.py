@@ -14,7 +14,7 @@ from typing import Iterator
 import pytest
 from support import wait_until
 
-from ivoryos_plugin.hardware.serialio import SerialDevice, SerialDeviceError, SerialDeviceTimeout
+from ivoryos_plugin.hardware.serial import SerialDevice, SerialDeviceError, SerialDeviceTimeout
 from ivoryos_plugin.sim import EchoSimulator
 
 

@@ -27,7 +27,7 @@ import types
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Protocol, Tuple, Union
 
-from . import ports
+from .serial import registry
 from .locks import InstrumentLock
 
 logger = logging.getLogger("ivoryos_plugin.deck")
@@ -141,14 +141,14 @@ def deck_instruments(deck: Optional[types.ModuleType]) -> Dict[str, object]:
 
 def claim_deck_ports(deck: Optional[types.ModuleType]) -> Dict[str, List[str]]:
     """Register the serial ports the deck's instruments hold in the port registry, under the
-    instruments' names, so no plugin opens them under another URL (:mod:`.ports`).
+    instruments' names, so no plugin opens them under another URL (:mod:`.serial.registry`).
 
     :param deck: the deck module, or None.
     :returns: instrument name -> the URLs of its ports (instruments without ports left out)."""
     found: Dict[str, List[str]] = {}
     for name, obj in deck_instruments(deck).items():
         try:
-            urls = ports.adopt_instrument(name, obj)
+            urls = registry.adopt_instrument(name, obj)
         except Exception:  # an instrument that cannot be inspected keeps its ports unnamed
             logger.exception("cannot read the serial ports of the deck's instrument %r", name)
             continue

@@ -1,14 +1,14 @@
 """Drivers for the simulated instruments, ready to be held as deck-script globals.
 
 IvoryOS lists the public methods of deck objects as actions, so every public method has
-type hints and a docstring. Each driver owns a :class:`~ivoryos_plugin.hardware.serialio.SerialDevice`,
+type hints and a docstring. Each driver owns a :class:`~ivoryos_plugin.hardware.serial.SerialDevice`,
 so it is thread-safe and reconnects by itself when the instrument comes back.
 """
 from __future__ import annotations
 
 from typing import Any, Optional, TypeVar
 
-from ..serialio import SerialDevice
+from ..serial.device import SerialDevice
 
 __all__ = ["InstrumentError", "Balance", "Pump", "Hotplate"]
 

@@ -1,22 +1,17 @@
-"""Thread-safe, self-healing line-oriented serial devices.
+"""Thread-safe, self-healing line-oriented serial devices: :class:`SerialDevice` and its errors.
 
-:func:`open_serial` opens a serial port by path or pyserial URL without raising. :class:`SerialDevice`
-opens its port when constructed (as :class:`serial.Serial` does) and adds a reader thread, serialised
-request/reply exchanges (:meth:`SerialDevice.query`), a callback for unsolicited lines,
-reconnection when the port disappears, and errors that say what happened and what to do.
-
-Both open serial ports only: a device path that is a tty, ``loop://``, ``alt://`` and ``hwgrep://``.
-The pyserial schemes that reach beyond a port (``spy://`` writes a file, ``socket://`` and
-``rfc2217://`` connect to a host, ``cp2110://`` opens a HID device) need ``allow=("socket",)`` and
-so on from the code that opens the port; anything else is refused before pyserial sees it
-(:func:`ivoryos_plugin.hardware.ports.check_url`).
+:class:`SerialDevice` opens its port when constructed (as :class:`serial.Serial` does) and adds a
+reader thread (:mod:`.reader`), serialised request/reply exchanges (:meth:`SerialDevice.query`), a
+callback for unsolicited lines, reconnection when the port disappears, and errors that say what
+happened and what to do. It opens serial ports only: a device path that is a tty, ``loop://``,
+``alt://`` and ``hwgrep://``. The pyserial schemes that reach beyond a port (``spy://`` writes a
+file, ``socket://`` and ``rfc2217://`` connect to a host, ``cp2110://`` opens a HID device) need
+``allow=("socket",)`` and so on from the code that opens the port; anything else is refused before
+pyserial sees it (:func:`ivoryos_plugin.hardware.serial.urls.check_url`).
 """
 from __future__ import annotations
 
-import errno
 import logging
-import os
-import select
 import sys
 import threading
 import time
@@ -24,17 +19,15 @@ from typing import Any, Callable, Iterable, Optional
 
 import serial
 
-from . import ports
+from . import registry, urls
+from .open import _explain, _open_url
+from .reader import _POSIX_PORTS, _Pending, _Reader
 
-__all__ = ["SerialDevice", "SerialDeviceError", "SerialDeviceTimeout", "open_serial"]
+__all__ = ["SerialDevice", "SerialDeviceError", "SerialDeviceTimeout"]
 
 logger = logging.getLogger("ivoryos_plugin.serial")
 
 LineCallback = Callable[[str], None]
-
-# Plain posix ports (device paths, ptys) are read with select + os.read of everything available.
-_POSIX_PORTS: tuple[type, ...] = tuple(filter(None, [getattr(getattr(serial, "serialposix", None), "Serial", None)]))
-_MAX_LINE = 1 << 20  # a partial line longer than this is discarded (device without terminators)
 
 
 class SerialDeviceError(Exception):
@@ -50,178 +43,6 @@ class SerialDeviceError(Exception):
 
 class SerialDeviceTimeout(SerialDeviceError, TimeoutError):
     """No reply (or no free port) within the query timeout."""
-
-
-def _open_url(url: str, kw: dict[str, Any], owner: Any = None, label: Optional[str] = None,
-              allow: Iterable[str] = ()) -> tuple[Optional[serial.SerialBase], Optional[BaseException]]:
-    """Open ``url`` through the port registry (:func:`ports.open_port`: the URL checked, one opener
-    per real device, ``exclusive`` where the platform has it), returning ``(port, None)`` or ``(None, error)``.
-
-    :param url: a device path or pyserial URL.
-    :param kw: keyword arguments for :func:`serial.serial_for_url`.
-    :param owner: who will hold the port (a :class:`SerialDevice`), for the registry.
-    :param label: how a refused opener is told who holds it.
-    :param allow: URL schemes allowed beyond serial ports and ``loop://``.
-    """
-    try:
-        return ports.open_port(url, kw, owner=owner, label=label, allow=allow), None
-    except Exception as exc:  # PortRefused, PortHeld, SerialException, OSError, ValueError for bad URLs...
-        return None, exc
-
-
-def open_serial(url: str, *, allow: Iterable[str] = (), **kw: Any) -> Optional[serial.SerialBase]:
-    """Open a serial port by path or URL; never raises (but for a misspelt ``allow``).
-
-    :param url: a device path (``/dev/ttyUSB0``, a pty), ``loop://``, ``alt://``, ``hwgrep://``, or a
-        URL of a scheme named in ``allow``.
-    :param allow: the pyserial URL schemes beyond serial ports this call may open, e.g.
-        ``("socket",)`` for a serial-to-Ethernet adapter; ``spy``, ``socket``, ``rfc2217`` and
-        ``cp2110`` are refused without it (they write files or reach the network).
-    :param kw: passed to :func:`serial.serial_for_url` (``baudrate``, ``timeout``...).
-    :returns: the open port, or ``None`` after logging the url and the error (also when another part
-        of this program holds the same device under any URL: see :mod:`ivoryos_plugin.hardware.ports`).
-    :raises ValueError: ``allow`` names a scheme pyserial does not know.
-
-    Example::
-
-        port = open_serial("socket://10.0.0.7:4001", allow=("socket",), timeout=1)
-    """
-    allowed = ports.allowed_schemes(allow)
-    port, exc = _open_url(url, kw, allow=allowed)
-    if port is None:
-        logger.error("could not open serial port %s: %s", ports.printable(url), exc)
-    return port
-
-
-def _explain(exc: Optional[BaseException]) -> tuple[str, str]:
-    """Say in plain words why a port could not be opened, and what to do: ``(what, fix)``.
-
-    :param exc: the error from :func:`serial.serial_for_url`.
-    """
-    if isinstance(exc, ports.PortRefused):
-        return exc.reason, exc.fix
-    if isinstance(exc, ports.PortHeld):
-        return ("the port is in use by another program", f"close that program (or its connection to the port) "
-                f"first: it is held by {exc.holder}, opened as {exc.held_url}, in this process")
-    code = getattr(exc, "errno", None)
-    if code in (errno.EBUSY, errno.EWOULDBLOCK, errno.EAGAIN):  # EWOULDBLOCK: pyserial's exclusive=True flock
-        return "the port is in use by another program", "close that program (or its connection to the port) first"
-    if code == errno.ENOENT:
-        return "no such port", "check the instrument is plugged in and the path is right"
-    if code in (errno.EACCES, errno.EPERM):
-        return "permission denied", "add your user to the port's group (e.g. dialout) or fix its permissions"
-    return str(exc), "check the instrument, the URL and the port settings"
-
-
-class _Pending:
-    """A query waiting for its reply; resolved once (under the device lock) with a line or an error."""
-
-    __slots__ = ("command", "reply", "error", "resolved", "done")
-
-    def __init__(self, command: str) -> None:
-        """Create an unresolved slot; ``done`` is a held lock, released on resolution.
-
-        :param command: the command sent.
-        """
-        self.command, self.reply, self.resolved = command, "", False
-        self.error: Optional[SerialDeviceError] = None
-        self.done = threading.Lock()  # a bare lock is CPython's cheapest cross-thread wake-up
-        self.done.acquire()
-
-    def resolve(self, reply: str = "", error: Optional[SerialDeviceError] = None) -> None:
-        """Deliver the reply line, or the error to raise instead, and wake the waiter.
-
-        :param reply: the reply line.
-        :param error: the error for the waiting thread.
-        """
-        if not self.resolved:
-            self.resolved, self.reply, self.error = True, reply, error
-            self.done.release()
-
-
-class _Reader(threading.Thread):
-    """Reads a port, splits lines and hands them to the device; reports a lost port."""
-
-    def __init__(self, device: SerialDevice, port: serial.SerialBase) -> None:
-        """Prepare (not start) a reader.
-
-        :param device: the owner, receiving lines and loss reports.
-        :param port: the open port to read.
-        """
-        super().__init__(name=f"SerialDevice[{device.name}]-reader", daemon=True)
-        self._device, self._port = device, port
-        self._stopping = False
-        self._stop_lock = threading.Lock()
-        self._buf = bytearray()
-        self._sep = device.terminator[-1:]
-        self._strip = device.terminator[:-1]
-        posix = isinstance(port, _POSIX_PORTS)  # else pyserial's read() and cancel_read()
-        self._fd: int = port.fileno() if posix else -1
-        self._wake: Optional[tuple[int, int]] = os.pipe() if posix else None  # wakes select on stop
-
-    def stop(self) -> None:
-        """Ask the loop to end, wake it, join it (unless called from it) and release the pipe."""
-        with self._stop_lock:
-            self._stopping = True
-            if self._wake is not None:
-                os.write(self._wake[1], b"\0")
-            elif hasattr(self._port, "cancel_read"):
-                self._port.cancel_read()
-        if self is not threading.current_thread() and self.ident is not None:
-            self.join(5.0)
-        with self._stop_lock:
-            if self._wake is not None and (self is threading.current_thread() or not self.is_alive()):
-                for fd in self._wake:
-                    os.close(fd)
-                self._wake = None
-
-    def run(self) -> None:
-        """Read until stopped or until the port fails; a failure is reported to the device."""
-        error: Optional[BaseException] = None
-        try:
-            while not self._stopping:
-                data = self._read()
-                if data:
-                    self._feed(data)
-        except Exception as exc:  # read errors of any URL type mean "port lost"
-            error = exc
-        if not self._stopping:
-            self._device._handle_loss(self._port, error or serial.SerialException("port closed"))
-
-    def _read(self) -> bytes:
-        """Block for the next chunk of input; ``b""`` when woken by :meth:`stop` or a timeout."""
-        if self._wake is None:
-            return bytes(self._port.read(self._port.in_waiting or 1))
-        ready, _, _ = select.select([self._fd, self._wake[0]], [], [])
-        if self._wake[0] in ready:
-            return b""
-        try:
-            data = os.read(self._fd, 65536)
-        except (BlockingIOError, InterruptedError):
-            return b""
-        if not data:
-            raise serial.SerialException("end of file: the device was unplugged or its other end closed")
-        return data
-
-    def _feed(self, data: bytes) -> None:
-        """Split received bytes into lines and dispatch complete ones.
-
-        :param data: the bytes just read.
-        """
-        buf = self._buf
-        buf += data
-        if self._sep not in data:
-            if len(buf) > _MAX_LINE:
-                logger.warning("%s: discarding %d bytes without a line terminator", self._device.name, len(buf))
-                del buf[:]
-            return
-        parts = buf.split(self._sep)
-        self._buf = parts.pop()
-        strip, enc, dispatch = self._strip, self._device.encoding, self._device._dispatch
-        for part in parts:
-            if strip and part.endswith(strip):
-                del part[-len(strip):]
-            dispatch(part.decode(enc, "replace"))
 
 
 class SerialDevice:
@@ -287,8 +108,8 @@ class SerialDevice:
             raise ValueError("terminator must not be empty")
         self.url, self.baudrate, self.terminator, self.timeout = url, baudrate, bytes(terminator), float(timeout)
         self.on_line, self.reconnect, self.encoding = on_line, reconnect, encoding
-        self.name = name or (ports.printable(url) if url else "") or "SerialDevice"
-        self.allow = ports.allowed_schemes(allow)  # a typo is a ValueError now, not a refusal later
+        self.name = name or (urls.printable(url) if url else "") or "SerialDevice"
+        self.allow = urls.allowed_schemes(allow)  # a typo is a ValueError now, not a refusal later
         self.lines_received = 0
         self._serial_kw: dict[str, Any] = {"baudrate": baudrate, "timeout": None, "write_timeout": self.timeout}
         self._serial_kw.update(serial_kw)
@@ -303,9 +124,9 @@ class SerialDevice:
         self._note = ("", "")          # why the last reconnect attempt failed: (what, fix)
         if url is not None:  # refused at construction, even with open=False: the mistake is in the code
             try:
-                ports.check_url(url, self.allow)
-            except ports.PortRefused as exc:
-                raise SerialDeviceError(f"{self.name}: cannot open {ports.printable(url)}: {exc}") from exc
+                urls.check_url(url, self.allow)
+            except urls.PortRefused as exc:
+                raise SerialDeviceError(f"{self.name}: cannot open {urls.printable(url)}: {exc}") from exc
         if open and url is not None:
             try:
                 self.open()
@@ -341,8 +162,8 @@ class SerialDevice:
             port, exc = _open_url(self.url, self._serial_kw, owner=self, label=self.name, allow=self.allow)
             if port is None:
                 self._down = ("failed", "; ".join(_explain(exc)))
-                error = SerialDeviceError(f"{self.name}: cannot open {ports.printable(self.url)}: {self._down[1]}")
-                error.holder = exc.holder if isinstance(exc, ports.PortHeld) else None
+                error = SerialDeviceError(f"{self.name}: cannot open {urls.printable(self.url)}: {self._down[1]}")
+                error.holder = exc.holder if isinstance(exc, registry.PortHeld) else None
                 raise error from exc
             self._install(port)
 
