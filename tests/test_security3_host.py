@@ -304,6 +304,43 @@ def test_sensitive_json_is_never_stored(sec3: Sec3) -> None:
     assert action.status_code == 200 and "no-store" in action.headers.get("Cache-Control", "")
 
 
+def test_plugin_json_is_never_stored_and_pages_are_never_framed_in_any_host(tmp_path: Path) -> None:
+    """The same headers on a plugin's routes without ``ivoryos_plugin.run`` (the dev host, in process)."""
+    from ivoryos_plugin import Plugin, create_app
+    from ivoryos_plugin.hosts.devhost import stop
+    from ivoryos_plugin.testing import login_client
+
+    plugin = Plugin("sec3dev", __name__, template_folder=None)
+    plugin.add_url_rule("/", "main", lambda: "<!doctype html><html><head></head><body>page</body></html>")
+    plugin.add_url_rule("/data", "data", lambda: {"reading": 1.5})
+
+    @plugin.action(hardware=False)
+    def ping() -> Dict[str, bool]:
+        return {"pong": True}
+
+    @plugin.stream("level", hz=20, record=True)
+    def level() -> int:
+        return 1
+
+    app = create_app([plugin], data_dir=tmp_path, testing=True)
+    try:
+        client = login_client(app)
+        page = client.get("/ivoryos/sec3dev/")
+        csp = page.headers.get("Content-Security-Policy", "")
+        assert all(p in csp for p in ("frame-ancestors 'self'", "object-src 'none'", "base-uri 'self'")), csp
+        assert page.headers.get("X-Frame-Options") == "SAMEORIGIN"
+        history = "/ivoryos/sec3dev/history/level"
+        assert wait_until(lambda: client.get(history).get_json()["count"] > 0, 10)
+        replies = {path: client.get(path) for path in ("/ivoryos/plugins/status.json", "/ivoryos/plugins/csrf.json",
+                                                        "/ivoryos/sec3dev/data", history, f"{history}.csv")}
+        replies["action"] = client.post("/ivoryos/sec3dev/actions/ping", json={})
+        for what, reply in replies.items():
+            assert reply.status_code == 200, what
+            assert "no-store" in reply.headers.get("Cache-Control", ""), f"{what}: {reply.headers.get('Cache-Control')}"
+    finally:
+        stop(app)
+
+
 # ------------------------------------------------------------------ CSRF on IvoryOS's own routes
 RUN_CONTROLS = ["/ivoryos/executions/pause-resume", "/ivoryos/executions/abort/next-task",
                 "/ivoryos/executions/abort/next-iteration", "/ivoryos/executions/retry"]
