@@ -489,7 +489,7 @@ def test_a_hostile_series_name_gives_a_safe_content_disposition(served: Tuple[st
     real = unquote(disposition.split("filename*=UTF-8''", 1)[1]) if "filename*" in disposition else fallback
     expected = "".join("_" if ord(c) < 32 or c == "\x7f" else c for c in f"csvp-{name}.csv")
     assert real == expected
-    assert body.decode().splitlines()[0] == "t,time,value,run,step"
+    assert body.decode().splitlines()[0] == "t,time,value,run,step,data"
 
 
 def test_csv_cells_that_a_spreadsheet_would_run_are_prefixed(served: Tuple[str, str]) -> None:

@@ -301,4 +301,4 @@ def test_readings_are_recorded_with_no_one_watching(fast: Any, deck: types.Modul
     assert body["last_run"] is None and all(p["run"] is None for p in body["points"])
     table = fast.get(f"/ivoryos/balance/history/weight.csv?since={since}")
     assert table.status_code == 200 and table.mimetype == "text/csv"
-    assert table.get_data(as_text=True).splitlines()[0] == "t,time,value,run,step"
+    assert table.get_data(as_text=True).splitlines()[0] == "t,time,value,run,step,data"
