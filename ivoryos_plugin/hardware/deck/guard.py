@@ -1,16 +1,16 @@
-"""The deck layer: find instruments on the IvoryOS deck, serialise and observe their calls, and
-keep plugins off the hardware while IvoryOS runs a workflow. Pure Python, no Flask.
+"""Serialise and observe an instrument's calls. Pure Python, no Flask.
 
 :func:`guard_instrument` replaces each public method of an instrument *in place* (an instance
 attribute shadowing the class's method) by a wrapper that holds the instrument's
-:class:`InstrumentLock` during the call and reports it to observers. IvoryOS calls steps via
-``getattr(instrument, method)``, so workflow steps pass the same lock and observers. Wrapped:
-plain functions, static and class methods defined on the class when guarded. Left alone:
+:class:`InstrumentLock` during the call and reports it to observers (:func:`observe`). IvoryOS calls
+steps via ``getattr(instrument, method)``, so workflow steps pass the same lock and observers.
+Wrapped: plain functions, static and class methods defined on the class when guarded. Left alone:
 properties (their reads are *not* serialised), dunders, ``_private`` names, generator methods,
 methods added later. Objects without an instance ``__dict__`` (``__slots__``) are not wrapped;
 they still get a lock, which callers then hold themselves. A guarded instrument cannot be
 pickled or deep-copied, and a shallow copy shares the original's wrappers and lock (both live
-in its ``__dict__``): copy instruments before guarding them, not after.
+in its ``__dict__``): copy instruments before guarding them, not after. Observers are told who
+calls (:data:`CALLER`, set by :func:`calling_as`).
 """
 from __future__ import annotations
 
@@ -20,21 +20,16 @@ import functools
 import inspect
 import itertools
 import logging
-import sys
 import threading
 import time
 import types
-from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Protocol, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, Optional, Tuple
 
-from .serial import registry
-from .locks import InstrumentLock
+from ..locks import InstrumentLock
 
 logger = logging.getLogger("ivoryos_plugin.deck")
 
-__all__ = ["InstrumentUnavailable", "DeckBusy", "InstrumentLock", "deck_instruments",
-           "get_instrument", "guard_instrument", "instrument_lock", "observe", "hardware_guard",
-           "is_deck_busy", "Gate", "DeckUnverified", "LockLike", "claim_deck_ports"]
+__all__ = ["CALLER", "calling_as", "guard_instrument", "instrument_lock", "observe"]
 
 Event = Dict[str, Any]
 Callback = Callable[[Event], object]
@@ -63,112 +58,6 @@ def calling_as(source: str) -> Iterator[None]:
 #: True while an observer runs: its own instrument calls are not reported (no feedback loops)
 _QUIET: contextvars.ContextVar[bool] = contextvars.ContextVar("ivoryos_plugin_quiet",
                                                              default=False)
-
-
-class InstrumentUnavailable(LookupError):
-    """An instrument a plugin needs is not on the deck, or no deck is loaded."""
-
-    def __init__(self, name: str, loaded: Iterable[str] = (), plugin: Optional[str] = None,
-                 deck_loaded: bool = True) -> None:
-        """:param name: the instrument asked for.
-        :param loaded: the names of the deck's instruments.
-        :param plugin: the plugin asking, named in the message.
-        :param deck_loaded: False when IvoryOS has no deck at all."""
-        self.name, self.loaded, self.plugin = name, sorted(loaded), plugin
-        self.deck_loaded = deck_loaded
-        who = f"Plugin {plugin!r}: instrument" if plugin else "Instrument"
-        if deck_loaded:
-            super().__init__(f"{who} {name!r} is not on the deck; loaded: "
-                             f"{', '.join(self.loaded) or '(none)'}. "
-                             "Check the deck script or the plugin's settings.")
-        else:
-            super().__init__(f"{who} {name!r} is unavailable: no deck is loaded. Start "
-                             "IvoryOS with a deck script (ivoryos.run(__name__)).")
-
-    def __reduce__(self) -> Any:
-        """Pickle with the constructor's arguments."""
-        return type(self), (self.name, self.loaded, self.plugin, self.deck_loaded)
-
-
-class DeckBusy(RuntimeError):
-    """IvoryOS is running a workflow or step, so a plugin may not drive the hardware now."""
-
-    def __init__(self, plugin: Optional[str] = None) -> None:
-        """:param plugin: the plugin refused, named in the message."""
-        self.plugin = plugin
-        who = f"Plugin {plugin!r} cannot" if plugin else "Cannot"
-        super().__init__(f"{who} use the instruments now: an IvoryOS workflow or step is "
-                         "running. Retry when it finishes.")
-
-    def __reduce__(self) -> Any:
-        """Pickle with the constructor's arguments."""
-        return type(self), (self.plugin,)
-
-
-#: Server objects a deck script may hold that are never instruments (wrapping their methods in
-#: instrument locks would break the web server): (module, class name), looked up only if imported.
-_SERVER_TYPES = (("flask", "Blueprint"), ("flask.sansio.app", "App"), ("flask_socketio", "SocketIO"),
-                 ("socketio", "Server"), ("engineio", "Server"))
-
-
-def _is_excluded(value: object) -> bool:
-    """True for what IvoryOS skips on a deck (``flask.Blueprint``, ``logging.Logger``) and for web
-    server objects (a Flask app, a Socket.IO server) that a deck script may hold.
-
-    :param value: a deck global."""
-    if isinstance(value, logging.Logger):
-        return True
-    for module, name in _SERVER_TYPES:
-        cls = getattr(sys.modules.get(module), name, None)  # not imported: value cannot be one
-        if isinstance(cls, type) and isinstance(value, cls):
-            return True
-    return False
-
-
-def deck_instruments(deck: Optional[types.ModuleType]) -> Dict[str, object]:
-    """The deck's instruments by name, by IvoryOS 1.7.2's rule (``generate_interface_schema``):
-    globals whose type is not builtin, whose name starts neither with ``_`` nor an uppercase
-    letter, and that are no ``flask.Blueprint`` or ``logging.Logger`` — nor a Flask app or a
-    Socket.IO server, which plugins must never wrap.
-
-    :param deck: the deck module, or None when none is loaded (gives ``{}``)."""
-    if deck is None:
-        return {}
-    return {name: value for name, value in vars(deck).items()
-            if type(value).__module__ != "builtins" and not name[:1].isupper()
-            and not name.startswith("_") and not _is_excluded(value)}
-
-
-def claim_deck_ports(deck: Optional[types.ModuleType]) -> Dict[str, List[str]]:
-    """Register the serial ports the deck's instruments hold in the port registry, under the
-    instruments' names, so no plugin opens them under another URL (:mod:`.serial.registry`).
-
-    :param deck: the deck module, or None.
-    :returns: instrument name -> the URLs of its ports (instruments without ports left out)."""
-    found: Dict[str, List[str]] = {}
-    for name, obj in deck_instruments(deck).items():
-        try:
-            urls = registry.adopt_instrument(name, obj)
-        except Exception:  # an instrument that cannot be inspected keeps its ports unnamed
-            logger.exception("cannot read the serial ports of the deck's instrument %r", name)
-            continue
-        if urls:
-            found[name] = urls
-    return found
-
-
-def get_instrument(deck: Optional[types.ModuleType], name: str,
-                   plugin: Optional[str] = None) -> object:
-    """The deck's own instrument object called ``name`` (the same object, never a copy).
-
-    :param deck: the deck module, or None when none is loaded.
-    :param name: the instrument's global name in the deck script.
-    :param plugin: the plugin asking, named in the error.
-    :raises InstrumentUnavailable: no deck, or no such instrument on it."""
-    instruments = deck_instruments(deck)
-    if name not in instruments:
-        raise InstrumentUnavailable(name, instruments, plugin, deck_loaded=deck is not None)
-    return instruments[name]
 
 
 class _Guard:
@@ -378,121 +267,3 @@ def observe(obj: object, callback: Callback, *, instrument: str,
         with _STATE:
             guard.observers = tuple(o for o in guard.observers if o is not entry)
     return unsubscribe
-
-
-class LockLike(Protocol):
-    """What :func:`hardware_guard` needs of a lock; ``threading.Lock`` fits."""
-
-    def acquire(self, blocking: bool = ..., timeout: float = ...) -> bool: ...
-
-    def release(self) -> None: ...
-
-
-class DeckUnverified(RuntimeError):
-    """The framework cannot verify that no workflow is running, so hardware actions are refused.
-
-    Safety fails closed: a hardware action runs only when the host's runner lock is known and free."""
-
-    def __init__(self, reason: str, plugin: Optional[str] = None) -> None:
-        """:param reason: why the deck cannot be verified idle (names the host and what is missing).
-        :param plugin: the plugin refused, named in the message."""
-        self.reason, self.plugin = reason, plugin
-        who = f"Plugin {plugin!r}: hardware" if plugin else "Hardware"
-        super().__init__(f"{who} actions are refused: cannot verify the deck is idle ({reason}). "
-                         "Check the health page /ivoryos/plugins/; a supported IvoryOS version fixes it.")
-
-    def __reduce__(self) -> Any:
-        """Pickle with the constructor's arguments."""
-        return type(self), (self.reason, self.plugin)
-
-
-def _no_queue() -> int:
-    return 0
-
-
-def _nothing_to_resume() -> None:
-    return None
-
-
-@dataclass
-class Gate:
-    """How the hardware layer knows the deck is idle: the host's runner lock, its queue, and what to
-    do once a plugin releases the lock. Hosts build it (the IvoryOS adapter probes IvoryOS for it).
-
-    :param lock: the lock the host's workflow runner holds while it runs; None when unknown.
-    :param problem: why the deck cannot be verified idle (non-empty: hardware actions are refused).
-    :param queued: how many workflows wait for the lock.
-    :param after_release: start a workflow queued while a plugin held the lock."""
-
-    lock: Optional[LockLike] = None
-    problem: str = ""
-    queued: Callable[[], int] = _no_queue
-    after_release: Callable[[], None] = _nothing_to_resume
-
-    @classmethod
-    def unverified(cls, problem: str) -> "Gate":
-        """A gate that refuses every hardware action with ``problem``.
-
-        :param problem: why the deck cannot be verified idle."""
-        return cls(lock=None, problem=problem)
-
-    def check(self, plugin: Optional[str] = None) -> LockLike:
-        """The lock, or :class:`DeckUnverified` when the deck cannot be verified idle.
-
-        :param plugin: the plugin asking, for the message."""
-        if self.problem or self.lock is None:
-            raise DeckUnverified(self.problem or "no runner lock is known for this app", plugin)
-        return self.lock
-
-
-def _gate(gate: Union[Gate, LockLike]) -> Gate:
-    return gate if isinstance(gate, Gate) else Gate(lock=gate)
-
-
-@contextlib.contextmanager
-def hardware_guard(gate: Union[Gate, LockLike], *, plugin: Optional[str] = None) -> Iterator[None]:
-    """Hold the host's runner lock while the body drives hardware, or refuse at once.
-
-    Not reentrant (with a ``threading.Lock``); code run by a workflow step gets
-    :class:`DeckBusy`, as the workflow holds the lock. On exit the lock is always released,
-    then a workflow queued meanwhile is started (``gate.after_release``).
-
-    :param gate: the app's :class:`Gate` (or a bare lock).
-    :param plugin: the plugin's name, for the error message.
-    :raises DeckUnverified: the gate cannot verify that the deck is idle (fails closed).
-    :raises DeckBusy: the lock is held: a workflow or step is running."""
-    gate = _gate(gate)
-    lock = gate.check(plugin)
-    if not lock.acquire(blocking=False):
-        raise DeckBusy(plugin)
-    try:
-        yield
-    finally:
-        lock.release()
-        try:
-            gate.after_release()
-        except Exception:
-            logger.exception("Could not start the host's queued workflow")
-
-
-def is_deck_busy(gate: Union[Gate, LockLike]) -> bool:
-    """True while the runner lock is held or workflows wait for it; True when it cannot be verified.
-
-    :param gate: the app's :class:`Gate` (or a bare lock)."""
-    gate = _gate(gate)
-    if gate.problem or gate.lock is None:
-        return True
-    lock = gate.lock
-    locked = getattr(lock, "locked", None)
-    if callable(locked):
-        held = bool(locked())
-    elif lock.acquire(blocking=False):
-        lock.release()
-        held = False
-    else:
-        held = True
-    try:
-        return held or gate.queued() > 0
-    except Exception:
-        logger.exception("Cannot read the host's workflow queue")
-        return True
