@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import Mapping, Optional
 
-from .base import EchoSimulator, PtySimulator, Reply, UnknownCommand
+from .base import PtySimulator, Reply, UnknownCommand
 from .camera import DeckCamera
 from .drivers import Balance, Hotplate, InstrumentError, Pump
+from .echo import EchoSimulator
 from .instruments import BalanceSimulator, HotplateSimulator, PumpSimulator
 
 __all__ = [

@@ -1,12 +1,13 @@
-"""Line-protocol instrument simulators on real pseudo-terminals.
+"""Line-protocol instrument simulators on real pseudo-terminals: :class:`PtySimulator`, the base
+class, and the protocol's types (:class:`Reply`, :class:`UnknownCommand`).
 
 A :class:`PtySimulator` owns a pty pair and a thread that reads command lines from the master
 side and writes reply lines back. Clients open :attr:`PtySimulator.port` like any serial
 device (``serial.Serial(sim.port)``, ``SerialDevice(sim.port)``).
 
 Stable port path: a pty device path (``/dev/pts/N``) cannot be reclaimed once released, so
-:attr:`~PtySimulator.port` is a symlink in a private temporary directory pointing at the
-current pts device (:attr:`~PtySimulator.device`). :meth:`~PtySimulator.drop` closes the pty
+:attr:`~PtySimulator.port` is a symlink in a private temporary directory (:mod:`.folders`) pointing
+at the current pts device (:attr:`~PtySimulator.device`). :meth:`~PtySimulator.drop` closes the pty
 (connected clients see read/write errors) and removes the symlink (opening fails);
 :meth:`~PtySimulator.restore` opens a fresh pty and re-points the symlink, so the device
 "comes back" at the same path.
@@ -22,64 +23,13 @@ import tempfile
 import threading
 import time
 import tty
-from typing import Any, NamedTuple, Optional, Union
+from typing import NamedTuple, Optional, Union
 
-__all__ = ["PtySimulator", "EchoSimulator", "Reply", "UnknownCommand", "remove_stale_folders"]
+from .folders import FOLDER_PREFIX, OWNER_FILE, _process_identity, remove_stale_folders
+
+__all__ = ["PtySimulator", "Reply", "UnknownCommand", "HandlerResult"]
 
 logger = logging.getLogger("ivoryos_plugin.sim")
-
-
-#: Each simulator's private folder in the temporary directory: ``ivoryos-sim-<pid>-<random>``, with a
-#: file :data:`OWNER_FILE` naming the process that made it (its pid and start time).
-FOLDER_PREFIX = "ivoryos-sim-"
-OWNER_FILE = ".owner"
-
-
-def _process_identity(pid: int) -> Optional[str]:
-    """``"<pid> <start time in clock ticks since boot>"`` for a live process, None for a gone one: a
-    pid the kernel gave to a new process since has another start time."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            fields = stat.read().rsplit(b")", 1)[1].split()
-        return f"{pid} {int(fields[19])}"  # field 22 of stat(5), counted after the command's ")"
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def remove_stale_folders(root: Optional[str] = None) -> list[str]:
-    """Remove the folders of simulators whose process is gone (killed before it could clean up), so
-    a crash leaves nothing behind after the next start. A folder is removed only when it is a real
-    directory (not a link) of this user, named :data:`FOLDER_PREFIX` ``<pid>-...``, whose owner file
-    names a process that no longer runs (another start time for the same pid counts as gone).
-
-    :param root: the folder to sweep (default: the temporary directory).
-    :returns: the folders removed."""
-    root = root or tempfile.gettempdir()
-    removed: list[str] = []
-    try:
-        entries = list(os.scandir(root))
-    except OSError:
-        return removed
-    for entry in entries:
-        if not entry.name.startswith(FOLDER_PREFIX):
-            continue
-        try:
-            if not entry.is_dir(follow_symlinks=False) or entry.stat(follow_symlinks=False).st_uid != os.getuid():
-                continue
-            pid = int(entry.name[len(FOLDER_PREFIX):].split("-", 1)[0])
-            with open(os.path.join(entry.path, OWNER_FILE), encoding="ascii") as owner:
-                recorded = owner.read().strip()
-        except (OSError, ValueError):
-            continue  # an older simulator's folder, or not ours: left alone
-        now = _process_identity(pid)
-        if pid == os.getpid() or (now == recorded if recorded else now is not None):
-            continue  # its process still runs
-        shutil.rmtree(entry.path, ignore_errors=True)
-        removed.append(entry.path)
-    if removed:
-        logger.info("removed %d simulator folder(s) left by processes that are gone: %s", len(removed),
-                    ", ".join(removed))
-    return removed
 
 
 class UnknownCommand(Exception):
@@ -409,40 +359,3 @@ class PtySimulator:
                 self._out.clear()
                 return
             del self._out[:written]
-
-
-class EchoSimulator(PtySimulator):
-    """Echo protocol for concurrency tests: ``ECHO <int>`` -> ``<int>``, ``ID?`` -> ``SIM-ECHO``.
-
-    Anything else -> ``ERR unknown command`` and counts in ``garbled``.
-
-    :param name: see :class:`PtySimulator`.
-    :param delay: seconds the device takes per ``ECHO`` (busy meanwhile).
-    :param kw: see :class:`PtySimulator`.
-    """
-
-    ident = "SIM-ECHO"
-
-    def __init__(self, name: Optional[str] = "echo", *, delay: float = 0.0, **kw: Any) -> None:
-        """Configure the echo device.
-
-        :param name: see the class docstring.
-        :param delay: see the class docstring.
-        :param kw: see the class docstring.
-        """
-        super().__init__(name, **kw)
-        self.delay = delay
-
-    def handle(self, command: str) -> HandlerResult:
-        """Answer ``ECHO <int>`` with the number.
-
-        :param command: the command line.
-        """
-        verb, _, arg = command.partition(" ")
-        if verb == "ECHO":
-            try:
-                value = str(int(arg))
-            except ValueError:
-                raise UnknownCommand(command) from None
-            return Reply(value, self.delay) if self.delay else value
-        return super().handle(command)
