@@ -531,6 +531,33 @@ def test_the_health_page_shows_a_hardening_undone_after_start(tmp_path: Path) ->
         undone.server.stop()
 
 
+def test_an_app_that_is_not_ivoryos_is_refused_and_a_spent_hook_does_nothing(tmp_path: Path) -> None:
+    """install() on an app that is not IvoryOS's raises naming each item (it used to return silently);
+    once ``ivoryos.run`` has returned, a hook it never ran leaves other apps of the process alone."""
+    from ivoryos_plugin import Plugin, create_app
+    from ivoryos_plugin.hosts import hardening
+    from ivoryos_plugin.hosts.devhost import stop
+
+    plugin = Plugin("sec3spent", __name__, template_folder=None)
+    plugin.add_url_rule("/", "main", lambda: "page")
+    app = create_app([plugin], data_dir=tmp_path, testing=True)
+    try:
+        ext = app.extensions["ivoryos_plugin"]
+        report = hardening.Report(hardening.Options(allow_signup=True))
+        with pytest.raises(hardening.HardeningError, match=r"(?s)not recognised.*ivoryos_csrf=False") as refused:
+            hardening.install(app, ext, report)
+        assert "allow_signup=True" not in str(refused.value)  # an opted-out item is not named
+        assert {h["item"]: h["state"] for h in report.status()}["signup"] == "off"
+        assert {h["state"] for h in report.status() if h["item"] != "signup"} == {"failed"}
+        before = list(app.before_request_funcs.get(None, []))
+        spent = hardening.Report(hardening.Options())
+        spent.armed = False
+        hardening.install(app, ext, spent)  # nothing raised, nothing installed
+        assert app.before_request_funcs.get(None, []) == before and not spent.installed
+    finally:
+        stop(app)
+
+
 # ------------------------------------------------------------------ the adapter's answer
 def test_guarding_the_default_namespace_says_whether_it_guarded_something() -> None:
     import socketio as python_socketio

@@ -211,6 +211,9 @@ class Report:
         self.items = items(options)
         self.problems: Dict[str, str] = {}
         self.probes: Optional[Probes] = None
+        #: False once ``ivoryos.run`` returned: a hook left behind (IvoryOS returned without
+        #: registering the framework) never hardens another app of the process
+        self.armed = True
 
     @property
     def installed(self) -> bool:
@@ -265,6 +268,8 @@ def arm(options: Options, say: Callable[[str], None]) -> Report:
     report = Report(options)
 
     def gate() -> None:
+        if not report.armed:
+            return
         if not report.installed:
             report.fail_if_any({item.key: "IvoryOS's app never registered the framework's blueprint, so nothing was "
                                           "installed." for item in report.items if item.on}, "before serving")
@@ -288,6 +293,8 @@ def install(app: Flask, ext: Extension, report: Report) -> None:
     :param ext: its framework state.
     :param report: the run's report (filled in).
     :raises HardeningError: an item that is on could not be installed or proven."""
+    if not report.armed:
+        return
     options = report.options
     ext.hardening = report.status
     on = {item.key for item in report.items if item.on}
