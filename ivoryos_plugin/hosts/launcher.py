@@ -249,12 +249,17 @@ def run(module: Optional[str] = None, host: Optional[str] = None, port: Optional
             _say(f"IvoryOS {adapter.installed_version()}'s ivoryos.run takes no {name!r}: left out.")
     if arguments.get("exclude_names") is None:
         arguments.pop("exclude_names", None)
+    report: Optional[hardening.Report] = None
     try:
-        hardening.arm(options, demomode.truthful(_say, hardening.describe(options),
-                                                 [item.key for item in hardening.items(options)]) if demo else _say)
+        report = hardening.arm(options, demomode.truthful(_say, hardening.describe(options),
+                                                          [item.key for item in hardening.items(options)])
+                               if demo else _say)
         adapter.run(module, blueprint_plugins=[framework_blueprint, *shown, *loaded], **arguments)
     except hardening.HardeningError as exc:  # an item that cannot be installed or proven: no server
         raise SystemExit(f" * ivoryos_plugin: {exc}") from None
+    finally:
+        if report is not None:
+            report.armed = False  # ivoryos.run returned: a hook it never ran hardens no other app
 
 
 #: ``ivoryos.run``'s defaults (1.7.2) for the arguments an older IvoryOS may lack: left out silently.
