@@ -1,0 +1,83 @@
+"""``ivoryos-plugin run`` (plugins in the standalone dev host, or on ivoryos-edge) and
+``ivoryos-plugin demo`` (real IvoryOS with the example plugins on a simulated deck)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Tuple
+
+import click
+
+from .targets import load_targets
+
+
+@click.command()
+@click.argument("targets", nargs=-1, required=True)
+@click.option("--deck", type=click.Path(exists=True, dir_okay=False), help="A deck script (its globals are the instruments).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to bind, or 'edge': serve on ivoryos-edge at 127.0.0.1 (the [edge] extra).")
+@click.option("--port", default=8765, show_default=True, type=int, envvar="PORT", help="TCP port (or $PORT).")
+@click.option("--token", default=None, help="The login token (random by default).")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Data folder (./ivoryos_data).")
+def run(targets: Tuple[str, ...], deck: Optional[str], host: str, port: int, token: Optional[str],
+        data_dir: Optional[str]) -> None:
+    """Serve TARGETS (module:attribute, or a project or package folder such as ./balance_log) in
+    the standalone dev host, protected by a login token printed at start (valid until the host stops)."""
+    import shlex
+
+    from ...core.names import PluginError
+    from ...hosts.devhost import create_app, serve
+    from ...runtime.quiet import quiet_access_log
+    from ..collision import command_problem
+    from ..demo import DemoError, code_failure, load_deck_or_explain, port_problem
+
+    shadowed = command_problem(targets, deck)  # a checkout of the official template: its package is ours by name
+    if shadowed:
+        raise click.ClickException(shadowed)
+    plugins = [plugin for t in targets for plugin in load_targets(t)]
+    bind = "127.0.0.1" if host == "edge" else host  # the edge host always binds loopback
+    problem = port_problem(bind, port, "ivoryos-plugin run " + " ".join(shlex.quote(t) for t in targets))
+    if problem:  # before the login URL: it must not say the host is up
+        raise click.ClickException(problem)
+    try:
+        deck_module = load_deck_or_explain(Path(deck), "the dev host") if deck else None
+    except DemoError as exc:
+        raise click.ClickException(str(exc)) from None
+    if host == "edge":  # the next IvoryOS generation (docs/edge.md): the same plugins, the same deck
+        from ...hosts.edge.launcher import serve as serve_on_edge
+
+        serve_on_edge(plugins, deck_module, port=port, data_dir=data_dir)
+        return
+    try:
+        app = create_app(plugins, deck=deck_module, token=token, data_dir=data_dir)
+    except PluginError as exc:
+        raise click.ClickException(str(exc)) from None
+    except Exception as exc:
+        names = ", ".join(repr(getattr(p, "name", p)) for p in plugins)
+        raise click.ClickException(code_failure(f"registering plugin {names} in the dev host", exc,
+                                                "Fix the plugin; ivoryos-plugin check PATH finds common mistakes.")) from None
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        click.echo(f"WARNING: the dev host listens on {host}: anyone with the token on the network can use it.",
+                   err=True)
+    quiet_access_log(transport=True)  # no Werkzeug production warnings, no Socket.IO polling lines
+    serve(app, host=host, port=port)
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to bind, or 'edge': the demo on ivoryos-edge at 127.0.0.1 (the [edge] extra).")
+@click.option("--port", default=8000, show_default=True, type=int, envvar="PORT", help="TCP port (or $PORT).")
+@click.option("--no-browser", is_flag=True, help="Do not open a web browser.")
+@click.option("--deck", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="The deck script (default: the bundled simulated deck).")
+@click.option("--data", type=click.Path(file_okay=False), default=None,
+              help="This demo's data folder: IvoryOS's database, the plugins' settings and history "
+                   "(default: ./ivoryos_data/demo-PORT, one per port).")
+def demo(host: str, port: int, no_browser: bool, deck: Optional[str], data: Optional[str]) -> None:
+    """Start real IvoryOS with the example plugins (and every installed one) on a simulated deck
+    (balance, pump, hotplate). Each port keeps its own data: two demos never share values."""
+    from ..demo import DemoError, run_demo
+
+    try:
+        run_demo(host=host, port=port, open_browser=not no_browser, deck=deck, data=data)
+    except DemoError as exc:
+        raise click.ClickException(str(exc)) from None
