@@ -160,7 +160,8 @@ def _problem(dist: metadata.Distribution, first: Optional[Path]) -> Tuple[str, s
     files = _own_files(dist)
     inside = [f for f in files if FRAMEWORK in f.parents]
     if inside:
-        replaced = sorted(str(f.relative_to(FRAMEWORK)) for f in inside if f in _framework_files())
+        replaced = sorted(str(f.relative_to(FRAMEWORK)) for f in inside
+                          if f in _framework_files() and "__pycache__" not in f.parts)
         what = (f"over the framework's files ({', '.join(replaced[:3])}{', ...' if len(replaced) > 3 else ''})" if replaced
                 else "among the framework's files (uninstalling it deletes them with its own)")
         return ERROR, (f"the distribution {_label(dist)} installs a package {PACKAGE!r} (the official plugin template's "
