@@ -8,7 +8,8 @@ the script runs, then the module's own name again), with:
 
 - ``ivoryos.run(...)`` returning at once (IvoryOS's own rule: env ``IVORYOS_ACTIVE`` is set while
   the script runs), and ``ivoryos_plugin.run(...)`` returning at once with one printed line;
-- ``sys.argv`` as ``python deck.py`` has it (the script's path alone);
+- ``sys.argv`` as ``python deck.py`` has it (the script's path alone), and the script as
+  ``sys.modules["__main__"]`` meanwhile (as ``runpy`` does);
 - ``sys.exit(0)`` (or ``sys.exit()``) ending the script, not the host; another exit code is the
   script's failure.
 
@@ -174,6 +175,8 @@ def load_deck(path: Union[str, Path]) -> ModuleType:
     sys.modules[name] = module
     sys.path.insert(0, str(path.parent))
     module.__dict__["__name__"] = "__main__"
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = module  # as runpy does: what the script defines finds its module there
     try:
         with servers_stay_down(path):
             exec(code, module.__dict__)
@@ -185,6 +188,8 @@ def load_deck(path: Union[str, Path]) -> ModuleType:
         sys.modules.pop(name, None)
         raise
     finally:
+        if main is not None:
+            sys.modules["__main__"] = main
         module.__dict__["__name__"] = name
         sys.path.remove(str(path.parent))
     _own_definitions(module, name)
