@@ -43,6 +43,7 @@ from flask import Flask
 from ..runtime.attach import framework_blueprint
 from ..runtime.extension import Extension
 from ..runtime.inbound import HOSTS_KEY, allowed_host_names
+from ..runtime.libraries import before_request_first
 from . import ivoryos as adapter
 from .hardening_probes import Probes
 from .hardening_web import HostCheck, Hooks, socket_check
@@ -313,7 +314,7 @@ def install(app: Flask, ext: Extension, report: Report) -> None:
             if app.config.get(key) not in ("Lax", "Strict"):
                 app.config[key] = "Lax"
     hooks = Hooks(app, ext, options, _cdn_origins(app))
-    app.before_request_funcs.setdefault(None, []).insert(0, hooks.before)  # before IvoryOS's own
+    before_request_first(app, hooks.before)  # before IvoryOS's own
     if on & {"login_csrf", "signup", "csrf"}:
         app.after_request(hooks.pages)
     if "headers" in on:

@@ -18,6 +18,7 @@ from werkzeug.test import EnvironBuilder
 
 from ..runtime.attach import framework_blueprint
 from ..runtime.extension import Extension
+from ..runtime.libraries import app_hooks
 from ..runtime.security import BASELINE_CSP
 from . import ivoryos as adapter
 from .hardening_web import CSP, CSRF_SCRIPT, HostCheck, Hooks, host_check_installed
@@ -73,8 +74,8 @@ class Probes:
     def structure(self) -> Dict[str, str]:
         """Whether each hook is still where Flask, Werkzeug and python-socketio call it (cheap: no request)."""
         app, hooks, problems = self.app, self.hooks, {}
-        after = app.after_request_funcs.get(None, [])
-        if hooks.before not in app.before_request_funcs.get(None, []):
+        after = app_hooks(app, "after_request_funcs")
+        if hooks.before not in app_hooks(app, "before_request_funcs"):
             problems.update({key: "the request guard is not among the app's before_request functions."
                              for key in self.on & GUARDED})
         if hooks.pages not in after:

@@ -18,6 +18,7 @@ from ..core.specs import PHOTO_KEEP_BYTES, PHOTO_KEEP_S
 from ..hardware.camera import Camera, CameraUnavailable, Frame
 from .extension import current_extension
 from .files import atomic_write
+from .libraries import raw_socket
 from .photos import OTHER, Bound, PhotoRetention, duration, size_text
 from .replies import error_response
 
@@ -146,17 +147,10 @@ class Broadcast:
 
 
 def _raw_socket() -> Optional[socket.socket]:
-    """The request's own connection when frames can be written to it directly: Werkzeug's threaded
-    server (IvoryOS's and the dev host's), which frames a streamed response in HTTP/1.1 chunks; None
-    elsewhere (the frames are then yielded to the server)."""
-    env = request.environ
-    sock = env.get("werkzeug.socket")
-    if (type(sock) is not socket.socket or not env.get("wsgi.multithread") or not hasattr(socket, "MSG_DONTWAIT")
-            or not str(env.get("SERVER_SOFTWARE", "")).startswith("Werkzeug/")):
-        return None
-    if sock.gettimeout() is not None:  # Python would wait for room before each send, however flagged
-        return None
-    return sock
+    """The request's own connection when frames can be written to it directly (Werkzeug's threaded
+    server, IvoryOS's and the dev host's: see :func:`~ivoryos_plugin.runtime.libraries.raw_socket`);
+    None elsewhere (the frames are then yielded to the server)."""
+    return raw_socket(request.environ)
 
 
 class CameraSet:

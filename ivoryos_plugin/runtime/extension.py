@@ -144,6 +144,10 @@ class Extension:
         self.connections = Connections(self)
         #: the constant part of the tags injected into each plugin's pages (security.head_snippet)
         self.snippets: Dict[Any, str] = {}
+        #: CSRF caches (runtime/security.py): (signed token, session's raw token, secret) -> expiry, and
+        #: (raw token, secret) -> (a signed token, when it was signed)
+        self.csrf_valid: Dict[Tuple[str, str, str], float] = {}
+        self.csrf_signed: Dict[Tuple[str, str], Tuple[str, float]] = {}
         self._sessions: Optional[SessionRegistry] = None
         self._session_keep_s = float(app.permanent_session_lifetime.total_seconds())
         self.runtimes: Dict[str, "PluginRuntime"] = {}

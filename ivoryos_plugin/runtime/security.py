@@ -15,6 +15,7 @@ from markupsafe import Markup, escape
 from . import payloads
 from .extension import current_extension
 from .inbound import HOSTS_KEY, allowed_host_names, body_too_large, host_ok, host_refusal, request_host_ok
+from .libraries import csrf_expiry, remember_csrf_token
 from .replies import error_response
 from .sessions import AT_KEY, SID_KEY
 
@@ -136,23 +137,19 @@ def check_csrf() -> Optional[str]:
              or (request.form.get("csrf_token") if request.mimetype in (
                  "application/x-www-form-urlencoded", "multipart/form-data") else None))
     key = _csrf_key(token)
-    if key is not None and _CSRF_VALID.get(key, 0.0) > time.time():
+    valid = current_extension().csrf_valid  # a token verified once is not verified again until it expires
+    if key is not None and valid.get(key, 0.0) > time.time():
         return None  # this very token was verified for this session, and has not expired since
     try:
         validate_csrf(token)
     except ValidationError as exc:
         return str(exc)
     if key is not None:
-        _remember(_CSRF_VALID, key, _csrf_expiry(str(token)))
+        try:
+            _remember(valid, key, _csrf_expiry(str(token)))
+        except Exception:  # a Flask-WTF that signs differently: verified, not cached (verified again next time)
+            pass
     return None
-
-
-#: (signed token, the session's raw token, secret) -> when the signed token expires (epoch seconds):
-#: a token verified once is not verified again (an HMAC per request) until then
-_CSRF_VALID: Dict[Tuple[str, str, str], float] = {}
-#: (the session's raw token, secret) -> (a signed token, when it was signed), reused for a minute
-_CSRF_SIGNED: Dict[Tuple[str, str], Tuple[str, float]] = {}
-CSRF_SALT = "wtf-csrf-token"  # Flask-WTF's
 
 
 def _csrf_secret() -> str:
@@ -168,11 +165,7 @@ def _csrf_key(token: Any) -> Optional[Tuple[str, str, str]]:
 
 
 def _csrf_expiry(token: str) -> float:
-    from itsdangerous import URLSafeTimedSerializer
-
-    limit = current_app.config.get("WTF_CSRF_TIME_LIMIT", 3600)
-    _, signed = URLSafeTimedSerializer(_csrf_secret(), salt=CSRF_SALT).loads(token, return_timestamp=True)
-    return float(signed.timestamp()) + float(limit) if limit else time.time() + 3600.0
+    return csrf_expiry(token, _csrf_secret(), float(current_app.config.get("WTF_CSRF_TIME_LIMIT", 3600) or 0))
 
 
 def _remember(cache: Dict[Any, Any], key: Any, value: Any) -> None:
@@ -191,11 +184,13 @@ def page_csrf_token() -> str:
     raw, secret = session.get(field), _csrf_secret()
     if field in g or not (isinstance(raw, str) and raw and secret):
         return str(generate_csrf())
-    found = _CSRF_SIGNED.get((raw, secret))
+    signed = current_extension().csrf_signed
+    found = signed.get((raw, secret))
     if found is None or time.time() - found[1] > 60.0:
         found = (str(generate_csrf()), time.time())
-        _remember(_CSRF_SIGNED, (raw, secret), found)
-    setattr(g, field, found[0])  # what generate_csrf() returns for the rest of the request
+        _remember(signed, (raw, secret), found)
+    if not remember_csrf_token(field, found[0], secret):  # what generate_csrf() gives for the rest of the request
+        return str(generate_csrf())
     return found[0]
 
 
