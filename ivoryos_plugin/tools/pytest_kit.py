@@ -3,8 +3,10 @@
 Fixtures: ``plugin_app`` (the standalone host around the plugin under test), ``client`` (logged
 in, CSRF header added), ``anon_client``, ``live`` (a Socket.IO test client in the plugin's
 namespace), ``deck`` (an empty deck module to put instruments on), ``sim_deck`` (a deck with the
-simulated balance, pump and hotplate on real ptys) and ``ivoryos_app`` / ``ivoryos_client`` (the
-plugin inside a real in-process IvoryOS with an isolated data folder, logged in as admin).
+simulated balance, pump and hotplate on real ptys), ``ivoryos_app`` / ``ivoryos_client`` (the
+plugin inside a real in-process IvoryOS with an isolated data folder, logged in as admin) and
+``plugin_host`` (each test run on both IvoryOS generations, ``[ivoryos]`` and ``[edge]``:
+:mod:`ivoryos_plugin.tools.pytest_hosts`).
 
 Your ``conftest.py`` provides the plugin under test::
 
@@ -31,9 +33,11 @@ from flask.testing import FlaskClient
 from flask_socketio.test_client import SocketIOTestClient
 
 from ..hosts import ivoryos as adapter
+from .pytest_hosts import EDGE_MISSING, HOSTS, PluginHost, plugin_host
 
 __all__ = ["CsrfClient", "LiveClient", "login_client", "make_deck", "deck", "sim_deck", "plugin_app", "client",
-           "anon_client", "live", "ivoryos_app", "ivoryos_client"]
+           "anon_client", "live", "ivoryos_app", "ivoryos_client", "plugin_host", "PluginHost", "HOSTS",
+           "EDGE_MISSING"]
 
 UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
 

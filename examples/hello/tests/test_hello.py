@@ -1,24 +1,27 @@
-"""The hello example: a page that lists the deck, and an action that greets and publishes."""
+"""The hello example: a page that lists the deck, and an action that greets and publishes.
+
+The tests that take ``plugin_host`` run on both IvoryOS generations: ``[ivoryos]`` (IvoryOS 1.x's
+stack) and ``[edge]`` (ivoryos-edge; skipped without the ``[edge]`` extra)."""
 
 
-def test_page_lists_the_deck(client):
-    page = client.get("/ivoryos/hello/")
+def test_page_lists_the_deck(plugin_host):
+    page = plugin_host.client.get(plugin_host.url())
     assert page.status_code == 200
     assert b'id="instruments">counter<' in page.data
 
 
-def test_greet_replies_and_publishes(client, live):
-    reply = client.post("/ivoryos/hello/actions/greet", json={"name": "Ada"})
+def test_greet_replies_and_publishes(plugin_host):
+    reply = plugin_host.client.post(plugin_host.url("actions/greet"), json={"name": "Ada"})
     assert reply.get_json() == {"message": "Hello, Ada!"}
-    assert live.wait_for("greeted")[-1] == {"name": "Ada"}
+    assert plugin_host.live.wait_for("greeted")[-1] == {"name": "Ada"}
 
 
-def test_greet_validates_its_argument(client):
-    reply = client.post("/ivoryos/hello/actions/greet", json={"name": 42})
+def test_greet_validates_its_argument(plugin_host):
+    reply = plugin_host.client.post(plugin_host.url("actions/greet"), json={"name": 42})
     assert reply.status_code == 400 and "name" in reply.get_json()["errors"]
 
 
-def test_anonymous_visitors_are_sent_to_login(anon_client):
+def test_anonymous_visitors_are_sent_to_login(anon_client):  # IvoryOS 1.x only: the edge has no login
     assert anon_client.get("/ivoryos/hello/").status_code == 302
     assert anon_client.post("/ivoryos/hello/actions/greet", json={}).status_code == 401
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
-from typing import Any, Dict, List
+from typing import Any, Dict, Optional
 
 from ivoryos_edge.plugins import Plugin as NativePlugin
 
@@ -13,6 +13,7 @@ from ...core.names import PluginError
 from ...core.plugin import Plugin
 from ...runtime.steps import install_on_deck
 from . import runstate
+from .gaps import EDGE_PLACEMENTS, unsupported
 from .live import LiveChannel
 from .routes import add_routes
 from .runtime_app import RuntimeApp
@@ -20,7 +21,7 @@ from .runtime_app import RuntimeApp
 log = logging.getLogger("ivoryos_plugin.edge")
 
 #: our placements -> the edge's
-PLACEMENTS = {"tab": "tab", "left_panel": "panel-left", "right_panel": "panel-right"}
+PLACEMENTS = EDGE_PLACEMENTS
 #: what the edge itself does not guard, said once at start and on health.json
 UNGUARDED = ("ivoryos-edge has no login: anyone who can reach this edge can use these plugin pages, as they can "
              "use the edge's own (programs may send a bearer token, which is then checked)",
@@ -39,6 +40,7 @@ class EdgePlugin(NativePlugin):  # type: ignore[misc]
         super().__init__(plugin.title, id=plugin.name, placement=PLACEMENTS[plugin.placement])
         self.source = plugin
         self.runtime_app = runtime_app
+        self.live: Optional[LiveChannel] = None  # set by build()
 
     def describe(self) -> Dict[str, Any]:
         """What ``GET /api/plugins`` lists: a panel opens our ``widget`` page when there is one."""
@@ -51,17 +53,6 @@ class EdgePlugin(NativePlugin):  # type: ignore[misc]
 
 _BUILT: "weakref.WeakKeyDictionary[Plugin, EdgePlugin]" = weakref.WeakKeyDictionary()
 _BUILD_LOCK = threading.Lock()
-
-
-def unsupported(plugin: Plugin) -> List[str]:
-    """What of ``plugin`` the edge cannot serve, one sentence each (``ivoryos-plugin check`` warns).
-
-    :param plugin: our plugin."""
-    table = plugin.declarations
-    found: List[str] = []
-    if table.placement not in PLACEMENTS:
-        found.append(f"placement {table.placement!r} has no edge equivalent; use 'tab', 'left_panel' or 'right_panel'")
-    return found
 
 
 def for_edge(plugin: Plugin) -> EdgePlugin:
@@ -89,31 +80,41 @@ def for_edge(plugin: Plugin) -> EdgePlugin:
         if built is not None:
             return built
         for problem in unsupported(plugin):
-            log.warning("ivoryos_plugin: plugin %r on ivoryos-edge: %s", plugin.name, problem)
-        rt = RuntimeApp(plugin)
-        edge = EdgePlugin(plugin, rt)
-        live = LiveChannel(rt, mirror=edge.publish)
-        rt.runtime.socketio = live  # the runtime's transport: publish and the streams go through it
-
-        def health() -> Dict[str, Any]:
-            gate = rt.ext.gate
-            return {"plugin": rt.runtime.status(), "host": f"ivoryos-edge {runstate.edge_version()}",
-                    "login": "none: ivoryos-edge has no users", "deck": live.deck_state(),
-                    "hardware": {"verified": not gate.problem and gate.lock is not None, "problem": gate.problem},
-                    "failures": list(rt.ext.failures), "warnings": list(rt.ext.warnings), "unguarded": list(UNGUARDED),
-                    "viewers": len(live.clients)}
-
-        add_routes(edge.router, rt, live, health)
-
-        def start(instruments: Dict[str, Any]) -> None:
-            rt.start(instruments)
-            if plugin.declarations.steps:
-                install_on_deck(plugin, rt.deck)  # type: ignore[arg-type]
-            say_once(plugin.name)
-
-        edge.on_start(start)
+            log.warning("ivoryos_plugin: on ivoryos-edge: %s.", problem)
+        edge = build(plugin)
         _BUILT[plugin] = edge
         return edge
+
+
+def build(plugin: Plugin) -> EdgePlugin:
+    """A new edge plugin of ``plugin`` (its own private app, runtime and live channel), not shared:
+    :func:`for_edge` keeps one per plugin; the pytest kit builds one per test.
+
+    :param plugin: one of our plugins."""
+    rt = RuntimeApp(plugin)
+    edge = EdgePlugin(plugin, rt)
+    live = LiveChannel(rt, mirror=edge.publish)
+    rt.runtime.hub.transport = live  # the hub's transport: publish, the streams and the acks go through it
+
+    def health() -> Dict[str, Any]:
+        gate = rt.ext.gate
+        return {"plugin": rt.runtime.status(), "host": f"ivoryos-edge {runstate.edge_version()}",
+                "login": "none: ivoryos-edge has no users", "deck": live.deck_state(),
+                "hardware": {"verified": not gate.problem and gate.lock is not None, "problem": gate.problem},
+                "failures": list(rt.ext.failures), "warnings": list(rt.ext.warnings), "unguarded": list(UNGUARDED),
+                "viewers": len(live.clients)}
+
+    add_routes(edge.router, rt, live, health)
+
+    def start(instruments: Dict[str, Any]) -> None:
+        rt.start(instruments)
+        if plugin.declarations.steps:
+            install_on_deck(plugin, rt.deck)  # type: ignore[arg-type]
+        say_once(plugin.name)
+
+    edge.on_start(start)
+    edge.live = live
+    return edge
 
 
 def say_once(name: str) -> None:
