@@ -3,8 +3,8 @@
 Checks, each reported with the fix: the plugin's name (valid, not IvoryOS's, not taken twice), the
 endpoint IvoryOS's nav links to, that a ``Plugin``'s routes register (on a scratch app), templates
 that are rendered, extended or included, the entry point,
-the package metadata, the IvoryOS version, and Socket.IO handlers on the default namespace (which
-replace IvoryOS's own).
+the package metadata, the IvoryOS version, Socket.IO handlers on the default namespace (which
+replace IvoryOS's own), and, with the ``[edge]`` extra installed, what ivoryos-edge cannot serve.
 """
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ class Finding:
     :param level: ``"ERROR"``, ``"WARNING"`` or ``"ok"``.
     :param subject: the plugin (or ``project``) it is about.
     :param check: the check: name, endpoint, register, templates, entry-point, metadata, ivoryos-version,
-        socketio.
+        socketio, edge.
     :param message: what is wrong and the fix (empty for ``ok``)."""
 
     level: str
@@ -155,6 +155,26 @@ def check_object(report: Report, subject: str, obj: Any, *, entry_name: Optional
         report.add(WARNING, obj.name, "socketio", problem)
     if not socket_errors:
         report.add(OK, obj.name, "socketio")
+    edge_checks(report, obj)
+
+
+def edge_checks(report: Report, obj: Blueprint) -> None:
+    """One WARNING per feature of ``obj`` that ivoryos-edge cannot serve (``hosts.edge.unsupported``),
+    only when the ``[edge]`` extra is installed: the edge host (and ivoryos_edge) is imported then, on
+    first use, and never without the extra.
+
+    :param report: the report.
+    :param obj: the plugin (a ``Plugin`` or a plain Blueprint)."""
+    if importlib.util.find_spec("ivoryos_edge") is None:  # looks, without importing it
+        return
+    from ..core.plugin import Plugin
+    from ..hosts import edge
+
+    problems = edge.unsupported(obj) if isinstance(obj, Plugin) else [edge.gaps.plain_blueprint(obj)]
+    for problem in problems:
+        report.add(WARNING, obj.name, "edge", f"{problem} (on ivoryos-edge only; IvoryOS 1.x serves it).")
+    if not problems:
+        report.add(OK, obj.name, "edge", "ivoryos-edge serves it too")
 
 
 def registration_problem(plugin: Any) -> Optional[str]:
