@@ -35,7 +35,7 @@ def test_names_whose_urls_collide_are_refused(name: str) -> None:
 
 
 def test_bad_placement_and_versions_are_refused() -> None:
-    with pytest.raises(PluginError, match=r"Plugin 'p': placement='sidebar' is unknown; use 'tab' or 'left_panel'"):
+    with pytest.raises(PluginError, match=r"Plugin 'p': placement='sidebar' is unknown; use 'tab', 'left_panel' or 'right_panel'"):
         Plugin("p", __name__, placement="sidebar")
     with pytest.raises(PluginError, match=r"Plugin 'p': version='1.0-beta' is not a numeric dotted version"):
         Plugin("p", __name__, version="1.0-beta")

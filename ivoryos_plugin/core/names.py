@@ -21,7 +21,16 @@ COLLIDING_NAMES = frozenset({
     "plugins",
 })
 
-PLACEMENTS = {"tab": "tab", "left_panel": "left_panel"}
+#: ``Plugin(placement=...)`` -> IvoryOS 1.x's ``plugin_type``. IvoryOS 1.x has no right panel: a
+#: ``right_panel`` plugin is a left panel there (a section of the framework's combined left panel, with a
+#: warning at registration); ivoryos-edge shows it in its ``panel-right`` (docs/edge.md).
+PLACEMENTS = {"tab": "tab", "left_panel": "left_panel", "right_panel": "left_panel"}
+
+#: The ``plugin_type`` values IvoryOS 1.x itself knows.
+IVORYOS_PLUGIN_TYPES = frozenset(PLACEMENTS.values())
+
+#: The placements shown in a side panel (they need a ``widget`` endpoint).
+PANEL_PLACEMENTS = frozenset({"left_panel", "right_panel"})
 
 #: The entry point group IvoryOS plugins are installed under (``name = module:plugin``).
 ENTRY_POINT_GROUP = "ivoryos.plugins"
@@ -141,9 +150,9 @@ def check_placement(name: str, placement: str) -> str:
     """Return IvoryOS's ``plugin_type`` for ``placement`` or raise :class:`PluginError`.
 
     :param name: the plugin's name.
-    :param placement: ``"tab"`` or ``"left_panel"``."""
+    :param placement: ``"tab"``, ``"left_panel"`` or ``"right_panel"`` (a left panel on IvoryOS 1.x)."""
     if placement not in PLACEMENTS:
-        raise PluginError(name, f"placement={placement!r} is unknown; use 'tab' or 'left_panel'.")
+        raise PluginError(name, f"placement={placement!r} is unknown; use 'tab', 'left_panel' or 'right_panel'.")
     return PLACEMENTS[placement]
 
 
@@ -179,5 +188,5 @@ def check_ivoryos_compatible(name: str, minimum: Optional[str], installed: Optio
 def required_endpoint(placement: str) -> str:
     """The endpoint IvoryOS's nav builds a link to for a plugin with this placement.
 
-    :param placement: ``"tab"`` or ``"left_panel"``."""
-    return "widget" if placement == "left_panel" else "main"
+    :param placement: ``"tab"``, ``"left_panel"`` or ``"right_panel"`` (or IvoryOS's ``plugin_type``)."""
+    return "widget" if placement in PANEL_PLACEMENTS else "main"

@@ -44,8 +44,10 @@ class Plugin(Blueprint):
         beside it).
     :param title: the human title (defaults to the name, capitalised).
     :param version: the plugin's numeric dotted version.
-    :param placement: ``"tab"`` (a page in IvoryOS's nav, needs a ``main`` endpoint) or
-        ``"left_panel"`` (an iframe on every IvoryOS page, needs a ``widget`` endpoint).
+    :param placement: ``"tab"`` (a page in IvoryOS's nav, needs a ``main`` endpoint),
+        ``"left_panel"`` (an iframe on every IvoryOS page, needs a ``widget`` endpoint) or
+        ``"right_panel"`` (ivoryos-edge's right panel; IvoryOS 1.x has none, so there it is a section
+        of the left panel, with a warning at registration; needs a ``widget`` endpoint).
     :param settings: a pydantic v2 model of the plugin's settings, or None.
     :param settings_version: the current version of the settings layout (see ``migrations``).
     :param migrations: ``{target_version: function(values) -> values}`` run in order on load.

@@ -11,12 +11,12 @@ from flask import Flask
 from ..core.names import check_ivoryos_compatible
 from ..runtime.extension import Extension
 from ..runtime.host import RuntimeHost
-from ..runtime.live import QUEUE_ENV
 from ..runtime.steps import install_on_deck
 from ..hardware.deck import Gate
 from . import demomode
 from . import ivoryos as adapter
-from . import offline, panels
+from . import offline, panels, socketio_live
+from .socketio_live import QUEUE_ENV
 
 if TYPE_CHECKING:
     from flask.blueprints import BlueprintSetupState
@@ -35,6 +35,7 @@ class FrameworkHost(RuntimeHost):
 
         :param app: the app.
         :param ext: its framework state."""
+        socketio_live.install(ext)  # the plugins' live events on the app's Flask-SocketIO server
         offline.install(app)  # IvoryOS's CDN libraries from static/vendor/ (offline lab networks)
         ext.deck_getter = adapter.deck
         if not adapter.is_ivoryos_app(app):
@@ -64,10 +65,12 @@ class FrameworkHost(RuntimeHost):
         :param plugin: the plugin.
         :param state: Flask's setup state of this registration."""
         super().registered(plugin, state)
+        app = state.app
+        assert isinstance(app, Flask)
+        ext: Extension = app.extensions["ivoryos_plugin"]
+        if plugin.placement == "right_panel":  # IvoryOS 1.x has no right panel: said at registration
+            panels.warn_right_panel(plugin.name, ext)
         if plugin._steps:
-            app = state.app
-            assert isinstance(app, Flask)
-            ext: Extension = app.extensions["ivoryos_plugin"]
             deck = ext.deck_getter() or (adapter.deck_being_loaded() if adapter.is_ivoryos_app(app) else None)
             install_on_deck(plugin, deck)
 

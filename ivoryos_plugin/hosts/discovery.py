@@ -127,7 +127,7 @@ def check_endpoint(blueprint: Blueprint) -> str:
 
     :param blueprint: the plugin."""
     plugin_type = getattr(blueprint, "plugin_type", "tab")
-    if plugin_type not in names.PLACEMENTS:
+    if plugin_type not in names.IVORYOS_PLUGIN_TYPES:
         raise PluginError(blueprint.name, f"plugin_type={plugin_type!r} is unknown to IvoryOS; "
                                           "use 'tab' or 'left_panel'.")
     needed = names.required_endpoint(plugin_type)

@@ -13,7 +13,7 @@ from flask import Blueprint
 
 from ..core.names import PluginError
 from ..core.plugin import Plugin
-from ..runtime.attach import framework_blueprint
+from ..runtime.attach import framework_blueprint, stop_on_sigterm
 from ..runtime.files import atomic_write
 from . import demomode, hardening
 from . import ivoryos as adapter
@@ -234,8 +234,7 @@ def run(module: Optional[str] = None, host: Optional[str] = None, port: Optional
              "token, and a CSRF token on POST (ivoryos.run: open to anyone).")
     shown = panels.blueprints_for(loaded)
     if shown:
-        _say(f"left-panel plugins {', '.join(panels.left_panels(loaded))} share one panel, a section each "
-             f"(ivoryos.run: shows only {panels.left_panels(loaded)[0]!r}).")
+        _say(panels.startup_line(loaded))
     framework_blueprint.configure(plugins=list(loaded), failures=failures, protect=protect_plain)
     print(f" * ivoryos_plugin: {len(loaded)} plugin(s): {', '.join(p.name for p in loaded) or 'none'}",
           flush=True)
@@ -254,6 +253,7 @@ def run(module: Optional[str] = None, host: Optional[str] = None, port: Optional
         report = hardening.arm(options, demomode.truthful(_say, hardening.describe(options),
                                                           [item.key for item in hardening.items(options)])
                                if demo else _say)
+        stop_on_sigterm()  # the plugins' on_stop at SIGTERM (a library installs no handler: the program does)
         adapter.run(module, blueprint_plugins=[framework_blueprint, *shown, *loaded], **arguments)
     except hardening.HardeningError as exc:  # an item that cannot be installed or proven: no server
         raise SystemExit(f" * ivoryos_plugin: {exc}") from None

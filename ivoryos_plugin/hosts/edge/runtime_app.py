@@ -18,6 +18,7 @@ from flask import Flask
 from ...runtime.attach import framework_blueprint
 from ...runtime.extension import Extension
 from ...runtime.lifecycle import PluginRuntime
+from ..panels import EDGE_HOST_NAME
 from . import runstate
 
 if TYPE_CHECKING:
@@ -76,7 +77,7 @@ class RuntimeApp:
         app.register_blueprint(framework_blueprint, url_prefix=f"{self.prefix}/{FRAMEWORK}")
         ext: Extension = app.extensions["ivoryos_plugin"]
         ext.base_template = EDGE_SHELL
-        ext.host_name = "ivoryos-edge"
+        ext.host_name = EDGE_HOST_NAME  # it has a right panel: a right_panel plugin's registration warns nothing
         ext.gate = runstate.UNSTARTED_GATE  # closed until the edge has started the plugin and the probe passed
         ext.run_context = runstate.current_run
         self.deck: Optional[EdgeDeck] = None
