@@ -35,7 +35,7 @@ FRAMEWORK = os.path.join(os.path.dirname(os.path.abspath(__file__)), PACKAGE)
 NAMES = frozenset({
     "ActionError", "DeckBusy", "DeckUnverified", "Discovery", "InstrumentUnavailable", "Plugin", "PluginError",
     "Publisher", "SerialDevice", "SerialDeviceError", "SettingsError", "SettingsValidationError", "Stop",
-    "create_app", "discover", "open_serial", "publisher", "run",
+    "create_app", "discover", "open_serial", "publisher", "run", "stop_on_sigterm",
 })
 
 

@@ -54,12 +54,13 @@ _EXPORTS: Dict[str, str] = {
     "open_serial": "ivoryos_plugin.hardware.serial.open",
     "publisher": "ivoryos_plugin.runtime.live",
     "run": "ivoryos_plugin.hosts.launcher",
+    "stop_on_sigterm": "ivoryos_plugin.runtime.attach",
 }
 
 __all__ = [
     "ActionError", "DeckBusy", "DeckUnverified", "Discovery", "InstrumentUnavailable", "Plugin", "PluginError",
     "Publisher", "SerialDevice", "SerialDeviceError", "SettingsError", "SettingsValidationError", "Stop",
-    "create_app", "discover", "open_serial", "publisher", "run",
+    "create_app", "discover", "open_serial", "publisher", "run", "stop_on_sigterm",
 ]
 
 if TYPE_CHECKING:
@@ -72,6 +73,7 @@ if TYPE_CHECKING:
     from .hosts.devhost import create_app
     from .hosts.discovery import Discovery, discover
     from .hosts.launcher import run
+    from .runtime.attach import stop_on_sigterm
     from .runtime.live import Publisher, publisher
     from .runtime.settings import SettingsError, SettingsValidationError
     from .runtime.workers import Stop

@@ -94,7 +94,7 @@ def test_on_start_and_on_stop_run_once_per_server_life(tmp_path: Path, host: str
     assert code in (0, 128 + sig), f"the server did not exit on {sig!r} by itself (code {code})\n{server.output()}"
     assert took < 10, f"stopping took {took:.1f} s"
     events = read_events(data_dir)
-    deck_name = "__main__" if host == "ivoryos" else "life_deck"
+    deck_name = "__main__"  # both hosts run the deck script as python deck.py would
     assert [e for e in running if e.startswith("start")] == [f"start pid={server.proc.pid} deck={deck_name}"]
     assert "stop" not in running, "on_stop ran before the server was stopped"
     assert sorted(events) == sorted([running[0], "tick", "loop-start", "loop-exit", "stop"]), events

@@ -20,7 +20,7 @@ from flask_socketio import SocketIO
 from socketio.exceptions import ConnectionRefusedError as Refused
 
 from ..hardware.deck import Gate
-from ..runtime.attach import attach
+from ..runtime.attach import attach, stop_on_sigterm
 from ..runtime.connections import Connection
 from ..runtime.extension import Extension
 from ..runtime.live import QUEUE_ENV
@@ -237,6 +237,7 @@ def serve(app: Flask, host: str = LOOPBACK, port: int = 8765, *, quiet: bool = F
     url = f"http://{host}:{port}{app.config['URL_PREFIX']}/?token={app.config['IVORYOS_PLUGIN_TOKEN']}"
     if not quiet:
         print(f" * ivoryos_plugin dev host: {url}", flush=True)
+    stop_on_sigterm()
     try:
         socketio.run(app, host=host, port=port, debug=False, use_reloader=False,
                      allow_unsafe_werkzeug=True, log_output=False)

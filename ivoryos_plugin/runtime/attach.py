@@ -199,10 +199,34 @@ def _install_shutdown_hooks() -> None:
     if _HOOKS_INSTALLED:
         return
     _HOOKS_INSTALLED = True
-    atexit.register(stop_all_apps)
-    if threading.current_thread() is threading.main_thread():
-        if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
-            signal.signal(signal.SIGTERM, _on_sigterm)
+    atexit.register(stop_all_apps)  # a library installs no signal handler: the programs do (stop_on_sigterm)
+
+
+def stop_on_sigterm() -> bool:
+    """Stop every app's plugins (workers, then ``on_stop``) when the process gets SIGTERM, then exit
+    with 128 + 15, as a shell reports it. The framework's programs call it (``ivoryos_plugin.run``,
+    the dev host, the demo); a deck started with plain ``ivoryos.run`` calls it before ``ivoryos.run``
+    to get the same (without it, SIGTERM ends the process and ``on_stop`` does not run; SIGINT and
+    a normal exit run it anyway). A handler someone else installed is left alone.
+
+    :returns: whether the handler is installed (False off the main thread, or when SIGTERM is taken).
+
+    Example::
+
+        import ivoryos, ivoryos_plugin
+
+        ivoryos_plugin.stop_on_sigterm()
+        ivoryos.run(__name__, blueprint_plugins=[plugin])
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    current = signal.getsignal(signal.SIGTERM)
+    if current is _on_sigterm:
+        return True
+    if current not in (signal.SIG_DFL, None):
+        return False
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    return True
 
 
 def _install_session_hooks() -> None:

@@ -38,6 +38,9 @@ if __name__ == "__main__":
         if host == "ivoryos":
             import ivoryos
 
+            import ivoryos_plugin
+
+            ivoryos_plugin.stop_on_sigterm()  # plain ivoryos.run: the deck asks for on_stop at SIGTERM
             ivoryos.run(__name__, host="127.0.0.1", port=int(port), blueprint_plugins=plugins)
         else:
             import ivoryos_plugin
