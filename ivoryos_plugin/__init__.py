@@ -43,7 +43,7 @@ _EXPORTS: Dict[str, str] = {
     "InstrumentUnavailable": "ivoryos_plugin.hardware.deck",
     "Plugin": "ivoryos_plugin.core.plugin",
     "PluginError": "ivoryos_plugin.core.names",
-    "Publisher": "ivoryos_plugin.runtime.live",
+    "Publisher": "ivoryos_plugin.hosts.socketio_live",
     "SerialDevice": "ivoryos_plugin.hardware.serial.device",
     "SerialDeviceError": "ivoryos_plugin.hardware.serial.device",
     "SettingsError": "ivoryos_plugin.runtime.settings",
@@ -52,7 +52,7 @@ _EXPORTS: Dict[str, str] = {
     "create_app": "ivoryos_plugin.hosts.devhost",
     "discover": "ivoryos_plugin.hosts.discovery",
     "open_serial": "ivoryos_plugin.hardware.serial.open",
-    "publisher": "ivoryos_plugin.runtime.live",
+    "publisher": "ivoryos_plugin.hosts.socketio_live",
     "run": "ivoryos_plugin.hosts.launcher",
     "stop_on_sigterm": "ivoryos_plugin.runtime.attach",
 }
@@ -73,8 +73,8 @@ if TYPE_CHECKING:
     from .hosts.devhost import create_app
     from .hosts.discovery import Discovery, discover
     from .hosts.launcher import run
+    from .hosts.socketio_live import Publisher, publisher
     from .runtime.attach import stop_on_sigterm
-    from .runtime.live import Publisher, publisher
     from .runtime.settings import SettingsError, SettingsValidationError
     from .runtime.workers import Stop
 

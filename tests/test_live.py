@@ -146,7 +146,7 @@ def test_a_non_threading_async_mode_is_warned_about(caplog: pytest.LogCaptureFix
     import logging
     from types import SimpleNamespace
 
-    from ivoryos_plugin.runtime.live import check_async_mode
+    from ivoryos_plugin.hosts.socketio_live import check_async_mode
 
     with caplog.at_level(logging.WARNING, logger="ivoryos_plugin.live"):
         check_async_mode(SimpleNamespace(async_mode=mode))

@@ -23,7 +23,7 @@ from ..hardware.deck import Gate
 from ..runtime.attach import attach, stop_on_sigterm
 from ..runtime.connections import Connection
 from ..runtime.extension import Extension
-from ..runtime.live import QUEUE_ENV
+from .socketio_live import QUEUE_ENV
 from ..runtime.pages_errors import install_error_pages
 from ..runtime.security import AuthError, authenticate, check_csrf, origin_ok
 from . import ivoryos as adapter

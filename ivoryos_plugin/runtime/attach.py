@@ -3,7 +3,8 @@
 
 Attaching creates ``app.extensions["ivoryos_plugin"]``, registers the ``plugins`` blueprint (health
 page, browser assets), the start-up and shutdown hooks, then lets the host adopt the app
-(:meth:`ivoryos_plugin.core.binding.Host.adopt`: IvoryOS's probe, or the dev host's own lock).
+(:meth:`ivoryos_plugin.core.binding.Host.adopt`: its live transport, IvoryOS's probe, or the dev host's
+own lock).
 """
 from __future__ import annotations
 
@@ -23,7 +24,6 @@ from .extension import KEY, Extension
 from .health import add_health_routes
 from .libraries import close_dropped_connections
 from .lifecycle import PluginRuntime
-from .live import check_async_mode
 from .security import guard_request, harden_response, security_headers
 from .sessions import SID_KEY, USER_KEY
 
@@ -137,7 +137,6 @@ def attach(app: Flask) -> Extension:
         return {"ivoryos_plugin_nav": nav}
 
     if ext.socketio is not None:
-        check_async_mode(ext.socketio)
         close_dropped_connections()  # a closed WebSocket is not read as a bad request
     _EXTENSIONS.add(ext)
     _install_shutdown_hooks()
@@ -182,7 +181,7 @@ def add_plugin(ext: Extension, plugin: "Plugin", prefix: str) -> PluginRuntime:
     ext.registrations.begin(plugin.name, plugin)
     runtime = PluginRuntime(plugin, ext, namespace=prefix)
     ext.runtimes[plugin.name] = runtime
-    runtime.attach_socketio(ext.socketio)
+    runtime.serve_live()  # the host's live transport routes its clients to its hub
     if ext.started:
         runtime.start(ext.deck_getter())
     return runtime

@@ -1,20 +1,23 @@
-"""The Socket.IO connections of one app and the credential each was opened with, re-authorised
-while they live: a token revoked (by ``ivoryos-plugin token revoke``, another process) or a
-session logged out disconnects the sockets it opened, within :data:`SWEEP_S` seconds (at once
-for a logout in this process); events they send meanwhile are refused.
+"""The live connections of one app (a plugin's clients, and IvoryOS's own Socket.IO clients under
+``ivoryos_plugin.run``) and the credential each was opened with, re-authorised while they live: a
+token revoked (by ``ivoryos-plugin token revoke``, another process) or a session logged out
+disconnects the clients it opened, within :data:`SWEEP_S` seconds (at once for a logout in this
+process); events they send meanwhile are refused.
 
+Transport-neutral: closing a connection is the host's transport's job, given as a callable.
 A sweeper thread (``ivoryos_plugin-reauth``) runs while connections exist and stops with the last."""
 from __future__ import annotations
 
 import logging
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Protocol, Tuple
 
 if TYPE_CHECKING:
-    from .extension import Extension
+    from .sessions import SessionRegistry
+    from .tokens import TokenStore
 
-__all__ = ["Connection", "Connections", "SWEEP_S"]
+__all__ = ["Connection", "Connections", "Credentials", "Disconnect", "SWEEP_S"]
 
 log = logging.getLogger("ivoryos_plugin.live")
 #: seconds between two re-authorisations of every connection
@@ -25,7 +28,7 @@ SWEEP_S = 0.2
 class Connection:
     """One client in one namespace.
 
-    :param sid: the Socket.IO client id.
+    :param sid: the client id (Socket.IO's ``sid``).
     :param namespace: its namespace (``/ivoryos/<plugin>``, or ``/`` for IvoryOS's own).
     :param plugin: the plugin whose namespace it is (None for ``/``), for token scopes.
     :param token: the API token it authenticated with, or None.
@@ -42,13 +45,35 @@ class Connection:
     session_at: Any = None
 
 
+class Credentials(Protocol):
+    """What re-authorising a connection reads (the app's framework state has it)."""
+
+    @property
+    def host_token(self) -> Optional[str]:
+        """The host's own login token (the dev host's), or None."""
+
+    @property
+    def tokens(self) -> "TokenStore":
+        """The app's API tokens."""
+
+    @property
+    def sessions(self) -> "SessionRegistry":
+        """The sessions ended by a logout."""
+
+
+#: closes one client's connection through the host's transport: ``disconnect(namespace, sid)``
+Disconnect = Callable[[str, str], None]
+
+
 class Connections:
     """Every live connection of one app.
 
-    :param ext: the app's framework state (its tokens, sessions and Socket.IO server)."""
+    :param credentials: the app's tokens and sessions (read at each check: a token revoked meanwhile counts).
+    :param disconnect: closes a connection through the host's transport."""
 
-    def __init__(self, ext: "Extension") -> None:
-        self.ext = ext
+    def __init__(self, credentials: Credentials, disconnect: Disconnect) -> None:
+        self.credentials = credentials
+        self._close = disconnect
         self._lock = threading.Lock()
         self._live: Dict[Tuple[str, str], Connection] = {}
         self._sweeper: Optional[threading.Thread] = None
@@ -91,7 +116,7 @@ class Connections:
         """Why the connection's credential no longer holds (revoked token, ended session), or None.
 
         :param connection: the connection."""
-        ext = self.ext
+        ext = self.credentials
         if connection.token is not None:
             if ext.host_token and connection.token == ext.host_token:
                 return None
@@ -116,17 +141,18 @@ class Connections:
             gone = [c for c in self._live.values() if c.token is None and c.user is not None
                     and str(c.user) == str(user) and c.session_id == session_id]
         for connection in gone:
-            self._disconnect(connection, "its session logged out")
+            self.disconnect(connection, why="its session logged out")
         return len(gone)
 
-    def _disconnect(self, connection: Connection, why: str) -> None:
+    def disconnect(self, connection: Connection, why: str) -> None:
+        """Forget a connection and close it (its credential no longer holds).
+
+        :param connection: the connection.
+        :param why: the reason, for the log."""
         self.remove(connection.namespace, connection.sid)
-        server = getattr(self.ext.socketio, "server", None)
-        if server is None:
-            return
-        log.info("disconnecting Socket.IO client %s from %s: %s", connection.sid, connection.namespace, why)
+        log.info("disconnecting live client %s from %s: %s", connection.sid, connection.namespace, why)
         try:
-            server.disconnect(connection.sid, namespace=connection.namespace)
+            self._close(connection.namespace, connection.sid)
         except Exception:  # the client left meanwhile
             log.debug("disconnecting %s failed", connection.sid, exc_info=True)
 
@@ -145,4 +171,4 @@ class Connections:
                 except Exception as exc:  # a check that fails refuses (safety fails closed)
                     why = f"its credential could not be checked ({type(exc).__name__})"
                 if why is not None:
-                    self._disconnect(connection, why)
+                    self.disconnect(connection, why)

@@ -24,6 +24,7 @@ from .tokens import TokenStore
 
 if TYPE_CHECKING:
     from .lifecycle import PluginRuntime
+    from .live import LiveServer
 
 SHELL_TEMPLATE = "ivoryos_plugin/shell.html"
 KEY = "ivoryos_plugin"
@@ -130,6 +131,9 @@ class Extension:
         self.url_prefix = prefix
         self.socketio_path = f"{prefix}/socket.io"
         self.socketio: Any = app.extensions.get("socketio")
+        #: the host's live transport (Flask-SocketIO's, from :mod:`ivoryos_plugin.hosts.socketio_live`),
+        #: installed when the host adopts the app; None: the plugins' pages get no live events
+        self.live: Optional["LiveServer"] = None
         self.base_template = SHELL_TEMPLATE
         if app.jinja_loader is not None:
             try:
@@ -141,7 +145,7 @@ class Extension:
         self.data_root = Path(os.environ.get("IVORYOS_PLUGIN_DATA") or Path(output) / "plugins")
         self.tokens = TokenStore(self.data_root / "tokens.json")
         #: the Socket.IO clients let in, re-authorised while they live
-        self.connections = Connections(self)
+        self.connections = Connections(self, self.disconnect_client)
         #: the constant part of the tags injected into each plugin's pages (security.head_snippet)
         self.snippets: Dict[Any, str] = {}
         #: CSRF caches (runtime/security.py): (signed token, session's raw token, secret) -> expiry, and
@@ -185,6 +189,14 @@ class Extension:
         if name in self.runtimes or name in self.plain or name == "plugins":
             return name
         return None
+
+    def disconnect_client(self, namespace: str, sid: str) -> None:
+        """Close one live client through the host's transport (nothing to close without one).
+
+        :param namespace: its namespace.
+        :param sid: its id."""
+        if self.live is not None:
+            self.live.disconnect(namespace, sid)
 
     @property
     def sessions(self) -> SessionRegistry:

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, Iterable, List, Optional
 
 from ..hardware.deck import deck_instruments, get_instrument, guard_instrument, observe
-from . import payloads, registry
+from . import registry
 from .cameras import CameraSet
 from .history import Retention
-from .live import StreamHub, register_namespace
+from .live import LiveHub, NullTransport, start_thread
 from .settings import SettingsStore
 from .workers import WorkerRunner
 
@@ -60,14 +60,21 @@ class PluginRuntime:
         self.ext = ext
         self.app_id = ext.app_id
         self.namespace = namespace
-        self.socketio: Any = None
         self.state = "registered"
         self.reason = ""
         self.traceback = ""
         #: ``time.monotonic()`` when the start began (None before), and the hook that is running
         self.started_at: Optional[float] = None
         self._running_hook = ""
-        self.hub = StreamHub(self)
+        live, declared = ext.live, plugin.declarations
+        #: the plugin's live events (streams, publish, handlers) on the host's transport
+        self.hub = LiveHub(
+            plugin=plugin.name, namespace=namespace, streams=declared.streams, handlers=declared.handlers,
+            transport=live.transport(namespace) if live is not None else NullTransport(),
+            start_task=live.start_task if live is not None else start_thread,
+            acting=lambda: registry.acting_for(self), recorder=self.recorder, connections=ext.connections,
+            ensure_started=ext.ensure_started, logger=plugin.logger,
+            published=registry.published_before_registration(plugin))
         self.cameras = CameraSet(self)
         self.workers: Dict[str, WorkerRunner] = {}
         self._settings = _Settings()
@@ -78,8 +85,6 @@ class PluginRuntime:
         self._stopped = False
         self._ran = False  # reached "running": on_start succeeded, so on_stop owes it a cleanup
         self._observers: List[Callable[[], None]] = []
-        #: the last value of each published event, replayed to a page that connects
-        self.last_published: Dict[str, Any] = registry.published_before_registration(plugin)
         registry.add(self)
 
     @property
@@ -88,13 +93,11 @@ class PluginRuntime:
         return self._stopped
 
     # ------------------------------------------------------------ plumbing
-    def attach_socketio(self, socketio: Any) -> None:
-        """Register the plugin's namespace on the app's Socket.IO server (if it has one).
-
-        :param socketio: the ``flask_socketio.SocketIO`` or None."""
-        self.socketio = socketio
-        if socketio is not None:
-            register_namespace(self, socketio)
+    def serve_live(self) -> None:
+        """Let the host's live transport (the app's Socket.IO server, if it has one) route the
+        plugin's clients to its hub."""
+        if self.ext.live is not None:
+            self.ext.live.serve(self.hub)
 
     def ensure_data_dir(self) -> Path:
         """The plugin's data folder, created on demand."""
@@ -346,10 +349,7 @@ class PluginRuntime:
 
         :param event: the event's name.
         :param data: a JSON-serialisable value (NaN and Infinity are sent as null)."""
-        data = payloads.finite(data)
-        self.last_published[event] = data
-        if self.socketio is not None:
-            self.socketio.emit(event, data, namespace=self.namespace)
+        self.hub.publish(event, data)
 
     def _acting(self, func: Callable[..., Any]) -> Callable[..., Any]:
         """``func`` wrapped so that plugin calls inside it mean this runtime (for framework threads).

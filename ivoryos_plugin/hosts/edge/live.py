@@ -4,8 +4,9 @@ recorded streams sampled always), ``publish`` with last-value replay, ``@plugin.
 acknowledgements, and the deck-busy state. Every publish is also sent to the edge's own one-way
 channel ``/plugins/<name>/events`` (``ivoryos_edge.plugins.Plugin.publish``).
 
-The streams are the runtime's own (:class:`~ivoryos_plugin.runtime.live.StreamHub`): the channel is
-its transport, as Flask-SocketIO is on 1.x. It speaks JSON text frames:
+Streams, publish and handlers are the runtime's own hub (:class:`~ivoryos_plugin.runtime.live.LiveHub`):
+the channel is its :class:`~ivoryos_plugin.runtime.live.Transport`, as Flask-SocketIO is on 1.x, and
+hands each page's operations to the hub. It speaks JSON text frames:
 
 - page -> server: ``{"op": "subscribe" | "unsubscribe", "stream": name, "id": n}``,
   ``{"op": "emit", "event": name, "data": value, "id": n}`` (``id`` asks for an acknowledgement);
@@ -15,7 +16,6 @@ its transport, as Flask-SocketIO is on 1.x. It speaks JSON text frames:
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 import logging
 import threading
@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set
 from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from ...runtime import payloads, registry
+from ...runtime import payloads
+from ...runtime.connections import Connection
 from . import runstate, security
 
 if TYPE_CHECKING:
@@ -43,11 +44,11 @@ class _Client:
     sid: str
     ws: WebSocket
     queue: "asyncio.Queue[str]" = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
-    streams: Set[str] = field(default_factory=set)
+    rooms: Set[str] = field(default_factory=set)
 
 
 class LiveChannel:
-    """The transport of one plugin runtime on the edge (installed as the runtime's emitter).
+    """The transport of one plugin runtime's hub on the edge (``runtime.hub.transport``).
 
     :param rt: the plugin's private runtime app.
     :param mirror: the edge plugin's ``publish`` (its ``/events`` channel), or None."""
@@ -62,13 +63,12 @@ class LiveChannel:
         self._deck_last: Optional[str] = None
 
     # ----------------------------------------------------------- what the runtime calls (any thread)
-    def emit(self, event: str, data: Any = None, namespace: Optional[str] = None, to: Optional[str] = None) -> None:
-        """Send ``event`` to the plugin's pages: all of them, a stream's viewers (``to="stream:<name>"``)
-        or one page (``to=<sid>``). Safe from any thread. A publish to all is mirrored to ``/events``.
+    def emit(self, event: str, data: Any = None, to: Optional[str] = None) -> None:
+        """Send ``event`` to the plugin's pages: all of them, a room's (a stream's viewers) or one
+        page (``to=<sid>``). Safe from any thread. A publish to all is mirrored to ``/events``.
 
         :param event: the event.
         :param data: a JSON-able value.
-        :param namespace: ignored (one channel per plugin).
         :param to: the audience."""
         text = json.dumps({"type": "event", "event": event, "data": data}, allow_nan=False, default=repr)
         with self._lock:
@@ -80,20 +80,44 @@ class LiveChannel:
                     self.mirror({"event": event, "data": data})
                 except Exception:
                     log.exception("plugin %r: the edge's /events channel refused %r", self.rt.name, event)
-        elif to.startswith("stream:"):
-            stream = to[len("stream:"):]
-            targets = [c for c in clients if stream in c.streams]
         else:
-            targets = [c for c in clients if c.sid == to]
+            targets = [c for c in clients if c.sid == to or to in c.rooms]
         loop = self.loop
         if not targets or loop is None or loop.is_closed():
             return
-        loop.call_soon_threadsafe(self._fan, targets, text)  # one wake-up of the loop for all viewers
+        try:
+            here = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            here = False
+        if here:  # the hub answering a page's operation: in order with the rest of the answer
+            self._fan(targets, text)
+        else:
+            loop.call_soon_threadsafe(self._fan, targets, text)  # one wake-up of the loop for all viewers
 
     @classmethod
     def _fan(cls, targets: List[_Client], text: str) -> None:
         for client in targets:
             cls._put(client, text)
+
+    def join(self, sid: str, room: str) -> None:
+        """Put a page in a room (a stream's viewers).
+
+        :param sid: the page's id.
+        :param room: the room."""
+        with self._lock:
+            client = self.clients.get(sid)
+        if client is not None:
+            client.rooms.add(room)
+
+    def leave(self, sid: str, room: str) -> None:
+        """Take a page out of a room.
+
+        :param sid: the page's id.
+        :param room: the room."""
+        with self._lock:
+            client = self.clients.get(sid)
+        if client is not None:
+            client.rooms.discard(room)
 
     @staticmethod
     def _put(client: _Client, text: str) -> None:
@@ -159,14 +183,12 @@ class LiveChannel:
         await ws.accept()
         self.loop = asyncio.get_running_loop()
         client = _Client(sid=uuid.uuid4().hex, ws=ws)
-        runtime.hub.connected(client.sid)
         with self._lock:
             self.clients[client.sid] = client
             if self._deck_task is None:
                 self._deck_last = None
                 self._deck_task = asyncio.ensure_future(self._follow_deck())
-        for event, data in list(runtime.last_published.items()):
-            self._put(client, json.dumps({"type": "event", "event": event, "data": data}, default=repr))
+        runtime.hub.connect(Connection(sid=client.sid, namespace=runtime.namespace, plugin=name))  # replays
         if self._deck_last is not None:
             self._put(client, self._deck_last)
         writer = asyncio.ensure_future(self._write(client))
@@ -182,7 +204,7 @@ class LiveChannel:
             writer.cancel()
             with self._lock:
                 self.clients.pop(client.sid, None)
-            runtime.hub.drop(client.sid)
+            runtime.hub.disconnect(client.sid)
 
     async def _write(self, client: _Client) -> None:
         try:
@@ -214,47 +236,17 @@ class LiveChannel:
     async def _op(self, client: _Client, message: Dict[str, Any]) -> Dict[str, Any]:
         hub = self.rt.runtime.hub
         op = message["op"]
-        if op in ("subscribe", "unsubscribe"):
-            stream_name = message.get("stream")
-            stream = hub.streams.get(stream_name) if isinstance(stream_name, str) else None
-            if stream is None:
-                return {"ok": False, "error": f"no stream {stream_name!r}; streams: {sorted(hub.streams)}"}
-            if op == "unsubscribe":
-                client.streams.discard(stream.spec.name)
-                stream.remove(client.sid)
-                return {"ok": True}
-            client.streams.add(stream.spec.name)
-            if not hub.subscribe(stream, client.sid):
-                return {"ok": False, "error": "the client disconnected"}
-            if stream.has_last:
-                self._put(client, json.dumps({"type": "event", "event": stream.spec.name,
-                                              "data": payloads.finite(stream.last)}, default=repr))
-            return {"ok": True, "hz": stream.rate()}
-        return {"data": await run_in_threadpool(self._call, message)}
+        if op == "subscribe":
+            return hub.subscribe(client.sid, message.get("stream"))
+        if op == "unsubscribe":
+            return hub.unsubscribe(client.sid, message.get("stream"))
+        return {"data": await run_in_threadpool(self._call, client, message)}
 
-    def _call(self, message: Dict[str, Any]) -> Any:
-        """Run an ``@plugin.on`` handler for this runtime (a worker thread), as 1.x answers its acks."""
-        name = self.rt.name
+    def _call(self, client: _Client, message: Dict[str, Any]) -> Any:
+        """Run an ``@plugin.on`` handler (a worker thread), as 1.x answers its acks.
+
+        :param client: the page.
+        :param message: its ``emit`` operation."""
         event = message.get("event")
-        handler = self.rt.plugin.declarations.handlers.get(event) if isinstance(event, str) else None
-        if handler is None:
-            return {"ok": False, "status": 404, "error": f"Plugin {name!r} has no handler for event {event!r}; "
-                    f"events: {sorted(self.rt.plugin.declarations.handlers)}."}
         args = [message["data"]] if "data" in message else []
-        found = payloads.problem(args)
-        if found is not None:
-            return {"ok": False, "status": 400, "error": f"Plugin {name!r}: {found}."}
-        try:
-            inspect.signature(handler).bind(*args)
-        except TypeError:
-            return {"ok": False, "status": 400, "error": f"Plugin {name!r}: event {event!r} takes "
-                    f"{len(inspect.signature(handler).parameters)} payload(s), got {len(args)}; send one JSON value."}
-        except ValueError:
-            pass
-        try:
-            with registry.acting_for(self.rt.runtime):
-                return payloads.finite(handler(*args))
-        except Exception as exc:
-            self.rt.plugin.logger.exception("live handler %r failed", event)
-            return {"ok": False, "status": 500, "error": f"Plugin {name!r}: event {event!r} failed: "
-                                                         f"{type(exc).__name__}: {exc}"}
+        return payloads.finite(self.rt.runtime.hub.dispatch(client.sid, event if isinstance(event, str) else "", args))
