@@ -21,7 +21,6 @@ run holds it with ``with plugin_host.deck_busy(): ...``::
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import itertools
 import json
 import threading
@@ -32,13 +31,14 @@ from typing import Any, Callable, ContextManager, Dict, Iterator, List, Optional
 
 import pytest
 
+from ..hosts.extras import EDGE_INSTALL, edge_missing
+
 __all__ = ["HOSTS", "EDGE_MISSING", "PluginHost", "EdgeClient", "EdgeReply", "EdgeLive", "plugin_host"]
 
 #: the hosts ``plugin_host`` runs each test on (its parameter ids)
 HOSTS = ("ivoryos", "edge")
 #: why the edge parameter is skipped without the extra
-EDGE_MISSING = ("ivoryos-edge is not installed, so this test does not run on the edge: "
-                "pip install 'ivoryos-plugin-framework[edge]'")
+EDGE_MISSING = f"ivoryos-edge is not installed, so this test does not run on the edge: {EDGE_INSTALL}"
 
 
 class EdgeReply:
@@ -389,7 +389,7 @@ def plugin_host(request: pytest.FixtureRequest, plugin: Any, deck: types.ModuleT
     if request.param == "ivoryos":
         yield _on_ivoryos(request, plugin, deck)
         return
-    if importlib.util.find_spec("ivoryos_edge") is None:
+    if edge_missing() is not None:
         pytest.skip(EDGE_MISSING)
     from ..hosts.edge import inprocess
 
