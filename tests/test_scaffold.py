@@ -101,7 +101,7 @@ def test_a_wheel_of_the_framework_ships_the_scaffold(tmp_path: Path) -> None:
     wanted = {f"ivoryos_plugin/tools/scaffold/files/{p.relative_to(scaffold).as_posix()}"
               for p in scaffold.rglob("*.tmpl")}
     assert len(wanted) == 7 and wanted <= shipped, sorted(wanted - shipped)
-    assert "ivoryos_plugin/tools/checks_source.py" in shipped
+    assert "ivoryos_plugin/tools/checks/project.py" in shipped
 
 
 # ------------------------------------------------------------------ new -> pip install -e -> pytest -> IvoryOS

@@ -27,7 +27,7 @@ def run(targets: Tuple[str, ...], deck: Optional[str], host: str, port: int, tok
     from ...core.names import PluginError
     from ...hosts.devhost import create_app, serve
     from ...runtime.quiet import quiet_access_log
-    from ..collision import command_problem
+    from ..checks.collision import command_problem
     from ..demo import DemoError, code_failure, load_deck_or_explain, port_problem
 
     shadowed = command_problem(targets, deck)  # a checkout of the official template: its package is ours by name

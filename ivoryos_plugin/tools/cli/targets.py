@@ -140,7 +140,7 @@ def _load_folder(folder: Path, attr: str, target: str) -> List[Any]:
     """The plugins of a project or package folder, found as ``ivoryos-plugin check`` finds them: the
     project's ``ivoryos.plugins`` entry points, else the package's plugin module."""
     from ...hosts.discovery import resolve_entry_point
-    from ..checks_source import read_project
+    from ..checks.project import read_project
 
     project = read_project(folder.resolve())
     if project.kind == "project" and not project.entry_points:

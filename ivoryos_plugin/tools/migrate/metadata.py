@@ -13,7 +13,7 @@ from packaging.version import InvalidVersion, Version
 
 from ...core.names import ENTRY_POINT_GROUP
 from ...core.versions import normalize
-from ..checks_source import FRAMEWORK_DIST, TEMPLATE_DIST, _load_toml, read_project
+from ..checks.project import FRAMEWORK_DIST, TEMPLATE_DIST, _load_toml, read_project
 from .generated import _write_tests
 from .tree import MigrateError, Migration, SourceTree, _inside, _read, _shown, _title
 

@@ -27,13 +27,14 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 from urllib.parse import unquote, urlsplit
 
-from ..core.versions import normalize
-from ..hosts.decks import template_package, template_problem
-from .checks_source import ERROR, FRAMEWORK_DIST, TEMPLATE_DIST, WARNING
+from ...core.versions import normalize
+from ...hosts.decks import template_package, template_problem
+from .project import FRAMEWORK_DIST, TEMPLATE_DIST
+from .report import ERROR, WARNING
 
 PACKAGE = "ivoryos_plugin"
 #: the running framework's package folder
-FRAMEWORK = Path(__file__).resolve().parents[1]
+FRAMEWORK = Path(__file__).resolve().parents[2]
 
 
 def _pip() -> str:

@@ -1,29 +1,28 @@
-"""What ``ivoryos-plugin check`` reads without running a server: project metadata (pyproject.toml,
-setup.cfg, setup.py read as a syntax tree), the plugin's Python sources and its templates."""
+"""What ``ivoryos-plugin check`` reads of a project without running it: its metadata
+(pyproject.toml, setup.cfg, setup.py read as a syntax tree) as a :class:`Project`, and the
+packaging mistakes about one of its plugins (:func:`project_problems`: a wrong or missing dependency
+on the framework, templates a wheel would leave out)."""
 from __future__ import annotations
 
 import ast
 import configparser
-import functools
-import os
 import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from flask import Blueprint
 
-from ..core import hints
-from ..core.names import ENTRY_POINT_GROUP as GROUP
-from ..core.versions import normalize
+from ...core.names import ENTRY_POINT_GROUP as GROUP
+from ...core.versions import normalize
+from .report import ERROR, WARNING
+from .sources import _parse
 
-ERROR, WARNING = "ERROR", "WARNING"
+
 #: the framework's distribution, and the name it must not have: the official plugin template's
 #: distribution (``ivoryos_plugin``, which pip normalises to ``ivoryos-plugin``)
 FRAMEWORK_DIST, TEMPLATE_DIST = "ivoryos-plugin-framework", "ivoryos-plugin"
-TEMPLATE_SUFFIXES = (".html", ".htm", ".jinja", ".jinja2", ".j2", ".xml", ".txt")
-_SKIP_DIRS = {"tests", "test", "build", "dist", "__pycache__", ".git", ".venv", "venv", "node_modules"}
 _DIST_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")
 PEP440 = re.compile(r"^\s*v?(\d+!)?\d+(\.\d+)*((a|b|rc)\d+)?(\.post\d+)?(\.dev\d+)?(\+[a-z0-9.]+)?\s*$", re.I)
 
@@ -197,210 +196,6 @@ def _read_setup_py(project: Project, file: Path) -> None:
     elif "entry_points" not in args:
         project.problems.append((WARNING, "setup.py declares no entry points; add entry_points={"
                                           f"'{GROUP}': ['my_plugin = my_package.plugin:plugin']}} to setup()."))
-
-
-# ------------------------------------------------------------------ sources
-def module_sources(obj: Blueprint) -> List[Path]:
-    """The Python files of the plugin: its module, or its whole package (tests excluded).
-
-    :param obj: the plugin Blueprint."""
-    module = sys.modules.get(obj.import_name)
-    file = getattr(module, "__file__", None)
-    if not file:
-        return []
-    path = Path(file)
-    folder = path.parent
-    if not (folder / "__init__.py").is_file():
-        return [path]
-    while (folder.parent / "__init__.py").is_file():
-        folder = folder.parent
-    found: List[Path] = []
-    for base, dirs, files in os.walk(folder):
-        dirs[:] = [d for d in dirs if d not in _SKIP_DIRS and not d.startswith(".")]
-        found.extend(Path(base) / f for f in files if f.endswith(".py"))
-    return sorted(found)
-
-
-def _parse(file: Path) -> Optional[ast.AST]:
-    try:
-        return ast.parse(file.read_text(encoding="utf-8", errors="replace"))
-    except SyntaxError:
-        return None
-
-
-@functools.lru_cache(maxsize=1)
-def host_templates() -> Set[str]:
-    """Template names IvoryOS (its app and its blueprints) and the framework provide."""
-    import importlib.util
-
-    found: Set[str] = set()
-    roots = [Path(__file__).resolve().parents[1] / "templates"]
-    spec = importlib.util.find_spec("ivoryos")
-    for location in (spec.submodule_search_locations or []) if spec else []:
-        roots.extend(p for p in Path(location).rglob("templates") if p.is_dir())
-    for root in roots:
-        found.update(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
-    return found
-
-
-def template_problems(obj: Blueprint, sources: List[Path], hosts: Set[str]) -> List[str]:
-    """Templates the plugin renders (``render``/``render_template`` with a literal name), extends or
-    includes that exist neither in its template folder nor in IvoryOS or the framework.
-
-    :param obj: the plugin Blueprint.
-    :param sources: its Python files.
-    :param hosts: the host's template names."""
-    import jinja2
-    from jinja2 import meta
-
-    loader = obj.jinja_loader
-    own = set(loader.list_templates()) if loader is not None else set()
-    folder = Path(obj.root_path) / (obj.template_folder or "templates")
-    problems = []
-    for file in sources:
-        tree = _parse(file)
-        for node in ast.walk(tree) if tree is not None else []:
-            name = _rendered_name(node)
-            if name is not None and name not in own and name not in hosts:
-                where = f"{file.name}:{getattr(node, 'lineno', '?')}"
-                problems.append(hints.missing_template(obj.name, name, folder, own, where))
-    env = jinja2.Environment()
-    for name in sorted(own):
-        try:
-            source = loader.get_source(env, name)[0] if loader is not None else ""
-            referenced = meta.find_referenced_templates(env.parse(source))
-        except jinja2.TemplateSyntaxError as exc:
-            problems.append(f"Plugin {obj.name!r}: template {name}:{exc.lineno}: syntax error: {exc.message}; "
-                            "fix the template.")
-            continue
-        except UnicodeDecodeError:
-            continue
-        for ref in referenced:
-            if ref is not None and ref not in own and ref not in hosts:
-                problems.append(hints.missing_base(obj.name, name, ref))
-    return problems
-
-
-def _rendered_name(node: ast.AST) -> Optional[str]:
-    if not isinstance(node, ast.Call) or not node.args:
-        return None
-    first = node.args[0]
-    if not (isinstance(first, ast.Constant) and isinstance(first.value, str)):
-        return None
-    func = node.func
-    called = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
-    if called == "render_template" or (called == "render" and first.value.endswith(TEMPLATE_SUFFIXES)):
-        return first.value
-    return None
-
-
-def socketio_problems(obj: Blueprint, sources: List[Path], is_plugin: bool) -> Tuple[List[str], List[str]]:
-    """Socket.IO handlers on the default namespace (found by running ``init_socketio`` against a
-    scratch server, and in the sources), which would replace IvoryOS's own; ``(errors, warnings)``.
-
-    :param obj: the plugin Blueprint.
-    :param sources: its Python files.
-    :param is_plugin: whether it is an ivoryos_plugin ``Plugin`` (its handlers are namespaced)."""
-    from flask_socketio import SocketIO
-
-    from ..core.plugin import Plugin
-    from ..runtime.libraries import FLASK_SOCKETIO_VERIFIED, pending_socketio_handlers
-
-    errors: List[str] = []
-    warnings: List[str] = []
-    events: Set[str] = set()
-    fix = (f"pass namespace='/ivoryos/{obj.name}' (and connect the page's socket to it), or port the plugin to "
-           "ivoryos_plugin.Plugin and use @plugin.on(...)")
-    init = getattr(obj, "init_socketio", None)
-    if init is not None and not is_plugin:
-        probe = SocketIO()
-        try:
-            init(probe)
-        except Exception as exc:
-            warnings.append(f"Plugin {obj.name!r}: init_socketio raised {type(exc).__name__}: {exc} on a scratch "
-                            "server, so its handlers were only checked in the source.")
-        declared = pending_socketio_handlers(probe)
-        if declared is None:
-            warnings.append(f"Plugin {obj.name!r}: this Flask-SocketIO keeps its handlers where the check cannot read "
-                            f"them (verified on {FLASK_SOCKETIO_VERIFIED}), so they were only checked in the source.")
-        for declared_event, namespace in declared[0] if declared else []:
-            if namespace in (None, "/") and declared_event not in events:
-                events.add(declared_event)
-                errors.append(f"Plugin {obj.name!r}: init_socketio handles {declared_event!r} on the default namespace '/', "
-                              f"where IvoryOS has its own handlers (a 'connect' there replaces IvoryOS's); {fix}.")
-        for namespace in declared[1] if declared else []:
-            if namespace in (None, "/"):
-                errors.append(f"Plugin {obj.name!r}: init_socketio adds a class-based namespace on '/', which replaces "
-                              f"IvoryOS's handlers; {fix}.")
-    module = sys.modules.get(obj.import_name)
-    globals_ = vars(module) if module is not None else {}
-    loaded = _loaded_modules(sources)
-    defines_init = False
-    for file in sources:
-        tree = _parse(file)
-        # a receiver is looked up in the module of the file it is in (a package may hold several plugins)
-        names = dict(loaded.get(os.path.realpath(file), globals_))
-        names.update({name: Plugin for name in _plugins_made(tree)})
-        for node in ast.walk(tree) if tree is not None else []:
-            if isinstance(node, ast.FunctionDef) and node.name == "init_socketio" and file.stem == obj.import_name.rpartition(".")[2]:
-                defines_init = True
-            event = _default_namespace_handler(node, names, Plugin)
-            if event is not None and event not in events:
-                events.add(event)
-                errors.append(f"Plugin {obj.name!r}: {file.name}:{getattr(node, 'lineno', '?')} handles Socket.IO "
-                              f"event {event!r} on the default namespace '/', where IvoryOS has its own handlers; "
-                              f"{fix}.")
-    if defines_init and init is None and not is_plugin:
-        warnings.append(f"Plugin {obj.name!r}: the module defines init_socketio() but the blueprint has no "
-                        "init_socketio attribute, so IvoryOS never calls it; add "
-                        f"`{_global_name(globals_, obj) or 'bp'}.init_socketio = init_socketio`.")
-    return errors, warnings
-
-
-def _plugins_made(tree: Optional[ast.AST]) -> Set[str]:
-    """The module-level names a file binds to ``Plugin(...)`` (a module of the package that was not
-    imported for this check: another plugin of the same package)."""
-    body = tree.body if isinstance(tree, ast.Module) else []
-    return {t.id for n in body if isinstance(n, ast.Assign) and isinstance(n.value, ast.Call)
-            and getattr(n.value.func, "id", getattr(n.value.func, "attr", "")) == "Plugin"
-            for t in n.targets if isinstance(t, ast.Name)}
-
-
-def _loaded_modules(sources: List[Path]) -> Dict[str, Dict[str, Any]]:
-    """The globals of the imported modules among ``sources``, by real file path."""
-    wanted = {os.path.realpath(f) for f in sources}
-    found: Dict[str, Dict[str, Any]] = {}
-    for module in list(sys.modules.values()):
-        file = getattr(module, "__file__", None)
-        if isinstance(file, str) and os.path.realpath(file) in wanted:
-            found[os.path.realpath(file)] = vars(module)
-    return found
-
-
-def _global_name(globals_: Dict[str, Any], obj: Any) -> Optional[str]:
-    return next((k for k, v in globals_.items() if v is obj), None)
-
-
-def _default_namespace_handler(node: ast.AST, globals_: Dict[str, Any], plugin_type: type) -> Optional[str]:
-    if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
-        return None
-    if node.func.attr not in ("on", "on_event") or not node.args:
-        return None
-    first = node.args[0]
-    if not (isinstance(first, ast.Constant) and isinstance(first.value, str)):
-        return None
-    receiver = node.func.value
-    if isinstance(receiver, ast.Name) and (isinstance(globals_.get(receiver.id), plugin_type)
-                                           or globals_.get(receiver.id) is plugin_type):
-        return None
-    for keyword in node.keywords:
-        if keyword.arg == "namespace":
-            value = keyword.value
-            if not (isinstance(value, ast.Constant) and value.value in ("/", None)):
-                return None
-    if len(node.args) >= 3 or (node.func.attr == "on" and len(node.args) >= 2):
-        return None  # a namespace given positionally
-    return first.value
 
 
 def project_problems(project: Project, obj: Blueprint, sources: List[Path]) -> List[Tuple[str, str]]:
