@@ -8,6 +8,9 @@ happened and what to do. It opens serial ports only: a device path that is a tty
 file, ``socket://`` and ``rfc2217://`` connect to a host, ``cp2110://`` opens a HID device) need
 ``allow=("socket",)`` and so on from the code that opens the port; anything else is refused before
 pyserial sees it (:func:`ivoryos_plugin.hardware.serial.urls.check_url`).
+
+About 400 lines, kept whole: :class:`SerialDevice`'s methods share one state lock and one state
+(the port, the waiting query, why it is down, the reconnect thread), which splitting would spread out.
 """
 from __future__ import annotations
 
