@@ -13,17 +13,13 @@ from flask import Blueprint, Flask, Response
 from ...core import names
 from ...runtime.attach import attach
 from ...runtime.extension import KEY
+from ...runtime.libraries import HOOK_TABLES, hook_table
 from ...runtime.replies import error_response
 from ...runtime.security import guard_request
 from .. import ivoryos as adapter
 from .failures import Failure, _fail
 
 log = logging.getLogger("ivoryos_plugin")
-
-
-#: The app's per-blueprint hook tables (``{blueprint name or None: [functions]}``) a registration fills.
-_HOOK_TABLES = ("before_request_funcs", "after_request_funcs", "teardown_request_funcs", "url_value_preprocessors",
-                "url_default_functions", "template_context_processors")
 
 
 class _Snapshot:
@@ -35,8 +31,8 @@ class _Snapshot:
         self.rules = {id(rule) for rule in app.url_map.iter_rules()}
         self.blueprints = dict(app.blueprints)
         self.attached = KEY in app.extensions
-        self.hooks = {table: {key: list(funcs) for key, funcs in getattr(app, table).items()}
-                      for table in _HOOK_TABLES}
+        self.hooks = {table: {key: list(funcs) for key, funcs in hook_table(app, table).items()}
+                      for table in HOOK_TABLES}
         self.errors = {key: {code: dict(handlers) for code, handlers in by_code.items()}
                        for key, by_code in app.error_handler_spec.items()}
 
@@ -46,8 +42,8 @@ class _Snapshot:
 
         :param app: the app.
         :param unavailable: the view that answers 503 in their place."""
-        for table in _HOOK_TABLES:
-            current = getattr(app, table)
+        for table in HOOK_TABLES:
+            current = hook_table(app, table)
             for key in list(current):
                 if key is None and not self.attached:
                     continue  # the framework attached itself meanwhile: its app-wide hooks stay

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List
 from flask import Blueprint, Flask
 from jinja2 import meta
 
+from ...runtime.libraries import hook_table
+
 if TYPE_CHECKING:
     from ...core.plugin import Plugin
 
@@ -36,7 +38,7 @@ def _hooks(plugin: "Plugin") -> List[str]:
     found: List[str] = []
     for attr, what in (("before_request_funcs", "before_request"), ("after_request_funcs", "after_request"),
                        ("url_value_preprocessors", "url_value_preprocessor")):
-        hooks = _authors(getattr(plugin, attr, {}))
+        hooks = _authors(hook_table(plugin, attr))
         if hooks:
             found.append(f"Plugin {name!r}: @plugin.{what} hook(s) {', '.join(hooks)} do not run on ivoryos-edge (it "
                          "runs each view alone); do that work in the view, or in an @plugin.action")
@@ -65,9 +67,9 @@ def _outside(plugin: "Plugin") -> List[str]:
         found.append(f"Plugin {name!r}: route(s) {', '.join(added)} are added to the app itself (record/record_once), "
                      "not declared on the plugin: ivoryos-edge serves only the plugin's own routes; declare them with "
                      "@plugin.route")
-    app_hooks = _authors(app.before_request_funcs) + _authors(app.after_request_funcs)
-    if app_hooks:
-        found.append(f"Plugin {name!r}: app-wide hook(s) {', '.join(app_hooks)} (before_app_request/after_app_request) "
+    app_wide = _authors(hook_table(app, "before_request_funcs")) + _authors(hook_table(app, "after_request_funcs"))
+    if app_wide:
+        found.append(f"Plugin {name!r}: app-wide hook(s) {', '.join(app_wide)} (before_app_request/after_app_request) "
                      "do not run on ivoryos-edge; do that work in the plugin's views")
     return found
 
