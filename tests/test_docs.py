@@ -97,3 +97,14 @@ def test_every_cli_command_is_documented() -> None:
     assert {"new", "run", "demo", "check", "list", "token create"} <= set(commands)
     missing = [name for name in commands if f"ivoryos-plugin {name}" not in text]
     assert not missing, f"CLI commands no doc shows as 'ivoryos-plugin <command>': {missing}"
+
+
+def test_every_module_of_the_package_is_in_the_architecture_doc() -> None:
+    """docs/architecture.md's module table names every module (the scaffold's file templates aside),
+    so a module added without a word there fails here."""
+    doc = (ROOT / "docs" / "architecture.md").read_text()
+    package = ROOT / "ivoryos_plugin"
+    modules = [p.relative_to(package).as_posix() for p in sorted(package.rglob("*.py"))
+               if not {"files", "vendor", "__pycache__"} & set(p.relative_to(package).parts)]
+    missing = [m for m in modules if f"`{m}`" not in doc]
+    assert modules and not missing, f"docs/architecture.md does not name: {missing}"
