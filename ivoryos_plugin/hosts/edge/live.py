@@ -16,12 +16,14 @@ hands each page's operations to the hub. It speaks JSON text frames:
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
+import types
 import logging
 import threading
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set
+from typing import TYPE_CHECKING, Any, Callable, Coroutine, Deque, Dict, Generator, List, Optional, Set
 
 from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -43,8 +45,35 @@ DECK_POLL_S = 0.5
 class _Client:
     sid: str
     ws: WebSocket
-    queue: "asyncio.Queue[str]" = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
+    #: frames waiting while a send to this page waits for it to take more (bounded: the oldest dropped)
+    backlog: Deque[str] = field(default_factory=lambda: collections.deque(maxlen=QUEUE_SIZE))
+    #: a send to this page is waiting for it (its socket's buffer is full): later frames wait in the backlog
+    sending: bool = False
+    closed: bool = False
     rooms: Set[str] = field(default_factory=set)
+
+
+@types.coroutine
+def _resume(coro: Coroutine[Any, Any, Any], waiting: Any) -> Generator[Any, Any, Any]:
+    """Go on with ``coro``, started by hand and suspended on ``waiting`` (an asyncio future), as the
+    task awaiting this does: each thing it waits for is handed to the task, then it is resumed.
+
+    :param coro: the coroutine.
+    :param waiting: what its first ``send(None)`` yielded."""
+    value = waiting
+    while True:
+        try:
+            yield value
+        except BaseException as exc:  # the task was cancelled: the coroutine is told where it waits
+            try:
+                value = coro.throw(exc)
+            except StopIteration as stop:
+                return stop.value
+            continue
+        try:
+            value = coro.send(None)
+        except StopIteration as stop:
+            return stop.value
 
 
 class LiveChannel:
@@ -119,11 +148,45 @@ class LiveChannel:
         if client is not None:
             client.rooms.discard(room)
 
+    @classmethod
+    def _put(cls, client: _Client, text: str) -> None:
+        """Send ``text`` to one page, in the loop's thread, at once: no task, no queue for a page that
+        takes the frame now (a send that does not have to wait for the page completes in this call). A
+        send that has to wait (the page's socket buffer is full) goes on in a task of its own; frames for
+        that page wait behind it (at most :data:`QUEUE_SIZE`, the oldest dropped), so a slow page never
+        holds up the others.
+
+        :param client: the page.
+        :param text: the frame."""
+        if client.closed:
+            return
+        if client.sending:
+            client.backlog.append(text)
+            return
+        coro = client.ws.send_text(text)
+        try:
+            waiting = coro.send(None)
+        except StopIteration:
+            return
+        except Exception:  # the page went away: its read loop ends the connection
+            client.closed = True
+            return
+        client.sending = True
+        asyncio.ensure_future(cls._finish(client, coro, waiting))
+
     @staticmethod
-    def _put(client: _Client, text: str) -> None:
-        if client.queue.full():
-            client.queue.get_nowait()
-        client.queue.put_nowait(text)
+    async def _finish(client: _Client, coro: Coroutine[Any, Any, Any], waiting: Any) -> None:
+        """The send that had to wait, then the page's backlog, in order."""
+        try:
+            await _resume(coro, waiting)
+            while client.backlog and not client.closed:
+                await client.ws.send_text(client.backlog.popleft())
+        except Exception:
+            client.closed = True
+        finally:
+            client.sending = False
+            if client.closed:
+                client.backlog.clear()
 
     # ----------------------------------------------------------------------------- deck state
     def deck_state(self) -> Dict[str, Any]:
@@ -191,7 +254,6 @@ class LiveChannel:
         runtime.hub.connect(Connection(sid=client.sid, namespace=runtime.namespace, plugin=name))  # replays
         if self._deck_last is not None:
             self._put(client, self._deck_last)
-        writer = asyncio.ensure_future(self._write(client))
         try:
             while True:
                 text = await ws.receive_text()
@@ -201,17 +263,10 @@ class LiveChannel:
         except (WebSocketDisconnect, RuntimeError):
             pass
         finally:
-            writer.cancel()
+            client.closed = True
             with self._lock:
                 self.clients.pop(client.sid, None)
             runtime.hub.disconnect(client.sid)
-
-    async def _write(self, client: _Client) -> None:
-        try:
-            while True:
-                await client.ws.send_text(await client.queue.get())
-        except Exception:
-            return
 
     async def _handle(self, client: _Client, text: str) -> Optional[Dict[str, Any]]:
         name = self.rt.name

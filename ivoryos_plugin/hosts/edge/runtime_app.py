@@ -13,7 +13,8 @@ import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, Iterator, Optional
 
-from flask import Flask
+from flask import Flask, Request
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
 from ...runtime.attach import framework_blueprint
 from ...runtime.extension import Extension
@@ -29,6 +30,21 @@ EDGE_SHELL = "ivoryos_plugin/edge_shell.html"
 #: where a plugin's URLs start on the edge (``/plugins/<id>/``, the id being the plugin's name)
 EDGE_PREFIX = "/plugins"
 FRAMEWORK = "_framework"
+
+
+class _CookieSessions(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, with a request that brings no session cookie (every request a
+    program makes, and a page's until a view stores something) given its empty session without
+    building the cookie's signer first: the edge has no login, so most requests have none."""
+
+    def open_session(self, app: Flask, request: Request) -> Optional[SecureCookieSession]:
+        """The request's session (an empty one when it brings no cookie).
+
+        :param app: the private app.
+        :param request: the request."""
+        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+            return self.session_class()
+        return super().open_session(app, request)
 
 
 class EdgeDeck:
@@ -70,6 +86,7 @@ class RuntimeApp:
         self.prefix = f"{EDGE_PREFIX}/{plugin.name}"
         app = Flask(f"ivoryos_plugin.edge.{plugin.name}", root_path=str(PACKAGE), static_folder=None,
                     template_folder=None)
+        app.session_interface = _CookieSessions()
         app.config.update(SECRET_KEY=secrets.token_hex(32), URL_PREFIX=EDGE_PREFIX,
                           OUTPUT_FOLDER=str(data_root().parent), SESSION_COOKIE_SAMESITE="Strict",
                           WTF_CSRF_ENABLED=False)
