@@ -16,6 +16,7 @@ from ..core.plugin import Plugin
 from ..runtime.attach import framework_blueprint, stop_on_sigterm
 from ..runtime.files import atomic_write
 from . import demomode, hardening
+from .allocator import steady_allocator
 from . import ivoryos as adapter
 from . import panels
 from .discovery import check_plugin, isolate_registration, protect_plain
@@ -254,6 +255,9 @@ def run(module: Optional[str] = None, host: Optional[str] = None, port: Optional
                                                           [item.key for item in hardening.items(options)])
                                if demo else _say)
         stop_on_sigterm()  # the plugins' on_stop at SIGTERM (a library installs no handler: the program does)
+        steadied = steady_allocator()  # why: hosts/allocator.py
+        if steadied:
+            _say(steadied)
         adapter.run(module, blueprint_plugins=[framework_blueprint, *shown, *loaded], **arguments)
     except hardening.HardeningError as exc:  # an item that cannot be installed or proven: no server
         raise SystemExit(f" * ivoryos_plugin: {exc}") from None
