@@ -4,7 +4,6 @@ version, its templates, its Socket.IO handlers and, with the ``[edge]`` extra, w
 cannot serve."""
 from __future__ import annotations
 
-import importlib.util
 from typing import Any, List, Optional, Set
 
 from flask import Blueprint
@@ -91,11 +90,16 @@ def check_object(report: Report, subject: str, obj: Any, *, entry_name: Optional
 def edge_checks(report: Report, obj: Blueprint) -> None:
     """One WARNING per feature of ``obj`` that ivoryos-edge cannot serve (``hosts.edge.unsupported``),
     only when the ``[edge]`` extra is installed: the edge host (and ivoryos_edge) is imported then, on
-    first use, and never without the extra.
+    first use, and never without the extra (an ``ok`` line then says how to install it).
 
     :param report: the report.
     :param obj: the plugin (a ``Plugin`` or a plain Blueprint)."""
-    if importlib.util.find_spec("ivoryos_edge") is None:  # looks, without importing it
+    from ...hosts.extras import EDGE_INSTALL, edge_missing
+
+    missing = edge_missing()  # looks, without importing it
+    if missing is not None:
+        report.add(OK, obj.name, "edge", f"not checked: {missing} is not installed ({EDGE_INSTALL} to check what "
+                                         "ivoryos-edge cannot serve)")
         return
     from ...core.plugin import Plugin
     from ...hosts import edge

@@ -1,0 +1,152 @@
+"""Without the ``[edge]`` extra nothing changes (issue 26): in a Python where ``ivoryos_edge``, FastAPI,
+Starlette and uvicorn cannot be found (a ``sitecustomize`` hides them from every import finder, as if
+they were not installed), ``import ivoryos_plugin`` loads none of them, a plugin's page and action work,
+``ivoryos-plugin check`` passes and says how to install the extra, ``ivoryos_plugin.edge.for_edge`` says
+it too, and the kit runs an example's tests on IvoryOS 1.x with the ``[edge]`` runs skipped, saying why."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any, Dict
+
+import pytest
+
+from support import ROOT
+from test_edge_check import GOOD_PLUGIN, project
+
+INSTALL = "pip install 'ivoryos-plugin-framework[edge]'"
+HIDDEN = ("ivoryos_edge", "fastapi", "starlette", "uvicorn")
+
+SITECUSTOMIZE = '''
+"""Hide the [edge] extra from this interpreter, as if it were not installed."""
+import sys
+
+HIDDEN = {hidden!r}
+
+
+class _Hide:
+    def __init__(self, inner):
+        self.inner = inner
+
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in HIDDEN:
+            return None
+        find = getattr(self.inner, "find_spec", None)
+        return find(name, path, target) if find is not None else None
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+sys.meta_path[:] = [_Hide(finder) for finder in sys.meta_path]
+'''
+
+PROBE = '''
+import importlib.util
+import json
+import sys
+import tempfile
+
+from click.testing import CliRunner
+
+HIDDEN = {hidden!r}
+found = {{}}
+try:
+    import ivoryos_edge  # noqa: F401
+    found["hidden"] = False
+except ModuleNotFoundError:
+    found["hidden"] = all(importlib.util.find_spec(name) is None for name in HIDDEN)
+
+import ivoryos_plugin
+import ivoryos_plugin.edge
+from ivoryos_plugin import create_app
+from ivoryos_plugin.hosts.devhost import stop
+from ivoryos_plugin.testing import make_deck
+import hello_plugin
+
+found["after_import"] = sorted(m for m in sys.modules if m.partition(".")[0] in HIDDEN)
+class Counter:
+    def bump(self, by: int = 1) -> int:
+        return by
+
+
+app = create_app([hello_plugin.plugin], deck=make_deck(counter=Counter()), data_dir=tempfile.mkdtemp(), testing=True)
+client = app.test_client()
+client.environ_base["HTTP_AUTHORIZATION"] = "Bearer " + app.config["IVORYOS_PLUGIN_TOKEN"]
+page = client.get("/ivoryos/hello/")
+found["page"] = [page.status_code, 'id="instruments">counter<' in page.get_data(as_text=True)]
+reply = client.post("/ivoryos/hello/actions/greet", json={{"name": "Ada"}})
+found["action"] = [reply.status_code, reply.get_json()]
+stop(app)
+try:
+    from ivoryos_plugin.edge import for_edge  # noqa: F401
+    found["for_edge"] = "imported"
+except ImportError as exc:
+    found["for_edge"] = str(exc)
+
+from ivoryos_plugin.tools.cli import main
+result = CliRunner().invoke(main, ["check", sys.argv[1]])
+found["check"] = [result.exit_code, result.output]
+found["after_check"] = sorted(m for m in sys.modules if m.partition(".")[0] in HIDDEN)
+print("FOUND " + json.dumps(found))
+'''
+
+
+@pytest.fixture(scope="module")
+def hidden_env(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, str]:
+    folder = tmp_path_factory.mktemp("no_edge")
+    (folder / "sitecustomize.py").write_text(textwrap.dedent(SITECUSTOMIZE.format(hidden=HIDDEN)))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "IVORYOS_"))}
+    env["PYTHONPATH"] = os.pathsep.join([str(folder), str(ROOT)])
+    return env
+
+
+@pytest.fixture(scope="module")
+def probed(hidden_env: Dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Any]:
+    folder = tmp_path_factory.mktemp("no_edge_probe")
+    (folder / "probe.py").write_text(textwrap.dedent(PROBE.format(hidden=HIDDEN)))
+    plugin_project = project(folder, "chk_no_edge", GOOD_PLUGIN)
+    result = subprocess.run([sys.executable, str(folder / "probe.py"), str(plugin_project)], cwd=folder,
+                            env=hidden_env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stdout + result.stderr
+    line = next(l for l in result.stdout.splitlines() if l.startswith("FOUND "))
+    found: Dict[str, Any] = json.loads(line[len("FOUND "):])
+    assert found["hidden"] is True, "the extra is not hidden: this test would prove nothing"
+    return found
+
+
+def test_import_ivoryos_plugin_loads_no_edge_module(probed: Dict[str, Any]) -> None:
+    assert probed["after_import"] == []
+
+
+def test_a_plugin_page_and_action_work(probed: Dict[str, Any]) -> None:
+    assert probed["page"] == [200, True]
+    assert probed["action"] == [200, {"message": "Hello, Ada!"}]
+
+
+def test_for_edge_names_the_extra(probed: Dict[str, Any]) -> None:
+    assert INSTALL in probed["for_edge"] and "ivoryos_edge" in probed["for_edge"], probed["for_edge"]
+
+
+def test_check_passes_says_how_to_install_and_loads_no_edge_module(probed: Dict[str, Any]) -> None:
+    code, output = probed["check"]
+    assert code == 0, output
+    edge = [line.strip() for line in output.splitlines() if " edge " in line]
+    assert edge == [f"ok       chk_no_edge        edge             not checked: ivoryos_edge is not installed "
+                    f"({INSTALL} to check what ivoryos-edge cannot serve)"], output
+    assert output.rstrip().endswith("passed: 0 errors, 0 warnings.")
+    assert probed["after_check"] == []
+
+
+def test_an_examples_tests_run_on_1x_and_skip_the_edge_saying_why(hidden_env: Dict[str, str]) -> None:
+    result = subprocess.run([sys.executable, "-m", "pytest", "examples/hello", "-rs", "-q", "-p", "no:cacheprovider"],
+                            cwd=ROOT, env=hidden_env, capture_output=True, text=True, timeout=600,
+                            stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "5 passed, 3 skipped" in result.stdout, result.stdout
+    skipped = [line for line in result.stdout.splitlines() if line.startswith("SKIPPED")]
+    assert len(skipped) == 3 and all(INSTALL in line for line in skipped), skipped  # the three [edge] runs
