@@ -16,13 +16,17 @@ Three ways to register a plugin (docs/edge.md)::
 
 Importing this module imports neither ivoryos_edge nor FastAPI: each name is loaded on first use,
 and an installed plugin is found by its entry-point name (``ivoryos_plugin.edge:<name>``) the same way.
+Without the ``[edge]`` extra, each of them raises :class:`EdgeNotInstalled` (an ImportError) whose one
+line names the missing module and ``pip install 'ivoryos-plugin-framework[edge]'``.
 """
 from __future__ import annotations
 
 import importlib
 from typing import TYPE_CHECKING, Any, List
 
-__all__ = ["for_edge", "run"]
+from .hosts.extras import EdgeNotInstalled, require_edge
+
+__all__ = ["EdgeNotInstalled", "for_edge", "run"]
 
 if TYPE_CHECKING:
     from .hosts.edge.builder import for_edge
@@ -35,14 +39,16 @@ def __getattr__(name: str) -> Any:
     """``for_edge`` and ``run`` on first use; any other name is an installed plugin's entry point
     (``ivoryos.plugins``), as an edge deck file names it: ``"ivoryos_plugin.edge:<name>"``.
 
-    :param name: a public name or an entry point's name."""
+    :param name: a public name or an entry point's name.
+    :raises EdgeNotInstalled: the ``[edge]`` extra is not installed (checked before anything is imported)."""
+    if name.startswith("__"):
+        raise AttributeError(f"module 'ivoryos_plugin.edge' has no attribute {name!r}")
+    require_edge()
     module = _EXPORTS.get(name)
     if module is not None:
         value = getattr(importlib.import_module(module), name)
         globals()[name] = value
         return value
-    if name.startswith("__"):
-        raise AttributeError(f"module 'ivoryos_plugin.edge' has no attribute {name!r}")
     launcher = importlib.import_module("ivoryos_plugin.hosts.edge.launcher")
     return launcher.entry_point_plugin(name)
 

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 import pytest
 
@@ -150,3 +150,66 @@ def test_an_examples_tests_run_on_1x_and_skip_the_edge_saying_why(hidden_env: Di
     assert "5 passed, 3 skipped" in result.stdout, result.stdout
     skipped = [line for line in result.stdout.splitlines() if line.startswith("SKIPPED")]
     assert len(skipped) == 3 and all(INSTALL in line for line in skipped), skipped  # the three [edge] runs
+
+
+def _cli() -> List[str]:
+    """The installed ``ivoryos-plugin`` command beside this Python (its console script), else ``-m``."""
+    script = Path(sys.executable).with_name("ivoryos-plugin")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "ivoryos_plugin.tools.cli"]
+
+
+def _one_line(result: "subprocess.CompletedProcess[str]") -> str:
+    assert "Traceback" not in result.stdout + result.stderr, result.stdout + result.stderr
+    lines = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+@pytest.mark.parametrize("args", [["run", "hello_plugin:plugin", "--host", "edge"],
+                                  ["demo", "--host", "edge", "--no-browser"]], ids=["run", "demo"])
+def test_the_cli_on_the_edge_ends_in_one_line_naming_the_fix(hidden_env: Dict[str, str], tmp_path: Path,
+                                                             args: List[str]) -> None:
+    env = dict(hidden_env, PYTHONPATH=os.pathsep.join([hidden_env["PYTHONPATH"], str(ROOT / "examples" / "hello")]))
+    result = subprocess.run(_cli() + args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+                            stdin=subprocess.DEVNULL)
+    line = _one_line(result)
+    assert result.returncode == 2, (result.returncode, line)
+    command = " ".join(["ivoryos-plugin"] + args[:1] + ["--host", "edge"])
+    assert line == (f"Error: {command} cannot start: ivoryos_plugin's ivoryos-edge host needs the [edge] extra, "
+                    f"and 'ivoryos_edge' is not installed: {INSTALL}"), line
+    assert not (tmp_path / "ivoryos_data").exists()  # nothing started
+
+
+API = '''
+import json
+import ivoryos_plugin.edge
+from ivoryos_plugin.tools.demo import run_demo
+
+found = {}
+for name, call in [("run", lambda: ivoryos_plugin.edge.run("__main__")),
+                   ("entry_point", lambda: ivoryos_plugin.edge.hello),
+                   ("demo", lambda: run_demo(host="edge", open_browser=False))]:
+    try:
+        call()
+        found[name] = "no error"
+    except ivoryos_plugin.edge.EdgeNotInstalled as exc:
+        found[name] = [isinstance(exc, ImportError), exc.name, str(exc)]
+print("FOUND " + json.dumps(found))
+ivoryos_plugin.edge.run("__main__")
+'''
+
+
+def test_the_api_raises_edge_not_installed(hidden_env: Dict[str, str], tmp_path: Path) -> None:
+    (tmp_path / "deck.py").write_text(API)
+    result = subprocess.run([sys.executable, "deck.py"], cwd=tmp_path, env=hidden_env, capture_output=True,
+                            text=True, timeout=120, stdin=subprocess.DEVNULL)
+    found = json.loads(next(l for l in result.stdout.splitlines() if l.startswith("FOUND "))[len("FOUND "):])
+    problem = f"ivoryos_plugin's ivoryos-edge host needs the [edge] extra, and 'ivoryos_edge' is not installed: {INSTALL}"
+    assert found == {name: [True, "ivoryos_edge", problem] for name in ("run", "entry_point", "demo")}, found
+    # uncaught in a deck script: the traceback is the deck's line and the check, its last line the fix
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()
+    assert last[-1] == f"ivoryos_plugin.hosts.extras.EdgeNotInstalled: {problem}", result.stderr
+    frames = [line for line in last if line.startswith("  File ")]
+    assert len(frames) == 3 and "importlib" not in result.stderr, result.stderr
+    assert not (tmp_path / "ivoryos_data").exists()

@@ -27,10 +27,30 @@ def edge_missing() -> Optional[str]:
     return None
 
 
+class EdgeNotInstalled(ImportError):
+    """The ``[edge]`` extra is not installed: the message names the missing module and the install command.
+
+    Raised by :func:`require_edge`, so by ``ivoryos_plugin.edge.for_edge``/``run``, an installed
+    plugin's ``ivoryos_plugin.edge:<name>``, ``import ivoryos_plugin.hosts.edge`` and
+    ``run_demo(host="edge")``; the CLI turns it into one ``Error:`` line and exit status 2."""
+
+
+def require_edge() -> None:
+    """Return when the ``[edge]`` extra is installed, else raise :class:`EdgeNotInstalled` naming what is
+    missing and the fix (found without importing the extra).
+
+    :raises EdgeNotInstalled: a module of the extra cannot be found."""
+    missing = edge_missing()
+    if missing is not None:
+        raise EdgeNotInstalled(_problem(missing), name=missing)
+
+
+def _problem(missing: str) -> str:
+    return (f"ivoryos_plugin's ivoryos-edge host needs the [edge] extra, and {missing!r} is not installed: "
+            f"{EDGE_INSTALL}")
+
+
 def edge_problem() -> Optional[str]:
     """Why the edge host cannot be used here, with the fix, or None when it can."""
     missing = edge_missing()
-    if missing is None:
-        return None
-    return (f"ivoryos_plugin's ivoryos-edge host needs the [edge] extra, and {missing!r} is not installed: "
-            f"{EDGE_INSTALL}")
+    return None if missing is None else _problem(missing)

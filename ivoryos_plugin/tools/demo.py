@@ -373,7 +373,11 @@ def _run_on_edge(port: int, open_browser: bool, deck: Union[None, str, Path], da
     :param port: the TCP port.
     :param open_browser: open the edge's page once it is up.
     :param deck: a deck script, or the bundled simulated deck.
-    :param data: the edge's data folder (default ``./ivoryos_data/demo-edge-PORT``)."""
+    :param data: the edge's data folder (default ``./ivoryos_data/demo-edge-PORT``).
+    :raises EdgeNotInstalled: the ``[edge]`` extra is not installed (before anything starts)."""
+    from ..hosts.extras import require_edge
+
+    require_edge()
     from ..hosts.edge.launcher import serve
 
     problem = port_problem("127.0.0.1", port, "ivoryos-plugin demo --host edge")

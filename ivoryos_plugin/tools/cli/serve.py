@@ -10,6 +10,25 @@ import click
 from .targets import load_targets
 
 
+class EdgeMissing(click.ClickException):
+    """``--host edge`` without the ``[edge]`` extra: one ``Error:`` line naming what is missing and the
+    install command, exit status 2 (as for a usage error: the command cannot run as asked)."""
+
+    exit_code = 2
+
+
+def _require_edge(command: str) -> None:
+    """Stop ``command`` with :class:`EdgeMissing` when the ``[edge]`` extra is not installed (before
+    anything is loaded or printed).
+
+    :param command: the command line, for the message."""
+    from ...hosts.extras import edge_problem
+
+    problem = edge_problem()
+    if problem is not None:
+        raise EdgeMissing(f"{command} cannot start: {problem}")
+
+
 @click.command()
 @click.argument("targets", nargs=-1, required=True)
 @click.option("--deck", type=click.Path(exists=True, dir_okay=False), help="A deck script (its globals are the instruments).")
@@ -30,6 +49,8 @@ def run(targets: Tuple[str, ...], deck: Optional[str], host: str, port: int, tok
     from ..checks.collision import command_problem
     from ..demo import DemoError, code_failure, load_deck_or_explain, port_problem
 
+    if host == "edge":
+        _require_edge("ivoryos-plugin run --host edge")
     shadowed = command_problem(targets, deck)  # a checkout of the official template: its package is ours by name
     if shadowed:
         raise click.ClickException(shadowed)
@@ -77,6 +98,8 @@ def demo(host: str, port: int, no_browser: bool, deck: Optional[str], data: Opti
     (balance, pump, hotplate). Each port keeps its own data: two demos never share values."""
     from ..demo import DemoError, run_demo
 
+    if host == "edge":
+        _require_edge("ivoryos-plugin demo --host edge")
     try:
         run_demo(host=host, port=port, open_browser=not no_browser, deck=deck, data=data)
     except DemoError as exc:
