@@ -400,6 +400,69 @@
   }
   document.addEventListener("visibilitychange", deckFollow);
 
+  // ---- what both transports share: state and its listeners, stream-error fan-out, live.on's handlers,
+  // the last value of each event, and the public members of a live object.
+  function liveShell(m, opts) {
+    const shell = {
+      state: "connecting",
+      live: null,
+      stateFns: new Set(),
+      errorFns: new Set(),
+      streams: new Map(),  // stream -> Set of {fn, onError}
+      userFns: new Map(),  // event -> Set of fns added with live.on
+      last: new Map(),
+    };
+    shell.setState = function (next) {
+      if (next === shell.state) return;
+      shell.state = next;
+      if (shell.live) renderState(shell.live);
+      for (const fn of Array.from(shell.stateFns)) safeCall(fn, next);
+    };
+    shell.streamError = function (payload) {
+      const p = payload && typeof payload === "object" ? payload : {stream: "", error: String(payload)};
+      let handled = false;
+      for (const entry of Array.from(shell.streams.get(p.stream) || [])) {
+        if (entry.onError) { handled = true; safeCall(entry.onError, p); }
+      }
+      if (typeof opts.onError === "function") { handled = true; safeCall(opts.onError, p); }
+      for (const fn of Array.from(shell.errorFns)) { handled = true; safeCall(fn, p); }
+      if (!handled) warn('stream "' + p.stream + '": ' + p.error);
+    };
+    shell.addUserFn = function (event, fn) {
+      if (typeof fn !== "function") throw new TypeError("IvoryPlugin: on(event, fn) needs a function");
+      if (!shell.userFns.has(event)) shell.userFns.set(event, new Set());
+      shell.userFns.get(event).add(fn);
+    };
+    // removes fn (or every fn) of live.on's for event; each removed one is passed to removed(f)
+    shell.removeUserFns = function (event, fn, removed) {
+      const fns = shell.userFns.get(event);
+      if (!fns) return;
+      for (const f of fn ? [fn] : Array.from(fns)) {
+        if (fns.delete(f) && removed) removed(f);
+      }
+      if (!fns.size) shell.userFns.delete(event);
+    };
+    shell.refusedError = function () {
+      return new Error('IvoryPlugin: the server refused the connection to "' + m.namespace + '"');
+    };
+    shell.expose = function (own) {
+      const live = {
+        get state() { return shell.state; },
+        name: m.name,
+        namespace: m.namespace,
+        meta: m,
+        onState(fn) { shell.stateFns.add(fn); return () => shell.stateFns.delete(fn); },
+        onStreamError(fn) { shell.errorFns.add(fn); return () => shell.errorFns.delete(fn); },
+        action: (name, args) => postAction(m.actions, name, args),
+        history: (name, histOpts) => getHistory(m.actions, name, histOpts),
+        last: (event) => shell.last.get(event),
+      };
+      shell.live = Object.assign(live, own);
+      return shell.live;
+    };
+    return shell;
+  }
+
   function createLive(m, opts, key) {
     let ioFn = ioAtLoad;
     if (!ioFn && typeof global.io === "function") {
@@ -414,35 +477,13 @@
       reconnectionDelayMax: 10000,
     });
     const ackTimeout = opts.timeout || 10000;
-    const stateFns = new Set();
-    const errorFns = new Set();
-    const streams = new Map();     // stream -> Set of {fn, onError}
+    const shell = liveShell(m, opts);
+    const {streams, userFns, last, setState, streamError} = shell;
     const dispatchers = new Map(); // stream -> the one socket listener fanning out to the set
-    const userFns = new Map();     // event -> Set of fns added with live.on
-    const last = new Map();
-    let state = "connecting";
     let closed = false;
     let rejoinTimer = null;
     let kicks = 0;
     let connectedAt = 0;
-
-    function setState(next) {
-      if (next === state) return;
-      state = next;
-      renderState(live);
-      for (const fn of Array.from(stateFns)) safeCall(fn, next);
-    }
-
-    function streamError(payload) {
-      const p = payload && typeof payload === "object" ? payload : {stream: "", error: String(payload)};
-      let handled = false;
-      for (const entry of Array.from(streams.get(p.stream) || [])) {
-        if (entry.onError) { handled = true; safeCall(entry.onError, p); }
-      }
-      if (typeof opts.onError === "function") { handled = true; safeCall(opts.onError, p); }
-      for (const fn of Array.from(errorFns)) { handled = true; safeCall(fn, p); }
-      if (!handled) warn('stream "' + p.stream + '": ' + p.error);
-    }
 
     function sendSubscribe(stream) {
       socket.emit("subscribe", {stream: stream}, (ack) => {
@@ -511,27 +552,20 @@
     }
 
     function on(event, fn) {
-      if (typeof fn !== "function") throw new TypeError("IvoryPlugin: on(event, fn) needs a function");
-      if (!userFns.has(event)) userFns.set(event, new Set());
-      userFns.get(event).add(fn);
+      shell.addUserFn(event, fn);
       socket.on(event, fn);
       return () => off(event, fn);
     }
 
     function off(event, fn) {
-      const fns = userFns.get(event);
-      if (!fns) return;
-      for (const f of fn ? [fn] : Array.from(fns)) {
-        if (fns.delete(f)) socket.off(event, f); // never the stream dispatchers or our own listeners
-      }
-      if (!fns.size) userFns.delete(event);
+      shell.removeUserFns(event, fn, (f) => socket.off(event, f)); // never the stream dispatchers or our own listeners
     }
 
     function emit(event, data, emitOpts) {
       const ms = (emitOpts && emitOpts.timeout) || ackTimeout;
       return new Promise((resolve, reject) => {
         if (closed) throw new Error("IvoryPlugin: the connection is closed");
-        if (state === "refused") throw new Error('IvoryPlugin: the server refused the connection to "' + m.namespace + '"');
+        if (shell.state === "refused") throw shell.refusedError();
         const args = data === undefined ? [] : [data];
         socket.timeout(ms).emit(event, ...args, (err, ...acks) => {
           if (err) reject(new Error('IvoryPlugin: no reply to "' + event + '" within ' + ms + " ms"));
@@ -549,23 +583,14 @@
       if (connections.get(key) === live) connections.delete(key);
     }
 
-    const live = {
-      get state() { return state; },
-      name: m.name,
-      namespace: m.namespace,
-      meta: m,
+    const live = shell.expose({
       socket: socket,
-      onState(fn) { stateFns.add(fn); return () => stateFns.delete(fn); },
-      onStreamError(fn) { errorFns.add(fn); return () => errorFns.delete(fn); },
       subscribe: subscribe,
       on: on,
       off: off,
       emit: emit,
-      action: (name, args) => postAction(m.actions, name, args),
-      history: (name, histOpts) => getHistory(m.actions, name, histOpts),
-      last: (event) => last.get(event),
       close: close,
-    };
+    });
     return live;
   }
 
@@ -573,13 +598,9 @@
   // {op: subscribe|unsubscribe|emit, id} up; {type: event|ack|deck|error|refused} down. Reconnects with backoff.
   function createWsLive(m, opts, key) {
     const ackTimeout = opts.timeout || 10000;
-    const stateFns = new Set();
-    const errorFns = new Set();
-    const streams = new Map();   // stream -> Set of {fn, onError}
-    const userFns = new Map();   // event -> Set of fns
+    const shell = liveShell(m, opts);
+    const {streams, userFns, last, setState, streamError} = shell;
     const pending = new Map();   // ack id -> {resolve, timer}
-    const last = new Map();
-    let state = "connecting";
     let closed = false;
     let socket = null;
     let nextId = 1;
@@ -592,24 +613,6 @@
       base.protocol = base.protocol === "https:" ? "wss:" : "ws:";
       if (m.token) base.searchParams.set("token", m.token);
       return base.toString();
-    }
-
-    function setState(next) {
-      if (next === state) return;
-      state = next;
-      renderState(live);
-      for (const fn of Array.from(stateFns)) safeCall(fn, next);
-    }
-
-    function streamError(payload) {
-      const p = payload && typeof payload === "object" ? payload : {stream: "", error: String(payload)};
-      let handled = false;
-      for (const entry of Array.from(streams.get(p.stream) || [])) {
-        if (entry.onError) { handled = true; safeCall(entry.onError, p); }
-      }
-      if (typeof opts.onError === "function") { handled = true; safeCall(opts.onError, p); }
-      for (const fn of Array.from(errorFns)) { handled = true; safeCall(fn, p); }
-      if (!handled) warn('stream "' + p.stream + '": ' + p.error);
     }
 
     function send(message) {
@@ -674,8 +677,8 @@
       };
       socket.onclose = () => {
         socket = null;
-        if (state === "connected") tries = 0;
-        if (state !== "refused") setState("disconnected");
+        if (shell.state === "connected") tries = 0;
+        if (shell.state !== "refused") setState("disconnected");
         if (closed || opts.rejoin === false) return;
         const delay = Math.min(500 * Math.pow(2, tries++), 10000);
         retryTimer = setTimeout(() => { retryTimer = null; open(); }, delay);
@@ -691,7 +694,7 @@
       if (!entries) { entries = new Set(); streams.set(stream, entries); }
       const entry = {fn: fn, onError: (subOpts && subOpts.onError) || fn.onError || null};
       entries.add(entry);
-      if (entries.size === 1 && state === "connected") sendSubscribe(stream);
+      if (entries.size === 1 && shell.state === "connected") sendSubscribe(stream);
       let active = true;
       return function unsubscribe() {
         if (!active) return;
@@ -704,29 +707,24 @@
     }
 
     function on(event, fn) {
-      if (typeof fn !== "function") throw new TypeError("IvoryPlugin: on(event, fn) needs a function");
-      if (!userFns.has(event)) userFns.set(event, new Set());
-      userFns.get(event).add(fn);
+      shell.addUserFn(event, fn);
       return () => off(event, fn);
     }
 
     function off(event, fn) {
-      const fns = userFns.get(event);
-      if (!fns) return;
-      for (const f of fn ? [fn] : Array.from(fns)) fns.delete(f);
-      if (!fns.size) userFns.delete(event);
+      shell.removeUserFns(event, fn, null);
     }
 
     function emit(event, data, emitOpts) {
       if (closed) return Promise.reject(new Error("IvoryPlugin: the connection is closed"));
-      if (state === "refused") return Promise.reject(new Error('IvoryPlugin: the server refused the connection to "' + m.namespace + '"'));
+      if (shell.state === "refused") return Promise.reject(shell.refusedError());
       const message = {op: "emit", event: event};
       if (data !== undefined) message.data = data;
       return request(message, (emitOpts && emitOpts.timeout) || ackTimeout);
     }
 
     function close() {
-      if (closed && state !== "refused") return;
+      if (closed && shell.state !== "refused") return;
       closed = true;
       clearTimeout(retryTimer);
       if (socket) socket.close();
@@ -734,24 +732,15 @@
       if (connections.get(key) === live) connections.delete(key);
     }
 
-    const live = {
-      get state() { return state; },
-      name: m.name,
-      namespace: m.namespace,
-      meta: m,
+    const live = shell.expose({
       socket: null,
       transport: "websocket",
-      onState(fn) { stateFns.add(fn); return () => stateFns.delete(fn); },
-      onStreamError(fn) { errorFns.add(fn); return () => errorFns.delete(fn); },
       subscribe: subscribe,
       on: on,
       off: off,
       emit: emit,
-      action: (name, args) => postAction(m.actions, name, args),
-      history: (name, histOpts) => getHistory(m.actions, name, histOpts),
-      last: (event) => last.get(event),
       close: close,
-    };
+    });
     open();
     return live;
   }
