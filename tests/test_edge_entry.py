@@ -25,7 +25,7 @@ def test_importing_the_package_and_its_edge_module_imports_no_edge() -> None:
             "print(sorted(ivoryos_plugin.edge.__all__))\n")
     result = subprocess.run([PY, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split("\n")[:2] == ["[]", "['for_edge', 'run']"], result.stdout
+    assert result.stdout.split("\n")[:2] == ["[]", "['EdgeNotInstalled', 'for_edge', 'run']"], result.stdout
 
 
 def test_for_edge_refuses_what_is_not_our_plugin() -> None:

@@ -6,6 +6,10 @@ and says which run it is running only in an internal attribute,
 manual calls in flight (``ivoryos_edge.server.active_tasks``). :func:`touch` is the one place that
 reads them. Hardware actions and steps run only while it answers "no run, no call": when it cannot be
 read (the edge changed, or no edge runs in this process) they are refused with 503, never run.
+
+The read and the action are one step against a run that starts: :class:`EdgeRunnerLock` reads the
+state and counts the action in under the mutex of the edge's :class:`~.deckgate.DeckGate`, whose hook
+on the edge's driver-call door makes the run's first call wait for the action (deckgate.py).
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, Optional
 
 from ...hardware.deck import DeckUnverified, Gate
+from .deckgate import DeckGate, HookUnavailable, install
 
 log = logging.getLogger("ivoryos_plugin.edge")
 
@@ -85,10 +90,15 @@ class EdgeRunnerLock:
     runs nothing and no other hardware action of this plugin holds it; it raises
     :class:`DeckUnverified` (a 503) when the edge's run state cannot be read.
 
-    :param plugin: the plugin's name, for messages."""
+    Taking it reads the run state and counts the action in on the edge's deck gate in one step, so a
+    run that starts meanwhile waits for the action before its first driver call (deckgate.py).
 
-    def __init__(self, plugin: str) -> None:
+    :param plugin: the plugin's name, for messages.
+    :param gate: the edge's deck gate (:func:`~.deckgate.install`)."""
+
+    def __init__(self, plugin: str, gate: DeckGate) -> None:
         self.plugin = plugin
+        self.gate = gate
         self._lock = threading.Lock()
 
     def _state(self) -> RunState:
@@ -97,25 +107,28 @@ class EdgeRunnerLock:
         except RunStateUnreadable as exc:
             raise DeckUnverified(f"the ivoryos-edge run state cannot be read: {exc}", self.plugin) from None
 
+    def _busy(self) -> bool:
+        return self._state().busy
+
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         """Take the lock when the edge is idle (never waits for a run).
 
         :param blocking: ignored: a run is never waited for.
         :param timeout: ignored."""
-        if self._state().busy or not self._lock.acquire(blocking=False):
+        if not self._lock.acquire(blocking=False):
             return False
         try:
-            busy = self._state().busy  # a run the edge started while we took it
-        except DeckUnverified:
+            entered = self.gate.enter_action(self._busy)
+        except BaseException:
             self._lock.release()
             raise
-        if busy:
+        if not entered:
             self._lock.release()
-            return False
-        return True
+        return entered
 
     def release(self) -> None:
-        """Let go of the lock."""
+        """Let go of the lock (the edge's calls that waited for it go on)."""
+        self.gate.leave_action()
         self._lock.release()
 
     def locked(self) -> bool:
@@ -127,21 +140,27 @@ class EdgeRunnerLock:
 
 
 def probe(plugin: str) -> Gate:
-    """Verify the touch once, at start: the gate hardware actions pass, or one that refuses them
-    all with the reason (named on the plugin's health information).
+    """Verify the touch once, at start, and hook the edge's driver-call door (deckgate.py): the gate
+    hardware actions pass, or one that refuses them all with the reason (named on the plugin's
+    health information).
 
     :param plugin: the plugin's name."""
+    problem = ""
     try:
         read()
+        gate = install()
     except RunStateUnreadable as exc:
         problem = f"the ivoryos-edge run state cannot be read: {exc}"
+    except HookUnavailable as exc:
+        problem = f"the ivoryos-edge driver-call door cannot be hooked: {exc}"
+    if problem:
         log.error("ivoryos_plugin: plugin %r: hardware actions are refused: %s", plugin, problem)
         return Gate.unverified(problem)
     version = edge_version()
     if version not in VERIFIED:
         log.warning("ivoryos_plugin: ivoryos-edge %s is not a version the run-state touch was verified on (%s); "
                     "it reads, so hardware actions run.", version, ", ".join(VERIFIED))
-    return Gate(lock=EdgeRunnerLock(plugin))
+    return Gate(lock=EdgeRunnerLock(plugin, gate))
 
 
 def edge_version() -> str:
