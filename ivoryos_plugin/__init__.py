@@ -41,6 +41,7 @@ _EXPORTS: Dict[str, str] = {
     "DeckUnverified": "ivoryos_plugin.hardware.deck",
     "Discovery": "ivoryos_plugin.hosts.discovery",
     "InstrumentUnavailable": "ivoryos_plugin.hardware.deck",
+    "IvoryOSPlugins": "ivoryos_plugin.runtime.attach",
     "Plugin": "ivoryos_plugin.core.plugin",
     "PluginError": "ivoryos_plugin.core.names",
     "Publisher": "ivoryos_plugin.hosts.socketio_live",
@@ -54,13 +55,13 @@ _EXPORTS: Dict[str, str] = {
     "open_serial": "ivoryos_plugin.hardware.serial.open",
     "publisher": "ivoryos_plugin.hosts.socketio_live",
     "run": "ivoryos_plugin.hosts.launcher",
-    "stop_on_sigterm": "ivoryos_plugin.runtime.attach",
+    "stop_on_sigterm": "ivoryos_plugin.runtime.process",
 }
 
 __all__ = [
-    "ActionError", "DeckBusy", "DeckUnverified", "Discovery", "InstrumentUnavailable", "Plugin", "PluginError",
-    "Publisher", "SerialDevice", "SerialDeviceError", "SettingsError", "SettingsValidationError", "Stop",
-    "create_app", "discover", "open_serial", "publisher", "run", "stop_on_sigterm",
+    "ActionError", "DeckBusy", "DeckUnverified", "Discovery", "InstrumentUnavailable", "IvoryOSPlugins", "Plugin",
+    "PluginError", "Publisher", "SerialDevice", "SerialDeviceError", "SettingsError", "SettingsValidationError",
+    "Stop", "create_app", "discover", "open_serial", "publisher", "run", "stop_on_sigterm",
 ]
 
 if TYPE_CHECKING:
@@ -74,7 +75,8 @@ if TYPE_CHECKING:
     from .hosts.discovery import Discovery, discover
     from .hosts.launcher import run
     from .hosts.socketio_live import Publisher, publisher
-    from .runtime.attach import stop_on_sigterm
+    from .runtime.attach import IvoryOSPlugins
+    from .runtime.process import stop_on_sigterm
     from .runtime.settings import SettingsError, SettingsValidationError
     from .runtime.workers import Stop
 

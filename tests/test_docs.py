@@ -59,7 +59,9 @@ def public_plugin_members() -> list:
 
     from ivoryos_plugin import Plugin
 
-    return sorted(name for name in vars(Plugin) if not name.startswith("_") and name not in vars(Blueprint))
+    own = [klass for klass in Plugin.__mro__ if klass not in Blueprint.__mro__]  # its parts by concern too
+    return sorted({name for klass in own for name in vars(klass)
+                   if not name.startswith("_") and not hasattr(Blueprint, name)})
 
 
 def cli_commands() -> list:

@@ -70,7 +70,7 @@ class FrameworkHost(RuntimeHost):
         ext: Extension = app.extensions["ivoryos_plugin"]
         if plugin.placement == "right_panel":  # IvoryOS 1.x has no right panel: said at registration
             panels.warn_right_panel(plugin.name, ext)
-        if plugin._steps:
+        if plugin.declarations.steps:
             deck = ext.deck_getter() or (adapter.deck_being_loaded() if adapter.is_ivoryos_app(app) else None)
             install_on_deck(plugin, deck)
 

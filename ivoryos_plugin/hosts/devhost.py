@@ -7,6 +7,7 @@ import importlib.util
 import os
 import secrets
 import threading
+import warnings
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Iterable, Optional, Union
@@ -20,7 +21,8 @@ from flask_socketio import SocketIO
 from socketio.exceptions import ConnectionRefusedError as Refused
 
 from ..hardware.deck import Gate
-from ..runtime.attach import attach, stop_on_sigterm
+from ..runtime.attach import IvoryOSPlugins
+from ..runtime.process import stop_on_sigterm
 from ..runtime.connections import Connection
 from ..runtime.extension import Extension
 from .socketio_live import QUEUE_ENV
@@ -144,7 +146,7 @@ def create_app(plugins: Iterable[Any] = (), deck: Union[None, str, Path, ModuleT
     app.register_blueprint(_auth_blueprint(app.config["IVORYOS_PLUGIN_TOKEN"]), url_prefix=f"{prefix}/auth")
     _add_shell_routes(app, prefix)
     install_error_pages(app)  # a missing template or endpoint: the page says what check would
-    ext: Extension = attach(app)
+    ext: Extension = IvoryOSPlugins().init_app(app)  # the explicit attach (the plugins below find it done)
     ext.host_token = app.config["IVORYOS_PLUGIN_TOKEN"]
     ext.host_name = "dev host"
     ext.gate = Gate(lock=threading.Lock())  # the dev host runs no workflows: its own runner lock
@@ -225,21 +227,32 @@ FAVICON = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect wi
            'stroke-width="3" stroke-linecap="round" stroke-linejoin="round" fill="none"/></svg>')
 
 
-def serve(app: Flask, host: str = LOOPBACK, port: int = 8765, *, quiet: bool = False) -> None:
+def serve(app: Flask, bind: str = LOOPBACK, port: int = 8765, *, quiet: bool = False,
+          host: Optional[str] = None) -> None:
     """Run the dev host until interrupted; prints the URL with its one-time token.
 
     :param app: from :func:`create_app`.
-    :param host: the address to bind (loopback unless you mean it).
+    :param bind: the address to listen on (loopback unless you mean it).
     :param port: the TCP port.
-    :param quiet: do not print the URL."""
+    :param quiet: do not print the URL.
+    :param host: the older name of ``bind`` (a :class:`DeprecationWarning`; it goes in the next release).
+
+    Example::
+
+        serve(create_app([plugin]), bind="127.0.0.1", port=8765)
+    """
+    if host is not None:
+        warnings.warn("serve(host=...) is now serve(bind=...): 'host' names the app that serves plugins; the old "
+                      "keyword goes in the next release.", DeprecationWarning, stacklevel=2)
+        bind = host
     socketio = app.extensions["socketio"]
     share_deck(app)
-    url = f"http://{host}:{port}{app.config['URL_PREFIX']}/?token={app.config['IVORYOS_PLUGIN_TOKEN']}"
+    url = f"http://{bind}:{port}{app.config['URL_PREFIX']}/?token={app.config['IVORYOS_PLUGIN_TOKEN']}"
     if not quiet:
         print(f" * ivoryos_plugin dev host: {url}", flush=True)
     stop_on_sigterm()
     try:
-        socketio.run(app, host=host, port=port, debug=False, use_reloader=False,
+        socketio.run(app, host=bind, port=port, debug=False, use_reloader=False,
                      allow_unsafe_werkzeug=True, log_output=False)
     finally:
         stop(app)

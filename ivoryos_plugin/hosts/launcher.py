@@ -13,7 +13,8 @@ from flask import Blueprint
 
 from ..core.names import PluginError
 from ..core.plugin import Plugin
-from ..runtime.attach import framework_blueprint, stop_on_sigterm
+from ..runtime.attach import IvoryOSPlugins, framework_blueprint
+from ..runtime.process import stop_on_sigterm
 from ..runtime.files import atomic_write
 from . import demomode, hardening
 from .allocator import steady_allocator
@@ -236,7 +237,7 @@ def run(module: Optional[str] = None, host: Optional[str] = None, port: Optional
     shown = panels.blueprints_for(loaded)
     if shown:
         _say(panels.startup_line(loaded))
-    framework_blueprint.configure(plugins=list(loaded), failures=failures, protect=protect_plain)
+    framework = IvoryOSPlugins(plain=loaded, failures=failures, protect=protect_plain)  # this run's, attached by IvoryOS
     print(f" * ivoryos_plugin: {len(loaded)} plugin(s): {', '.join(p.name for p in loaded) or 'none'}",
           flush=True)
     arguments: Dict[str, Any] = dict(
@@ -258,7 +259,10 @@ def run(module: Optional[str] = None, host: Optional[str] = None, port: Optional
         steadied = steady_allocator()  # why: hosts/allocator.py
         if steadied:
             _say(steadied)
-        adapter.run(module, blueprint_plugins=[framework_blueprint, *shown, *loaded], **arguments)
+        # what older callers left on the shared blueprint for this run (hardening.arm's hook, a
+        # record_once) moves to the run's own, so the shared one carries nothing per run
+        blueprint = framework_blueprint.hand_over(framework)
+        adapter.run(module, blueprint_plugins=[blueprint, *shown, *loaded], **arguments)
     except hardening.HardeningError as exc:  # an item that cannot be installed or proven: no server
         raise SystemExit(f" * ivoryos_plugin: {exc}") from None
     finally:

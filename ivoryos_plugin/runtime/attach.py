@@ -1,108 +1,237 @@
-"""How the framework attaches to an app: once per app, the first time a plugin (or the framework's
-``plugins`` blueprint) is registered, inside IvoryOS or the standalone host alike.
+"""How the framework attaches to an app, in Flask's extension style: :class:`IvoryOSPlugins`
+(``IvoryOSPlugins(app)``, or ``IvoryOSPlugins()`` then ``init_app(app)``) is the explicit way; the
+first plugin registered on an app that has not attached it (plain ``ivoryos.run(blueprint_plugins=
+[...])``: IvoryOS gives no other hook) calls the same ``init_app``, through :func:`attach`.
 
-Attaching creates ``app.extensions["ivoryos_plugin"]``, registers the ``plugins`` blueprint (health
-page, browser assets), the start-up and shutdown hooks, then lets the host adopt the app
-(:meth:`ivoryos_plugin.core.binding.Host.adopt`: its live transport, IvoryOS's probe, or the dev host's
-own lock).
+Attaching creates ``app.extensions["ivoryos_plugin"]`` (every per-app state lives there), registers
+the ``plugins`` blueprint (health page, browser assets), the start-up hooks, then lets the host adopt
+the app (:meth:`ivoryos_plugin.core.binding.Host.adopt`: its live transport, IvoryOS's probe, or the
+dev host's own lock). An :class:`IvoryOSPlugins` holds options only (the run's discovery failures,
+how plain Blueprints are protected, hooks for the app): one object can attach several apps, each
+keeping its own state. The process-wide part (stop at exit, login signals) is :mod:`.process`.
 """
 from __future__ import annotations
 
-import atexit
 import os
-import signal
-import threading
-import weakref
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional
 
-from flask import Blueprint, Flask, Response, request, session
+from flask import Blueprint, Flask, Response, request
 from flask.sansio.app import App
 
 from ..core import binding
 from ..core.plugin import Plugin
+from . import process, registry
 from .extension import KEY, Extension
 from .health import add_health_routes
 from .libraries import close_dropped_connections
 from .lifecycle import PluginRuntime
+from .plain import protect_plain
+from .process import stop_all_apps, stop_on_sigterm
 from .security import guard_request, harden_response, security_headers
-from .sessions import SID_KEY, USER_KEY
 
-Protect = Callable[[Flask, Blueprint], None]
+if TYPE_CHECKING:
+    from flask.sansio.blueprints import DeferredSetupFunction
+
+__all__ = ["AppHook", "FrameworkBlueprint", "IvoryOSPlugins", "Protect", "add_plugin", "attach", "framework_blueprint",
+           "stop_all_apps", "stop_on_sigterm"]
+
+Protect = Callable[[Flask, Blueprint], Any]
 AppHook = Callable[[Flask, Extension], None]
 PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_EXTENSIONS: "weakref.WeakSet[Extension]" = weakref.WeakSet()
-_HOOKS_INSTALLED = False
-_SESSION_HOOKS = False
+
+
+class IvoryOSPlugins:
+    """The framework as a Flask extension: ``init_app`` attaches it to an app, once.
+
+    Everything per app goes to ``app.extensions["ivoryos_plugin"]``; this object keeps only the
+    options, so it may attach several apps (an app factory, tests), each with its own state.
+    Attaching twice is harmless: the second ``init_app`` on an app returns its state unchanged.
+    Registering a :class:`~ivoryos_plugin.Plugin` on an app that was not attached attaches it
+    with no options (the way plain ``ivoryos.run(blueprint_plugins=[plugin])`` works).
+
+    :param app: the app to attach now (or None: call :meth:`init_app` later).
+    :param failures: plugins that failed to load, shown on the health page (``discover().failures``
+        as dicts).
+    :param plain: plain Blueprints (not :class:`~ivoryos_plugin.Plugin`) the app will serve as plugins:
+        each gets ``protect`` when the app is attached.
+    :param protect: gives a plain Blueprint the framework's safety baseline (login, CSRF, headers);
+        by default the routes part of it (``ivoryos_plugin.run`` gives
+        :func:`ivoryos_plugin.hosts.discovery.protect_plain`, which guards IvoryOS's ``init_socketio`` too).
+    :param on_attach: hooks called with ``(app, state)`` once the app is attached, in order.
+
+    Example::
+
+        from flask import Flask
+        from ivoryos_plugin import IvoryOSPlugins
+
+        plugins = IvoryOSPlugins()
+
+        def create_app():
+            app = Flask(__name__)
+            plugins.init_app(app)
+            app.register_blueprint(plugin, url_prefix="/ivoryos/" + plugin.name)
+            return app
+
+    Inside IvoryOS, give ``ivoryos.run`` the extension's blueprint first; it attaches IvoryOS's
+    app when IvoryOS registers it::
+
+        ivoryos.run(__name__, blueprint_plugins=[IvoryOSPlugins().blueprint(), plugin])
+    """
+
+    def __init__(self, app: Optional[Flask] = None, *, failures: Iterable[Dict[str, str]] = (),
+                 plain: Iterable[Blueprint] = (), protect: Optional[Protect] = None,
+                 on_attach: Iterable[AppHook] = ()) -> None:
+        self.failures: List[Dict[str, str]] = [dict(f) for f in failures]
+        self.plain: List[Blueprint] = list(plain)
+        self.protect = protect
+        self.hooks: List[AppHook] = list(on_attach)
+        self._blueprint: Optional[FrameworkBlueprint] = None
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> Extension:
+        """Attach the framework to ``app`` (once) and apply this object's options there (once).
+
+        :param app: the app.
+        :returns: its framework state, ``app.extensions["ivoryos_plugin"]``."""
+        ext = app.extensions.get(KEY)
+        if ext is None:
+            ext = _create(app, self)
+        if not isinstance(ext, Extension):
+            raise RuntimeError(f"app.extensions[{KEY!r}] of app {app.import_name!r} is not the framework's state "
+                               f"({type(ext).__name__}); remove whatever set it.")
+        if not ext.ready or any(f is self for f in ext.frameworks):
+            return ext  # attaching is under way (its init_app finishes), or this object attached it already
+        ext.frameworks.append(self)
+        ext.failures.extend(dict(f) for f in self.failures)
+        protect = self.protect or _protect_routes
+        for blueprint in self.plain:
+            if not isinstance(blueprint, Plugin):
+                protect(app, blueprint)
+        for hook in list(self.hooks):
+            hook(app, ext)
+        return ext
+
+    def on_attach(self, hook: AppHook) -> AppHook:
+        """Call ``hook(app, state)`` on each app this object attaches from now on, after the app is
+        adopted and its plain Blueprints are protected (``ivoryos_plugin.run`` hardens IvoryOS's app so).
+
+        :param hook: the hook.
+        :returns: the hook (usable as a decorator)."""
+        self.hooks.append(hook)
+        return hook
+
+    def blueprint(self) -> "FrameworkBlueprint":
+        """This extension's ``plugins`` blueprint (health page, browser assets): registered on an app
+        (``ivoryos.run(blueprint_plugins=[it, ...])``), it calls :meth:`init_app` there."""
+        if self._blueprint is None:
+            self._blueprint = FrameworkBlueprint(self)
+        return self._blueprint
 
 
 class FrameworkBlueprint(Blueprint):
-    """The ``plugins`` blueprint. Registered first (by ``ivoryos_plugin.run``, or by the first
-    plugin), it attaches the framework to the app and protects plain Blueprint plugins."""
+    """The ``plugins`` blueprint of one :class:`IvoryOSPlugins`: registered on an app, it attaches
+    the framework there (its extension's ``init_app``).
+
+    :param framework: the extension it belongs to (the one the implicit attach uses when None)."""
 
     plugin_type = "tab"  # IvoryOS's nav shows it as a tab: "Plugins"
-    _app_hooks: List[AppHook] = []  # replaced per instance by on_register
 
-    def configure(self, plugins: List[Blueprint], failures: List[Dict[str, str]],
-                  protect: Optional[Protect] = None) -> None:
-        """Tell the blueprint, before ``ivoryos.run`` registers it, what else is loaded.
-
-        :param plugins: the plugins about to be registered (plain ones get the safety baseline).
-        :param failures: the discovery report's failures, for the health page.
-        :param protect: gives a plain Blueprint the safety baseline (the launcher's)."""
-        self._pending: Tuple[List[Blueprint], List[Dict[str, str]], Optional[Protect]] = (
-            list(plugins), list(failures), protect)
+    def __init__(self, framework: Optional[IvoryOSPlugins] = None) -> None:
+        super().__init__("plugins", __name__, static_folder=os.path.join(PACKAGE, "static"),
+                         static_url_path="/static", template_folder=os.path.join(PACKAGE, "templates"))
+        self.framework = framework
+        self._legacy: Optional[IvoryOSPlugins] = None
+        add_health_routes(self)
+        self._own_deferred = len(self.deferred_functions)
 
     def register(self, app: App, options: Dict[str, Any]) -> None:
-        """Flask's hook: register, attach the framework, protect the pending plain Blueprints.
+        """Flask's hook: register, then attach the framework (its extension's ``init_app``).
 
         :param app: the app.
         :param options: the registration options."""
         super().register(app, options)
         assert isinstance(app, Flask)
-        ext = attach(app)
-        plugins, failures, protect = getattr(self, "_pending", ([], [], None))
-        self._pending = ([], [], None)
-        ext.failures.extend(failures)
-        for blueprint in plugins:
-            if protect is not None and not _is_plugin(blueprint):
-                protect(app, blueprint)
-        hooks: List[AppHook] = list(getattr(self, "_app_hooks", []))
-        self._app_hooks = []
-        for hook in hooks:
-            hook(app, ext)
+        framework, self._legacy = (self._legacy, None) if self._legacy is not None else (self.framework, None)
+        (framework or IMPLICIT).init_app(app)
+
+    # -- the older per-run calls, for callers not yet on IvoryOSPlugins: each applies to the next registration only
+    def configure(self, plugins: List[Blueprint], failures: List[Dict[str, str]],
+                  protect: Optional[Protect] = None) -> None:
+        """Older spelling of ``IvoryOSPlugins(plain=plugins, failures=failures, protect=protect)``, for
+        the next registration of this blueprint only; prefer an :class:`IvoryOSPlugins` per run.
+
+        :param plugins: the plugins about to be registered (plain ones get the safety baseline).
+        :param failures: the discovery report's failures, for the health page.
+        :param protect: gives a plain Blueprint the safety baseline."""
+        hooks = self._legacy.hooks if self._legacy is not None else []
+        self._legacy = IvoryOSPlugins(failures=failures, plain=plugins, protect=protect, on_attach=hooks)
 
     def on_register(self, hook: AppHook) -> None:
-        """Run ``hook(app, ext)`` when the blueprint is next registered (once): the hosts layer's
-        hardening of IvoryOS's app (``ivoryos_plugin.run``) gets the app this way.
+        """Older spelling of :meth:`IvoryOSPlugins.on_attach`, for the next registration of this
+        blueprint only; prefer an :class:`IvoryOSPlugins` per run.
 
         :param hook: called with the app and its framework state, after the plain plugins are protected."""
-        self._app_hooks = [*getattr(self, "_app_hooks", []), hook]
+        if self._legacy is None:
+            self._legacy = IvoryOSPlugins()
+        self._legacy.on_attach(hook)
+
+    def hand_over(self, framework: IvoryOSPlugins) -> "FrameworkBlueprint":
+        """Move what older callers left on this blueprint for the next run (``on_register`` hooks, and
+        ``record_once`` functions of their own) to ``framework``'s blueprint, so that nothing per run
+        stays on this one; the launcher does it before ``ivoryos.run``.
+
+        :param framework: the run's extension.
+        :returns: the run's blueprint."""
+        target = framework.blueprint()
+        if self._legacy is not None:
+            framework.failures.extend(self._legacy.failures)
+            framework.plain.extend(bp for bp in self._legacy.plain if bp not in framework.plain)
+            framework.hooks.extend(self._legacy.hooks)
+            self._legacy = None
+        extra: List["DeferredSetupFunction"] = self.deferred_functions[self._own_deferred:]
+        del self.deferred_functions[self._own_deferred:]
+        target.deferred_functions.extend(extra)
+        return target
 
 
-framework_blueprint = FrameworkBlueprint("plugins", __name__, static_folder=os.path.join(PACKAGE, "static"),
-                                         static_url_path="/static",
-                                         template_folder=os.path.join(PACKAGE, "templates"))
-add_health_routes(framework_blueprint)
+def _protect_routes(app: Flask, blueprint: Blueprint) -> bool:
+    """The default ``protect``: login, CSRF and headers on the plain Blueprint's routes.
+
+    :param app: the attached app.
+    :param blueprint: the plain Blueprint."""
+    return protect_plain(app, blueprint, app.extensions[KEY])
 
 
-def _is_plugin(blueprint: Blueprint) -> bool:
-    return isinstance(blueprint, Plugin)
+#: the extension the implicit attach uses (no options): what registering a Plugin on a bare app calls
+IMPLICIT = IvoryOSPlugins()
+#: its ``plugins`` blueprint, registered by the implicit attach; it carries nothing per app or per run
+framework_blueprint = IMPLICIT.blueprint()
 
 
 def attach(app: Flask) -> Extension:
-    """Attach the framework to ``app`` once and return its state.
+    """Attach the framework to ``app`` if nothing did yet (the implicit way: ``IvoryOSPlugins().init_app``
+    with no options), and return its state.
 
     :param app: the app registering its first plugin."""
     ext = app.extensions.get(KEY)
-    if ext is not None:
-        return ext  # type: ignore[no-any-return]
+    if isinstance(ext, Extension) and ext.ready:
+        return ext  # every plugin call after the first: a dict lookup
+    return IMPLICIT.init_app(app)
+
+
+def _create(app: Flask, framework: IvoryOSPlugins) -> Extension:
+    """Create the app's framework state and install what every attached app has.
+
+    :param app: the app.
+    :param framework: the extension attaching it (its blueprint is registered unless the app has one)."""
     ext = Extension(app)
     app.extensions[KEY] = ext
     from flask_wtf.csrf import generate_csrf
 
     app.jinja_env.globals.setdefault("csrf_token", generate_csrf)
     if "plugins" not in app.blueprints:
-        app.register_blueprint(framework_blueprint, url_prefix=f"{ext.url_prefix}/plugins")
+        app.register_blueprint(framework.blueprint(), url_prefix=f"{ext.url_prefix}/plugins")
     _watch_registrations(app, ext)
 
     @app.before_request
@@ -138,10 +267,10 @@ def attach(app: Flask) -> Extension:
 
     if ext.socketio is not None:
         close_dropped_connections()  # a closed WebSocket is not read as a bad request
-    _EXTENSIONS.add(ext)
-    _install_shutdown_hooks()
-    _install_session_hooks()
+    registry.remember_app(ext)
+    process.install()  # stop at exit, login signals: once per process, however many apps
     binding.host().adopt(app, ext)
+    ext.ready = True
     return ext
 
 
@@ -156,7 +285,7 @@ def _watch_registrations(app: Flask, ext: Extension) -> None:
 
     def register_blueprint(blueprint: Blueprint, **options: Any) -> None:
         watched = False
-        if _is_plugin(blueprint) or ext.plain.get(blueprint.name) is blueprint:
+        if isinstance(blueprint, Plugin) or ext.plain.get(blueprint.name) is blueprint:
             watched = ext.registrations.begin(blueprint.name, blueprint)
         elif ext.registrations.watching and not ext.registrations.inside():
             ext.registrations.settle()  # not a plugin's: the plugin watched before has finished
@@ -185,76 +314,3 @@ def add_plugin(ext: Extension, plugin: "Plugin", prefix: str) -> PluginRuntime:
     if ext.started:
         runtime.start(ext.deck_getter())
     return runtime
-
-
-def stop_all_apps() -> None:
-    """Stop the plugins of every app in this process (atexit, SIGTERM)."""
-    for ext in list(_EXTENSIONS):
-        ext.stop_all()
-
-
-def _install_shutdown_hooks() -> None:
-    global _HOOKS_INSTALLED
-    if _HOOKS_INSTALLED:
-        return
-    _HOOKS_INSTALLED = True
-    atexit.register(stop_all_apps)  # a library installs no signal handler: the programs do (stop_on_sigterm)
-
-
-def stop_on_sigterm() -> bool:
-    """Stop every app's plugins (workers, then ``on_stop``) when the process gets SIGTERM, then exit
-    with 128 + 15, as a shell reports it. The framework's programs call it (``ivoryos_plugin.run``,
-    the dev host, the demo); a deck started with plain ``ivoryos.run`` calls it before ``ivoryos.run``
-    to get the same (without it, SIGTERM ends the process and ``on_stop`` does not run; SIGINT and
-    a normal exit run it anyway). A handler someone else installed is left alone.
-
-    :returns: whether the handler is installed (False off the main thread, or when SIGTERM is taken).
-
-    Example::
-
-        import ivoryos, ivoryos_plugin
-
-        ivoryos_plugin.stop_on_sigterm()
-        ivoryos.run(__name__, blueprint_plugins=[plugin])
-    """
-    if threading.current_thread() is not threading.main_thread():
-        return False
-    current = signal.getsignal(signal.SIGTERM)
-    if current is _on_sigterm:
-        return True
-    if current not in (signal.SIG_DFL, None):
-        return False
-    signal.signal(signal.SIGTERM, _on_sigterm)
-    return True
-
-
-def _install_session_hooks() -> None:
-    """Give every login a session id, and end it (and its sockets) at logout (Flask-Login's signals)."""
-    global _SESSION_HOOKS
-    if _SESSION_HOOKS:
-        return
-    _SESSION_HOOKS = True
-    from flask_login import user_logged_in, user_logged_out
-
-    user_logged_in.connect(_logged_in, weak=False)
-    user_logged_out.connect(_logged_out, weak=False)
-
-
-def _logged_in(app: Flask, **extra: Any) -> None:
-    ext = app.extensions.get(KEY)
-    if isinstance(ext, Extension):
-        ext.sessions.begin(session)
-
-
-def _logged_out(app: Flask, **extra: Any) -> None:
-    ext = app.extensions.get(KEY)
-    if not isinstance(ext, Extension):
-        return
-    sid, user = session.get(SID_KEY), session.get(USER_KEY)
-    ext.sessions.end(sid, user)
-    ext.connections.end_session(sid, user)
-
-
-def _on_sigterm(signum: int, frame: Any) -> None:
-    stop_all_apps()
-    raise SystemExit(128 + signum)

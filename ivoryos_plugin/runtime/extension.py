@@ -155,6 +155,14 @@ class Extension:
         self._sessions: Optional[SessionRegistry] = None
         self._session_keep_s = float(app.permanent_session_lifetime.total_seconds())
         self.runtimes: Dict[str, "PluginRuntime"] = {}
+        #: every runtime made in this app, oldest first, weakly (:mod:`.registry` resolves calls with it)
+        self.made: List["weakref.ref[PluginRuntime]"] = []
+        #: the :class:`~ivoryos_plugin.runtime.attach.IvoryOSPlugins` objects whose ``init_app`` ran here
+        self.frameworks: List[Any] = []
+        #: whether attaching finished (the framework's blueprint registered meanwhile waits for it)
+        self.ready = False
+        #: ``time.monotonic_ns()`` when the framework was attached to the app (orders the apps)
+        self.attached_ns = time.monotonic_ns()
         self.plain: Dict[str, Blueprint] = {}
         #: the endpoints plugins added to the app outside their Blueprint (guarded as theirs)
         self.registrations = Registrations(app)

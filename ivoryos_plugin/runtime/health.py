@@ -109,7 +109,8 @@ def add_health_routes(blueprint: Blueprint) -> None:
     """Put the health page, ``status.json``, worker restarts, ``csrf.json``, ``deck.json`` and the request guards
     on the framework's ``plugins`` blueprint.
 
-    :param blueprint: the ``plugins`` blueprint (:data:`ivoryos_plugin.runtime.attach.framework_blueprint`)."""
+    :param blueprint: a ``plugins`` blueprint (:class:`ivoryos_plugin.runtime.attach.FrameworkBlueprint`, one per
+        :class:`~ivoryos_plugin.runtime.attach.IvoryOSPlugins`)."""
     blueprint.before_request(_guard)
     blueprint.after_request(_harden)
     blueprint.add_url_rule("/", "main", main)

@@ -59,6 +59,8 @@ class PluginRuntime:
         self.plugin = plugin
         self.ext = ext
         self.app_id = ext.app_id
+        #: ``time.monotonic_ns()`` when it was made (the newest running runtime answers calls from outside an app)
+        self.made_ns = time.monotonic_ns()
         self.namespace = namespace
         self.state = "registered"
         self.reason = ""
@@ -155,7 +157,7 @@ class PluginRuntime:
     def _settings_changed(self, old: Any, new: Any) -> None:
         if old == new:
             return  # a save that changed nothing is not a change
-        for hook in self.plugin._on_settings_change:
+        for hook in self.plugin.declarations.on_settings_change:
             try:
                 with registry.acting_for(self):
                     hook(old, new)
@@ -211,7 +213,7 @@ class PluginRuntime:
             except Exception as exc:
                 self.suspend(str(exc))
                 return
-        for hook in self.plugin._on_start:
+        for hook in self.plugin.declarations.on_start:
             self._running_hook = f"on_start {getattr(hook, '__name__', 'hook')}"
             try:
                 with registry.acting_for(self):
@@ -235,7 +237,7 @@ class PluginRuntime:
                 self.ext.history().retain(self.plugin.name, stream.spec.name,
                                           Retention(keep_s=stream.spec.keep_s, keep_rows=stream.spec.keep_rows))
                 stream.record_always()
-        for spec in self.plugin._workers.values():
+        for spec in self.plugin.declarations.workers.values():
             runner = WorkerRunner(replace(spec, func=self._acting(spec.func)), self.plugin.logger)
             self.workers[spec.name] = runner
             runner.start()
@@ -265,7 +267,7 @@ class PluginRuntime:
             runner.request_stop()
         for runner in self.workers.values():
             runner.join(max(0.0, deadline - time.monotonic()))
-        for hook in self.plugin._on_stop if self._ran else ():
+        for hook in self.plugin.declarations.on_stop if self._ran else ():
             try:
                 hook()
             except Exception:
@@ -378,7 +380,7 @@ class PluginRuntime:
             "cameras": self.cameras.status(),
             "history": self.ext.history().status(plugin.name) if self.ext.history_open else None,
             "recorded": sorted(n for n, s in self.hub.streams.items() if s.spec.record),
-            "actions": sorted(plugin._actions),
+            "actions": sorted(plugin.declarations.actions),
             "log": list(self.recent.lines)[-20:],
         }
 

@@ -11,7 +11,6 @@ from typing import Optional
 
 from flask import Blueprint, Flask, Response, request
 
-from .attach import attach
 from .extension import Extension
 from .security import guard_request, harden_response
 
@@ -34,13 +33,13 @@ def under_prefix(path: str, ext: Extension, name: str) -> bool:
     return path == base or path.startswith(base + "/")
 
 
-def protect_plain(app: Flask, blueprint: Blueprint) -> bool:
+def protect_plain(app: Flask, blueprint: Blueprint, ext: Extension) -> bool:
     """Give a plain Blueprint plugin the framework's baseline on ``app``, once.
 
     :param app: the app it is registered on.
     :param blueprint: the plain Blueprint.
+    :param ext: the app's framework state (the app is attached already).
     :returns: False when it was protected already."""
-    ext = attach(app)
     if blueprint.name in ext.plain:
         return False
     ext.plain[blueprint.name] = blueprint

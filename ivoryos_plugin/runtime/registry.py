@@ -4,6 +4,17 @@ the pytest kit, a dev host beside IvoryOS), each with its own :class:`PluginRunt
 ``plugin.settings`` (and every other live property) resolves, in order, to: the runtime whose
 framework thread is asking (a worker, a stream producer, an observer, ``on_start``), the runtime in
 the current Flask app (a request or Socket.IO event), else the most recent runtime still running.
+
+Each app keeps its own runtimes in its extension (``Extension.runtimes``; ``Extension.made`` in the
+order they were made). This module keeps the only process-wide tables of the runtime layer, and says
+why each cannot live in an app:
+
+- the apps the framework is attached to (weakly: a dropped app is forgotten), because a call may
+  come from a thread with no app context and no framework runtime (a user's own thread, a deck
+  script, a test), and because interpreter exit (``atexit``, SIGTERM) stops every app's plugins
+  with no app current;
+- what a plugin published before any app registered it, because there is no app yet to keep it in
+  (its first runtimes replay it).
 """
 from __future__ import annotations
 
@@ -17,6 +28,7 @@ from flask import current_app, has_app_context
 
 if TYPE_CHECKING:
     from ..core.plugin import Plugin
+    from .extension import Extension
     from .lifecycle import PluginRuntime
 
 KEY = "ivoryos_plugin"
@@ -24,33 +36,52 @@ KEY = "ivoryos_plugin"
 CURRENT: contextvars.ContextVar[Optional["PluginRuntime"]] = contextvars.ContextVar(
     "ivoryos_plugin_runtime", default=None)
 _lock = threading.Lock()
-_by_plugin: "weakref.WeakKeyDictionary[Plugin, List[weakref.ref[PluginRuntime]]]" = weakref.WeakKeyDictionary()
+#: every app's framework state, in the order the apps were attached (see the module's docstring)
+_apps: "weakref.WeakValueDictionary[int, Extension]" = weakref.WeakValueDictionary()
+#: values published before any app registered the plugin (see the module's docstring)
 _pending: "weakref.WeakKeyDictionary[Plugin, Dict[str, Any]]" = weakref.WeakKeyDictionary()
 
 
+def remember_app(ext: "Extension") -> None:
+    """Remember an app the framework was just attached to (weakly: a dropped app frees it).
+
+    :param ext: its framework state."""
+    with _lock:
+        _apps[id(ext)] = ext
+
+
+def apps() -> List["Extension"]:
+    """The framework state of every app still alive in this process, oldest first."""
+    with _lock:
+        return [ext for _, ext in sorted(_apps.items(), key=lambda item: item[1].attached_ns)]
+
+
 def add(runtime: "PluginRuntime") -> None:
-    """Remember a new runtime of ``runtime.plugin`` (weakly: a dropped app frees it).
+    """Remember a new runtime in its app (its extension's ``made``, weakly: a runtime its app no
+    longer holds is freed, as a test's replaced runtime is).
 
     :param runtime: the runtime just created."""
     with _lock:
-        refs = [ref for ref in _by_plugin.get(runtime.plugin, []) if ref() is not None]
-        refs.append(weakref.ref(runtime))
-        _by_plugin[runtime.plugin] = refs
+        made = runtime.ext.made
+        made[:] = [ref for ref in made if ref() is not None]
+        made.append(weakref.ref(runtime))
+
+
+def _made(plugin: "Plugin") -> List["PluginRuntime"]:
+    """Every runtime of ``plugin`` in every app alive, in the order they were made."""
+    found = [rt for ext in apps() for rt in (ref() for ref in list(ext.made)) if rt is not None and rt.plugin is plugin]
+    return sorted(found, key=lambda rt: rt.made_ns)
 
 
 def runtimes(plugin: "Plugin") -> List["PluginRuntime"]:
     """The plugin's runtimes that are not stopped, oldest first.
 
     :param plugin: the plugin."""
-    with _lock:
-        found = [ref() for ref in _by_plugin.get(plugin, [])]
-    return [rt for rt in found if rt is not None and not rt.stopped]
+    return [rt for rt in _made(plugin) if not rt.stopped]
 
 
-def resolve(plugin: "Plugin") -> Optional["PluginRuntime"]:
-    """The runtime a call on ``plugin`` means now, or None when no app registered it.
-
-    :param plugin: the plugin."""
+def _in_context(plugin: "Plugin") -> Optional["PluginRuntime"]:
+    """The runtime of the framework thread asking, else of the current app, else None."""
     current = CURRENT.get()
     if current is not None and current.plugin is plugin:
         return current
@@ -59,28 +90,29 @@ def resolve(plugin: "Plugin") -> Optional["PluginRuntime"]:
         runtime = ext.runtimes.get(plugin.name) if ext is not None else None
         if runtime is not None and runtime.plugin is plugin:
             return runtime  # type: ignore[no-any-return]
-    live = runtimes(plugin)
+    return None
+
+
+def resolve(plugin: "Plugin") -> Optional["PluginRuntime"]:
+    """The runtime a call on ``plugin`` means now, or None when no app registered it.
+
+    :param plugin: the plugin."""
+    here = _in_context(plugin)
+    if here is not None:
+        return here
+    made = _made(plugin)
+    live = [rt for rt in made if not rt.stopped]
     if live:
         return live[-1]
-    with _lock:
-        refs = list(_by_plugin.get(plugin, []))
-    stopped = [rt for rt in (ref() for ref in refs) if rt is not None]
-    return stopped[-1] if stopped else None
+    return made[-1] if made else None
 
 
 def targets(plugin: "Plugin") -> List["PluginRuntime"]:
     """Where ``plugin.publish`` sends: the runtime of the current context, else every running one.
 
     :param plugin: the plugin."""
-    current = CURRENT.get()
-    if current is not None and current.plugin is plugin:
-        return [current]
-    if has_app_context():
-        ext = current_app.extensions.get(KEY)
-        runtime = ext.runtimes.get(plugin.name) if ext is not None else None
-        if runtime is not None and runtime.plugin is plugin:
-            return [runtime]
-    return runtimes(plugin)
+    here = _in_context(plugin)
+    return [here] if here is not None else runtimes(plugin)
 
 
 def remember_unregistered(plugin: "Plugin", event: str, data: Any) -> None:

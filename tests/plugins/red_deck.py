@@ -72,11 +72,11 @@ def main() -> None:
         return
     import ivoryos
 
-    from ivoryos_plugin.runtime.attach import framework_blueprint
+    from ivoryos_plugin import IvoryOSPlugins
     from ivoryos_plugin.hosts.discovery import protect_plain
 
-    framework_blueprint.configure(plugins=plugins, failures=[], protect=protect_plain)
-    ivoryos.run(__name__, host="127.0.0.1", port=port, debug=False, blueprint_plugins=[framework_blueprint, *plugins])
+    framework = IvoryOSPlugins(plain=plugins, protect=protect_plain)
+    ivoryos.run(__name__, host="127.0.0.1", port=port, debug=False, blueprint_plugins=[framework.blueprint(), *plugins])
 
 
 if __name__ == "__main__":

@@ -35,5 +35,5 @@ def protect_plain(app: Flask, blueprint: Blueprint) -> None:
 
     :param app: the app it is registered on.
     :param blueprint: the plain Blueprint."""
-    if _protect_routes(app, blueprint):
+    if _protect_routes(app, blueprint, attach(app)):
         adapter.guard_init_socketio(blueprint, attach(app).record_warning)

@@ -53,13 +53,13 @@ def main() -> None:
         return
     import ivoryos
 
+    from ivoryos_plugin import IvoryOSPlugins
     from ivoryos_plugin.hosts.discovery import protect_plain
-    from ivoryos_plugin.runtime.attach import framework_blueprint
 
-    # the health page, the browser assets, and login/CSRF/headers for plain Blueprints
-    framework_blueprint.configure(plugins=plugins, failures=[], protect=protect_plain)
+    # the explicit attach: the health page, the browser assets, and login/CSRF/headers for plain Blueprints
+    framework = IvoryOSPlugins(plain=plugins, protect=protect_plain)
     ivoryos.run(__name__, host="127.0.0.1", port=port, config=config,
-                blueprint_plugins=[framework_blueprint, *plugins])
+                blueprint_plugins=[framework.blueprint(), *plugins])
 
 
 if __name__ == "__main__":
