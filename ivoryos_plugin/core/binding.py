@@ -6,6 +6,12 @@ it asks the :class:`Host` installed here. The package root installs a provider (
 function that imports the host on first use, so importing ``ivoryos_plugin`` loads no app code, a
 lower layer never imports a higher one, and no host is found by a string (the import is plain code
 in the package root, which the import contracts see).
+
+"Host" has one meaning in the framework, this one: the app that serves plugins (IvoryOS 1.x
+through its adapter, the standalone dev host, ivoryos-edge), and :class:`Host` is what such an app
+provides to a plugin; the ``hosts`` layer holds their code. The address a server listens on is its
+``bind`` address, the HTTP header is "the Host header", and the dev host's login token is
+``dev_token``.
 """
 from __future__ import annotations
 

@@ -49,11 +49,11 @@ _URL_STRIPPED = "".join(map(chr, range(0x21)))
 
 
 def safe_next(value: Optional[str], default: str) -> str:
-    r"""Where to go after logging in: ``value`` when it is a path on this host, else ``default``.
+    r"""Where to go after logging in: ``value`` when it is a path on this server, else ``default``.
 
     Read as a browser reads a ``Location``: tabs and newlines dropped, controls and spaces stripped
     from the ends, ``\`` taken for ``/``. What is left must start with one ``/`` (not ``//`` or
-    ``/\``, which name another host) and have no scheme or host; any other control character
+    ``/\``, which name another server) and have no scheme or network location; any other control character
     refuses it.
 
     :param value: the ``next`` parameter, as received (percent-decoded once).
@@ -147,7 +147,7 @@ def create_app(plugins: Iterable[Any] = (), deck: Union[None, str, Path, ModuleT
     _add_shell_routes(app, prefix)
     install_error_pages(app)  # a missing template or endpoint: the page says what check would
     ext: Extension = IvoryOSPlugins().init_app(app)  # the explicit attach (the plugins below find it done)
-    ext.host_token = app.config["IVORYOS_PLUGIN_TOKEN"]
+    ext.dev_token = app.config["IVORYOS_PLUGIN_TOKEN"]
     ext.host_name = "dev host"
     ext.gate = Gate(lock=threading.Lock())  # the dev host runs no workflows: its own runner lock
     deck_module = load_deck(deck) if isinstance(deck, (str, Path)) else deck
@@ -178,7 +178,7 @@ def _add_shell_routes(app: Flask, prefix: str) -> None:
         if hmac.compare_digest(given.encode(), app.config["IVORYOS_PLUGIN_TOKEN"].encode()):
             login_user(DevUser())
             rest = {k: v for k, v in request.args.items() if k != "token"}
-            # the path as asked, when a browser reads it as this host's ("//evil.example/?token=..." is not)
+            # the path as asked, when a browser reads it as this server's ("//evil.example/?token=..." is not)
             return redirect(safe_next(request.path, url_for("main.index")) + ("?" + urlencode(rest) if rest else ""))
         return None
 

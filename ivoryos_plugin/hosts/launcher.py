@@ -28,14 +28,14 @@ log = logging.getLogger("ivoryos_plugin")
 SECRET_FILE = "secret_key"
 
 
-def is_loopback(host: str) -> bool:
-    """Whether binding ``host`` keeps the server on this machine (127.0.0.0/8, ::1, localhost).
+def is_loopback(address: str) -> bool:
+    """Whether listening on ``address`` keeps the server on this machine (127.0.0.0/8, ::1, localhost).
 
-    :param host: the address to bind."""
-    if host == "localhost":
+    :param address: the address to bind."""
+    if address == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(address).is_loopback
     except ValueError:
         return False
 
@@ -64,27 +64,27 @@ def data_folder(config: Any) -> Path:
     return Path(os.environ.get("IVORYOS_PLUGIN_DATA") or Path(config.OUTPUT_FOLDER) / "plugins")
 
 
-def harden(config: Any, host: str, debug: bool = False) -> List[str]:
+def harden(config: Any, bind: str, debug: bool = False) -> List[str]:
     """Fix IvoryOS's unsafe defaults on ``config`` and return the warnings to print.
 
     - ``SECRET_KEY``: IvoryOS's public default is replaced by a random key kept in the data folder.
     - ``DEBUG``: off unless asked (the Werkzeug debugger runs code for whoever reaches it).
-    - A non-loopback ``host`` while admin/admin is still valid gives a loud warning.
+    - A non-loopback ``bind`` address while admin/admin is still valid gives a loud warning.
 
     :param config: an IvoryOS ``Config`` instance (changed in place).
-    :param host: the address IvoryOS will bind.
+    :param bind: the address IvoryOS will listen on (``ivoryos.run``'s ``host``).
     :param debug: whether the caller asked for debug mode."""
     warnings: List[str] = []
     if getattr(config, "SECRET_KEY", None) in (PUBLIC_DEFAULT_KEY, None, ""):
         config.SECRET_KEY = persistent_secret_key(data_folder(config))
     config.DEBUG = bool(debug)
-    if debug and not is_loopback(host):
-        warnings.append(f"WARNING: debug=True on {host}: the Werkzeug debugger lets anyone on the network run "
+    if debug and not is_loopback(bind):
+        warnings.append(f"WARNING: debug=True on {bind}: the Werkzeug debugger lets anyone on the network run "
                         "code on this machine. Use debug only with host='127.0.0.1'.")
-    if not is_loopback(host) and default_admin_active(config):
+    if not is_loopback(bind) and default_admin_active(config):
         bar = "!" * 78
         warnings.append(
-            f"{bar}\nWARNING: IvoryOS listens on {host} (reachable from the network) and the account "
+            f"{bar}\nWARNING: IvoryOS listens on {bind} (reachable from the network) and the account "
             "admin/admin is still valid:\nanyone on the network can log in and run your instruments. "
             "Change the admin password (IvoryOS > account > change password) or bind to "
             f"host='127.0.0.1'.\n{bar}")
@@ -158,7 +158,7 @@ def run(module: Optional[str] = None, host: Optional[str] = None, port: Optional
     """Start IvoryOS with plugins, a drop-in for ``ivoryos.run``: the same arguments with the same
     meaning, plus the installed plugins, each loaded in isolation, and IvoryOS's defaults hardened.
 
-    What it does differently from ``ivoryos.run`` is printed at start, one line each (the host
+    What it does differently from ``ivoryos.run`` is printed at start, one line each (the address
     default, the debugger, the secret key, login on plain Blueprint plugins, several left panels);
     docs/migration.md lists them. IvoryOS's own routes, pages and Socket.IO namespace are hardened
     (docs/security.md: each item with its opt-out, a keyword argument here): each item is installed,
@@ -168,7 +168,8 @@ def run(module: Optional[str] = None, host: Optional[str] = None, port: Optional
     ``/ivoryos/plugins/``; the others start normally.
 
     :param module: the deck script's ``__name__`` (its globals are the instruments), as for ivoryos.run.
-    :param host: the address to bind; ``127.0.0.1`` when not given (ivoryos.run: ``0.0.0.0``).
+    :param host: the address to listen on (``ivoryos.run``'s name for it, kept: this is a drop-in);
+        ``127.0.0.1`` when not given (ivoryos.run: ``0.0.0.0``).
     :param port: the port (IvoryOS's default: ``$PORT`` or 8000).
     :param debug: the Werkzeug debugger; off when not given (ivoryos.run: on). It runs code for whoever reaches it.
     :param llm_server: as for ivoryos.run: the design agent's LLM server.
@@ -212,8 +213,9 @@ def run(module: Optional[str] = None, host: Optional[str] = None, port: Optional
     loaded, failures = gather(_as_list(blueprint_plugins) + list(plugins or []), discover is not False,
                               list(exclude or []))
     loaded = [isolate_registration(p) for p in loaded]  # one that raises while IvoryOS registers it fails alone
-    if host is None:
-        host = "127.0.0.1"
+    bind = host  # the address to listen on; "host" is ivoryos.run's word for it, here only
+    if bind is None:
+        bind = "127.0.0.1"
         _say("host 127.0.0.1: only this machine can connect (ivoryos.run: 0.0.0.0, the network); "
              "pass host='0.0.0.0' to serve other machines.")
     if debug is None:
@@ -221,9 +223,9 @@ def run(module: Optional[str] = None, host: Optional[str] = None, port: Optional
     config = config or adapter.get_config()
     demo = demomode.is_demo(config)
     if demo:  # before the lines that name logins: demo mode lets every visitor through them
-        _say(demomode.startup_line(host))
+        _say(demomode.startup_line(bind))
     public_key = getattr(config, "SECRET_KEY", None) in (PUBLIC_DEFAULT_KEY, None, "")
-    for line in harden(config, host, bool(debug)):
+    for line in harden(config, bind, bool(debug)):
         print(line, file=sys.stderr, flush=True)
     if public_key:
         _say(f"SECRET_KEY: a random key kept in {data_folder(config) / SECRET_FILE} (ivoryos.run: the public "
@@ -241,7 +243,7 @@ def run(module: Optional[str] = None, host: Optional[str] = None, port: Optional
     print(f" * ivoryos_plugin: {len(loaded)} plugin(s): {', '.join(p.name for p in loaded) or 'none'}",
           flush=True)
     arguments: Dict[str, Any] = dict(
-        host=host, port=port, debug=bool(debug), llm_server=llm_server, model=model, config=config, logger=logger,
+        host=bind, port=port, debug=bool(debug), llm_server=llm_server, model=model, config=config, logger=logger,
         logger_output_name=logger_output_name, enable_design=enable_design, exclude_names=exclude_names,
         notification_handler=notification_handler, optimizer_registry=optimizer_registry,
         templates_dir=templates_dir, **ivoryos_kwargs)

@@ -175,8 +175,10 @@ class Extension:
         self.run_context: Callable[[], Optional[Dict[str, Any]]] = _no_run
         #: how hardware actions know the deck is idle; closed until a host proves otherwise
         self.gate: Gate = Gate.unverified(f"app {app.import_name!r} is neither IvoryOS nor the dev host")
+        #: the name of the host serving this app, for the health page ("IvoryOS 1.7.2", "dev host")
         self.host_name = "unknown"
-        self.host_token: Optional[str] = None
+        #: the dev host's login token, printed at its start (None under any other host)
+        self.dev_token: Optional[str] = None
         #: each hardening item of ``ivoryos_plugin.run`` and its state, for the health page (none elsewhere)
         self.hardening: Callable[[], List[Dict[str, str]]] = list
         self.app_id = id(app)
@@ -184,6 +186,15 @@ class Extension:
         self.started = False
         self.stopped = False
         self._history: Optional["HistoryStore"] = None
+
+    @property
+    def host_token(self) -> Optional[str]:
+        """The older name of :attr:`dev_token` (the token is the dev host's login token, not a host)."""
+        return self.dev_token
+
+    @host_token.setter
+    def host_token(self, value: Optional[str]) -> None:
+        self.dev_token = value
 
     def plugin_of_path(self, path: str) -> Optional[str]:
         """The plugin whose URL prefix ``{URL_PREFIX}/{name}`` holds ``path`` (``"plugins"`` for the
