@@ -1,15 +1,20 @@
-"""Live events against real servers (IvoryOS and the dev host) with python-socketio clients."""
+"""Live events against real servers (IvoryOS and the dev host) with python-socketio clients, and a
+stream's producer on a clock the test moves (its rate and its backoff as counts, not as sleeps)."""
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 import requests
 import socketio
 
-from support import ROOT, Viewer, cookie_header, ivoryos_login, launch
+from ivoryos_plugin.core.specs import StreamSpec
+from ivoryos_plugin.runtime.live import Stream, start_thread
+from ivoryos_plugin.testing import RecordingClock, manual_clock  # noqa: F401  (a fixture)
+from support import ROOT, Viewer, cookie_header, ivoryos_login, launch, wait_until
 
 PLUGINS = ROOT / "tests" / "plugins"
 NS = "/ivoryos/probe"
@@ -36,6 +41,11 @@ class Probe:
 
     def cookie(self) -> str:
         return cookie_header(self.session)
+
+    def stream(self) -> Dict[str, Any]:
+        """The ``value`` stream's viewers, state and counters, from the health page's status."""
+        plugins = self.session.get(f"{self.base}/ivoryos/plugins/status.json").json()["plugins"]
+        return dict(next(p for p in plugins if p["name"] == "probe")["streams"]["value"])
 
     def client(self, *, cookie: bool = True, token: Optional[str] = None, origin: Optional[str] = None) -> Viewer:
         return Viewer(self.base, NS, cookie=self.cookie() if cookie else None, token=token, origin=origin)
@@ -76,19 +86,19 @@ def test_anonymous_and_bad_token_clients_are_refused(probe: Probe) -> None:
 
 
 @pytest.mark.server
-def test_ten_viewers_share_one_producer_at_the_configured_rate(probe: Probe) -> None:
+def test_ten_viewers_share_one_producer(probe: Probe) -> None:
     probe.action("set_rate", hz=20.0)
     viewers = [probe.client() for _ in range(10)]
     try:
         for viewer in viewers:
             assert viewer.sio.call("subscribe", {"stream": "value"}, namespace=NS, timeout=5)["ok"] is True
-        time.sleep(0.5)
+            viewer.wait_for("value", 1)
         before = probe.action("reads")["reads"]
         start_counts = [len(v.got("value")) for v in viewers]
-        time.sleep(3.0)
-        after = probe.action("reads")["reads"]
-        reads = after - before
-        assert 20 * 3 * 0.7 <= reads <= 20 * 3 * 1.15, f"{reads} reads in 3 s at 20 Hz"
+        for viewer, start in zip(viewers, start_counts):
+            viewer.wait_for("value", start + 20, timeout=10)
+        reads = probe.action("reads")["reads"] - before
+        assert probe.stream()["running"] and probe.stream()["viewers"] == 10
         for viewer, start in zip(viewers, start_counts):
             values = [v["n"] for v in viewer.got("value")]
             received = len(values) - start
@@ -97,17 +107,19 @@ def test_ten_viewers_share_one_producer_at_the_configured_rate(probe: Probe) -> 
             assert steps == {1}, f"not one read per tick for all viewers: steps {steps}"
     finally:
         close_all(viewers)
-    time.sleep(0.5)
+    assert wait_until(lambda: not probe.stream()["running"], 5), "the producer runs with no viewer"
     idle_start = probe.action("reads")["reads"]
-    time.sleep(1.0)
-    assert probe.action("reads")["reads"] == idle_start, "the producer reads with no viewer"
+    assert probe.stream()["viewers"] == 0 and probe.action("reads")["reads"] == idle_start, \
+        "the producer reads with no viewer"
 
 
 @pytest.mark.server
 def test_no_viewer_means_no_read_and_late_subscriber_gets_last_value(probe: Probe) -> None:
+    assert wait_until(lambda: not probe.stream()["running"], 5)
     first = probe.action("reads")["reads"]
     idle = probe.client()
-    time.sleep(1.0)
+    assert idle.sio.call("echo", {}, namespace=NS, timeout=5) == {"echo": {}}  # its connect was handled
+    assert not probe.stream()["running"], "a connected but unsubscribed client started the producer"
     assert probe.action("reads")["reads"] == first, "connected but unsubscribed clients cause reads"
     probe.action("set_rate", hz=20.0)
     early = probe.client()
@@ -154,3 +166,101 @@ def test_a_non_threading_async_mode_is_warned_about(caplog: pytest.LogCaptureFix
     if warned:
         assert "Uninstall gevent/eventlet from this environment (pip uninstall eventlet gevent)" in caplog.text
         assert "async_mode='threading'" not in caplog.text  # ivoryos.run has no such argument
+
+
+# ---------------------------------------------------------------- one stream on the test's clock
+class Producer:
+    """A :class:`Stream` of a counting sensor, run on the test's clock; what it sends is kept in order."""
+
+    def __init__(self, clock: RecordingClock, hz: float, fail: Callable[[int], bool] = lambda n: False) -> None:
+        self.clock = clock
+        self.rate = {"hz": hz}
+        self.reads = 0
+        self.sent: List[Tuple[str, Any, str]] = []
+
+        def read() -> Dict[str, int]:
+            self.reads += 1
+            if fail(self.reads):
+                raise OSError(f"sensor unplugged (read {self.reads})")
+            return {"n": self.reads}
+
+        spec = StreamSpec("value", read, hz=lambda: self.rate["hz"])
+        self.stream = Stream(spec, "probe", lambda event, data, room: self.sent.append((event, data, room)),
+                             start_thread, contextlib.nullcontext, lambda name, field: lambda value, text: None,
+                             clock=clock)
+
+    def tick(self, seconds: Optional[float] = None) -> None:
+        """Wait until the producer waits on the clock, then move the clock by ``seconds`` (by as much as
+        it waits, when None) and wait for the read that wakes."""
+        reads = self.reads
+        assert self.clock.wait_for_waiters(1), "the producer does not wait for its next tick"
+        self.clock.advance(self.clock.waited[-1] if seconds is None else seconds)
+        assert wait_until(lambda: self.reads > reads, 5), f"no read {self.clock.waited[-1]} s after read {reads}"
+
+    def values(self) -> List[Any]:
+        return [data["n"] for event, data, room in self.sent if event == "value"]
+
+
+@pytest.fixture
+def producer(manual_clock: RecordingClock) -> Iterator[Callable[..., Producer]]:
+    made: List[Producer] = []
+
+    def make(hz: float, fail: Callable[[int], bool] = lambda n: False) -> Producer:
+        made.append(Producer(manual_clock, hz, fail))
+        return made[-1]
+
+    yield make
+    for one in made:
+        one.stream.stop()
+
+
+def test_one_read_per_tick_at_the_configured_rate_sent_once_to_all_viewers(producer: Any,
+                                                                         manual_clock: RecordingClock) -> None:
+    sensor: Producer = producer(16.0)  # (a tick of 1/16 s: the clock's sums stay exact)
+    for sid in range(10):
+        sensor.stream.add(f"viewer-{sid}")
+    assert wait_until(lambda: sensor.reads == 1, 5), "the first viewer did not start the producer"
+    for _ in range(48):  # three seconds of the clock
+        sensor.tick(1 / 16)
+    assert manual_clock.wait_for_waiters(1)
+    assert sensor.reads == 49, f"{sensor.reads - 1} reads in 3 s at 16 Hz after the first"
+    assert manual_clock.waited == [1 / 16] * 49, "not one wait of a period after each read"
+    assert sensor.values() == list(range(1, 50)), "not each read sent once, in order"
+    assert {room for _, _, room in sensor.sent} == {"stream:value"}, "not sent once to the viewers' room"
+
+    sensor.rate["hz"] = 0.1  # the next tick is 10 s away
+    sensor.tick(1 / 16)
+    assert manual_clock.wait_for_waiters(1) and manual_clock.waited[-1] == pytest.approx(10.0)
+    sensor.tick(10.0)
+    assert sensor.reads == 51
+
+
+def test_no_viewer_means_no_read_on_the_clock(producer: Any, manual_clock: RecordingClock) -> None:
+    sensor: Producer = producer(16.0)
+    manual_clock.advance(5.0)
+    assert sensor.reads == 0 and not sensor.stream.running, "a stream with no viewer reads"
+    sensor.stream.add("viewer")
+    assert wait_until(lambda: sensor.reads == 1, 5)
+    sensor.tick(1 / 16)
+    sensor.stream.remove("viewer")  # the producer ends at its next tick, without a read
+    assert wait_until(lambda: not sensor.stream.running, 5), "the producer runs with no viewer"
+    manual_clock.advance(10.0)
+    assert sensor.reads == 2 and not sensor.stream.running, "the producer reads with no viewer"
+
+
+def test_a_failing_producer_backs_off_and_recovers_on_the_clock(producer: Any, manual_clock: RecordingClock) -> None:
+    sensor: Producer = producer(16.0, fail=lambda n: 2 <= n <= 7)  # reads 2 to 7 fail
+    sensor.stream.add("viewer")
+    assert wait_until(lambda: sensor.reads == 1, 5)
+    for _ in range(7):
+        sensor.tick()  # as long as it waits
+    assert wait_until(lambda: len(manual_clock.waited) == 9, 5) and manual_clock.wait_for_waiters(1)
+    # the tick, then the backoff after each failure (the ticks it missed meanwhile dropped); the value
+    # after the recovery at once (its tick has passed), then the rate again
+    waits = [1 / 16, 1 / 16 + 0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 0.0, 1 / 16]
+    assert manual_clock.waited == pytest.approx(waits), "the backoff is not 0.5 s doubled up to 10 s, then none"
+    errors = [data for event, data, _ in sensor.sent if event == "stream_error"]
+    assert [e["retry_in"] for e in errors] == [0.5, 1.0, 2.0, 4.0, 8.0, 10.0]
+    assert errors[0]["error"] == "OSError: sensor unplugged (read 2)"
+    assert sensor.values() == [1, 8, 9], "the values around the failures"
+    assert (sensor.stream.reads, sensor.stream.errors) == (9, 6)

@@ -1,11 +1,17 @@
 """Background workers: restart with growing delays, suspension after a crash loop, the health page's
-restart button, the period of a periodic worker, and a worker that ignores stop at shutdown."""
+restart button, the period of a periodic worker, and a worker that ignores stop at shutdown.
+
+The delays, the crash window and the period are measured on a :class:`ManualClock` the tests move by
+hand (a worker run by a :class:`WorkerRunner` on that clock): they assert counts and order, exactly,
+instead of sleeping through the delays and allowing for a loaded machine."""
 from __future__ import annotations
 
+import logging
 import re
 import signal
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List
 
@@ -20,8 +26,10 @@ sys.path.insert(0, str(PLUGINS))
 from life_plugin import make_crashy, make_life, read_events  # noqa: E402
 
 from ivoryos_plugin import Plugin, create_app  # noqa: E402
+from ivoryos_plugin.core.clock import ManualClock  # noqa: E402
 from ivoryos_plugin.hosts.devhost import stop  # noqa: E402
-from ivoryos_plugin.testing import CsrfClient, login_client  # noqa: E402
+from ivoryos_plugin.runtime.workers import WorkerRunner  # noqa: E402
+from ivoryos_plugin.testing import CsrfClient, RecordingClock, login_client, manual_clock  # noqa: E402,F401
 
 RESTART_FORM = re.compile(r'<tr data-worker="flaky">.*?<form method="post" action="([^"]+)">\s*'
                           r'<input type="hidden" name="csrf_token" value="([^"]+)">', re.S)
@@ -43,6 +51,119 @@ def worker_status(client: CsrfClient, plugin: str = "crashy", worker: str = "fla
 
 
 @pytest.fixture
+def clocked(manual_clock: RecordingClock) -> Iterator[Callable[[Plugin, str], WorkerRunner]]:
+    """``clocked(plugin, worker)``: the plugin's worker run by a :class:`WorkerRunner` on the test's
+    clock, with the clock time of each call it makes in ``runner.calls``; stopped after the test."""
+    runners: List[WorkerRunner] = []
+
+    def run(plugin: Plugin, worker: str) -> WorkerRunner:
+        spec = plugin.declarations.workers[worker]
+        calls: List[float] = []
+
+        def timed(*args: Any) -> Any:
+            calls.append(manual_clock.monotonic())
+            return spec.func(*args)
+
+        runner = WorkerRunner(replace(spec, func=timed), logging.getLogger(f"test.{plugin.name}"), clock=manual_clock)
+        runner.calls = calls  # type: ignore[attr-defined]
+        runners.append(runner)
+        assert runner.start()
+        return runner
+
+    yield run
+    for runner in runners:
+        runner.request_stop()
+    for runner in runners:
+        assert runner.join(5.0), "a worker did not stop"
+
+
+def advance(clock: ManualClock, seconds: float, reached: Callable[[], bool], what: str) -> None:
+    """Move ``clock`` on by ``seconds``, then wait (real time, briefly) for the worker to react and
+    to wait on the clock again (or to end)."""
+    clock.advance(seconds)
+    wait_until(reached, timeout=5.0, what=what)
+
+
+def crash_loop(clock: ManualClock, runner: WorkerRunner, calls: List[Any], delays: List[float], inner: float,
+               first: int = 0) -> None:
+    """Drive a crashing worker, just (re)started after ``first`` calls, through ``delays``: each crash
+    is followed by a wait of the next delay (a loop worker first sleeps ``inner`` in its own loop, then
+    fails)."""
+    for n, delay in enumerate([None, *delays]):
+        if delay is not None:
+            assert clock.wait_for_waiters(1), "the worker does not wait for its restart delay"
+            restarts = runner.restarts
+            advance(clock, delay, lambda: runner.restarts == restarts + 1, f"restart {restarts + 1}")
+        if inner:
+            assert clock.wait_for_waiters(1), "the loop worker does not sleep"
+            advance(clock, inner, lambda: len(calls) == first + n + 1, f"crash {n + 1}")
+        else:
+            wait_until(lambda: len(calls) == first + n + 1, what=f"crash {n + 1}")
+
+
+def clock_waits(clock: RecordingClock, count: int) -> List[float]:
+    """The first ``count`` waits on ``clock``, once that many have begun."""
+    assert clock.wait_for_waiters(1) and len(clock.waited) >= count, clock.waited
+    return clock.waited[:count]
+
+
+@pytest.mark.parametrize("loop", [False, True], ids=["periodic", "loop"])
+def test_a_crashing_worker_backs_off_then_is_suspended_until_restarted_on_the_clock(
+        clocked: Any, manual_clock: RecordingClock, loop: bool) -> None:
+    plugin = make_crashy(backoff=0.1, max_crashes=4, loop=loop)
+    runner: WorkerRunner = clocked(plugin, "flaky")
+    failed: List[float] = plugin.calls  # type: ignore[attr-defined]
+    inner = 0.01 if loop else 0.0  # the loop worker's own stop.sleep(0.01) before it fails
+    crash_loop(manual_clock, runner, failed, [0.1, 0.2, 0.4, 0.8], inner)
+    wait_until(lambda: runner.state == "suspended", what="suspension")
+    assert runner.join(5.0), "a suspended worker's thread did not end"
+    delays = [w for w in manual_clock.waited if w != inner]
+    assert delays == [0.1, 0.2, 0.4, 0.8], f"restart delays {delays} are not 0.1, 0.2, 0.4, 0.8 s"
+    gaps = [b - a for a, b in zip(runner.crashes, runner.crashes[1:])]
+    assert gaps == pytest.approx([0.1 + inner, 0.2 + inner, 0.4 + inner, 0.8 + inner]), f"crashes at {runner.crashes}"
+    assert len(failed) == 5, f"4 crashes are allowed in the window, the 5th suspends: {len(failed)} calls"
+    assert (runner.restarts, len(runner.crashes)) == (4, 5)
+    assert "RuntimeError: sensor unplugged (call 5)" in runner.last_error
+    manual_clock.advance(60.0)
+    assert len(failed) == 5, "a suspended worker kept running"
+
+    assert runner.start(), "the suspended worker was not restarted"
+    manual_clock.waited.clear()
+    crash_loop(manual_clock, runner, failed, [0.1, 0.2, 0.4, 0.8], inner, first=5)
+    wait_until(lambda: runner.state == "suspended", what="the second suspension")
+    assert len(failed) == 10, "the restart did not give the worker a fresh crash budget"
+    assert [w for w in manual_clock.waited if w != inner] == [0.1, 0.2, 0.4, 0.8], "the restart did not reset the backoff"
+
+
+@pytest.mark.parametrize("loop", [False, True], ids=["periodic", "loop"])
+def test_a_suspended_worker_is_shown_on_the_health_page_and_restarted_from_it(running: Any, loop: bool) -> None:
+    plugin = make_crashy(backoff=0.01, max_crashes=4, loop=loop)
+    host = running(plugin)
+    client: CsrfClient = host["client"]
+    calls: List[float] = plugin.calls  # type: ignore[attr-defined]
+    wait_until(lambda: worker_status(client)["state"] == "suspended", what="suspension")
+    assert len(calls) == 5, f"4 crashes are allowed in the window, the 5th suspends: {len(calls)} calls"
+    status = worker_status(client)
+    assert (status["restarts"], status["crashes"]) == (4, 5)
+    assert "RuntimeError: sensor unplugged (call 5)" in status["last_error"]
+    assert "in fail\n" in status["last_error"], "the last error is not a traceback"
+
+    page = client.get("/ivoryos/plugins/").get_data(as_text=True)
+    assert "RuntimeError: sensor unplugged (call 5)" in page and "Traceback (most recent call last)" in page
+    assert re.search(r'<tr data-worker="flaky"><td>flaky</td><td>suspended</td><td>4</td>', page), page
+    action, csrf = RESTART_FORM.search(page).groups()  # type: ignore[union-attr]
+    client.csrf_token = None  # the button sends the form's own token, as a browser does
+    pressed = client.post(action, data={"csrf_token": csrf})
+    assert pressed.status_code == 302 and pressed.headers["Location"].endswith("/ivoryos/plugins/")
+    wait_until(lambda: len(calls) > 5, timeout=5, what="a run after the restart")
+    wait_until(lambda: worker_status(client)["state"] == "suspended", what="the second suspension")
+    assert len(calls) == 10, "the restart did not give the worker a fresh crash budget"
+    log = (plugin.data_dir / "plugin.log").read_text()
+    assert "worker 'flaky' restarted from the health page" in log
+    assert log.count("worker 'flaky' suspended after 5 crashes") == 2
+
+
+@pytest.fixture
 def running(tmp_path: Path) -> Iterator[Callable[..., Dict[str, Any]]]:
     """Start the standalone host around the plugins given; stopped after the test."""
     apps: List[Flask] = []
@@ -57,68 +178,57 @@ def running(tmp_path: Path) -> Iterator[Callable[..., Dict[str, Any]]]:
         stop(app)
 
 
-@pytest.mark.parametrize("loop", [False, True], ids=["periodic", "loop"])
-def test_a_crashing_worker_backs_off_then_is_suspended_until_restarted(running: Any, loop: bool) -> None:
-    plugin = make_crashy(backoff=0.1, max_crashes=4, loop=loop)
-    host = running(plugin)
-    client: CsrfClient = host["client"]
-    calls: List[float] = plugin.calls  # type: ignore[attr-defined]
-    wait_until(lambda: worker_status(client)["state"] == "suspended", what="suspension")
-    gaps = [b - a for a, b in zip(calls, calls[1:])]
-    assert len(calls) == 5, f"4 crashes are allowed in the window, the 5th suspends: {len(calls)} calls"
-    for gap, expected in zip(gaps, [0.1, 0.2, 0.4, 0.8]):  # never shorter; later only on a loaded machine
-        assert expected * 0.95 <= gap <= expected + 0.6, f"restart delays {gaps} are not 0.1, 0.2, 0.4, 0.8 s"
-    status = worker_status(client)
-    assert (status["restarts"], status["crashes"]) == (4, 5)
-    assert "RuntimeError: sensor unplugged (call 5)" in status["last_error"]
-    assert "in fail\n" in status["last_error"], "the last error is not a traceback"
-    time.sleep(1.0)
-    assert len(calls) == 5, "a suspended worker kept running"
-
-    page = client.get("/ivoryos/plugins/").get_data(as_text=True)
-    assert "RuntimeError: sensor unplugged (call 5)" in page and "Traceback (most recent call last)" in page
-    assert re.search(r'<tr data-worker="flaky"><td>flaky</td><td>suspended</td><td>4</td>', page), page
-    action, csrf = RESTART_FORM.search(page).groups()  # type: ignore[union-attr]
-    client.csrf_token = None  # the button sends the form's own token, as a browser does
-    pressed = client.post(action, data={"csrf_token": csrf})
-    assert pressed.status_code == 302 and pressed.headers["Location"].endswith("/ivoryos/plugins/")
-    wait_until(lambda: len(calls) > 5, timeout=5, what="a run after the restart")
-    wait_until(lambda: worker_status(client)["state"] == "suspended", what="the second suspension")
-    assert len(calls) == 10, "the restart did not give the worker a fresh crash budget"
-    assert calls[6] - calls[5] < 0.1 + 0.6, "the restart did not reset the backoff"
-    log = (plugin.data_dir / "plugin.log").read_text()
-    assert "worker 'flaky' restarted from the health page" in log
-    assert log.count("worker 'flaky' suspended after 5 crashes") == 2
-
-
-def test_crashes_older_than_the_window_are_forgiven_and_delays_are_capped(running: Any) -> None:
+def test_crashes_older_than_the_window_are_forgiven_and_delays_are_capped(clocked: Any,
+                                                                          manual_clock: RecordingClock) -> None:
     plugin = make_crashy(backoff=0.05, max_backoff=0.08, max_crashes=4, window=0.15)
-    host = running(plugin)
-    calls: List[float] = plugin.calls  # type: ignore[attr-defined]
-    wait_until(lambda: len(calls) >= 12, what="12 crashes")
-    status = worker_status(host["client"])
-    assert status["state"] == "running", "crashes spread over more than the window suspended the worker"
+    runner: WorkerRunner = clocked(plugin, "flaky")
+    calls: List[float] = runner.calls  # type: ignore[attr-defined]
+    crash_loop(manual_clock, runner, plugin.calls, [0.05] + [0.08] * 10, inner=0.0)  # type: ignore[attr-defined]
+    assert len(calls) == 12
+    assert runner.state == "running", "crashes spread over more than the window suspended the worker"
+    assert len(runner.crashes) == 2, f"crashes older than the 0.15 s window still count: {runner.crashes}"
     gaps = [b - a for a, b in zip(calls, calls[1:])]
-    assert max(gaps) < 0.08 + 0.5 and min(gaps[1:]) >= 0.08 * 0.95, f"delays not capped at 0.08 s: {gaps}"
+    assert clock_waits(manual_clock, 12) == [0.05] + [0.08] * 11, f"delays not capped at 0.08 s: {manual_clock.waited}"
+    assert gaps == pytest.approx([0.05] + [0.08] * 10), f"crashes at {calls}"
 
 
-def test_a_periodic_worker_keeps_its_period_and_a_loop_worker_sees_stop(running: Any) -> None:
+def test_a_periodic_worker_keeps_its_period_on_the_clock(clocked: Any, manual_clock: RecordingClock) -> None:
+    plugin = Plugin("ticker", __name__)
+    ticks = {"n": 0}
+
+    @plugin.worker(every=0.05)
+    def tick() -> None:
+        ticks["n"] += 1
+
+    runner: WorkerRunner = clocked(plugin, "tick")
+    wait_until(lambda: ticks["n"] == 1, what="the first tick")
+    for n in range(2, 22):  # one second of the clock, a period at a time
+        assert manual_clock.wait_for_waiters(1), "the worker does not wait for its period"
+        advance(manual_clock, 0.05, lambda: ticks["n"] >= n, f"tick {n}")
+    assert manual_clock.wait_for_waiters(1)
+    assert ticks["n"] == 21, f"a worker every 0.05 s ran {ticks['n'] - 1} times in 1 s after its first"
+    assert manual_clock.waited == [0.05] * 21, "a periodic worker does not wait its period after each run"
+    assert runner.calls == pytest.approx([0.05 * i for i in range(21)]), "not one run per period"  # type: ignore[attr-defined]
+    runner.request_stop()
+    assert runner.join(5.0) and runner.state == "stopped"
+    manual_clock.advance(1.0)
+    assert ticks["n"] == 21, "the periodic worker kept running after stop"
+
+
+def test_a_running_worker_is_reported_and_a_loop_worker_sees_stop(running: Any) -> None:
     plugin = make_life(tick_every=0.05)
     host = running(plugin)
     ticks: Dict[str, int] = plugin.ticks  # type: ignore[attr-defined]
-    start = ticks["n"]
-    time.sleep(1.0)
-    done = ticks["n"] - start
-    assert 5 <= done <= 21, f"a worker every 0.05 s ran {done} times in 1 s"
+    wait_until(lambda: ticks["n"] >= 2, what="two ticks")
     status = host["client"].get("/ivoryos/plugins/status.json").get_json()["plugins"][0]["workers"]
     assert status["tick"]["state"] == "running" and status["tick"]["every"] == 0.05
     assert status["loop"]["state"] == "running" and status["loop"]["every"] is None
     stop(host["app"])
     events = read_events(plugin.data_dir)
     assert events.index("loop-exit") < events.index("stop")
-    after = ticks["n"]
-    time.sleep(0.3)
-    assert ticks["n"] == after, "the periodic worker kept running after stop"
+    after = worker_status(host["client"], "life", "tick")
+    assert after["state"] == "stopped", "the periodic worker kept running after stop"
+    assert ticks["n"] == after["runs"], "the periodic worker ran after stop"
 
 
 def test_the_restart_route_refuses_what_it_cannot_do(running: Any, tmp_path: Path) -> None:

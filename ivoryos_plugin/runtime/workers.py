@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import traceback
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
+from ..core.clock import Backoff, Clock, optional_clock, start_thread
 from ..core.specs import WorkerSpec
 from ..hardware.deck import CALLER
 
@@ -15,16 +15,19 @@ from ..hardware.deck import CALLER
 class Stop:
     """Given to a loop worker: ``while stop.sleep(1): ...`` runs until the plugin stops.
 
-    :param event: set when stopping."""
+    :param event: set when stopping.
+    :param clock: the clock :meth:`sleep` waits on (the runtime's; :data:`~ivoryos_plugin.core.clock.SYSTEM_CLOCK`
+        when None)."""
 
-    def __init__(self, event: threading.Event) -> None:
+    def __init__(self, event: threading.Event, clock: Optional[Clock] = None) -> None:
         self._event = event
+        self._clock = optional_clock(clock)
 
     def sleep(self, seconds: float) -> bool:
-        """Wait up to ``seconds``; True to keep going, False once stopping.
+        """Wait up to ``seconds`` of the clock; True to keep going, False once stopping.
 
         :param seconds: how long to wait."""
-        return not self._event.wait(max(0.0, seconds))
+        return not self._clock.wait(self._event, seconds)
 
     @property
     def stopping(self) -> bool:
@@ -39,11 +42,14 @@ class WorkerRunner:
     """Runs one worker in a daemon thread.
 
     :param spec: the worker.
-    :param logger: the plugin's logger."""
+    :param logger: the plugin's logger.
+    :param clock: what the period, the restart delays and the crash window are measured on
+        (:data:`~ivoryos_plugin.core.clock.SYSTEM_CLOCK` when None; a test's ``ManualClock``)."""
 
-    def __init__(self, spec: WorkerSpec, logger: logging.Logger) -> None:
+    def __init__(self, spec: WorkerSpec, logger: logging.Logger, clock: Optional[Clock] = None) -> None:
         self.spec = spec
         self.logger = logger
+        self.clock = optional_clock(clock)
         self.state = "idle"
         self.restarts = 0
         self.crashes: List[float] = []
@@ -75,9 +81,7 @@ class WorkerRunner:
         self._event = threading.Event()
         self.crashes = []
         self.state = "running"
-        self._thread = threading.Thread(target=self._run, name=f"ivoryos_plugin-worker-{self.spec.name}",
-                                        daemon=True)
-        self._thread.start()
+        self._thread = start_thread(f"worker-{self.spec.name}", self._run)
         return True
 
     def _call_once(self, stop: Stop) -> None:
@@ -89,18 +93,18 @@ class WorkerRunner:
 
     def _run(self) -> None:
         CALLER.set(f"plugin:{self.logger.name.rpartition('.')[2]} worker {self.spec.name}")  # this thread only
-        stop = Stop(self._event)
-        delay = self.spec.backoff
+        stop = Stop(self._event, self.clock)
+        delay = Backoff(self.spec.backoff, max(self.spec.backoff, self.spec.max_backoff))
         while not self._event.is_set():
             try:
                 self._call_once(stop)
-                delay = self.spec.backoff
+                delay.reset()
                 if self.spec.every is None:
                     break  # a loop worker that returns is done
                 stop.sleep(self.spec.every)
                 continue
             except Exception as exc:
-                now = time.monotonic()
+                now = self.clock.monotonic()
                 self.crashes = [t for t in self.crashes if now - t < self.spec.window] + [now]
                 self.last_error = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
                 self.logger.error("worker %r crashed (%d in %.0f s): %s", self.spec.name, len(self.crashes),
@@ -110,10 +114,9 @@ class WorkerRunner:
                     self.logger.error("worker %r suspended after %d crashes; restart it from the health page",
                                       self.spec.name, len(self.crashes))
                     return
-            if not stop.sleep(delay):
+            if not stop.sleep(delay.next()):
                 break
             self.restarts += 1
-            delay = min(delay * 2, self.spec.max_backoff)
         if self.state == "running":
             self.state = "stopped" if self._event.is_set() else "finished"
 

@@ -6,7 +6,8 @@ namespace), ``deck`` (an empty deck module to put instruments on), ``sim_deck`` 
 simulated balance, pump and hotplate on real ptys), ``ivoryos_app`` / ``ivoryos_client`` (the
 plugin inside a real in-process IvoryOS with an isolated data folder, logged in as admin) and
 ``plugin_host`` (each test run on both IvoryOS generations, ``[ivoryos]`` and ``[edge]``:
-:mod:`ivoryos_plugin.tools.pytest_hosts`).
+:mod:`ivoryos_plugin.tools.pytest_hosts`), and ``manual_clock`` (a clock the test moves by hand, for
+the framework's workers, streams, cameras, serial devices and connections built with ``clock=``).
 
 Your ``conftest.py`` provides the plugin under test::
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import threading
 import time
 import types
 from pathlib import Path
@@ -32,12 +34,13 @@ from flask import Flask
 from flask.testing import FlaskClient
 from flask_socketio.test_client import SocketIOTestClient
 
+from ..core.clock import ManualClock
 from ..hosts import ivoryos as adapter
 from .pytest_hosts import EDGE_MISSING, HOSTS, PluginHost, plugin_host
 
 __all__ = ["CsrfClient", "LiveClient", "login_client", "make_deck", "deck", "sim_deck", "plugin_app", "client",
            "anon_client", "live", "ivoryos_app", "ivoryos_client", "plugin_host", "PluginHost", "HOSTS",
-           "EDGE_MISSING"]
+           "EDGE_MISSING", "ManualClock", "RecordingClock", "manual_clock"]
 
 UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
 
@@ -81,6 +84,41 @@ def make_deck(name: str = "test_deck", **instruments: Any) -> types.ModuleType:
     for key, value in instruments.items():
         setattr(module, key, value)
     return module
+
+
+class RecordingClock(ManualClock):
+    """A :class:`~ivoryos_plugin.core.clock.ManualClock` that also keeps, in order, how long each wait
+    on it asked for (:attr:`waited`): a restart delay, a period or a backoff is asserted exactly,
+    which moving the clock alone cannot tell (a wait shorter than the step also ends)."""
+
+    def __init__(self, start: float = 1_700_000_000.0) -> None:
+        super().__init__(start)
+        #: the seconds of each wait begun on this clock, in order
+        self.waited: List[float] = []
+
+    def wait(self, event: threading.Event, seconds: float) -> bool:
+        """Note ``seconds``, then wait as :meth:`ManualClock.wait` does.
+
+        :param event: the event that ends the wait early.
+        :param seconds: clock seconds to wait at most."""
+        self.waited.append(seconds)
+        return super().wait(event, seconds)
+
+
+@pytest.fixture
+def manual_clock() -> RecordingClock:
+    """A clock that moves only when the test says so, for the objects a test builds with ``clock=``.
+
+    A thread waiting on it (a worker's ``stop.sleep``, a stream's next tick, a reconnect delay) wakes
+    when the test has moved it far enough, so the test asserts counts and order, never a rate measured
+    by sleeping::
+
+        runner = WorkerRunner(spec, logger, clock=manual_clock)
+        runner.start()
+        manual_clock.wait_for_waiters()   # the worker ran once and waits for its period
+        manual_clock.advance(spec.every)  # ... and runs once more
+        assert manual_clock.waited == [spec.every, spec.every]"""
+    return RecordingClock()
 
 
 @pytest.fixture

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from typing import Any, Callable, ContextManager, Optional, Set
 
+from ...core.clock import Backoff, Clock, optional_clock
 from ...core.specs import StreamSpec
 from ...hardware.deck import CALLER
 from .. import payloads
@@ -20,6 +20,9 @@ log = logging.getLogger("ivoryos_plugin.live")
 Recorder = Callable[[Any, str], None]
 #: makes the recorder of stream ``name`` keeping the field ``field_name`` (None: ``"value"``)
 RecorderFactory = Callable[[str, Optional[str]], Recorder]
+#: a failing producer waits this long more before its next read, doubled each failure up to ERROR_BACKOFF_MAX_S
+ERROR_BACKOFF_S = 0.5
+ERROR_BACKOFF_MAX_S = 10.0
 
 
 class Stream:
@@ -30,11 +33,15 @@ class Stream:
     :param send: sends an event to a room (the hub's transport).
     :param start_task: starts the producer as the host starts its tasks.
     :param acting: a context in which plugin calls mean this app's runtime (``plugin.settings``).
-    :param recorder: makes the history recorder of a recorded stream."""
+    :param recorder: makes the history recorder of a recorded stream.
+    :param clock: what the ticks and the error backoff are measured and waited on
+        (:data:`~ivoryos_plugin.core.clock.SYSTEM_CLOCK` when None; a test's ``ManualClock``)."""
 
     def __init__(self, spec: StreamSpec, plugin: str, send: Callable[[str, Any, str], None], start_task: StartTask,
-                 acting: Callable[[], ContextManager[None]], recorder: RecorderFactory) -> None:
+                 acting: Callable[[], ContextManager[None]], recorder: RecorderFactory,
+                 clock: Optional[Clock] = None) -> None:
         self.spec = spec
+        self.clock = optional_clock(clock)
         self.plugin = plugin
         self._send_to = send
         self._start_task = start_task
@@ -120,8 +127,9 @@ class Stream:
             self._produce()
 
     def _produce(self) -> None:
-        backoff = 0.0
-        due = time.monotonic()
+        errors = Backoff(ERROR_BACKOFF_S, ERROR_BACKOFF_MAX_S)
+        backoff = 0.0  # the extra wait after a failed read (none after a good one)
+        due = self.clock.monotonic()
         record = self.spec.record
         recorder: Optional[Recorder] = None
         if record:
@@ -135,6 +143,7 @@ class Stream:
                 value = self.spec.func()
                 self.reads += 1
                 self.last, self.has_last, backoff = value, True, 0.0
+                errors.reset()
                 if recorder is not None:  # one JSON encoding checks what is sent and is what is stored
                     value, text = payloads.finite_json(value)
                     self._send_to(self.spec.name, value, self.room)
@@ -144,12 +153,12 @@ class Stream:
             except Exception as exc:
                 self.reads += 1
                 self.errors += 1
-                backoff = min(max(backoff * 2, 0.5), 10.0)
+                backoff = errors.next()
                 log.warning("stream %r of plugin %r failed: %s", self.spec.name, self.plugin, exc)
                 self._emit("stream_error", {"stream": self.spec.name, "error": f"{type(exc).__name__}: {exc}",
                                             "retry_in": backoff})
             due += 1.0 / self.rate()
-            now = time.monotonic()
+            now = self.clock.monotonic()
             if due < now:  # a slow producer: drop the missed ticks, latest value wins
                 due = now
-            self._wake.wait(due - now + backoff)
+            self.clock.wait(self._wake, due - now + backoff)

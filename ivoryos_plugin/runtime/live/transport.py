@@ -8,8 +8,9 @@ three names. Nothing here knows a wire protocol.
 """
 from __future__ import annotations
 
-import threading
 from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol
+
+from ...core.clock import start_thread as start_framework_thread
 
 if TYPE_CHECKING:
     from .hub import LiveHub
@@ -62,13 +63,12 @@ StartTask = Callable[[Callable[[], None], str], Task]
 
 
 def start_thread(target: Callable[[], None], name: str) -> Task:
-    """The default :data:`StartTask` (an app without a live server): a daemon thread.
+    """The default :data:`StartTask` (an app without a live server): one of the framework's daemon
+    threads (:func:`ivoryos_plugin.core.clock.start_thread`).
 
     :param target: what the task runs.
-    :param name: the thread's name."""
-    thread = threading.Thread(target=target, name=name, daemon=True)
-    thread.start()
-    return thread
+    :param name: the thread's name (``ivoryos_plugin-`` is added when missing)."""
+    return start_framework_thread(name, target)
 
 
 class NullTransport:
