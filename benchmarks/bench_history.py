@@ -162,7 +162,8 @@ def insert_ratio(folder: Path) -> float:
 def query_ratio(folder: Path) -> float:
     from sqlalchemy import insert, select
 
-    from ivoryos_plugin.runtime.history import ROLLUP_COLUMNS, ROW, HistoryStore, _upsert, samples
+    from ivoryos_plugin.runtime.history import ROLLUP_COLUMNS, ROW, HistoryStore, samples
+    from ivoryos_plugin.runtime.history.rollups import upsert as _upsert
 
     store = HistoryStore(f"sqlite:///{folder / 'query.sqlite'}")
     engine = store.engine()

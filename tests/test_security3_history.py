@@ -28,7 +28,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from ivoryos_plugin import Plugin, create_app
 from ivoryos_plugin.hosts.devhost import stop
 from ivoryos_plugin.runtime.history import HistoryStore, HistoryUnavailable, mask_url
-from ivoryos_plugin.runtime.history_views import attachment
+from ivoryos_plugin.runtime.history.views import attachment
 from support import PY, ROOT, Server, free_port, ivoryos_login, launch
 from test_history import Postgres
 

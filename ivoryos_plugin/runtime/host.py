@@ -9,9 +9,10 @@ from flask import Flask, Response, render_template, request
 
 from ..core.declarations import Builtin
 from ..core.names import PluginError
-from . import cameras, history_views, registry
+from . import cameras, registry
 from .attach import add_plugin, attach
 from .extension import Extension, current_extension
+from .history import views as history_views
 from .lifecycle import PluginRuntime
 from .routes import action_view, send_file
 from .security import guard_request, harden_response
@@ -37,7 +38,7 @@ VIEWS: Dict[Builtin, View] = {
     Builtin.ACTION: lambda plugin, args: action_view(plugin, str(args["name"])),
     Builtin.STATIC: lambda plugin, args: send_file(plugin, "static", str(args["filename"])),
     Builtin.PUBLIC: lambda plugin, args: send_file(plugin, "public", str(args["filename"])),
-    Builtin.HISTORY: lambda plugin, args: history_views.history(plugin.name, str(args["name"])),
+    Builtin.HISTORY: lambda plugin, args: history_views.history(plugin, str(args["name"]), current_extension().history),
     Builtin.STEPS: lambda plugin, args: steps_page(plugin),
     Builtin.RUN_STEP: lambda plugin, args: run_step(plugin, str(args["name"])),
     Builtin.SETTINGS: _settings("settings"),

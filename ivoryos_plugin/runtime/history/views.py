@@ -4,7 +4,7 @@
 back downsampled per time bucket to min, max and mean). The JSON also names ``last_run``: the newest
 IvoryOS run of this host with recorded values of the stream (None before any).
 
-A database that does not answer within :data:`~.history.READ_TIMEOUT_S` seconds (or cannot be
+A database that does not answer within :data:`~.reader.READ_TIMEOUT_S` seconds (or cannot be
 reached) is a 503 ``{"error": ...}`` naming it (passwords masked) and the fix, with ``Retry-After``.
 The CSV is safe to open in a spreadsheet: a text cell that starts with ``=``, ``+``, ``-``, ``@``, a
 tab or a carriage return is prefixed with ``'`` (OWASP's advice against formula injection); numbers
@@ -19,14 +19,21 @@ import json
 import re
 import time
 import unicodedata
-from typing import Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 from urllib.parse import quote
 
 from flask import Response, jsonify, request
 
-from .extension import current_extension
-from .history import READ_TIMEOUT_S, RETRY_S, HistoryUnavailable, mask_url, scrub
-from .replies import error_response
+from ..replies import error_response
+from .database import RETRY_S
+from .errors import HistoryUnavailable, mask_url, scrub
+from .reader import READ_TIMEOUT_S
+
+if TYPE_CHECKING:
+    from ...core.plugin import Plugin
+    from .store import HistoryStore
+
+__all__ = ["history", "parse_query", "cell", "attachment", "MAX_POINTS", "FORMULA_START"]
 
 MAX_POINTS = 100_000
 
@@ -78,39 +85,38 @@ def parse_query(args: Any) -> Tuple[Dict[str, Any], Dict[str, List[str]]]:
     return out, errors
 
 
-def history(plugin: str, name: str) -> Response:
+def history(plugin: "Plugin", name: str, open_store: Callable[[], "HistoryStore"]) -> Response:
     """Serve one recorded series as JSON or CSV.
 
-    :param plugin: the plugin's name.
-    :param name: the stream, with ``.csv`` for CSV."""
+    :param plugin: the plugin.
+    :param name: the stream, with ``.csv`` for CSV.
+    :param open_store: the app's history store (opened on first use: a refused query opens nothing)."""
     as_csv = name.endswith(".csv")
     stream = name[:-4] if as_csv else name
     query, errors = parse_query(request.args)
     if errors:
-        return error_response(400, f"Plugin {plugin!r}: bad history query for {stream!r}.", errors=errors)
-    ext = current_extension()
-    deadline = time.monotonic() + READ_TIMEOUT_S  # one bound for the whole request
-    store = ext.history()
+        return error_response(400, f"Plugin {plugin.name!r}: bad history query for {stream!r}.", errors=errors)
+    store = open_store()
+    deadline = store.clock.monotonic() + READ_TIMEOUT_S  # one bound for the whole request
     try:
-        found = store.query(plugin, stream, since=query["since"], until=query["until"], run=query["run"],
+        found = store.query(plugin.name, stream, since=query["since"], until=query["until"], run=query["run"],
                             max_points=query["max_points"], deadline=deadline)
-        last_run = store.last_run(plugin, stream, deadline=deadline)
+        last_run = store.last_run(plugin.name, stream, deadline=deadline)
     except HistoryUnavailable as exc:
-        reply = error_response(503, f"Plugin {plugin!r}: {exc}. Recorded values are kept in memory and written "
-                                    "when it answers; check that the database server runs and is reachable "
+        reply = error_response(503, f"Plugin {plugin.name!r}: {exc}. Recorded values are kept in memory and "
+                                    "written when it answers; check that the database server runs and is reachable "
                                     "(IVORYOS_PLUGIN_HISTORY_URL names it), then try again.")
         reply.headers["Retry-After"] = str(int(RETRY_S))
         return reply
     except Exception as exc:
         message = scrub(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", store.url)
-        return error_response(503, f"Plugin {plugin!r}: the history database {mask_url(store.url)} cannot be read "
-                                   f"({message}); see the server's log.")
+        return error_response(503, f"Plugin {plugin.name!r}: the history database {mask_url(store.url)} cannot be "
+                                   f"read ({message}); see the server's log.")
     if as_csv:
-        runtime = ext.runtimes.get(plugin)
-        spec = runtime.plugin.declarations.streams.get(stream) if runtime is not None else None
+        spec = plugin.declarations.streams.get(stream)
         key = spec.record if spec is not None and isinstance(spec.record, str) else "value"
-        return _csv(plugin, stream, found["points"], found["downsampled"], key)
-    return jsonify({"plugin": plugin, "stream": stream, **query, **found, "last_run": last_run})
+        return _csv(plugin.name, stream, found["points"], found["downsampled"], key)
+    return jsonify({"plugin": plugin.name, "stream": stream, **query, **found, "last_run": last_run})
 
 
 def _csv(plugin: str, stream: str, points: List[Dict[str, Any]], downsampled: bool, key: str = "value") -> Response:
