@@ -18,6 +18,7 @@ import requests
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from ivoryos_plugin import Plugin, PluginError, create_app
+from ivoryos_plugin.core.clock import ManualClock
 from ivoryos_plugin.hosts.devhost import stop
 from ivoryos_plugin.runtime import cameras as cameras_module
 from support import wait_until
@@ -37,27 +38,17 @@ class _Quiet(WSGIRequestHandler):
         pass
 
 
-class Clock:
-    """The time the plugin stamps photos with and measures their ages by; the test moves it."""
-
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 class Host:
     """The dev host with a two-camera plugin: ``deck`` kept for an hour, ``bench`` up to ``bench_bytes``."""
 
-    def __init__(self, data: Path, clock: Clock, bench_bytes: int) -> None:
+    def __init__(self, data: Path, clock: ManualClock, bench_bytes: int) -> None:
         plugin = Plugin("cams", __name__, template_folder=None)
         plugin.add_url_rule("/", "main", lambda: "page")
         plugin.camera("deck", DeckCamera(), fps=5, keep_s=3600, keep_bytes=None)
         plugin.camera("bench", DeckCamera(), fps=5, keep_s=None, keep_bytes=bench_bytes)
         self.app = create_app([plugin], data_dir=data, token=TOKEN, testing=True)
         self.cameras = self.app.extensions["ivoryos_plugin"].runtimes["cams"].cameras
-        self.cameras.clock = clock
+        self.cameras.retention.clock = clock  # (a Clock: photos are stamped and aged with its time())
         self.photos = self.cameras.folder()
         self.http = make_server("127.0.0.1", 0, self.app, threaded=True, request_handler=_Quiet)
         self.thread = threading.Thread(target=self.http.serve_forever, name="photos-http", daemon=True)
@@ -100,12 +91,13 @@ BENCH_BYTES = 100_000  # about three of the simulated camera's photos
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock(time.time())
+def clock() -> ManualClock:
+    """The time the plugin stamps photos with and measures their ages by; the test moves it."""
+    return ManualClock(start=time.time())
 
 
 @pytest.fixture
-def planted(tmp_path: Path, clock: Clock) -> Dict[str, Path]:
+def planted(tmp_path: Path, clock: ManualClock) -> Dict[str, Path]:
     """What an earlier month left in the photos folder: a run folder with an old photo of each
     camera; and links planted next to them, to a folder and to a file outside, as old as can be."""
     data = tmp_path / "data"
@@ -114,22 +106,22 @@ def planted(tmp_path: Path, clock: Clock) -> Dict[str, Path]:
     for name, age in ((OLD_NAME.format(camera="deck"), 40 * DAY), (OLDER_NAME, 41 * DAY),
                       (OLD_NAME.format(camera="bench"), 40 * DAY)):
         (photos / "run-1" / name).write_bytes(b"\xff\xd8 an old photo \xff\xd9")
-        os.utime(photos / "run-1" / name, (clock.now - age,) * 2)
+        os.utime(photos / "run-1" / name, (clock.time() - age,) * 2)
     outside = tmp_path / "outside"
     outside.mkdir()
     for name in (OLD_NAME.format(camera="deck"), OLD_NAME.format(camera="bench"), "precious.jpg"):
         (outside / name).write_bytes(PRECIOUS)
-        os.utime(outside / name, (clock.now - 400 * DAY,) * 2)
+        os.utime(outside / name, (clock.time() - 400 * DAY,) * 2)
     os.symlink(outside, photos / "run-2", target_is_directory=True)
     (photos / "run-3").mkdir()
     link = photos / "run-3" / OLD_NAME.format(camera="deck").replace("plate", "link")
     os.symlink(outside / "precious.jpg", link)
-    os.utime(link, (clock.now - 400 * DAY,) * 2, follow_symlinks=False)
+    os.utime(link, (clock.time() - 400 * DAY,) * 2, follow_symlinks=False)
     return {"data": data, "photos": photos, "outside": outside, "link": link}
 
 
 @pytest.fixture
-def host(request: pytest.FixtureRequest, planted: Dict[str, Path], clock: Clock,
+def host(request: pytest.FixtureRequest, planted: Dict[str, Path], clock: ManualClock,
          monkeypatch: pytest.MonkeyPatch) -> Iterator[Host]:
     """The host; its background pass runs once at the start, then every hour (so what a snapshot
     removes, it removes itself), or every 50 ms for a test parametrised with ``BACKGROUND``."""
@@ -158,21 +150,20 @@ def newest_within(sizes: List[int], bound: int) -> int:
 
 # ------------------------------------------------------------------ by age
 def test_photos_older_than_keep_s_are_removed_at_each_snapshot_and_the_newest_stay_listed_and_served(
-        host: Host, clock: Clock, planted: Dict[str, Path]) -> None:
+        host: Host, clock: ManualClock, planted: Dict[str, Path]) -> None:
     run_1 = planted["photos"] / "run-1"
     assert wait_until(lambda: not (run_1 / OLDER_NAME).exists(), 10), "the pass at the start removes what aged out"
     assert host.listed("deck") == [f"run-1/{OLD_NAME.format(camera='deck')}"], "a camera's newest stays, however old"
     assert (run_1 / OLD_NAME.format(camera="bench")).exists(), "bench keeps photos of any age"
 
-    start = clock.now
     taken = []
     for i in range(3):  # an hour's bound; photos 20 minutes apart
-        clock.now = start + i * 1200
+        clock.advance(1200 if i else 0)
         taken.append(host.snapshot("deck", f"plate {i}")["file"])
     assert host.listed("deck") == sorted(taken), "the old one went at the first snapshot: no longer the newest"
     assert [host.served(f) for f in taken] == [200, 200, 200]
 
-    clock.now = start + 3600 + 1800  # the first two are now older than an hour, the third is not
+    clock.advance(3600 + 1800 - 2 * 1200)  # 90 min after the first: the first two are older than an hour, the third is not
     taken.append(host.snapshot("deck", "plate 3")["file"])  # the snapshot applies the bound (no background pass for an hour)
     assert host.listed("deck") == sorted(taken[2:])
     assert [host.served(f) for f in taken] == [404, 404, 200, 200]
@@ -183,13 +174,13 @@ def test_photos_older_than_keep_s_are_removed_at_each_snapshot_and_the_newest_st
 
 @BACKGROUND
 def test_photos_that_age_out_with_no_snapshot_are_removed_in_the_background_all_but_the_newest(
-        host: Host, clock: Clock) -> None:
+        host: Host, clock: ManualClock) -> None:
     taken = []
     for i in range(3):
-        clock.now += 60
+        clock.advance(60)
         taken.append(host.snapshot("deck", f"plate {i}")["file"])
     assert host.listed("deck") == sorted(taken)
-    clock.now += 30 * DAY  # everything is old now; no snapshot is taken: the background pass prunes
+    clock.advance(30 * DAY)  # everything is old now; no snapshot is taken: the background pass prunes
     assert wait_until(lambda: host.listed("deck") == [taken[-1]], 10), host.listed("deck")
     assert [host.served(f) for f in taken] == [404, 404, 200], "a camera's newest photo is never removed"
     kept = host.kept("deck")
@@ -202,12 +193,12 @@ def test_photos_that_age_out_with_no_snapshot_are_removed_in_the_background_all_
 
 # ------------------------------------------------------------------ by size
 def test_photos_beyond_keep_bytes_are_removed_oldest_first_and_the_newest_stay_listed_and_served(
-        host: Host, clock: Clock, planted: Dict[str, Path]) -> None:
+        host: Host, clock: ManualClock, planted: Dict[str, Path]) -> None:
     host.snapshot("deck", "today")  # (the deck's old photo in run-1 is no longer its newest: it goes)
     old_bench = f"run-1/{OLD_NAME.format(camera='bench')}"
     files, sizes = [old_bench], [(host.photos / old_bench).stat().st_size]
     for i in range(8):
-        clock.now += 1
+        clock.advance(1)
         photo = host.snapshot("bench", f"sample {i}")
         files.append(photo["file"])
         sizes.append(photo["bytes"])
@@ -225,12 +216,12 @@ def test_photos_beyond_keep_bytes_are_removed_oldest_first_and_the_newest_stay_l
 # ------------------------------------------------------------------ links
 @BACKGROUND
 def test_a_symlink_planted_in_the_photos_folder_is_not_followed_nor_deleted_through(
-        host: Host, clock: Clock, planted: Dict[str, Path]) -> None:
-    clock.now += 1000 * DAY  # every photo, and every file a link points at, is far beyond the bound
+        host: Host, clock: ManualClock, planted: Dict[str, Path]) -> None:
+    clock.advance(1000 * DAY)  # every photo, and every file a link points at, is far beyond the bound
     for i in range(3):
         host.snapshot("deck", f"late {i}")
         host.snapshot("bench", f"late {i}")
-    clock.now += 1000 * DAY
+    clock.advance(1000 * DAY)
     assert wait_until(lambda: len(host.listed("deck")) == 1, 10), host.gallery()
     assert host.kept("bench")["bytes"] <= BENCH_BYTES
     outside = planted["outside"]

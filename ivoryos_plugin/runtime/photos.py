@@ -3,8 +3,9 @@
 Photos live in ``<plugin data>/photos/<run folder>/<file>.jpg`` (see ``cameras.py``). Each camera's
 photos are bounded by age and by total size (``plugin.camera(..., keep_s=, keep_bytes=)``); the
 oldest go first, the newest photo of a camera is never removed, and a run folder left empty goes
-with its last photo. Ages are measured with the injectable ``clock`` (the file's time is set from
-it when the photo is written), so tests move time instead of waiting.
+with its last photo. Ages are measured with the injectable ``clock`` (a
+:class:`~ivoryos_plugin.core.clock.Clock`, or a function returning epoch seconds; the file's time is
+set from it when the photo is written), so tests move time instead of waiting.
 
 Nothing inside the photos folder is followed through a symbolic link: folders are opened relative
 to their parent's descriptor with ``O_NOFOLLOW``, files are removed relative to their folder's, and
@@ -19,10 +20,11 @@ import os
 import re
 import stat
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
+
+from ..core.clock import SYSTEM_CLOCK, Clock
 
 log = logging.getLogger("ivoryos_plugin.photos")
 
@@ -107,14 +109,18 @@ class PhotoRetention:
     :param root: returns the photos folder (it may not exist yet).
     :param bounds: each declared camera's bound.
     :param default: the bound of photos of no declared camera.
-    :param clock: the time ages are measured with (``time.time``; tests pass their own)."""
+    :param clock: the time ages are measured with: a :class:`~ivoryos_plugin.core.clock.Clock` (its
+        ``time()``; :data:`~ivoryos_plugin.core.clock.SYSTEM_CLOCK` by default, a test's ``ManualClock``)
+        or a function returning epoch seconds."""
 
     def __init__(self, root: Callable[[], Path], bounds: Dict[str, Bound], default: Bound,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Union[Clock, Callable[[], float], None] = None) -> None:
         self.root = root
         self.bounds = dict(bounds)
         self.default = default
-        self.clock = clock
+        self._now: Callable[[], float] = SYSTEM_CLOCK.time
+        if clock is not None:
+            self.clock = clock
         #: held while photos are written, listed or removed (a run folder is never removed between
         #: its creation and its first photo)
         self.lock = threading.RLock()
@@ -123,6 +129,18 @@ class PhotoRetention:
         self.removed = 0
         self.removed_bytes = 0
         self.error = ""
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The time photos are stamped with and their ages measured by, as a function returning epoch
+        seconds (a :class:`~ivoryos_plugin.core.clock.Clock`'s ``time``); set a ``Clock`` or such a
+        function."""
+        return self._now
+
+    @clock.setter
+    def clock(self, clock: Union[Clock, Callable[[], float]]) -> None:
+        now = getattr(clock, "time", None)
+        self._now = now if callable(now) else clock  # type: ignore[assignment]
 
     def bound(self, camera: str) -> Bound:
         """The bound of ``camera``'s photos.
