@@ -22,7 +22,7 @@ def plain_endpoints(blueprint: Blueprint) -> List[str]:
 
     :param blueprint: the Blueprint."""
     if isinstance(blueprint, Plugin):
-        return sorted(blueprint._endpoints)
+        return sorted(row.endpoint for row in blueprint.declarations.routes)
     probe = Flask("ivoryos_plugin.probe")
     probe.register_blueprint(blueprint, name=f"probe_{blueprint.name}", url_prefix="/probe")
     prefix = f"probe_{blueprint.name}."
