@@ -1,10 +1,11 @@
-"""Tests for ivoryos_plugin.hardware.serial on real ptys (pty simulators) and pyserial's loop://."""
+"""Tests for ivoryos_plugin.hardware.serial on real ptys (pty simulators) and pyserial's loop://;
+the reconnect delays on a clock the test moves (counts, not sleeps)."""
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from typing import Iterator
+from typing import Iterator, Optional
 
 import pytest
 from support import wait_until
@@ -16,6 +17,7 @@ from ivoryos_plugin.hardware.serial import (
     open_serial,
 )
 from ivoryos_plugin.sim import EchoSimulator
+from ivoryos_plugin.testing import RecordingClock, manual_clock  # noqa: F401  (a fixture)
 
 
 @pytest.fixture
@@ -201,12 +203,38 @@ def test_port_lost_mid_query_fails_fast_then_reconnects(slow_echo: EchoSimulator
         assert dev.query("ECHO 3") == "3"
 
 
+def reconnecting(dev: SerialDevice) -> bool:
+    """Whether a thread reopens ``dev``'s port."""
+    return any(t.name.endswith(f"SerialDevice[{dev.name}]-reconnect") for t in threading.enumerate())
+
+
+def test_reconnect_attempts_back_off_on_the_clock(echo: EchoSimulator, manual_clock: RecordingClock) -> None:
+    with SerialDevice(echo.port, name="bench-echo", clock=manual_clock) as dev:
+        echo.drop()
+        assert wait_until(lambda: not dev.connected)
+        for attempt in range(1, 9):  # each attempt fails (no port) and waits longer
+            assert manual_clock.wait_for_waiters(1), "no reconnect attempt waits"
+            manual_clock.advance(manual_clock.waited[-1])
+            assert wait_until(lambda: len(manual_clock.waited) == attempt + 1, 5), f"attempt {attempt} not made"
+        assert manual_clock.waited == [0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 2.0, 2.0, 2.0], \
+            "not 0.05 s doubled up to 2 s between attempts"
+        with pytest.raises(SerialDeviceError, match="bench-echo.*disconnected"):
+            dev.query("ECHO 0")
+        echo.restore()
+        assert manual_clock.wait_for_waiters(1)
+        assert not dev.connected, "reconnected before its delay"
+        manual_clock.advance(2.0)
+        assert wait_until(lambda: dev.connected, 5.0), "did not reconnect after its delay"
+        assert dev.query("ECHO 1") == "1"
+        assert wait_until(lambda: not reconnecting(dev), 5.0), "the reconnect thread outlived its success"
+
+
 def test_without_reconnect_the_device_stays_down(echo: EchoSimulator) -> None:
     with SerialDevice(echo.port, reconnect=False) as dev:
         echo.drop()
         assert wait_until(lambda: not dev.connected)
         echo.restore()
-        time.sleep(0.3)
+        assert not reconnecting(dev), "a thread reopens the port of a device without reconnect"
         assert not dev.connected
         with pytest.raises(SerialDeviceError, match="disconnected"):
             dev.query("ECHO 1")
@@ -214,12 +242,13 @@ def test_without_reconnect_the_device_stays_down(echo: EchoSimulator) -> None:
 
 @pytest.mark.parametrize("scenario", ["idle", "after-reconnect", "while-reconnecting", "lost-mid-query",
                                       "closed-mid-query"])
-def test_close_leaves_no_threads(scenario: str, echo: EchoSimulator) -> None:
+def test_close_leaves_no_threads(scenario: str, echo: EchoSimulator, manual_clock: RecordingClock) -> None:
     def client_threads() -> set[threading.Thread]:
-        return {t for t in threading.enumerate() if not t.name.startswith("PtySimulator")}
+        return {t for t in threading.enumerate() if "PtySimulator[" not in t.name}
 
     before = client_threads()
-    dev = SerialDevice(echo.port, timeout=10.0)
+    clock: Optional[RecordingClock] = manual_clock if scenario == "while-reconnecting" else None
+    dev = SerialDevice(echo.port, timeout=10.0, clock=clock)
     dev.open()
     assert len(client_threads() - before) == 1  # the reader
     assert dev.query("ECHO 1") == "1"
@@ -242,7 +271,11 @@ def test_close_leaves_no_threads(scenario: str, echo: EchoSimulator) -> None:
         dev.backoff_max = 10.0
         echo.drop()
         assert wait_until(lambda: not dev.connected)
-        time.sleep(0.4)  # backoff has grown past 0.2 s
+        for attempt in range(1, 4):  # backoff has grown past 0.2 s
+            assert manual_clock.wait_for_waiters(1)
+            manual_clock.advance(manual_clock.waited[-1])
+            assert wait_until(lambda: len(manual_clock.waited) == attempt + 1, 5)
+        assert manual_clock.waited[-1] == 0.4 and manual_clock.wait_for_waiters(1)
     elif scenario.endswith("mid-query"):
         echo.delay = 10.0
         asker.start()

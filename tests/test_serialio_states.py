@@ -67,7 +67,7 @@ def echo() -> Iterator[EchoSimulator]:
 
 def own_threads() -> set[threading.Thread]:
     """Threads other than the simulators' and the bare instrument's."""
-    return {t for t in threading.enumerate() if not t.name.startswith(("PtySimulator", "PtyInstrument"))}
+    return {t for t in threading.enumerate() if "PtySimulator[" not in t.name and t.name != "PtyInstrument"}
 
 
 # -- ready when constructed -------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterable, Optional
 
 import serial
 
+from ...core.clock import Backoff, Clock, optional_clock, start_thread
 from . import registry, urls
 from .open import _explain, _open_url
 from .reader import _POSIX_PORTS, _Pending, _Reader
@@ -81,7 +82,7 @@ class SerialDevice:
     def __init__(self, url: Optional[str] = None, baudrate: int = 9600, terminator: bytes = b"\r\n",
                  timeout: float = 1.0, *, open: bool = True, on_line: Optional[LineCallback] = None,
                  reconnect: bool = True, name: Optional[str] = None, encoding: str = "ascii",
-                 allow: Iterable[str] = (), **serial_kw: Any) -> None:
+                 allow: Iterable[str] = (), clock: Optional[Clock] = None, **serial_kw: Any) -> None:
         """Configure the device and open it (unless ``open=False`` or ``url`` is ``None``).
 
         :param url: device path or pyserial URL (``/dev/ttyUSB0``, ``loop://``, or ``socket://h:p``
@@ -101,6 +102,8 @@ class SerialDevice:
             that are ttys, ``loop://``, ``alt://``, ``hwgrep://``): ``"socket"``, ``"rfc2217"``,
             ``"spy"``, ``"cp2110"``. Give only what the instrument needs; never pass a URL a user
             typed together with a wide ``allow``.
+        :param clock: what the reconnect delays are waited on (:data:`~ivoryos_plugin.core.clock.SYSTEM_CLOCK`
+            when None; a test's ``ManualClock`` counts attempts without sleeping them).
         :param serial_kw: passed to :func:`serial.serial_for_url` (e.g. ``exclusive=True``).
         :raises SerialDeviceError: the port cannot be opened and ``reconnect`` is ``False``, or the
             URL or a setting is invalid (e.g. an unknown ``xyz://`` scheme), or the URL is refused
@@ -111,6 +114,7 @@ class SerialDevice:
             raise ValueError("terminator must not be empty")
         self.url, self.baudrate, self.terminator, self.timeout = url, baudrate, bytes(terminator), float(timeout)
         self.on_line, self.reconnect, self.encoding = on_line, reconnect, encoding
+        self.clock = optional_clock(clock)
         self.name = name or (urls.printable(url) if url else "") or "SerialDevice"
         self.allow = urls.allowed_schemes(allow)  # a typo is a ValueError now, not a refusal later
         self.lines_received = 0
@@ -354,11 +358,9 @@ class SerialDevice:
         """Start the background reconnect thread (call with the state lock held)."""
         if self.url is not None:
             stop, self._note = threading.Event(), ("", "")
-            thread = threading.Thread(target=self._reconnect_loop, args=(self.url, stop), daemon=True,
-                                      name=f"SerialDevice[{self.name}]-reconnect")
+            thread = start_thread(f"SerialDevice[{self.name}]-reconnect", self._reconnect_loop, self.url, stop)
             self._retry = (thread, stop)
             self._threads.append(thread)
-            thread.start()
 
     def _stop_retrying(self) -> Optional[threading.Thread]:
         """Tell the reconnect thread, if any, to stop, and return it (call with the state lock held)."""
@@ -373,15 +375,14 @@ class SerialDevice:
         :param url: the port to open.
         :param stop: set by :meth:`open` and :meth:`close`.
         """
-        delay, attempts = self.backoff_initial, 0
-        while not stop.wait(delay):
+        delay, attempts = Backoff(self.backoff_initial, max(self.backoff_initial, self.backoff_max)), 0
+        while not self.clock.wait(stop, delay.next()):
             attempts += 1
             port, exc = _open_url(url, self._serial_kw, owner=self, label=self.name, allow=self.allow)
             if port is None:
                 if not stop.is_set():
                     self._note = _explain(exc)
                 logger.debug("%s: reconnect attempt %d to %s failed: %s", self.name, attempts, url, exc)
-                delay = min(delay * 2, self.backoff_max)
                 continue
             with self._state:
                 if not stop.is_set() and self._port is None:

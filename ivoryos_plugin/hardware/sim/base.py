@@ -25,6 +25,7 @@ import time
 import tty
 from typing import NamedTuple, Optional, Union
 
+from ...core.clock import start_thread
 from .folders import FOLDER_PREFIX, OWNER_FILE, _process_identity, remove_stale_folders
 
 __all__ = ["PtySimulator", "Reply", "UnknownCommand", "HandlerResult"]
@@ -165,8 +166,7 @@ class PtySimulator:
         tmp = self.port + ".new"
         os.symlink(self.device, tmp)
         os.replace(tmp, self.port)
-        self._thread = threading.Thread(target=self._run, name=f"PtySimulator[{self.name}]", daemon=True)
-        self._thread.start()
+        self._thread = start_thread(f"PtySimulator[{self.name}]", self._run)
 
     def __enter__(self) -> PtySimulator:
         """Start for a ``with`` block."""
