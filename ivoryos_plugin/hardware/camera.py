@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional, Tuple, Union
+
+from ..core.clock import Backoff, Clock, optional_clock, start_thread
 
 log = logging.getLogger("ivoryos_plugin.camera")
 
 Source = Union[int, str, Callable[[], Any]]
 #: how long the capture keeps running after the last viewer left (a page reload reuses it)
 LINGER_S = 1.0
+#: the first wait after a failed capture (doubled each failure up to the camera's ``max_backoff``)
+FIRST_BACKOFF_S = 0.2
 
 
 class CameraUnavailable(RuntimeError):
@@ -113,7 +116,7 @@ class Frame:
 
     :param jpeg: the JPEG bytes.
     :param seq: its number (1, 2, ...) since the camera was made.
-    :param captured: ``time.time()`` when it was captured.
+    :param captured: the camera clock's ``time()`` when it was captured (epoch seconds).
     :param wire: the frame as sent to viewers (built once per frame by the camera's ``framer``)."""
 
     jpeg: bytes
@@ -131,20 +134,24 @@ class Camera:
     :param width: scale frames to this width (None keeps the source's).
     :param quality: JPEG quality, 1-100.
     :param max_backoff: the longest wait between attempts to reach a failing source.
-    :param framer: builds a frame's bytes for the wire once, for every viewer (e.g. a multipart part)."""
+    :param framer: builds a frame's bytes for the wire once, for every viewer (e.g. a multipart part).
+    :param clock: what the capture ticks, the backoff, the linger and frames' times are measured on
+        (:data:`~ivoryos_plugin.core.clock.SYSTEM_CLOCK` when None; a test's ``ManualClock``)."""
 
     def __init__(self, name: str, source: Source, *, fps: float = 15.0, width: Optional[int] = None,
                  quality: int = 80, max_backoff: float = 5.0,
-                 framer: Optional[Callable[[Frame], bytes]] = None) -> None:
+                 framer: Optional[Callable[[Frame], bytes]] = None, clock: Optional[Clock] = None) -> None:
         self.name, self.fps, self.width, self.quality = name, float(fps), width, int(quality)
         self._framer = framer
         self.max_backoff = max_backoff
+        self.clock = optional_clock(clock)
         self._source: Any = source if callable(source) else _OpenCVSource(source)
         self._cond = threading.Condition()
         self._viewers = 0
         self._latest: Optional[Frame] = None
         self._thread: Optional[threading.Thread] = None
         self._stopping = False
+        self._stopped = threading.Event()  # set with _stopping: ends the capture's wait between ticks
         self._left_at = 0.0
         self.captures = 0
         self.encodes = 0
@@ -162,7 +169,7 @@ class Camera:
         """A viewer stopped watching; the capture stops :data:`LINGER_S` after the last one left."""
         with self._cond:
             self._viewers = max(0, self._viewers - 1)
-            self._left_at = time.monotonic()
+            self._left_at = self.clock.monotonic()
             self._cond.notify_all()
 
     @property
@@ -176,19 +183,19 @@ class Camera:
         return self._thread is not None
 
     def next_frame(self, after: int = 0, timeout: float = 5.0) -> Optional[Frame]:
-        """The newest frame newer than ``after`` (waiting up to ``timeout`` s), or None.
+        """The newest frame newer than ``after`` (waiting up to ``timeout`` s of the camera's clock), or None.
 
         :param after: the last frame number this viewer got.
         :param timeout: seconds to wait."""
-        deadline = time.monotonic() + timeout
+        deadline = self.clock.monotonic() + timeout
         with self._cond:
             while not self._stopping:
                 latest = self._latest
                 # the newest frame, if this viewer has not had it and it is current (a stopped capture's
                 # last frame is not: the viewer waits for the next)
-                if latest is not None and latest.seq > after and time.time() - latest.captured <= 2.0 / self.fps:
+                if latest is not None and latest.seq > after and self.clock.time() - latest.captured <= 2.0 / self.fps:
                     return latest
-                remaining = deadline - time.monotonic()
+                remaining = deadline - self.clock.monotonic()
                 if remaining <= 0:
                     return None
                 self._cond.wait(remaining)
@@ -215,6 +222,7 @@ class Camera:
         """Stop the capture now (at shutdown); viewers waiting get None."""
         with self._cond:
             self._stopping = True
+            self._stopped.set()
             self._cond.notify_all()
             thread = self._thread
         if thread is not None and thread is not threading.current_thread():
@@ -230,11 +238,10 @@ class Camera:
     # ------------------------------------------------------------ capture
     def _start_locked(self) -> None:
         if self._thread is None and not self._stopping:
-            self._thread = threading.Thread(target=self._loop, name=f"ivoryos_plugin-camera-{self.name}", daemon=True)
-            self._thread.start()
+            self._thread = start_thread(f"camera-{self.name}", self._loop)
 
     def _idle(self) -> bool:
-        return self._viewers == 0 and time.monotonic() - self._left_at >= LINGER_S
+        return self._viewers == 0 and self.clock.monotonic() - self._left_at >= LINGER_S
 
     def _grab(self) -> Tuple[Optional[Frame], str]:
         try:
@@ -244,12 +251,13 @@ class Camera:
             self.encodes += 1
         except Exception as exc:  # a failing source must never kill the capture thread
             return None, f"{type(exc).__name__}: {exc}"
-        return Frame(jpeg=jpeg, seq=0, captured=time.time()), ""
+        return Frame(jpeg=jpeg, seq=0, captured=self.clock.time()), ""
 
     def _loop(self) -> None:
-        backoff = 0.0
+        failures = Backoff(min(FIRST_BACKOFF_S, self.max_backoff), self.max_backoff)
+        backoff = 0.0  # the extra wait after a failed capture (none after a good one)
         period = 1.0 / self.fps
-        due = time.monotonic()
+        due = self.clock.monotonic()
         seq = self._latest.seq if self._latest is not None else 0
         while True:
             with self._cond:
@@ -267,18 +275,16 @@ class Camera:
                     if self._framer is not None:
                         frame.wire = self._framer(frame)
                     self._latest, self.error, backoff = frame, "", 0.0
+                    failures.reset()
                 else:
                     self.failures += 1
                     if error != self.error:
                         log.warning("camera %r: %s", self.name, error)
                     self.error = error
-                    backoff = min(max(backoff * 2, 0.2), self.max_backoff)
+                    backoff = failures.next()
                 self._cond.notify_all()
             due += period
-            now = time.monotonic()
+            now = self.clock.monotonic()
             if due < now:  # a slow source: drop the missed ticks
                 due = now
-            end = due + backoff
-            with self._cond:  # viewers coming and going wake the wait: sleep on until the tick
-                while not self._stopping and time.monotonic() < end:
-                    self._cond.wait(end - time.monotonic())
+            self.clock.wait(self._stopped, due + backoff - now)  # viewers coming and going do not end it

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional,
 
 from flask import Response, jsonify, render_template, request, send_file
 
+from ..core.clock import Clock, optional_clock, start_thread
 from ..core.specs import PHOTO_KEEP_BYTES, PHOTO_KEEP_S
 from ..hardware.camera import Camera, CameraUnavailable, Frame
 from .extension import current_extension
@@ -118,9 +119,7 @@ class Broadcast:
         with self._lock:
             self._viewers.append(viewer)
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, daemon=True,
-                                                name=f"ivoryos_plugin-camera-{self.camera.name}-sender")
-                self._thread.start()
+                self._thread = start_thread(f"camera-{self.camera.name}-sender", self._run)
         return viewer
 
     def _drop(self, gone: List[_Viewer]) -> None:
@@ -156,12 +155,17 @@ def _raw_socket() -> Optional[socket.socket]:
 class CameraSet:
     """The cameras of one plugin runtime (a capture only runs while someone watches).
 
-    :param runtime: the plugin's runtime."""
+    :param runtime: the plugin's runtime.
+    :param clock: what the captures and the background pruning's period run on
+        (:data:`~ivoryos_plugin.core.clock.SYSTEM_CLOCK` when None; a test's ``ManualClock``). The
+        photos' ages are measured by :attr:`clock`, the retention's own."""
 
-    def __init__(self, runtime: "PluginRuntime") -> None:
+    def __init__(self, runtime: "PluginRuntime", clock: Optional[Clock] = None) -> None:
         self.runtime = runtime
+        self._clock = optional_clock(clock)
         self.cameras: Dict[str, Camera] = {
-            name: Camera(name, spec.source, fps=spec.fps, width=spec.width, quality=spec.quality, framer=mjpeg_part)
+            name: Camera(name, spec.source, fps=spec.fps, width=spec.width, quality=spec.quality, framer=mjpeg_part,
+                         clock=self._clock)
             for name, spec in runtime.plugin._cameras.items()}
         self.broadcasts: Dict[str, Broadcast] = {name: Broadcast(camera) for name, camera in self.cameras.items()}
         self.retention = PhotoRetention(
@@ -193,14 +197,12 @@ class CameraSet:
         runs; a plugin with no camera starts nothing)."""
         if not self.cameras or self._sweeper is not None or self._stop.is_set():
             return
-        self._sweeper = threading.Thread(target=self._sweep, daemon=True,
-                                         name=f"ivoryos_plugin-photos-{self.runtime.plugin.name}")
-        self._sweeper.start()
+        self._sweeper = start_thread(f"photos-{self.runtime.plugin.name}", self._sweep)
 
     def _sweep(self) -> None:
         while not self._stop.is_set():
             self.prune(rescan=True)
-            self._wake.wait(PRUNE_EVERY_S)
+            self._clock.wait(self._wake, PRUNE_EVERY_S)
             self._wake.clear()
 
     def prune(self, rescan: bool = False) -> int:
