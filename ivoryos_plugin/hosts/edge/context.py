@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import sys
-from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Dict, Iterable, List, Tuple
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Dict, Iterable, List, Optional, Tuple
 
 from flask import Flask
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
@@ -78,7 +78,7 @@ def run_view(app: Flask, environ: Dict[str, Any], view: Call,
 
 
 def headers_of(response: WerkzeugResponse) -> List[Tuple[bytes, bytes]]:
-    """The raw header list of a Werkzeug reply."""
+    """The raw header list of a Werkzeug reply (names lower-case, as Starlette keeps them)."""
     return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()]
 
 
@@ -91,14 +91,19 @@ async def _chunks(response: WerkzeugResponse) -> AsyncIterator[bytes]:
         await run_in_threadpool(response.close)
 
 
-def to_starlette(response: WerkzeugResponse) -> StarletteResponse:
+def to_starlette(response: WerkzeugResponse,
+                 add_headers: Optional[Callable[[List[Tuple[bytes, bytes]], str, bool], None]] = None) -> StarletteResponse:
     """The Starlette reply of a Werkzeug one (streamed replies stay streamed).
 
-    :param response: what the view made."""
+    :param response: what the view made.
+    :param add_headers: called with the raw headers, the media type and whether the body was generated
+        (not a file sent as it is), to add what every reply carries."""
+    raw = headers_of(response)
+    if add_headers is not None:
+        add_headers(raw, response.mimetype or "", not response.direct_passthrough)
     if response.is_streamed or response.direct_passthrough:
         reply: StarletteResponse = StreamingResponse(_chunks(response), status_code=response.status_code)
-        reply.raw_headers = headers_of(response)
-        return reply
-    reply = StarletteResponse(response.get_data(), status_code=response.status_code)
-    reply.raw_headers = headers_of(response)
+    else:
+        reply = StarletteResponse(response.get_data(), status_code=response.status_code)
+    reply.raw_headers = raw
     return reply

@@ -22,7 +22,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 from ...core.declarations import Builtin, RouteRow
 from ...runtime import payloads
 from ...runtime.cameras import BOUNDARY, NO_FRAME_END_S
-from ...runtime.security import SAFE_METHODS, security_headers
+from ...runtime.security import SAFE_METHODS
 from . import context, security
 from .runtime_app import FRAMEWORK
 
@@ -60,12 +60,11 @@ def page_snippet(rt: "RuntimeApp") -> str:
 
 
 def finisher(rt: "RuntimeApp") -> Callable[[WerkzeugResponse], WerkzeugResponse]:
-    """What every reply made in the Flask context gets: the headers of 1.x, NaN-free JSON, and on
-    HTML pages the framework's tags.
+    """What every reply made in the Flask context gets there: NaN-free JSON, and on HTML pages the
+    framework's tags (the headers of 1.x are added to its raw headers: :func:`.security.add_headers`).
 
     :param rt: the plugin's private runtime app."""
     def finish(response: WerkzeugResponse) -> WerkzeugResponse:
-        security_headers(response)  # type: ignore[arg-type]
         streamed = response.direct_passthrough or response.is_streamed
         if response.mimetype == "application/json" and not streamed:
             fixed = payloads.dumps_finite(response.get_data(as_text=True))
@@ -128,7 +127,7 @@ def flask_route(rt: "RuntimeApp", limited: bool) -> Endpoint:
                                   reason=reason)
         environ = context.environ_for(request, body)
         response = await run_in_threadpool(context.run_view, rt.app, environ, rt.app.dispatch_request, finish)
-        return context.to_starlette(response)
+        return context.to_starlette(response, security.add_headers)
 
     return endpoint
 
@@ -197,7 +196,10 @@ def add_routes(router: "APIRouter", rt: "RuntimeApp", live: "LiveChannel",
     added: List[str] = []
 
     def add(path: str, endpoint: Endpoint, methods: List[str]) -> None:
-        router.add_api_route(path, endpoint, methods=methods, include_in_schema=False)
+        # a Starlette route, not a FastAPI one: the endpoint takes the request and answers a reply
+        # itself, so FastAPI's per-request dependency solving and reply serialising would be work for
+        # nothing (the edge's middleware, its Origin/Host guard included, runs all the same)
+        router.add_route(path, endpoint, methods=methods, include_in_schema=False)
         added.append(path)
 
     add("/deck.json", json_route(rt, live.deck_state), ["GET"])

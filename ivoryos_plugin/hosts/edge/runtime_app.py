@@ -42,7 +42,9 @@ class _CookieSessions(SecureCookieSessionInterface):
 
         :param app: the private app.
         :param request: the request."""
-        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+        name = self.get_cookie_name(app)
+        # the raw header first: a request whose Cookie header does not even name it has none (no parse)
+        if app.secret_key and (name not in request.environ.get("HTTP_COOKIE", "") or not request.cookies.get(name)):
             return self.session_class()
         return super().open_session(app, request)
 

@@ -47,18 +47,25 @@ def error(status: int, message: str, **extra: object) -> JSONResponse:
     return reply
 
 
-def add_headers(raw: List[Tuple[bytes, bytes]], mimetype: str) -> None:
-    """Add the security headers (and ``no-store`` on generated JSON and CSV) that are not set yet.
+#: :data:`SECURITY_HEADERS` as raw header pairs, encoded once (the same on every reply)
+RAW_SECURITY_HEADERS: Tuple[Tuple[bytes, bytes], ...] = tuple(
+    (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in SECURITY_HEADERS)
+NO_STORE = (b"cache-control", b"no-store")
 
-    :param raw: a reply's raw header list, changed in place.
-    :param mimetype: the reply's media type."""
-    present = {name.lower() for name, _ in raw}
-    wanted = list(SECURITY_HEADERS)
-    if mimetype in NO_STORE_TYPES:
-        wanted.append(("Cache-Control", "no-store"))
-    for name, value in wanted:
-        if name.lower().encode() not in present:
-            raw.append((name.lower().encode("latin-1"), value.encode("latin-1")))
+
+def add_headers(raw: List[Tuple[bytes, bytes]], mimetype: str, generated: bool = True) -> None:
+    """Add the security headers (and ``no-store`` on generated JSON and CSV) that are not set yet,
+    as on 1.x (``runtime.security.security_headers``: a header the route set itself is kept).
+
+    :param raw: a reply's raw header list (names lower-case, as Starlette keeps them), changed in place.
+    :param mimetype: the reply's media type.
+    :param generated: False for a file sent as it is (no ``no-store``, as on 1.x)."""
+    present = {name for name, _ in raw}
+    for pair in RAW_SECURITY_HEADERS:
+        if pair[0] not in present:
+            raw.append(pair)
+    if generated and mimetype in NO_STORE_TYPES and NO_STORE[0] not in present:
+        raw.append(NO_STORE)
 
 
 def foreign(headers: "Headers") -> Optional[str]:
