@@ -13,6 +13,8 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Protocol, Tuple
 
+from ..core.clock import Clock, optional_clock, start_thread
+
 if TYPE_CHECKING:
     from .sessions import SessionRegistry
     from .tokens import TokenStore
@@ -69,11 +71,14 @@ class Connections:
     """Every live connection of one app.
 
     :param credentials: the app's tokens and sessions (read at each check: a token revoked meanwhile counts).
-    :param disconnect: closes a connection through the host's transport."""
+    :param disconnect: closes a connection through the host's transport.
+    :param clock: what the sweeps' period is waited on (:data:`~ivoryos_plugin.core.clock.SYSTEM_CLOCK`
+        when None; a test's ``ManualClock`` makes each sweep a step it takes)."""
 
-    def __init__(self, credentials: Credentials, disconnect: Disconnect) -> None:
+    def __init__(self, credentials: Credentials, disconnect: Disconnect, clock: Optional[Clock] = None) -> None:
         self.credentials = credentials
         self._close = disconnect
+        self.clock = optional_clock(clock)
         self._lock = threading.Lock()
         self._live: Dict[Tuple[str, str], Connection] = {}
         self._sweeper: Optional[threading.Thread] = None
@@ -87,8 +92,7 @@ class Connections:
             self._live[(connection.namespace, connection.sid)] = connection
             if self._sweeper is None:
                 self._wake.clear()
-                self._sweeper = threading.Thread(target=self._sweep, name="ivoryos_plugin-reauth", daemon=True)
-                self._sweeper.start()
+                self._sweeper = start_thread("reauth", self._sweep)
 
     def remove(self, namespace: str, sid: str) -> None:
         """Forget a client that left (call from its disconnect handler).
@@ -158,7 +162,7 @@ class Connections:
 
     def _sweep(self) -> None:
         while True:
-            self._wake.wait(SWEEP_S)
+            self.clock.wait(self._wake, SWEEP_S)
             self._wake.clear()
             with self._lock:
                 if not self._live:

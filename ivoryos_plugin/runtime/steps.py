@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional,
 from flask import Response, jsonify, render_template, request
 from pydantic import BaseModel, ValidationError
 
+from ..core.clock import start_thread
 from ..core.names import PluginError
 from ..core.specs import STEP_CANCELLED, StepSpec
 from ..hardware.deck import DeckBusy, DeckUnverified, InstrumentUnavailable, calling_as
@@ -178,9 +179,7 @@ def _start(plugin: "Plugin", spec: StepSpec, kwargs: Dict[str, Any]) -> Tuple[
                                       spec.name, spec.timeout)
 
     context = contextvars.copy_context()
-    thread = threading.Thread(target=context.run, args=(run,), daemon=True,
-                              name=f"ivoryos_plugin-step {plugin.name}.{spec.name}")
-    thread.start()
+    thread = start_thread(f"step {plugin.name}.{spec.name}", context.run, run)
     return future, cancelled, thread
 
 
