@@ -192,3 +192,20 @@ def test_record_keeps_its_flask_meaning_and_the_old_value_spelling_warns() -> No
             Plugin("old_spelling", __name__, template_folder=None).record("yield_mg", 12.4)
     with pytest.raises(PluginError, match="record_value"):
         plugin.record_value("", 1.0)
+
+
+def test_plugin_is_one_class_whatever_the_import_path_and_its_parts_stay_small() -> None:
+    """core/plugin.py is split by concern (issue 25); the two import paths give the same class."""
+    from pathlib import Path
+
+    import ivoryos_plugin
+    from ivoryos_plugin.core import plugin as module
+
+    assert module.Plugin is ivoryos_plugin.Plugin
+    parts = ("plugin", "base", "interface", "workflow", "hooks", "live_state")
+    core = Path(module.__file__).parent
+    sizes = {name: len((core / f"{name}.py").read_text().splitlines()) for name in parts}
+    assert max(sizes.values()) <= 400, sizes
+    for member in ("action", "stream", "on", "step", "camera", "worker", "on_start", "publish", "record_value",
+                   "settings", "instrument", "observe", "declarations", "render"):
+        assert hasattr(ivoryos_plugin.Plugin, member), member
