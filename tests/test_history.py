@@ -12,6 +12,7 @@ import signal
 import sqlite3
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any, Dict, Iterator, List
@@ -20,8 +21,10 @@ import pytest
 import requests
 
 from ivoryos_plugin import Plugin, create_app
+from ivoryos_plugin.core import clock as clock_module
+from ivoryos_plugin.core.clock import ManualClock
 from ivoryos_plugin.hosts.devhost import stop
-from ivoryos_plugin.runtime.history import HistoryStore, Retention
+from ivoryos_plugin.runtime.history import RETRY_MAX_S, HistoryStore, Retention
 from ivoryos_plugin.testing import LiveClient, login_client
 from support import PY, ROOT, Server, free_port, ivoryos_login, start_process, wait_for_port, wait_until
 
@@ -92,18 +95,42 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return pg.url
 
 
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> ManualClock:
+    """The framework's clock for this test (what an object given no clock uses): its streams tick,
+    the history writer flushes and backs off, and retention ages values only when the test moves it."""
+    manual = ManualClock(start=time.time())
+    monkeypatch.setattr(clock_module, "SYSTEM_CLOCK", manual)
+    return manual
+
+
 def counting_plugin(name: str, hz: float, **record: Any) -> Any:
     counter = itertools.count(1)
-    produced = {"n": 0}
+    produced: Dict[str, Any] = {"n": 0, "ticked": threading.Condition()}
     plugin = Plugin(name, __name__, template_folder=None)
     plugin.add_url_rule("/", "main", lambda: "page")
 
     @plugin.stream("count", hz=hz, record=True, **record)
     def count() -> Dict[str, int]:
-        produced["n"] = next(counter)
+        with produced["ticked"]:
+            produced["n"] = next(counter)
+            produced["ticked"].notify_all()
         return {"value": produced["n"]}
 
     return plugin, produced
+
+
+def run_for(clock: ManualClock, produced: Dict[str, Any], seconds: float, hz: float) -> None:
+    """Move ``clock`` by ``seconds``, one tick of an ``hz`` stream at a time, each once the stream
+    took the value of the tick before (its first value taken at the start)."""
+    ticked = produced["ticked"]
+    with ticked:
+        assert ticked.wait_for(lambda: produced["n"] >= 1, 10), "the recorded stream starts by itself"
+    for _ in range(round(seconds * hz)):
+        with ticked:
+            before = produced["n"]
+            clock.advance(1.000001 / hz)  # (a hair more: float sums never leave a tick just short)
+            assert ticked.wait_for(lambda: produced["n"] > before, 10), "one value at each tick"
 
 
 def values(store: HistoryStore, plugin: str, stream: str = "count") -> List[int]:
@@ -113,13 +140,13 @@ def values(store: HistoryStore, plugin: str, stream: str = "count") -> List[int]
 
 
 # ------------------------------------------------------------------ recording
-def test_a_20_hz_recorded_stream_stores_every_value_once(url: str, tmp_path: Path,
+def test_a_20_hz_recorded_stream_stores_every_value_once(url: str, tmp_path: Path, clock: ManualClock,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("IVORYOS_PLUGIN_HISTORY_URL", url)
     plugin, produced = counting_plugin("rec20", 20)
     app = create_app([plugin], data_dir=tmp_path / "data", testing=True)
     try:
-        time.sleep(30.0)  # nobody watches: a recorded stream samples anyway
+        run_for(clock, produced, 30.0, 20)  # nobody watches: a recorded stream samples anyway
     finally:
         stop(app)  # writes the last batch
     store = HistoryStore(url)
@@ -131,11 +158,11 @@ def test_a_20_hz_recorded_stream_stores_every_value_once(url: str, tmp_path: Pat
     assert got == list(range(1, produced["n"] + 1)), "every value once, in order"
 
 
-def test_values_are_read_back_as_json_and_csv_with_bad_queries_refused(tmp_path: Path) -> None:
+def test_values_are_read_back_as_json_and_csv_with_bad_queries_refused(tmp_path: Path, clock: ManualClock) -> None:
     plugin, produced = counting_plugin("rec_http", 50)
     app = create_app([plugin], data_dir=tmp_path / "data", testing=True)
     try:
-        time.sleep(1.0)
+        run_for(clock, produced, 1.0, 50)
         client = login_client(app)
         body = client.get("/ivoryos/rec_http/history/count?since=-60").get_json()
         assert body["count"] >= 30 and body["points"][0]["value"] == {"value": 1}
@@ -197,25 +224,28 @@ def test_plugin_record_keeps_values_not_from_a_stream(tmp_path: Path) -> None:
         stop(app)
 
 
-def test_a_recorded_stream_keeps_flowing_through_nan_readings(tmp_path: Path) -> None:
+def test_a_recorded_stream_keeps_flowing_through_nan_readings(tmp_path: Path, clock: ManualClock) -> None:
     """A reading of NaN or Infinity (a sensor glitch) is sent and stored as null, as the page's
     JSON.stringify would: the stream neither fails nor backs off, and the numbers around it are kept."""
     import math
 
     counter = itertools.count(1)
+    produced: Dict[str, Any] = {"n": 0, "ticked": threading.Condition()}
     plugin = Plugin("glitchy", __name__, template_folder=None)
     plugin.add_url_rule("/", "main", lambda: "page")
 
     @plugin.stream("reading", hz=50, record=True)
     def reading() -> Dict[str, Any]:
-        n = next(counter)
+        with produced["ticked"]:
+            n = produced["n"] = next(counter)
+            produced["ticked"].notify_all()
         return {"value": [float(n), math.nan, math.inf][n % 3], "n": n}
 
     app = create_app([plugin], data_dir=tmp_path / "data", testing=True)
     try:
         live = LiveClient(app, app.extensions["socketio"], "/ivoryos/glitchy", login_client(app))
         live.subscribe("reading")
-        time.sleep(1.5)
+        run_for(clock, produced, 1.5, 50)
         stream = app.extensions["ivoryos_plugin"].runtimes["glitchy"].hub.streams["reading"]
         assert stream.errors == 0 and stream.reads >= 50, (stream.errors, stream.reads)
         sent = live.received("reading")
@@ -356,7 +386,7 @@ def test_sigkill_while_recording_leaves_a_readable_database(tmp_path: Path) -> N
 
 
 def test_postgres_stopped_mid_recording_keeps_live_values_and_reports_the_gap(
-        postgres: Postgres, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        postgres: Postgres, tmp_path: Path, clock: ManualClock, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("IVORYOS_PLUGIN_HISTORY_URL", postgres.url)
     plugin, produced = counting_plugin("rec_pg", 20)
     app = create_app([plugin], data_dir=tmp_path / "data", testing=True)
@@ -364,21 +394,23 @@ def test_postgres_stopped_mid_recording_keeps_live_values_and_reports_the_gap(
     live = LiveClient(app, app.extensions["socketio"], "/ivoryos/rec_pg", client)
     try:
         assert live.subscribe("count")["ok"]
+        run_for(clock, produced, 1.0, 20)
         live.wait_for("count", 5)
-        time.sleep(1.0)
         postgres.stop()
         before = len(live.received("count"))
-        time.sleep(3.0)
+        run_for(clock, produced, 3.0, 20)  # the writer's flush at 2 s fails meanwhile
         during = len(live.received("count")) - before
         assert during >= 40, f"only {during} live values while the database was down"
         history = app.extensions["ivoryos_plugin"].history()
+        assert wait_until(lambda: history.error != "", 10), "the failed flush is reported"
         status = history.status("rec_pg")
         assert status["error"] and status["gaps"] and status["gaps"][-1]["ended"] is None
         assert status["queued"] >= 40
         postgres.start()
-        deadline = time.monotonic() + 20
-        while history.status("rec_pg")["gaps"][-1]["ended"] is None and time.monotonic() < deadline:
-            time.sleep(0.2)
+        for _ in range(4):  # the writer's backoff runs out: it tries again, and writes
+            clock.advance(RETRY_MAX_S)
+            if wait_until(lambda: history.status("rec_pg")["gaps"][-1]["ended"] is not None, 5):
+                break
         status = history.status("rec_pg")
         assert status["gaps"][-1]["ended"] is not None and status["error"] == "" and status["dropped"] == 0
     finally:
@@ -394,31 +426,36 @@ def test_postgres_stopped_mid_recording_keeps_live_values_and_reports_the_gap(
 def test_an_unreachable_database_is_retried_on_the_writers_backoff_not_for_every_value() -> None:
     """More than a batch queued while the database is down: the writer keeps its backoff (a value
     queued does not wake it for another try), and nothing queued is dropped below the bound."""
-    store = HistoryStore(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/history", buffer_max=10_000)
+    clock = ManualClock()
+    store = HistoryStore(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/history", buffer_max=10_000,
+                         clock=clock)
     attempts: List[float] = []
-    write = store._write
+    write = store.writer.write
 
-    def counted(batch: List[Any]) -> None:
-        attempts.append(time.monotonic())
-        write(batch)
+    def counted(batch: List[Any], deadline: float) -> None:
+        attempts.append(clock.monotonic())
+        write(batch, deadline)
 
-    store._write = counted  # type: ignore[method-assign]
+    store.writer.write = counted  # type: ignore[method-assign]
     try:
-        started = time.monotonic()
-        for i in range(3000):  # 3,000 values in about 3 s, 1,000 more than a batch
+        store.record("p", "s", 0)  # the writer starts and tries at once
+        assert wait_until(lambda: store.error != "", 10), "the first try fails"
+        for i in range(1, 3000):  # 3,000 values in 3 s, 1,000 more than a batch
             store.record("p", "s", i)
-            time.sleep(0.001)
-        elapsed = time.monotonic() - started
+            clock.advance(0.001)
+        waited = clock.monotonic()
+        clock.advance(RETRY_MAX_S)  # the backoff runs out: one more try
+        assert wait_until(lambda: len(attempts) >= 2, 10), attempts
         status = store.status("p")
         assert status["queued"] == 3000 and status["dropped"] == 0 and status["error"]
-        assert len(attempts) <= 2 + elapsed / 2, f"{len(attempts)} tries in {elapsed:.1f} s"
+        assert attempts == [0.0, waited + RETRY_MAX_S], f"tries at {attempts}: a queued value woke the writer"
     finally:
         store._stop.set()
         store.stop(timeout=2.0)
 
 
 def test_a_locked_sqlite_file_keeps_the_values_queued_and_writes_them_all_after(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, clock: ManualClock, monkeypatch: pytest.MonkeyPatch) -> None:
     """Another program holding the SQLite file's write lock (a backup, a script with a transaction
     open) past the driver's 5 s wait: the batch is kept, the gap reported, nothing lost."""
     db = tmp_path / "locked.sqlite"
@@ -426,24 +463,24 @@ def test_a_locked_sqlite_file_keeps_the_values_queued_and_writes_them_all_after(
     plugin, produced = counting_plugin("rec_lock", 20)
     app = create_app([plugin], data_dir=tmp_path / "data", testing=True)
     try:
-        time.sleep(1.0)
+        run_for(clock, produced, 1.0, 20)
         history = app.extensions["ivoryos_plugin"].history()
         assert history.flush() and history.status("rec_lock")["rows"]["count"] >= 10
         locker = sqlite3.connect(db, timeout=0)
         locker.execute("BEGIN EXCLUSIVE")
         try:
-            deadline = time.monotonic() + 15
-            while not history.status("rec_lock")["gaps"] and time.monotonic() < deadline:
-                time.sleep(0.2)
+            run_for(clock, produced, 2.0, 20)  # the writer's next flush waits for the lock, then gives up
+            assert wait_until(lambda: bool(history.status("rec_lock")["gaps"]), 15)
             status = history.status("rec_lock")
             assert status["gaps"] and status["gaps"][-1]["ended"] is None, status
             assert "locked" in status["error"] and status["queued"] >= 20
         finally:
             locker.rollback()
             locker.close()
-        deadline = time.monotonic() + 15
-        while history.status("rec_lock")["gaps"][-1]["ended"] is None and time.monotonic() < deadline:
-            time.sleep(0.2)
+        for _ in range(4):  # the writer's backoff runs out: it tries again, and writes
+            clock.advance(RETRY_MAX_S)
+            if wait_until(lambda: history.status("rec_lock")["gaps"][-1]["ended"] is not None, 5):
+                break
         assert history.status("rec_lock")["error"] == ""
     finally:
         stop(app)
