@@ -80,7 +80,7 @@ def run(targets: Tuple[str, ...], deck: Optional[str], host: str, port: int, tok
         click.echo(f"WARNING: the dev host listens on {host}: anyone with the token on the network can use it.",
                    err=True)
     quiet_access_log(transport=True)  # no Werkzeug production warnings, no Socket.IO polling lines
-    serve(app, host=host, port=port)
+    serve(app, bind=host, port=port)
 
 
 @click.command()
