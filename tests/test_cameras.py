@@ -358,9 +358,8 @@ class Bench:
         """Once the capture waits on the clock, move the clock by ``seconds`` (by as much as it waits,
         when None) and wait for the read that wakes."""
         reads = self.reads
-        assert self.clock.wait_for_waiters(1), "the capture does not wait for its next tick"
-        self.clock.advance(self.clock.waited[-1] if seconds is None else seconds)
-        assert wait_until(lambda: self.reads > reads, 5), f"no capture {self.clock.waited[-1]} s after {reads}"
+        moved = self.clock.step(seconds)
+        assert wait_until(lambda: self.reads > reads, 5), f"no capture {moved} s after capture {reads}"
 
 
 @pytest.fixture

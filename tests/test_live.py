@@ -193,9 +193,8 @@ class Producer:
         """Wait until the producer waits on the clock, then move the clock by ``seconds`` (by as much as
         it waits, when None) and wait for the read that wakes."""
         reads = self.reads
-        assert self.clock.wait_for_waiters(1), "the producer does not wait for its next tick"
-        self.clock.advance(self.clock.waited[-1] if seconds is None else seconds)
-        assert wait_until(lambda: self.reads > reads, 5), f"no read {self.clock.waited[-1]} s after read {reads}"
+        moved = self.clock.step(seconds)
+        assert wait_until(lambda: self.reads > reads, 5), f"no read {moved} s after read {reads}"
 
     def values(self) -> List[Any]:
         return [data["n"] for event, data, room in self.sent if event == "value"]

@@ -26,7 +26,6 @@ sys.path.insert(0, str(PLUGINS))
 from life_plugin import make_crashy, make_life, read_events  # noqa: E402
 
 from ivoryos_plugin import Plugin, create_app  # noqa: E402
-from ivoryos_plugin.core.clock import ManualClock  # noqa: E402
 from ivoryos_plugin.hosts.devhost import stop  # noqa: E402
 from ivoryos_plugin.runtime.workers import WorkerRunner  # noqa: E402
 from ivoryos_plugin.testing import CsrfClient, RecordingClock, login_client, manual_clock  # noqa: E402,F401
@@ -77,25 +76,23 @@ def clocked(manual_clock: RecordingClock) -> Iterator[Callable[[Plugin, str], Wo
         assert runner.join(5.0), "a worker did not stop"
 
 
-def advance(clock: ManualClock, seconds: float, reached: Callable[[], bool], what: str) -> None:
-    """Move ``clock`` on by ``seconds``, then wait (real time, briefly) for the worker to react and
-    to wait on the clock again (or to end)."""
-    clock.advance(seconds)
+def advance(clock: RecordingClock, seconds: float, reached: Callable[[], bool], what: str) -> None:
+    """Once the worker waits on ``clock``, move it on by ``seconds``, then wait (real time, briefly)
+    for the worker to do what ``reached`` sees."""
+    clock.step(seconds)
     wait_until(reached, timeout=5.0, what=what)
 
 
-def crash_loop(clock: ManualClock, runner: WorkerRunner, calls: List[Any], delays: List[float], inner: float,
+def crash_loop(clock: RecordingClock, runner: WorkerRunner, calls: List[Any], delays: List[float], inner: float,
                first: int = 0) -> None:
     """Drive a crashing worker, just (re)started after ``first`` calls, through ``delays``: each crash
     is followed by a wait of the next delay (a loop worker first sleeps ``inner`` in its own loop, then
     fails)."""
     for n, delay in enumerate([None, *delays]):
         if delay is not None:
-            assert clock.wait_for_waiters(1), "the worker does not wait for its restart delay"
             restarts = runner.restarts
             advance(clock, delay, lambda: runner.restarts == restarts + 1, f"restart {restarts + 1}")
         if inner:
-            assert clock.wait_for_waiters(1), "the loop worker does not sleep"
             advance(clock, inner, lambda: len(calls) == first + n + 1, f"crash {n + 1}")
         else:
             wait_until(lambda: len(calls) == first + n + 1, what=f"crash {n + 1}")
@@ -127,8 +124,8 @@ def test_a_crashing_worker_backs_off_then_is_suspended_until_restarted_on_the_cl
     manual_clock.advance(60.0)
     assert len(failed) == 5, "a suspended worker kept running"
 
-    assert runner.start(), "the suspended worker was not restarted"
     manual_clock.waited.clear()
+    assert runner.start(), "the suspended worker was not restarted"
     crash_loop(manual_clock, runner, failed, [0.1, 0.2, 0.4, 0.8], inner, first=5)
     wait_until(lambda: runner.state == "suspended", what="the second suspension")
     assert len(failed) == 10, "the restart did not give the worker a fresh crash budget"
@@ -203,7 +200,6 @@ def test_a_periodic_worker_keeps_its_period_on_the_clock(clocked: Any, manual_cl
     runner: WorkerRunner = clocked(plugin, "tick")
     wait_until(lambda: ticks["n"] == 1, what="the first tick")
     for n in range(2, 22):  # one second of the clock, a period at a time
-        assert manual_clock.wait_for_waiters(1), "the worker does not wait for its period"
         advance(manual_clock, 0.05, lambda: ticks["n"] >= n, f"tick {n}")
     assert manual_clock.wait_for_waiters(1)
     assert ticks["n"] == 21, f"a worker every 0.05 s ran {ticks['n'] - 1} times in 1 s after its first"

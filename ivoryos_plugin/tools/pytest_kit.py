@@ -104,6 +104,20 @@ class RecordingClock(ManualClock):
         self.waited.append(seconds)
         return super().wait(event, seconds)
 
+    def step(self, seconds: Optional[float] = None, timeout: float = 5.0) -> float:
+        """Once a thread waits on this clock, move the clock on by ``seconds`` (when None, by as much
+        as the newest wait asked for: a retry delay the test need not know in advance).
+
+        :param seconds: how far, or None.
+        :param timeout: real seconds to wait for a thread to wait on the clock.
+        :returns: how far the clock moved.
+        :raises AssertionError: no thread waited on the clock within ``timeout``."""
+        if not self.wait_for_waiters(1, timeout):
+            raise AssertionError(f"nothing waited on the clock within {timeout} s (waits so far: {self.waited})")
+        amount = self.waited[-1] if seconds is None else seconds
+        self.advance(amount)
+        return amount
+
 
 @pytest.fixture
 def manual_clock() -> RecordingClock:
