@@ -303,6 +303,31 @@ def test_a_cookie_captured_before_logout_is_refused_after_it(red: RedServer) -> 
 
 
 @pytest.mark.server
+def test_a_session_of_a_deleted_user_is_refused_at_once(red: RedServer) -> None:
+    # the login check remembers a user it loaded while IvoryOS's database is unchanged (issue 25):
+    # a user deleted by another program is nobody on the very next request
+    import sqlite3
+
+    import bcrypt
+
+    database = red.server.cwd / "ivoryos_data" / "ivoryos.db"
+    hashed = bcrypt.hashpw(b"temporary", bcrypt.gensalt(4)).decode()
+    with sqlite3.connect(database) as conn:
+        conn.execute('INSERT INTO "user" (username, "hashPassword") VALUES (?, ?)', ("leaving", hashed))
+    conn.close()
+    leaving = fresh_login(red, "leaving", "temporary")
+    status = f"{red.base}/ivoryos/executions/status"  # a route IvoryOS answers without @login_required
+    for _ in range(3):  # loaded once, then remembered
+        assert leaving.get(status, headers=JSON).status_code == 200
+    with sqlite3.connect(database) as conn:
+        conn.execute('DELETE FROM "user" WHERE username = ?', ("leaving",))
+    conn.close()
+    assert leaving.get(status, headers=JSON).status_code == 401
+    assert leaving.get(f"{red.base}/ivoryos/", allow_redirects=False).status_code == 302
+    assert red.session.get(status, headers=JSON).status_code == 200, "another user's session was ended"
+
+
+@pytest.mark.server
 def test_the_login_form_needs_its_csrf_token(red: RedServer) -> None:
     form = requests.get(f"{red.base}/ivoryos/auth/login").text
     assert login_form_token(form), "the login form has no csrf_token field"

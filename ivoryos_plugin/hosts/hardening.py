@@ -313,14 +313,10 @@ def install(app: Flask, ext: Extension, report: Report) -> None:
         for key in ("SESSION_COOKIE_SAMESITE", "REMEMBER_COOKIE_SAMESITE"):
             if app.config.get(key) not in ("Lax", "Strict"):
                 app.config[key] = "Lax"
-    hooks = Hooks(app, ext, options, _cdn_origins(app))
+    hooks = Hooks(app, ext, options, _cdn_origins(app), on)
     before_request_first(app, hooks.before)  # before IvoryOS's own
-    if on & {"login_csrf", "signup", "csrf"}:
-        app.after_request(hooks.pages)
-    if "headers" in on:
-        app.after_request(hooks.headers)
-    if "uploads" in on:
-        app.after_request(hooks.uploads)
+    if hooks.after_steps:
+        app.after_request(hooks.after)  # one hook for the three: Flask's per-hook cost is paid once
     problems: Dict[str, str] = {}
     if "socket" in on:
         if ext.socketio is None:

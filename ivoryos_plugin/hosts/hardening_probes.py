@@ -78,12 +78,13 @@ class Probes:
         if hooks.before not in app_hooks(app, "before_request_funcs"):
             problems.update({key: "the request guard is not among the app's before_request functions."
                              for key in self.on & GUARDED})
-        if hooks.pages not in after:
+        steps = hooks.after_steps if hooks.after in after else ()
+        if hooks.pages not in steps:
             problems.update({key: "the page hook (tokens in IvoryOS's forms) is not among the app's after_request "
                                   "functions." for key in self.on & {"login_csrf", "csrf"}})
-        if "headers" in self.on and hooks.headers not in after:
+        if "headers" in self.on and hooks.headers not in steps:
             problems["headers"] = "the headers hook is not among the app's after_request functions."
-        if "uploads" in self.on and hooks.uploads not in after:
+        if "uploads" in self.on and hooks.uploads not in steps:
             problems["uploads"] = "the hook on served uploads is not among the app's after_request functions."
         if "cookie" in self.on and app.config.get("SESSION_COOKIE_SAMESITE") not in ("Lax", "Strict"):
             problems["cookie"] = f"SESSION_COOKIE_SAMESITE is {app.config.get('SESSION_COOKIE_SAMESITE')!r}."

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, AbstractSet, Any, Callable, Dict, Optional, Sequence, Tuple
 
 from flask import Flask, Response, redirect, request, session, url_for
 from markupsafe import escape
@@ -18,11 +18,12 @@ from werkzeug.wrappers import Request as WerkzeugRequest
 
 from ..runtime.connections import Connection
 from ..runtime.extension import Extension
-from ..runtime.inbound import allowed_host_names, host_ok, host_refusal, request_host_ok
+from ..runtime.inbound import host_allowed, host_refusal, request_host_ok
 from ..runtime.replies import error_response
 from ..runtime.security import (BASELINE_CSP, NO_STORE_TYPES, SAFE_METHODS, SECURITY_HEADERS, AuthError,
                                 authenticate, check_csrf, origin_allowed, origin_ok, page_csrf_token, wants_json)
 from . import ivoryos as adapter
+from .hardening_logins import LoginCheck
 
 if TYPE_CHECKING:
     from werkzeug.datastructures import FileStorage
@@ -41,6 +42,8 @@ UPLOAD_HEADERS = (("X-Content-Type-Options", "nosniff"), ("Content-Disposition",
 IMAGES: Tuple[Tuple[bytes, str, Tuple[str, ...]], ...] = (
     (b"\x89PNG\r\n\x1a\n", "PNG", (".png",)), (b"\xff\xd8\xff", "JPEG", (".jpg", ".jpeg")),
     (b"GIF87a", "GIF", (".gif",)), (b"GIF89a", "GIF", (".gif",)))
+#: the security headers :meth:`Hooks.add_headers` adds when a response has none (the CSP is set apart)
+_ADDED_HEADERS = tuple((name.lower(), name, value) for name, value in SECURITY_HEADERS if name != CSP)
 _HOST_SOURCE = re.compile(r"[A-Za-z0-9.\-]+(:[0-9]+)?|\[[0-9A-Fa-f:.]+\](:[0-9]+)?")
 
 
@@ -109,18 +112,29 @@ class Hooks:
     :param app: IvoryOS's app.
     :param ext: its framework state.
     :param options: the opt-outs.
-    :param origins: CDN origins the pages still need (no local copy)."""
+    :param origins: CDN origins the pages still need (no local copy).
+    :param on: the keys of the hardening items that are on (which of the response hooks :attr:`after` runs)."""
 
-    def __init__(self, app: Flask, ext: Extension, options: "Options", origins: Sequence[str] = ()) -> None:
+    def __init__(self, app: Flask, ext: Extension, options: "Options", origins: Sequence[str] = (),
+                 on: AbstractSet[str] = frozenset()) -> None:
         self.ext, self.options, self.origins = ext, options, tuple(origins)
         self.public = {adapter.LOGIN_ENDPOINT, adapter.STATIC_ENDPOINT} | (
             {adapter.SIGNUP_ENDPOINT} if options.allow_signup else set())
         self.logo_path = adapter.logo_folder(app)
+        #: Flask-Login's answer, remembered while IvoryOS's users' database is unchanged
+        self.logged_in = LoginCheck(app, lambda: adapter.users_database(app))
+        self._policies: Dict[str, str] = {}  # Host -> its Content-Security-Policy
+        self._script_tags: Dict[str, str] = {}  # script root -> the CSRF script's tag
         # bound once: the same objects are installed and looked for
         self.before = self.harden_request
         self.pages = self.harden_page
         self.headers = self.add_headers
         self.uploads = self.serve_upload
+        self.after = self.harden_response
+        #: what :attr:`after` runs, in the order Flask ran them as three hooks (the last added first)
+        self.after_steps: Tuple[Callable[[Response], Response], ...] = tuple(step for step, wanted in (
+            (self.uploads, "uploads" in on), (self.headers, "headers" in on),
+            (self.pages, bool(on & {"login_csrf", "signup", "csrf"}))) if wanted)
 
     # ------------------------------------------------------------- before each request
     def harden_request(self) -> Optional[Response]:
@@ -142,9 +156,8 @@ class Hooks:
                                    "stale: reload the login page and log in again.")
         if endpoint is None or endpoint == adapter.STATIC_ENDPOINT:
             return None  # (no endpoint: a 404 or 405, which runs nothing and stays what it is)
-        from flask_login import current_user
-
-        if not (options.allow_anonymous or endpoint in self.public or current_user.is_authenticated):
+        logged_in = self.logged_in() if not (options.allow_anonymous or endpoint in self.public) else None
+        if logged_in is False:
             if wants_json():
                 return error_response(401, "IvoryOS: login required (ivoryos_plugin.run); log in at "
                                            f"{url_for(adapter.LOGIN_ENDPOINT)}.", login=url_for(adapter.LOGIN_ENDPOINT))
@@ -152,7 +165,7 @@ class Hooks:
         if request.method in SAFE_METHODS or endpoint == adapter.LOGIN_ENDPOINT:
             return None
         if options.ivoryos_csrf:
-            refusal = self.csrf_refusal(bool(current_user.is_authenticated))
+            refusal = self.csrf_refusal(self.logged_in() if logged_in is None else logged_in)
             if refusal is not None:
                 return refusal
         if options.check_uploads and endpoint == adapter.LOGO_ENDPOINT:
@@ -185,6 +198,14 @@ class Hooks:
                            "turns this off.")
 
     # ------------------------------------------------------------- after each request
+    def harden_response(self, response: Response) -> Response:
+        """After each of IvoryOS's requests: :attr:`after_steps` (uploads, headers, pages), one hook.
+
+        :param response: any response of the app."""
+        for step in self.after_steps:
+            response = step(response)
+        return response
+
     def harden_page(self, response: Response) -> Response:
         """IvoryOS's HTML: the login form's token, no signup link, and (``ivoryos_csrf``) a token in
         every POST form and the script that sends it with IvoryOS's fetch and XHR calls.
@@ -204,30 +225,54 @@ class Hooks:
             token = page_csrf_token()
             page = adapter.forms_with_token(page, token)
             if CSRF_SCRIPT not in page:
-                src = url_for("plugins.static", filename=CSRF_SCRIPT)
                 tags = "" if 'name="csrf-token"' in page else f'<meta name="csrf-token" content="{escape(token)}">\n'
-                tags += (f'<script src="{escape(src)}" data-refresh="{escape(url_for("plugins.csrf_json"))}">'
-                         "</script>")
-                page = adapter.page_with_head_tags(page, tags)
+                page = adapter.page_with_head_tags(page, tags + self.csrf_script_tag())
         if page != original:
             response.set_data(page)
         return response
+
+    def csrf_script_tag(self) -> str:
+        """The ``<script>`` of :data:`CSRF_SCRIPT` for the current request's script root, made once per root."""
+        root = request.script_root
+        tag = self._script_tags.get(root)
+        if tag is None:
+            src, refresh = url_for("plugins.static", filename=CSRF_SCRIPT), url_for("plugins.csrf_json")
+            tag = f'<script src="{escape(src)}" data-refresh="{escape(refresh)}"></script>'
+            if len(self._script_tags) >= 16:
+                self._script_tags.clear()
+            self._script_tags[root] = tag
+        return tag
 
     def add_headers(self, response: Response) -> Response:
         """Every response of IvoryOS's app: frame options, nosniff, referrer policy, the CSP (a
         route's own CSP is kept; the plugins' baseline is replaced), ``no-store`` on generated JSON and CSV.
 
         :param response: any response of the app."""
-        for name, value in SECURITY_HEADERS:
-            response.headers.setdefault(name, value)
-        if response.headers.get(CSP) in (None, BASELINE_CSP):
-            response.headers[CSP] = content_security_policy(request.host, self.origins)
-        if (response.mimetype in NO_STORE_TYPES and not response.direct_passthrough and response.status_code < 400
+        headers = response.headers
+        present = {name.lower() for name in headers.keys()}  # one pass, not one per header added
+        for lowered, name, value in _ADDED_HEADERS:
+            if lowered not in present:
+                headers.add(name, value)
+        if "content-security-policy" not in present or headers.get(CSP) == BASELINE_CSP:
+            headers[CSP] = self.policy(request.host)
+        if ("cache-control" not in present and response.mimetype in NO_STORE_TYPES and not response.direct_passthrough
+                and response.status_code < 400
                 and (request.method == "GET" or self.ext.plugin_of_path(request.path) is not None)):
             # (what a cache could keep: an error, or IvoryOS's answer to a POST, is not kept anyway, and a
             # no-store body its scripts never read keeps the request open in the browser)
-            response.headers.setdefault("Cache-Control", "no-store")
+            headers.add("Cache-Control", "no-store")
         return response
+
+    def policy(self, host: str) -> str:
+        """:func:`content_security_policy` for a request's ``Host``, made once per Host.
+
+        :param host: the request's ``Host``."""
+        found = self._policies.get(host)
+        if found is None:
+            if len(self._policies) >= 64:  # a client sending odd Hosts cannot grow it
+                self._policies.clear()
+            found = self._policies[host] = content_security_policy(host, self.origins)
+        return found
 
     def serve_upload(self, response: Response) -> Response:
         """A file from IvoryOS's logo folder: a download, never sniffed, never a page (an image
@@ -288,7 +333,7 @@ class HostCheck:
         :param environ: the WSGI environ.
         :param start_response: the WSGI callable."""
         host = str(environ.get("HTTP_HOST") or "")
-        if host_ok(host, allowed_host_names(self.app.config)):
+        if host_allowed(host, self.app.config):
             return self.wsgi_app(environ, start_response)
         message = f"400 Bad Request: {host_refusal(host)}"
         wants = WerkzeugRequest(environ).accept_mimetypes.best_match(["text/html", "application/json"])

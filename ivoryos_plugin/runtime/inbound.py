@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from flask import current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-__all__ = ["HOSTS_KEY", "host_name", "allowed_host_names", "host_ok", "host_refusal", "request_host_ok",
+__all__ = ["HOSTS_KEY", "host_name", "allowed_host_names", "host_ok", "host_refusal", "host_allowed", "request_host_ok",
            "body_too_large"]
 
 #: env and config key naming more Host names the server answers to (comma separated; ``*``: any)
@@ -90,10 +90,13 @@ def host_refusal(host: str) -> str:
 _HOSTS_OK: Dict[Tuple[str, FrozenSet[str]], bool] = {}  # (Host header, configured names) -> verdict, for the few Hosts a server sees
 
 
-def request_host_ok() -> bool:
-    """Whether the current request's Host is allowed (:func:`host_ok`)."""
-    host = request.host
-    names = allowed_host_names(current_app.config)
+def host_allowed(host: str, config: Any) -> bool:
+    """:func:`host_ok` against the names ``config`` allows (:func:`allowed_host_names`), remembered
+    for the few Hosts a server sees.
+
+    :param host: the ``Host`` header.
+    :param config: the app's config."""
+    names = allowed_host_names(config)
     key = (host, names)
     verdict = _HOSTS_OK.get(key)
     if verdict is None:
@@ -101,6 +104,11 @@ def request_host_ok() -> bool:
             _HOSTS_OK.clear()
         verdict = _HOSTS_OK[key] = host_ok(host, names)
     return bool(verdict)
+
+
+def request_host_ok() -> bool:
+    """Whether the current request's Host is allowed (:func:`host_ok`)."""
+    return host_allowed(request.host, current_app.config)
 
 
 # ------------------------------------------------------------------ bodies

@@ -1,0 +1,107 @@
+"""Whether a request to IvoryOS comes from a logged-in session, as Flask-Login would say, at about
+the cost of a dict lookup once the session's user has been loaded.
+
+The hardening needs a login on every IvoryOS route, also on those IvoryOS leaves open (the JSON its
+pages poll): asking Flask-Login's ``current_user`` there loads the user from IvoryOS's database on
+each request, which IvoryOS itself does not do. A user id that Flask-Login loaded and found
+authenticated is remembered with the version of the database it was read from (SQLite's
+``PRAGMA data_version`` on a read-only connection, which changes on every commit by another
+connection, with the file's identity); while the database is unchanged, that user still exists and is still
+authenticated, so the answer is the same without loading it. Anything else (no SQLite file, a
+database that changed, no user id in the session, a user already loaded, Flask-Login's "strong"
+session protection) asks Flask-Login in full."""
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Callable, Dict, Optional, Tuple
+
+from flask import Flask, g, session
+
+from ..runtime.sessions import USER_KEY
+
+__all__ = ["LoginCheck"]
+
+#: what identifies the state of the users' database: (the connection's number, its data_version); a
+#: connection opened again (the file replaced, an error) counts again from its own start
+Version = Tuple[int, int]
+#: how many verified user ids are kept (a server sees a few; more are forgotten, then loaded again)
+KEEP = 1024
+
+
+class LoginCheck:
+    """``check()``: whether the current request's session is logged in (Flask-Login's
+    ``current_user.is_authenticated``). One per app (its cache is that app's).
+
+    :param app: the app (its Flask-Login manager and config).
+    :param database: gives the SQLite file of the users (asked once, in the first request), or None."""
+
+    def __init__(self, app: Flask, database: Callable[[], Optional[Path]]) -> None:
+        self._app = app
+        self._database = database
+        self._path: Optional[Path] = None
+        self._looked = False
+        self._lock = threading.Lock()
+        self._conn: Optional[sqlite3.Connection] = None
+        self._cursor: Optional[sqlite3.Cursor] = None
+        self._file: Tuple[int, int] = (0, 0)
+        self._opened = 0
+        self._verified: Dict[str, Version] = {}
+
+    def __call__(self) -> bool:
+        """Whether the current request's session is logged in."""
+        from flask_login import current_user
+
+        user_id, manager = session.get(USER_KEY), getattr(self._app, "login_manager", None)
+        if (isinstance(user_id, str) and "_login_user" not in g and manager is not None
+                and self._app.config.get("SESSION_PROTECTION", manager.session_protection) != "strong"):
+            version = self.version()
+            if version is not None and self._verified.get(user_id) == version:
+                return True  # loaded and found authenticated from this very state of the database
+        else:
+            version = None  # nothing to remember, or Flask-Login's answer is at hand (or changes the session)
+        authenticated = bool(current_user.is_authenticated)
+        if authenticated and version is not None and current_user.get_id() == user_id:
+            with self._lock:
+                if len(self._verified) >= KEEP:
+                    self._verified.clear()
+                self._verified[str(user_id)] = version
+        return authenticated
+
+    def version(self) -> Optional[Version]:
+        """The users' database's current state, or None when it cannot be told (then nothing is remembered)."""
+        if not self._looked:
+            self._path, self._looked = self._database(), True
+        path = self._path
+        if path is None:
+            return None
+        with self._lock:
+            try:
+                found = os.stat(path)
+                file = (found.st_dev, found.st_ino)
+                if self._conn is None or file != self._file:  # a file replaced under the same name: read the new one
+                    self._close()
+                    self._conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False,
+                                                 isolation_level=None)
+                    self._cursor = self._conn.cursor()
+                    self._file, self._opened = file, self._opened + 1
+                assert self._cursor is not None
+                row = self._cursor.execute("PRAGMA data_version").fetchone()
+                return (self._opened, int(row[0]))
+            except (OSError, sqlite3.Error, TypeError, ValueError):
+                self._close()
+                return None
+
+    def close(self) -> None:
+        """Close the read-only connection (opened again when needed)."""
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            finally:
+                self._conn = self._cursor = None
