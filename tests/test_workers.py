@@ -271,3 +271,40 @@ def test_a_worker_that_ignores_stop_is_reported_and_shutdown_is_bounded(tmp_path
     log = (data_dir / "plugin.log").read_text()
     assert "ERROR ivoryos_plugin.life: worker 'deaf' ignored stop for 5.0 s; shutting down without it" in log
     assert "worker 'deaf' ignored stop" in server.output(), "the console does not report the deaf worker"
+
+
+def test_an_app_given_a_clock_runs_its_plugins_workers_on_it(tmp_path: Path, manual_clock: RecordingClock) -> None:
+    """``create_app(clock=)`` (``app.config["IVORYOS_PLUGIN_CLOCK"]``) reaches a running plugin's worker:
+    its period passes when the test moves the clock, never by itself."""
+    plugin = Plugin("app_clock", __name__)
+    ticks = {"n": 0}
+
+    @plugin.route("/")
+    def main() -> str:
+        return "ok"
+
+    @plugin.worker(every=3600.0)
+    def hourly() -> None:
+        ticks["n"] += 1
+
+    app = create_app([plugin], data_dir=tmp_path / "data", testing=True, clock=manual_clock)
+    try:
+        client = login_client(app)
+        assert client.get("/ivoryos/plugins/status.json").status_code == 200  # a first use starts the plugins
+        from ivoryos_plugin.runtime.extension import current_extension
+        with app.app_context():
+            assert current_extension().clock is manual_clock
+        wait_until_ticks = time.monotonic() + 10
+        while ticks["n"] < 1 and time.monotonic() < wait_until_ticks:
+            time.sleep(0.01)
+        assert ticks["n"] == 1, "the worker did not run once at start"
+        assert manual_clock.wait_for_waiters(1), "the worker does not wait on the app's clock"
+        time.sleep(0.2)
+        assert ticks["n"] == 1, "an hourly worker ran again without the clock moving"
+        manual_clock.advance(3600.0)
+        deadline = time.monotonic() + 10
+        while ticks["n"] < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert ticks["n"] == 2 and 3600.0 in manual_clock.waited
+    finally:
+        stop(app)

@@ -20,11 +20,12 @@ from flask_login import LoginManager, UserMixin, login_user, logout_user
 from flask_socketio import SocketIO
 from socketio.exceptions import ConnectionRefusedError as Refused
 
+from ..core.clock import Clock
 from ..hardware.deck import Gate
 from ..runtime.attach import IvoryOSPlugins
 from ..runtime.process import stop_on_sigterm
 from ..runtime.connections import Connection
-from ..runtime.extension import Extension
+from ..runtime.extension import CLOCK_CONFIG, Extension
 from .socketio_live import QUEUE_ENV
 from ..runtime.pages_errors import install_error_pages
 from ..runtime.security import AuthError, authenticate, check_csrf, origin_ok
@@ -108,7 +109,8 @@ def _auth_blueprint(token: str) -> Blueprint:
 def create_app(plugins: Iterable[Any] = (), deck: Union[None, str, Path, ModuleType] = None, *,
                token: Optional[str] = None, secret_key: Optional[str] = None,
                data_dir: Union[None, str, Path] = None, url_prefix: str = "/ivoryos",
-               message_queue: Optional[str] = None, testing: bool = False) -> Flask:
+               message_queue: Optional[str] = None, testing: bool = False,
+               clock: Optional[Clock] = None) -> Flask:
     """Build the standalone dev host around ``plugins``.
 
     :param plugins: :class:`~ivoryos_plugin.Plugin` objects or plain plugin Blueprints.
@@ -119,6 +121,8 @@ def create_app(plugins: Iterable[Any] = (), deck: Union[None, str, Path, ModuleT
     :param url_prefix: the URL prefix, as IvoryOS's ``URL_PREFIX``.
     :param message_queue: a Redis URL to fan out events (default: env ``IVORYOS_PLUGIN_MESSAGE_QUEUE``).
     :param testing: Flask's TESTING flag.
+    :param clock: the time the plugins' workers, streams, cameras and history wait on (a test's
+        :class:`~ivoryos_plugin.core.clock.ManualClock`; the real one when None).
 
     Example::
 
@@ -136,6 +140,8 @@ def create_app(plugins: Iterable[Any] = (), deck: Union[None, str, Path, ModuleT
         IVORYOS_PLUGIN_TOKEN=token or secrets.token_urlsafe(24), SESSION_COOKIE_SAMESITE="Lax",
         TEMPLATES_AUTO_RELOAD=True,  # a dev host: an edited template shows at the next request
     )
+    if clock is not None:
+        app.config[CLOCK_CONFIG] = clock
     queue = message_queue or os.environ.get(QUEUE_ENV) or None
     socketio = SocketIO(app, async_mode="threading", path=f"{prefix}/socket.io".lstrip("/"),
                         message_queue=queue, cors_allowed_origins=lambda origin, environ: origin_ok(

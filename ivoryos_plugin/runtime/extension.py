@@ -16,6 +16,7 @@ from flask import Blueprint, Flask, current_app
 from flask.sansio.blueprints import Blueprint as SansioBlueprint
 from jinja2 import TemplateNotFound
 
+from ..core.clock import SYSTEM_CLOCK, Clock, start_thread
 from ..hardware.deck import Gate, LockLike, claim_deck_ports, hardware_guard, is_deck_busy
 from .history import HistoryStore, default_url
 from .connections import Connections
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
 
 SHELL_TEMPLATE = "ivoryos_plugin/shell.html"
 KEY = "ivoryos_plugin"
+#: the app config key a test sets to a :class:`~ivoryos_plugin.core.clock.ManualClock` before attaching
+CLOCK_CONFIG = "IVORYOS_PLUGIN_CLOCK"
 #: seconds :meth:`Extension.ensure_started` waits for the plugins it starts (each in its own thread)
 START_WAIT = 5.0
 
@@ -144,8 +147,11 @@ class Extension:
         output = app.config.get("OUTPUT_FOLDER") or os.path.join(os.path.abspath(os.curdir), "ivoryos_data")
         self.data_root = Path(os.environ.get("IVORYOS_PLUGIN_DATA") or Path(output) / "plugins")
         self.tokens = TokenStore(self.data_root / "tokens.json")
+        #: the time every worker, stream, camera, sweep and the history of this app wait on and read:
+        #: ``app.config["IVORYOS_PLUGIN_CLOCK"]`` (a test's ManualClock) or the real one
+        self.clock: Clock = app.config.get(CLOCK_CONFIG) or SYSTEM_CLOCK
         #: the Socket.IO clients let in, re-authorised while they live
-        self.connections = Connections(self, self.disconnect_client)
+        self.connections = Connections(self, self.disconnect_client, clock=self.clock)
         #: the constant part of the tags injected into each plugin's pages (security.head_snippet)
         self.snippets: Dict[Any, str] = {}
         #: CSRF caches (runtime/security.py): (signed token, session's raw token, secret) -> expiry, and
@@ -293,10 +299,7 @@ class Extension:
         :param deck: the deck module (None without one).
         :returns: the thread, already started."""
         runtime.mark_starting()
-        thread = threading.Thread(target=runtime.start, args=(deck,), daemon=True,
-                                  name=f"ivoryos_plugin-starter-{runtime.plugin.name}")
-        thread.start()
-        return thread
+        return start_thread(f"starter-{runtime.plugin.name}", runtime.start, deck)
 
     def stop_all(self) -> None:
         """Stop every plugin once: streams and workers first, then ``on_stop`` hooks."""
@@ -316,7 +319,7 @@ class Extension:
             return self._history
         with self._start_lock:
             if self._history is None:
-                self._history = HistoryStore(default_url(self.data_root))
+                self._history = HistoryStore(default_url(self.data_root), clock=self.clock)
             return self._history
 
     @property

@@ -76,8 +76,8 @@ class PluginRuntime:
             start_task=live.start_task if live is not None else start_thread,
             acting=lambda: registry.acting_for(self), recorder=self.recorder, connections=ext.connections,
             ensure_started=ext.ensure_started, logger=plugin.logger,
-            published=registry.published_before_registration(plugin))
-        self.cameras = CameraSet(self)
+            published=registry.published_before_registration(plugin), clock=ext.clock)
+        self.cameras = CameraSet(self, clock=ext.clock)
         self.workers: Dict[str, WorkerRunner] = {}
         self._settings = _Settings()
         self.recent = _Recent()
@@ -238,7 +238,7 @@ class PluginRuntime:
                                           Retention(keep_s=stream.spec.keep_s, keep_rows=stream.spec.keep_rows))
                 stream.record_always()
         for spec in self.plugin.declarations.workers.values():
-            runner = WorkerRunner(replace(spec, func=self._acting(spec.func)), self.plugin.logger)
+            runner = WorkerRunner(replace(spec, func=self._acting(spec.func)), self.plugin.logger, clock=self.ext.clock)
             self.workers[spec.name] = runner
             runner.start()
         self.cameras.start()  # the photos' bounds, applied in the background

@@ -14,6 +14,7 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any, Callable, ContextManager, Dict, List, Mapping, Optional, Set
 
+from ...core.clock import Clock
 from ...core.specs import StreamSpec
 from .. import payloads
 from .streams import RecorderFactory, Stream
@@ -41,13 +42,14 @@ class LiveHub:
     :param connections: the app's live connections, re-authorised while they live.
     :param ensure_started: starts the app's plugins (a client connecting is a first use).
     :param logger: the plugin's logger (a handler that raises is logged there).
-    :param published: values published before this runtime existed, replayed like later ones."""
+    :param published: values published before this runtime existed, replayed like later ones.
+    :param clock: what the streams' ticks and backoff wait on (the app's; the real one by default)."""
 
     def __init__(self, *, plugin: str, namespace: str, streams: Mapping[str, StreamSpec],
                  handlers: Mapping[str, Callable[..., Any]], transport: Transport, start_task: StartTask,
                  acting: Callable[[], ContextManager[None]], recorder: RecorderFactory,
                  connections: "Connections", ensure_started: Callable[[], None], logger: logging.Logger,
-                 published: Optional[Dict[str, Any]] = None) -> None:
+                 published: Optional[Dict[str, Any]] = None, clock: Optional[Clock] = None) -> None:
         self.plugin = plugin
         self.namespace = namespace
         #: how values reach the clients; a host whose transport is made after the runtime (the edge's
@@ -61,7 +63,7 @@ class LiveHub:
         self._signatures: Dict[str, Optional[inspect.Signature]] = {
             event: _signature(handler) for event, handler in self.handlers.items()}
         self.streams: Dict[str, Stream] = {
-            name: Stream(spec, plugin, self._send_to, start_task, acting, recorder) for name, spec in streams.items()}
+            name: Stream(spec, plugin, self._send_to, start_task, acting, recorder, clock=clock) for name, spec in streams.items()}
         #: the last value of each published event, replayed to a client that connects
         self.last_published: Dict[str, Any] = dict(published or {})
         self._lock = threading.Lock()  # the connected clients and the subscriptions change together
