@@ -25,7 +25,7 @@ class Lab:
 
     tokens: TokenStore
     sessions: SessionRegistry
-    host_token: Optional[str] = None
+    dev_token: Optional[str] = None
 
 
 def sweeping() -> bool:

@@ -166,11 +166,11 @@ class CameraSet:
         self.cameras: Dict[str, Camera] = {
             name: Camera(name, spec.source, fps=spec.fps, width=spec.width, quality=spec.quality, framer=mjpeg_part,
                          clock=self._clock)
-            for name, spec in runtime.plugin._cameras.items()}
+            for name, spec in runtime.plugin.declarations.cameras.items()}
         self.broadcasts: Dict[str, Broadcast] = {name: Broadcast(camera) for name, camera in self.cameras.items()}
         self.retention = PhotoRetention(
             lambda: self.runtime.ext.data_root / self.runtime.plugin.name / PHOTOS,
-            {name: Bound(spec.keep_s, spec.keep_bytes) for name, spec in runtime.plugin._cameras.items()},
+            {name: Bound(spec.keep_s, spec.keep_bytes) for name, spec in runtime.plugin.declarations.cameras.items()},
             Bound(PHOTO_KEEP_S, PHOTO_KEEP_BYTES))
         self._stop = threading.Event()
         self._wake = threading.Event()

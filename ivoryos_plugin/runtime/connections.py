@@ -51,8 +51,8 @@ class Credentials(Protocol):
     """What re-authorising a connection reads (the app's framework state has it)."""
 
     @property
-    def host_token(self) -> Optional[str]:
-        """The host's own login token (the dev host's), or None."""
+    def dev_token(self) -> Optional[str]:
+        """The dev host's one-time login token, or None."""
 
     @property
     def tokens(self) -> "TokenStore":
@@ -122,7 +122,7 @@ class Connections:
         :param connection: the connection."""
         ext = self.credentials
         if connection.token is not None:
-            if ext.host_token and connection.token == ext.host_token:
+            if ext.dev_token and connection.token == ext.dev_token:
                 return None
             record = ext.tokens.verify(connection.token)
             if record is None:

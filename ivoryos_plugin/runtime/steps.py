@@ -134,6 +134,9 @@ def _shown(value: Any) -> str:
 
 
 # ------------------------------------------------------------------ running a call, bounded
+# Process-wide on purpose: a timed-out step call keeps running in its thread (Python cannot kill a
+# thread), and it holds the instrument whichever app called it, so the refusal of a second call to the
+# same step while the first is stuck must hold for every app of the process, keyed by the step's spec.
 _STUCK: Dict[int, Tuple[StepSpec, threading.Thread, float]] = {}  # id(spec) -> a timed-out call still running
 _STUCK_LOCK = threading.Lock()
 
@@ -248,7 +251,7 @@ def step_instrument(plugin: "Plugin") -> Any:
     """A new object whose methods are ``plugin``'s steps (its class is named after the plugin).
 
     :param plugin: a plugin with at least one ``@plugin.step``."""
-    methods: Dict[str, Any] = {name: _method(plugin, spec) for name, spec in plugin._steps.items()}
+    methods: Dict[str, Any] = {name: _method(plugin, spec) for name, spec in plugin.declarations.steps.items()}
     methods["__doc__"] = plugin.description or f"Workflow steps of the {plugin.title} plugin."
     methods["__module__"] = plugin.import_name
     methods["__repr__"] = lambda self: f"<steps of plugin {plugin.name!r}>"
@@ -265,7 +268,7 @@ def install_on_deck(plugin: "Plugin", deck: Optional[ModuleType]) -> Optional[An
     :param deck: the deck module (None: no deck, nothing to do).
     :returns: the instrument on the deck, or None.
     :raises PluginError: the deck already has a global of that name that is not this plugin's steps."""
-    if deck is None or not plugin._steps:
+    if deck is None or not plugin.declarations.steps:
         return None
     name = plugin.steps_instrument
     existing = getattr(deck, name, None)
@@ -288,7 +291,7 @@ def step_list(plugin: "Plugin") -> List[Dict[str, Any]]:
     return [{"name": spec.name, "signature": f"{plugin.steps_instrument}.{spec.name}{resolved_signature(spec.func)}",
              "doc": inspect.getdoc(spec.func) or "", "schema": spec.model.model_json_schema(),
              "url": f"{current_extension().url_prefix}/{plugin.name}/steps/{spec.name}"}
-            for spec in plugin._steps.values()]
+            for spec in plugin.declarations.steps.values()]
 
 
 def steps_page(plugin: "Plugin") -> Union[Response, str]:
@@ -308,9 +311,9 @@ def run_step(plugin: "Plugin", name: str) -> Response:
 
     :param plugin: the plugin.
     :param name: the step's name."""
-    spec = plugin._steps.get(name)
+    spec = plugin.declarations.steps.get(name)
     if spec is None:
-        known = ", ".join(sorted(plugin._steps)) or "none"
+        known = ", ".join(sorted(plugin.declarations.steps)) or "none"
         return error_response(404, f"Plugin {plugin.name!r} has no step {name!r}; steps: {known}.")
     # max_body (whatever the framing) was enforced before this view (a body-limited row of the declarations)
     kwargs, problem = parse_arguments(plugin.name, spec, kind="step")  # the actions' checks: nesting, fields, NaN

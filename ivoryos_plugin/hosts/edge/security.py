@@ -98,7 +98,7 @@ def check_token(ext: "Extension", plugin: str, headers: "Headers",
         token = header[7:].strip()
     if not token:
         return None
-    if ext.host_token and hmac.compare_digest(token.encode(), ext.host_token.encode()):
+    if ext.dev_token and hmac.compare_digest(token.encode(), ext.dev_token.encode()):
         return None
     record = ext.tokens.verify(token)
     if record is None:
