@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 import time
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple, cast
@@ -13,8 +14,8 @@ from flask import Response, current_app, redirect, request, session, url_for
 from markupsafe import Markup, escape
 
 from . import payloads
-from .extension import current_extension
-from .inbound import HOSTS_KEY, allowed_host_names, body_too_large, host_ok, host_refusal, request_host_ok
+from .extension import KEY, Extension, current_extension
+from .inbound import HOSTS_KEY, allowed_host_names, body_too_large, host_allowed, host_ok, host_refusal, request_host_ok
 from .libraries import csrf_expiry, remember_csrf_token
 from .replies import error_response
 from .sessions import AT_KEY, SID_KEY
@@ -32,6 +33,7 @@ SECURITY_HEADERS = (("X-Content-Type-Options", "nosniff"),
                     ("X-Frame-Options", "SAMEORIGIN"),  # IvoryOS's left-panel iframe is same-origin
                     ("Referrer-Policy", "same-origin"),
                     ("Content-Security-Policy", BASELINE_CSP))
+_HEADERS = tuple((name.lower(), name, value) for name, value in SECURITY_HEADERS)
 #: generated replies a browser or a proxy never keeps (readings, history, tokens, status)
 NO_STORE_TYPES = frozenset({"application/json", "text/csv"})
 
@@ -69,14 +71,16 @@ def authenticate(plugin: Optional[str], token: Optional[str] = None) -> Optional
     :param plugin: the plugin being called (token scopes are checked against it).
     :param token: a token given some other way (the Socket.IO auth payload).
     :raises AuthError: a token was presented and is invalid, revoked or out of scope."""
-    header = request.headers.get("Authorization", "")
+    # (each of Flask's context proxies is looked up once: a lookup costs what a dict lookup does, twice)
+    app, req = current_app._get_current_object(), request._get_current_object()  # type: ignore[attr-defined]
+    header = req.headers.get("Authorization", "")
     if header[:7].lower() == "bearer ":
         token = header[7:].strip()
     if token is not None and not isinstance(token, str):
         raise AuthError(401, f"the token must be a string, not {type(token).__name__}; send "
                              "{\"token\": \"ivp_...\"} as the Socket.IO auth payload.")
     if token:
-        ext = current_extension()
+        ext = _extension(app)
         if ext.host_token and hmac.compare_digest(token.encode(), ext.host_token.encode()):
             return Principal(name="dev", via="token", token=token)
         record = ext.tokens.verify(token)
@@ -86,16 +90,26 @@ def authenticate(plugin: Optional[str], token: Optional[str] = None) -> Optional
         if record.plugin and plugin and record.plugin != plugin:
             raise AuthError(403, f"token {record.name!r} is scoped to plugin {record.plugin!r}, not {plugin!r}.")
         return Principal(name=record.name, via="token", token=token)
-    if not hasattr(current_app, "login_manager"):  # set by Flask-Login's init_app
+    if not hasattr(app, "login_manager"):  # set by Flask-Login's init_app
         return None
     from flask_login import current_user
 
-    if current_user and current_user.is_authenticated:
-        if current_extension().sessions.session_ended(session):  # logged out: a copied cookie is nobody
+    user = current_user._get_current_object()
+    if user and user.is_authenticated:
+        sess = session._get_current_object()  # type: ignore[attr-defined]
+        if _extension(app).sessions.session_ended(sess):  # logged out: a copied cookie is nobody
             return None
-        return Principal(name=str(current_user.get_id()), via="session", session_id=session.get(SID_KEY),
-                         session_at=session.get(AT_KEY))
+        return Principal(name=str(user.get_id()), via="session", session_id=sess.get(SID_KEY),
+                         session_at=sess.get(AT_KEY))
     return None
+
+
+def _extension(app: Any) -> Extension:
+    """:func:`current_extension` for an app already at hand."""
+    ext = app.extensions.get(KEY)
+    if ext is None:
+        raise RuntimeError("ivoryos_plugin is not attached to this app; register a Plugin first.")
+    return cast(Extension, ext)
 
 
 def wants_json() -> bool:
@@ -133,11 +147,12 @@ def check_csrf() -> Optional[str]:
     """None when the request carries a valid Flask-WTF CSRF token, else the reason."""
     from flask_wtf.csrf import ValidationError, validate_csrf
 
-    token = (request.headers.get("X-CSRFToken") or request.headers.get("X-CSRF-Token")
-             or (request.form.get("csrf_token") if request.mimetype in (
+    app, req = current_app._get_current_object(), request._get_current_object()  # type: ignore[attr-defined]
+    token = (req.headers.get("X-CSRFToken") or req.headers.get("X-CSRF-Token")
+             or (req.form.get("csrf_token") if req.mimetype in (
                  "application/x-www-form-urlencoded", "multipart/form-data") else None))
-    key = _csrf_key(token)
-    valid = current_extension().csrf_valid  # a token verified once is not verified again until it expires
+    key = _csrf_key(token, app)
+    valid = _extension(app).csrf_valid  # a token verified once is not verified again until it expires
     if key is not None and valid.get(key, 0.0) > time.time():
         return None  # this very token was verified for this session, and has not expired since
     try:
@@ -152,13 +167,14 @@ def check_csrf() -> Optional[str]:
     return None
 
 
-def _csrf_secret() -> str:
-    return str(current_app.config.get("WTF_CSRF_SECRET_KEY") or current_app.secret_key or "")
+def _csrf_secret(app: Any = None) -> str:
+    app = current_app if app is None else app
+    return str(app.config.get("WTF_CSRF_SECRET_KEY") or app.secret_key or "")
 
 
-def _csrf_key(token: Any) -> Optional[Tuple[str, str, str]]:
-    raw = session.get(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"))
-    secret = _csrf_secret()
+def _csrf_key(token: Any, app: Any) -> Optional[Tuple[str, str, str]]:
+    raw = session.get(app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"))
+    secret = _csrf_secret(app)
     if isinstance(token, str) and token and isinstance(raw, str) and raw and secret:
         return (token, raw, secret)
     return None
@@ -180,14 +196,15 @@ def page_csrf_token() -> str:
     from flask import g
     from flask_wtf.csrf import generate_csrf
 
-    field = current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
-    raw, secret = session.get(field), _csrf_secret()
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    field = app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
+    raw, secret = session.get(field), _csrf_secret(app)
     if field in g or not (isinstance(raw, str) and raw and secret):
         return str(generate_csrf())
-    signed = current_extension().csrf_signed
-    found = signed.get((raw, secret))
-    if found is None or time.time() - found[1] > 60.0:
-        found = (str(generate_csrf()), time.time())
+    signed = _extension(app).csrf_signed
+    found, now = signed.get((raw, secret)), time.time()
+    if found is None or now - found[1] > 60.0:
+        found = (str(generate_csrf()), now)
         _remember(signed, (raw, secret), found)
     if not remember_csrf_token(field, found[0], secret):  # what generate_csrf() gives for the rest of the request
         return str(generate_csrf())
@@ -199,10 +216,11 @@ def guard_request(plugin: str, public: bool) -> Optional[Response]:
 
     :param plugin: the plugin's name.
     :param public: whether the endpoint was declared ``public=True``."""
-    ext = current_extension()
-    if not request_host_ok():
-        return error_response(400, f"Plugin {plugin!r}: {host_refusal(request.host)}")
-    if "\x00" in request.path:  # no route serves it, and a file path holding it is an OS error (a 500)
+    app, req = current_app._get_current_object(), request._get_current_object()  # type: ignore[attr-defined]
+    ext = _extension(app)
+    if not host_allowed(req.host, app.config):
+        return error_response(400, f"Plugin {plugin!r}: {host_refusal(req.host)}")
+    if "\x00" in req.path:  # no route serves it, and a file path holding it is an OS error (a 500)
         return error_response(404, f"Plugin {plugin!r}: no such page: the path holds a NUL character (%00).")
     try:
         principal = authenticate(plugin)
@@ -212,14 +230,15 @@ def guard_request(plugin: str, public: bool) -> Optional[Response]:
         return deny(401, f"Plugin {plugin!r}: login required (log in to IvoryOS, or send "
                          "'Authorization: Bearer <token>').")
     runtime = ext.runtimes.get(plugin)
-    endpoint = request.endpoint or ""
-    row = (runtime.plugin.declarations.route(endpoint[len(plugin) + 1:])
-           if runtime is not None and endpoint.startswith(plugin + ".") else None)
-    if (runtime is not None and request.method not in SAFE_METHODS and row is not None
-            and row.policy.body_limited and body_too_large(runtime.plugin.max_body)):
-        return error_response(413, f"Plugin {plugin!r}: the body is larger than {runtime.plugin.max_body} bytes "
-                                   "(max_body); send less, or raise Plugin(max_body=...).")
-    if request.method not in SAFE_METHODS and principal is not None and principal.via != "token":
+    unsafe = req.method not in SAFE_METHODS
+    if unsafe and runtime is not None:
+        endpoint = req.endpoint or ""
+        row = (runtime.plugin.declarations.route(endpoint[len(plugin) + 1:])
+               if endpoint.startswith(plugin + ".") else None)
+        if row is not None and row.policy.body_limited and body_too_large(runtime.plugin.max_body):
+            return error_response(413, f"Plugin {plugin!r}: the body is larger than {runtime.plugin.max_body} "
+                                       "bytes (max_body); send less, or raise Plugin(max_body=...).")
+    if unsafe and principal is not None and principal.via != "token":
         reason = check_csrf()
         if reason is not None:
             return error_response(400, f"Plugin {plugin!r}: {reason} Send the page's "
@@ -280,27 +299,40 @@ def head_snippet(plugin: Optional[str]) -> str:
     return f'<meta name="csrf-token" content="{escape(page_csrf_token())}">\n{rest}'
 
 
+_REWRITTEN = frozenset({"application/json", "text/html"})
+_TAGS = {tag: re.compile(re.escape(tag), re.IGNORECASE) for tag in ("</head>", "<body")}
+
+
+def _first(html: str, tag: str) -> int:
+    """Where ``tag`` first appears in ``html`` in any case, or -1: a plain find of the usual lowercase
+    spelling bounds the (slower) case-blind search to the text before it."""
+    found = html.find(tag)
+    match = _TAGS[tag].search(html, 0, len(html) if found == -1 else found + len(tag))
+    return -1 if match is None else match.start()
+
+
 def harden_response(response: Response, plugin: Optional[str]) -> Response:
     """Add security headers, and inject :func:`head_snippet` into HTML pages.
 
     :param response: the plugin's response.
     :param plugin: the plugin's name, or None."""
     security_headers(response)
-    if response.mimetype == "application/json" and not response.direct_passthrough and not response.is_streamed:
+    mimetype = response.mimetype
+    if mimetype not in _REWRITTEN or response.direct_passthrough or response.is_streamed:
+        return response  # a file, a stream, or neither JSON nor HTML: the body is not read
+    if mimetype == "application/json":
         fixed = payloads.dumps_finite(response.get_data(as_text=True))
         if fixed is not None:  # a route's own jsonify wrote NaN or Infinity: null, as JSON.stringify does
             response.set_data(fixed + "\n")
-    if (response.mimetype == "text/html" and not response.direct_passthrough
-            and not response.is_streamed and response.status_code < 300):
+    elif response.status_code < 300:
         body = response.get_data(as_text=True)
-        marker = body.lower().find("</head>")
+        marker = _first(body, "</head>")
         if marker == -1:
-            marker = body.lower().find("<body")
+            marker = _first(body, "<body")
         if marker != -1 and 'name="ivoryos-plugin-injected"' not in body:
             snippet = Markup('<meta name="ivoryos-plugin-injected" content="1">\n') + Markup(head_snippet(plugin))
             response.set_data(body[:marker] + str(snippet) + "\n" + body[marker:])
     return response
-
 
 
 def security_headers(response: Response) -> Response:
@@ -308,8 +340,11 @@ def security_headers(response: Response) -> Response:
     generated JSON and CSV (not files), keeping any the route set itself.
 
     :param response: any response under a plugin's prefix, errors included."""
-    for name, value in SECURITY_HEADERS:
-        response.headers.setdefault(name, value)
-    if response.mimetype in NO_STORE_TYPES and not response.direct_passthrough:
-        response.headers.setdefault("Cache-Control", "no-store")
+    headers = response.headers
+    present = {name.lower() for name in headers.keys()}  # one pass, not one per header
+    for lowered, name, value in _HEADERS:
+        if lowered not in present:
+            headers.add(name, value)
+    if "cache-control" not in present and not response.direct_passthrough and response.mimetype in NO_STORE_TYPES:
+        headers.add("Cache-Control", "no-store")
     return response

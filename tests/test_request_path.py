@@ -1,0 +1,73 @@
+"""The per-request work of the plugin routes' guard and headers (issue 25): what it adds to a response
+and what it leaves alone, on a real app made by ``create_app`` and Flask's test client."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from flask import Flask, Response, stream_with_context
+
+from ivoryos_plugin import Plugin, create_app
+from ivoryos_plugin.hosts.devhost import stop
+
+plugin = Plugin("pathprobe", __name__)
+
+
+@plugin.route("/")
+def main() -> str:
+    # "İ" lowercases to two characters: an index into body.lower() is not an index into the body
+    return "<!doctype html><html><head><title>İİİ</title></HEAD><body><p>page</p></body></html>"
+
+
+@plugin.route("/own-headers")
+def own_headers() -> Response:
+    return Response("{}", mimetype="application/json",
+                    headers={"Cache-Control": "max-age=5", "X-Frame-Options": "DENY"})
+
+
+@plugin.route("/stream")
+def stream() -> Response:
+    def chunks() -> Iterator[str]:
+        yield "<html><head></head><body>"
+        yield "streamed</body></html>"
+    return Response(stream_with_context(chunks()), mimetype="text/html")
+
+
+@pytest.fixture()
+def app(tmp_path: Path) -> Iterator[Flask]:
+    made = create_app([plugin], data_dir=str(tmp_path))
+    try:
+        yield made
+    finally:
+        stop(made)
+
+
+def logged_in(app: Flask) -> object:
+    client = app.test_client()
+    client.get(f"/ivoryos/?token={app.config['IVORYOS_PLUGIN_TOKEN']}")
+    return client
+
+
+def test_the_snippet_goes_before_the_head_end_in_any_case(app: Flask) -> None:
+    page = logged_in(app).get("/ivoryos/pathprobe/").get_data(as_text=True)  # type: ignore[attr-defined]
+    head, _, body = page.partition("</HEAD>")
+    assert 'name="ivoryos-plugin-injected"' in head and 'name="csrf-token"' in head, page
+    assert head.startswith("<!doctype html><html><head><title>İİİ</title>"), page
+    assert body == "<body><p>page</p></body></html>", page
+
+
+def test_a_routes_own_headers_are_kept_and_the_rest_added(app: Flask) -> None:
+    reply = logged_in(app).get("/ivoryos/pathprobe/own-headers")  # type: ignore[attr-defined]
+    assert reply.headers.getlist("Cache-Control") == ["max-age=5"]
+    assert reply.headers.getlist("X-Frame-Options") == ["DENY"]
+    assert reply.headers["X-Content-Type-Options"] == "nosniff"
+    assert "frame-ancestors 'self'" in reply.headers["Content-Security-Policy"]
+    assert len(reply.headers.getlist("Content-Security-Policy")) == 1
+
+
+def test_a_streamed_page_is_not_read_but_gets_the_headers(app: Flask) -> None:
+    reply = logged_in(app).get("/ivoryos/pathprobe/stream")  # type: ignore[attr-defined]
+    assert reply.get_data(as_text=True) == "<html><head></head><body>streamed</body></html>"
+    assert reply.headers["X-Frame-Options"] == "SAMEORIGIN"
+    assert "Cache-Control" not in reply.headers  # HTML is not generated JSON or CSV
