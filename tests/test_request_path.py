@@ -71,3 +71,28 @@ def test_a_streamed_page_is_not_read_but_gets_the_headers(app: Flask) -> None:
     assert reply.get_data(as_text=True) == "<html><head></head><body>streamed</body></html>"
     assert reply.headers["X-Frame-Options"] == "SAMEORIGIN"
     assert "Cache-Control" not in reply.headers  # HTML is not generated JSON or CSV
+
+
+PAGE = ('<!doctype html><html><head><meta charset="utf-8"><title>•</title><SCRIPT src="/a.js"></SCRIPT></head>'
+        '<body><form method="POST" action="/x"><input name="a"></form>'
+        "<FORM METHOD='post' action=\"/y\"><input type=\"hidden\" NAME='csrf_token' value=\"t\"></FORM>"
+        '<form action="/search"><input name="q"></form>'
+        '<form method=post action="/z"><input name="CSRF_TOKEN"></form></body></html>')
+
+
+def test_ivoryos_pages_get_the_token_in_each_post_form_without_one_and_the_tags_before_the_first_script() -> None:
+    from ivoryos_plugin.hosts import ivoryos as adapter
+
+    html = PAGE.encode()
+    field = adapter.token_field("tok")
+    points = adapter.form_token_points(html)
+    head = adapter.head_tags_point(html)
+    assert head is not None
+    out = adapter.with_inserts(html, [*[(at, field) for at in points], (head, b"<meta name=x>")]).decode()
+    assert out.count('name="csrf_token" value="tok"') == 2, out  # /x and /z (a field named CSRF_TOKEN is not it)
+    assert '<form method="POST" action="/x"><input type="hidden" name="csrf_token" value="tok">' in out
+    assert '<form method=post action="/z"><input type="hidden" name="csrf_token" value="tok">' in out
+    assert '<meta name=x><SCRIPT src="/a.js">' in out and "<title>•</title>" in out
+    assert adapter.forms_with_token(PAGE, "tok") == adapter.with_inserts(
+        html, [(at, field) for at in points]).decode()
+    assert adapter.page_with_head_tags("<p>a fragment</p>", "<meta>") == "<p>a fragment</p>"

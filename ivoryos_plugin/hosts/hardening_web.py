@@ -215,20 +215,29 @@ class Hooks:
                 or response.status_code >= 400):
             return response
         options = self.options
-        original = page = response.get_data(as_text=True)
+        body = response.get_data()  # bytes: read, and written back, once (IvoryOS's pages are UTF-8)
+        changed = False
         if request.endpoint == adapter.LOGIN_ENDPOINT and response.status_code == 200:
+            page = original = body.decode()
             if options.login_csrf:
                 page = adapter.login_form_with_token(page, page_csrf_token())
             if not options.allow_signup:
                 page = adapter.without_signup_link(page)
+            if page != original:
+                body, changed = page.encode(), True
         if options.ivoryos_csrf:
             token = page_csrf_token()
-            page = adapter.forms_with_token(page, token)
-            if CSRF_SCRIPT not in page:
-                tags = "" if 'name="csrf-token"' in page else f'<meta name="csrf-token" content="{escape(token)}">\n'
-                page = adapter.page_with_head_tags(page, tags + self.csrf_script_tag())
-        if page != original:
-            response.set_data(page)
+            field = adapter.token_field(token)
+            inserts = [(at, field) for at in adapter.form_token_points(body)]
+            if CSRF_SCRIPT.encode() not in body:
+                head = adapter.head_tags_point(body)
+                if head is not None:
+                    tags = "" if b'name="csrf-token"' in body else f'<meta name="csrf-token" content="{escape(token)}">\n'
+                    inserts.append((head, f"{tags}{self.csrf_script_tag()}\n".encode()))
+            if inserts:
+                body, changed = adapter.with_inserts(body, inserts), True
+        if changed:
+            response.set_data(body)
         return response
 
     def csrf_script_tag(self) -> str:

@@ -22,7 +22,7 @@ import threading
 import time
 import weakref
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from flask import Blueprint, Flask
 from markupsafe import escape
@@ -653,12 +653,13 @@ LOGO_FOLDER = "user_logos"
 #: pause/resume, abort, retry. The CSRF probe at start must find each and see it refused without a token.
 RUN_CONTROL_ENDPOINTS = ("execute.experiment_run", "execute.api_pause", "execute.api_abort_current",
                          "execute.api_abort_pending", "execute.api_retry")
-_FORM_TAG = re.compile(r"<form\b[^>]*>", re.IGNORECASE)
-_METHOD_POST = re.compile(r"""\bmethod\s*=\s*["']?post\b""", re.IGNORECASE)
-_TOKEN_FIELD = re.compile(r"""\bname\s*=\s*["']?csrf_token\b""", re.IGNORECASE)  # (attribute name in any case)
-_FORM_END = re.compile(r"</form\s*>|<form\b", re.IGNORECASE)
-_HEAD_END = re.compile(r"</head\s*>", re.IGNORECASE)
-_SCRIPT_TAG = re.compile(r"<script\b", re.IGNORECASE)
+# (the patterns read IvoryOS's HTML as UTF-8 bytes: no decoding, no re-encoding, one copy of a page)
+_FORM_TAG = re.compile(rb"<form\b[^>]*>", re.IGNORECASE)
+_METHOD_POST = re.compile(rb"""\bmethod\s*=\s*["']?post\b""", re.IGNORECASE)
+_TOKEN_FIELD = re.compile(rb"""\bname\s*=\s*["']?csrf_token\b""", re.IGNORECASE)  # (attribute name in any case)
+_FORM_END = re.compile(rb"</form\s*>|<form\b", re.IGNORECASE)
+_HEAD_END = re.compile(rb"</head\s*>", re.IGNORECASE)
+_SCRIPT_TAG = re.compile(rb"<script\b", re.IGNORECASE)
 
 
 def logo_folder(app: Flask) -> Optional[str]:
@@ -671,44 +672,87 @@ def logo_folder(app: Flask) -> Optional[str]:
     return f"{app.static_url_path.rstrip('/')}/{LOGO_FOLDER}/"
 
 
-def forms_with_token(html: str, token: str) -> str:
-    """IvoryOS's HTML (a page, or a fragment its scripts fetch and insert) with a hidden
-    ``csrf_token`` field first in each POST form that has none. IvoryOS 1.6.14 and 1.7.2 write their
-    forms in the templates (``<form method="POST" ...>``, ``method='POST'``; the logo and deck forms
-    of ``base.html``, the run configuration, the designer's action forms), most without the field.
+def form_token_points(html: bytes) -> List[int]:
+    """Where a hidden ``csrf_token`` field goes in IvoryOS's HTML (a page, or a fragment its scripts
+    fetch and insert): just after the opening tag of each POST form that has none. IvoryOS 1.6.14
+    and 1.7.2 write their forms in the templates (``<form method="POST" ...>``, ``method='POST'``;
+    the logo and deck forms of ``base.html``, the run configuration, the designer's action forms),
+    most without the field.
 
-    :param html: the HTML.
-    :param token: the session's CSRF token."""
-    field = f'<input type="hidden" name="csrf_token" value="{escape(token)}">'
-    parts: List[str] = []
-    done = 0
+    :param html: the HTML, UTF-8."""
+    points: List[int] = []
     for form in _FORM_TAG.finditer(html):
         if not _METHOD_POST.search(form.group(0)):
             continue
         end = _FORM_END.search(html, form.end())
         stop = end.start() if end else len(html)
-        # (the field's name is matched as Flask-WTF reads it, case and all: a plain find first, as a
-        # pattern that starts with \b is tried at every character of the form)
-        if html.find("csrf_token", form.end(), stop) != -1 and _TOKEN_FIELD.search(html, form.end(), stop):
+        # (the field's name as Flask-WTF reads it, case and all: a plain find first, as a pattern that
+        # starts with \b is tried at every byte of the form)
+        if html.find(b"csrf_token", form.end(), stop) != -1 and _TOKEN_FIELD.search(html, form.end(), stop):
             continue
-        parts += [html[done:form.end()], field]
-        done = form.end()
-    return "".join(parts) + html[done:] if parts else html
+        points.append(form.end())
+    return points
+
+
+def head_tags_point(html: bytes) -> Optional[int]:
+    """Where tags go in a page's ``<head>``: before its first script (so they run before any of
+    IvoryOS's own: ``base.html`` loads its libraries in ``<head>``; verified on 1.6.14 and 1.7.2),
+    else before ``</head>``; None for a fragment without ``</head>``.
+
+    :param html: the page, UTF-8."""
+    end = _HEAD_END.search(html)
+    if end is None:
+        return None
+    first = _SCRIPT_TAG.search(html, 0, end.start())
+    return first.start() if first is not None else end.start()
+
+
+def with_inserts(html: bytes, inserts: List[Tuple[int, bytes]]) -> bytes:
+    """``html`` with each ``(position, text)`` inserted (at one position, in the order given), made in
+    one copy.
+
+    :param html: the HTML.
+    :param inserts: where and what, positions into ``html``."""
+    if not inserts:
+        return html
+    view, done = memoryview(html), 0
+    pieces: List[Union[bytes, memoryview]] = []
+    for at, text in sorted(inserts, key=lambda insert: insert[0]):
+        pieces += [view[done:at], text]
+        done = at
+    pieces.append(view[done:])
+    return b"".join(pieces)
+
+
+def token_field(token: str) -> bytes:
+    """The hidden ``csrf_token`` field :func:`form_token_points` places.
+
+    :param token: the session's CSRF token."""
+    return f'<input type="hidden" name="csrf_token" value="{escape(token)}">'.encode()
+
+
+def forms_with_token(html: str, token: str) -> str:
+    """IvoryOS's HTML with a hidden ``csrf_token`` field first in each POST form that has none
+    (:func:`form_token_points`).
+
+    :param html: the HTML.
+    :param token: the session's CSRF token."""
+    raw = html.encode("utf-8", "surrogatepass")
+    field = token_field(token)
+    return with_inserts(raw, [(at, field) for at in form_token_points(raw)]).decode("utf-8", "surrogatepass")
 
 
 def page_with_head_tags(html: str, tags: str) -> str:
-    """A page with ``tags`` in its ``<head>``, before its first script (so they run before any of
-    IvoryOS's own: ``base.html`` loads its libraries in ``<head>``; verified on 1.6.14 and 1.7.2).
-    A fragment without ``</head>`` is returned as it is.
+    """A page with ``tags`` in its ``<head>`` (:func:`head_tags_point`); a fragment without
+    ``</head>`` is returned as it is.
 
     :param html: the page.
     :param tags: the HTML to insert."""
-    end = _HEAD_END.search(html)
-    if end is None:
+    raw = html.encode("utf-8", "surrogatepass")
+    at = head_tags_point(raw)
+    if at is None:
         return html
-    first = _SCRIPT_TAG.search(html, 0, end.start())
-    at = first.start() if first is not None else end.start()
-    return html[:at] + tags + "\n" + html[at:]
+    return with_inserts(raw, [(at, (tags + "\n").encode("utf-8", "surrogatepass"))]).decode("utf-8", "surrogatepass")
 
 
 def before_serving(gate: Callable[[], None]) -> bool:
