@@ -9,14 +9,16 @@ authenticated is remembered with the version of the database it was read from (S
 connection, with the file's identity); while the database is unchanged, that user still exists and is still
 authenticated, so the answer is the same without loading it. Anything else (no SQLite file, a
 database that changed, no user id in the session, a user already loaded, Flask-Login's "strong"
-session protection) asks Flask-Login in full."""
+session protection) asks Flask-Login in full, and so does a view that IvoryOS guards with
+``@login_required`` itself (it loads the user anyway: asking first costs nothing more). Either way
+the answer is Flask-Login's: which path is taken changes the cost, never the answer."""
 from __future__ import annotations
 
 import os
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from flask import Flask, g, session
 
@@ -49,13 +51,16 @@ class LoginCheck:
         self._file: Tuple[int, int] = (0, 0)
         self._opened = 0
         self._verified: Dict[str, Version] = {}
+        self._loads: Dict[str, bool] = {}  # endpoint -> whether its view loads the user itself
 
-    def __call__(self) -> bool:
-        """Whether the current request's session is logged in."""
+    def __call__(self, endpoint: Optional[str] = None) -> bool:
+        """Whether the current request's session is logged in.
+
+        :param endpoint: the request's endpoint (a view that loads the user itself is asked in full)."""
         from flask_login import current_user
 
         user_id, manager = session.get(USER_KEY), getattr(self._app, "login_manager", None)
-        if (isinstance(user_id, str) and "_login_user" not in g and manager is not None
+        if (isinstance(user_id, str) and not self.loads_user(endpoint) and "_login_user" not in g and manager is not None
                 and self._app.config.get("SESSION_PROTECTION", manager.session_protection) != "strong"):
             version = self.version()
             if version is not None and self._verified.get(user_id) == version:
@@ -69,6 +74,19 @@ class LoginCheck:
                     self._verified.clear()
                 self._verified[str(user_id)] = version
         return authenticated
+
+    def loads_user(self, endpoint: Optional[str]) -> bool:
+        """Whether the view of ``endpoint`` is wrapped by Flask-Login's ``login_required`` (its
+        ``decorated_view`` in ``flask_login/utils.py``, found through ``__wrapped__``; verified on
+        Flask-Login 0.6.3), worked out once per endpoint.
+
+        :param endpoint: the endpoint, or None."""
+        if endpoint is None:
+            return False
+        found = self._loads.get(endpoint)
+        if found is None:
+            found = self._loads[endpoint] = _login_required(self._app.view_functions.get(endpoint))
+        return found
 
     def version(self) -> Optional[Version]:
         """The users' database's current state, or None when it cannot be told (then nothing is remembered)."""
@@ -105,3 +123,20 @@ class LoginCheck:
                 self._conn.close()
             finally:
                 self._conn = self._cursor = None
+
+
+def _login_required(view: Any) -> bool:
+    try:
+        import flask_login.utils
+
+        where = flask_login.utils.__file__
+    except Exception:
+        return False
+    for _ in range(8):  # the view, and what it wraps
+        code = getattr(view, "__code__", None)
+        if code is not None and code.co_name == "decorated_view" and code.co_filename == where:
+            return True
+        view = getattr(view, "__wrapped__", None)
+        if view is None:
+            return False
+    return False

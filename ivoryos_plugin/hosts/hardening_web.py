@@ -156,7 +156,7 @@ class Hooks:
                                    "stale: reload the login page and log in again.")
         if endpoint is None or endpoint == adapter.STATIC_ENDPOINT:
             return None  # (no endpoint: a 404 or 405, which runs nothing and stays what it is)
-        logged_in = self.logged_in() if not (options.allow_anonymous or endpoint in self.public) else None
+        logged_in = self.logged_in(endpoint) if not (options.allow_anonymous or endpoint in self.public) else None
         if logged_in is False:
             if wants_json():
                 return error_response(401, "IvoryOS: login required (ivoryos_plugin.run); log in at "
@@ -165,7 +165,7 @@ class Hooks:
         if request.method in SAFE_METHODS or endpoint == adapter.LOGIN_ENDPOINT:
             return None
         if options.ivoryos_csrf:
-            refusal = self.csrf_refusal(self.logged_in() if logged_in is None else logged_in)
+            refusal = self.csrf_refusal(self.logged_in(endpoint) if logged_in is None else logged_in)
             if refusal is not None:
                 return refusal
         if options.check_uploads and endpoint == adapter.LOGO_ENDPOINT:
