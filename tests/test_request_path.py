@@ -3,7 +3,7 @@ and what it leaves alone, on a real app made by ``create_app`` and Flask's test 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
+from typing import Dict, Iterator
 
 import pytest
 from flask import Flask, Response, stream_with_context
@@ -96,3 +96,30 @@ def test_ivoryos_pages_get_the_token_in_each_post_form_without_one_and_the_tags_
     assert adapter.forms_with_token(PAGE, "tok") == adapter.with_inserts(
         html, [(at, field) for at in points]).decode()
     assert adapter.page_with_head_tags("<p>a fragment</p>", "<meta>") == "<p>a fragment</p>"
+
+
+@pytest.mark.parametrize("method,path,headers,json_wanted", [
+    ("GET", "/page", {}, False),
+    ("GET", "/page", {"Accept": "*/*"}, False),
+    ("GET", "/page", {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}, False),
+    ("GET", "/page", {"Accept": "application/json"}, True),
+    ("GET", "/page", {"Accept": "application/json, text/html;q=0.5"}, True),
+    ("GET", "/status.json", {}, True),
+    ("POST", "/page", {"Accept": "text/html"}, True),
+    ("GET", "/page", {"Content-Type": "application/json"}, True),
+], ids=["no-accept", "any", "browser", "json", "json-first", "json-path", "post", "json-body"])
+def test_one_answer_to_html_or_json(method: str, path: str, headers: Dict[str, str], json_wanted: bool) -> None:
+    from werkzeug.wrappers import Request as WerkzeugRequest
+    from werkzeug.test import EnvironBuilder
+
+    from ivoryos_plugin.runtime.replies import prefers_json, wants_json
+
+    app = Flask("html_or_json")
+    with app.test_request_context(path, method=method, headers=headers):
+        from flask import request
+
+        assert wants_json() is json_wanted
+        accept_only = "application/json" in headers.get("Accept", "")
+        assert prefers_json() is accept_only
+        assert prefers_json(WerkzeugRequest(EnvironBuilder(path=path, headers=list(headers.items())).get_environ())) is accept_only
+        assert wants_json(request) is json_wanted

@@ -19,9 +19,9 @@ from werkzeug.wrappers import Request as WerkzeugRequest
 from ..runtime.connections import Connection
 from ..runtime.extension import Extension
 from ..runtime.inbound import host_allowed, host_refusal, request_host_ok
-from ..runtime.replies import error_response
+from ..runtime.replies import error_response, prefers_json, wants_json
 from ..runtime.security import (BASELINE_CSP, NO_STORE_TYPES, SAFE_METHODS, SECURITY_HEADERS, AuthError,
-                                authenticate, check_csrf, origin_allowed, origin_ok, page_csrf_token, wants_json)
+                                authenticate, check_csrf, origin_allowed, origin_ok, page_csrf_token)
 from . import ivoryos as adapter
 from .hardening_logins import LoginCheck
 
@@ -345,8 +345,7 @@ class HostCheck:
         if host_allowed(host, self.app.config):
             return self.wsgi_app(environ, start_response)
         message = f"400 Bad Request: {host_refusal(host)}"
-        wants = WerkzeugRequest(environ).accept_mimetypes.best_match(["text/html", "application/json"])
-        if wants == "application/json":
+        if prefers_json(WerkzeugRequest(environ)):
             import json
 
             body, mimetype = json.dumps({"error": message}), "application/json"

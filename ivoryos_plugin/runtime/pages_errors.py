@@ -17,8 +17,7 @@ from werkzeug.wrappers import Response
 
 from ..core import hints
 from .extension import current_extension
-from .replies import error_response
-from .security import wants_json
+from .replies import error_response, wants_json
 
 TEMPLATE = "ivoryos_plugin/error.html"
 

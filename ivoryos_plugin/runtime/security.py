@@ -17,7 +17,7 @@ from . import payloads
 from .extension import KEY, Extension, current_extension
 from .inbound import HOSTS_KEY, allowed_host_names, body_too_large, host_allowed, host_ok, host_refusal, request_host_ok
 from .libraries import csrf_expiry, remember_csrf_token
-from .replies import error_response
+from .replies import error_response, wants_json
 from .sessions import AT_KEY, SID_KEY
 
 __all__ = ["Principal", "AuthError", "authenticate", "guard_request", "harden_response", "security_headers",
@@ -110,14 +110,6 @@ def _extension(app: Any) -> Extension:
     if ext is None:
         raise RuntimeError("ivoryos_plugin is not attached to this app; register a Plugin first.")
     return cast(Extension, ext)
-
-
-def wants_json() -> bool:
-    """Whether the caller is a program (JSON error) rather than a browser page (redirect)."""
-    if request.method not in SAFE_METHODS or request.is_json or request.path.endswith(".json"):
-        return True
-    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
-    return best == "application/json"
 
 
 def login_url() -> str:
