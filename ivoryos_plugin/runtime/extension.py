@@ -193,15 +193,6 @@ class Extension:
         self.stopped = False
         self._history: Optional["HistoryStore"] = None
 
-    @property
-    def host_token(self) -> Optional[str]:
-        """The older name of :attr:`dev_token` (the token is the dev host's login token, not a host)."""
-        return self.dev_token
-
-    @host_token.setter
-    def host_token(self, value: Optional[str]) -> None:
-        self.dev_token = value
-
     def plugin_of_path(self, path: str) -> Optional[str]:
         """The plugin whose URL prefix ``{URL_PREFIX}/{name}`` holds ``path`` (``"plugins"`` for the
         framework's own pages), or None: what every route under a prefix is guarded by, errors included.

@@ -81,7 +81,7 @@ def authenticate(plugin: Optional[str], token: Optional[str] = None) -> Optional
                              "{\"token\": \"ivp_...\"} as the Socket.IO auth payload.")
     if token:
         ext = _extension(app)
-        if ext.host_token and hmac.compare_digest(token.encode(), ext.host_token.encode()):
+        if ext.dev_token and hmac.compare_digest(token.encode(), ext.dev_token.encode()):
             return Principal(name="dev", via="token", token=token)
         record = ext.tokens.verify(token)
         if record is None:
