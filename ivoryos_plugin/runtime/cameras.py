@@ -12,16 +12,16 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
-from flask import Response, jsonify, render_template, request, send_file
+from flask import Response, jsonify, render_template, request
 
 from ..core.clock import Clock, optional_clock, start_thread
 from ..core.specs import PHOTO_KEEP_BYTES, PHOTO_KEEP_S
 from ..hardware.camera import Camera, CameraUnavailable, Frame
 from .extension import current_extension
-from .files import atomic_write
+from .files import atomic_write, serve_inside
 from .libraries import raw_socket
 from .photos import OTHER, Bound, PhotoRetention, duration, size_text
-from .replies import error_response
+from .replies import error_response, prefers_json
 
 if TYPE_CHECKING:
     from .lifecycle import PluginRuntime
@@ -374,7 +374,7 @@ def gallery(plugin_name: str) -> Union[Response, str]:
     with runtime.cameras.retention.lock:  # (a listing and its totals of the same moment)
         runs = runtime.cameras.photos()
         kept = runtime.cameras.kept()
-    if request.accept_mimetypes.best_match(["text/html", "application/json"]) == "application/json":
+    if prefers_json():
         return jsonify({"plugin": plugin_name, "runs": runs, "kept": kept})
     return render_template("ivoryos_plugin/gallery.html", plugin=runtime.plugin, runs=runs, kept=kept,
                            plugin_base=ext.base_template)
@@ -385,9 +385,8 @@ def gallery_file(plugin_name: str, filename: str) -> Response:
 
     :param plugin_name: the plugin.
     :param filename: ``run-<id>/<file>.jpg``."""
-    root = _cameras(plugin_name).folder().resolve()
-    target = (root / filename).resolve()
-    if root not in target.parents or not target.is_file() or target.suffix != ".jpg":
+    found = serve_inside(_cameras(plugin_name).folder(), filename, suffixes={".jpg"}, mimetype="image/jpeg",
+                         attachment=request.args.get("download") == "1")
+    if found is None:
         return error_response(404, f"Plugin {plugin_name!r}: no photo {filename!r} in the gallery.")
-    return send_file(target, mimetype="image/jpeg", download_name=target.name,
-                     as_attachment=request.args.get("download") == "1", max_age=0)
+    return found

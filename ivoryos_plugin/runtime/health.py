@@ -9,7 +9,7 @@ from flask import Response, jsonify, redirect, render_template, request, url_for
 from flask import Blueprint
 
 from .extension import current_extension
-from .replies import error_response
+from .replies import error_response, prefers_json
 from .security import guard_request, harden_response
 
 def _guard() -> Optional[Response]:
@@ -68,7 +68,7 @@ def restart_worker(plugin: str, worker: str) -> Any:
     restarted = runner.start()
     if restarted:
         runtime.plugin.logger.info("worker %r restarted from the health page", worker)
-    if request.accept_mimetypes.best == "application/json" or request.is_json:
+    if prefers_json() or request.is_json:
         return jsonify({"worker": worker, "restarted": restarted, **runner.status()})
     return redirect(url_for("plugins.main"))
 

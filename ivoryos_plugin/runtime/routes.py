@@ -4,14 +4,14 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from flask import Response, request, send_from_directory
+from flask import Response, request
 from werkzeug.exceptions import NotFound, RequestEntityTooLarge
-from werkzeug.security import safe_join
 
 from ..core.specs import ActionError
 from ..hardware.deck import DeckBusy, DeckUnverified, InstrumentUnavailable, calling_as
 from . import actions as _actions
 from .extension import current_extension
+from .files import serve_inside
 from .replies import error_response
 
 if TYPE_CHECKING:
@@ -24,16 +24,9 @@ def send_file(plugin: "Plugin", folder: str, filename: str) -> Response:
     :param plugin: the plugin.
     :param folder: ``"static"`` or ``"public"``.
     :param filename: the path inside the folder."""
-    if "\x00" in filename:  # no file has it in its name (and the OS refuses the path with an error)
+    response = serve_inside(os.path.join(plugin.root_path, folder), filename)
+    if response is None:
         raise NotFound()
-    root = os.path.realpath(os.path.join(plugin.root_path, folder))
-    joined = safe_join(root, filename)  # None for "..", absolute paths and the like
-    # the file's real path must be inside the folder: a symlink out of it (to a login-only file,
-    # or anywhere on the machine) is not served
-    if joined is None or not os.path.realpath(joined).startswith(root + os.sep):
-        raise NotFound()
-    response = send_from_directory(root, filename, max_age=0)
-    response.headers["Cache-Control"] = "no-cache"
     return response
 
 

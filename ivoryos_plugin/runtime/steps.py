@@ -33,7 +33,7 @@ from ..hardware.deck import DeckBusy, DeckUnverified, InstrumentUnavailable, cal
 from . import payloads, registry
 from .actions import call, field_errors, parse_arguments
 from .extension import current_extension
-from .replies import error_response
+from .replies import error_response, prefers_json
 
 if TYPE_CHECKING:
     from ..core.plugin import Plugin
@@ -299,7 +299,7 @@ def steps_page(plugin: "Plugin") -> Union[Response, str]:
 
     :param plugin: the plugin."""
     steps = step_list(plugin)
-    if request.accept_mimetypes.best_match(["text/html", "application/json"]) == "application/json":
+    if prefers_json():
         return jsonify({"plugin": plugin.name, "instrument": plugin.steps_instrument, "steps": steps})
     return render_template("ivoryos_plugin/steps.html", plugin=plugin, steps=steps,
                            plugin_base=current_extension().base_template)
