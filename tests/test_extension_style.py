@@ -206,3 +206,23 @@ def test_plain_ivoryos_run_still_attaches_through_the_plugins_registration(start
     page = session.get(f"{server.base}/ivoryos/implicit_deck/")
     assert page.status_code == 200 and page.text == "implicit page"
     assert requests.get(f"{server.base}/ivoryos/implicit_deck/", allow_redirects=False).status_code in (302, 401, 403)
+
+
+def test_each_app_keeps_its_own_host_verdicts(apps: Callable[[str], Flask]) -> None:
+    """The Host header's verdicts are remembered per app (in its extension), so two apps of one process
+    that name different servers each answer by their own configuration, before and after a change."""
+    lab, bench = apps("lab"), apps("bench")
+    lab.config["IVORYOS_PLUGIN_ALLOWED_HOSTS"] = "lab.example"
+    plugin = make_plugin("hosts_each")
+    for app in (lab, bench):
+        IvoryOSPlugins(app)
+        register(app, plugin)
+    assert lab.extensions["ivoryos_plugin"].host_verdicts is not bench.extensions["ivoryos_plugin"].host_verdicts
+    for _ in range(2):  # the second time from the remembered verdicts
+        assert lab.test_client().get("/ivoryos/hosts_each/", headers={"Host": "lab.example"}).status_code == 200
+        refused = bench.test_client().get("/ivoryos/hosts_each/", headers={"Host": "lab.example"})
+        assert refused.status_code == 400 and "lab.example" in refused.text
+    bench.config["IVORYOS_PLUGIN_ALLOWED_HOSTS"] = ["lab.example"]  # a changed config is read again
+    assert bench.test_client().get("/ivoryos/hosts_each/", headers={"Host": "lab.example"}).status_code == 200
+    lab.config["IVORYOS_PLUGIN_ALLOWED_HOSTS"] = ""
+    assert lab.test_client().get("/ivoryos/hosts_each/", headers={"Host": "lab.example"}).status_code == 400

@@ -342,7 +342,7 @@ class HostCheck:
         :param environ: the WSGI environ.
         :param start_response: the WSGI callable."""
         host = str(environ.get("HTTP_HOST") or "")
-        if host_allowed(host, self.app.config):
+        if host_allowed(host, self.app):
             return self.wsgi_app(environ, start_response)
         message = f"400 Bad Request: {host_refusal(host)}"
         if prefers_json(WerkzeugRequest(environ)):

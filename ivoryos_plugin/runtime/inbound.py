@@ -11,16 +11,13 @@ from urllib.parse import urlsplit
 from flask import current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-__all__ = ["HOSTS_KEY", "host_name", "allowed_host_names", "host_ok", "host_refusal", "host_allowed", "request_host_ok",
+__all__ = ["HOSTS_KEY", "HostVerdicts", "host_name", "allowed_host_names", "host_ok", "host_refusal", "host_allowed", "request_host_ok",
            "body_too_large"]
 
 #: env and config key naming more Host names the server answers to (comma separated; ``*``: any)
 HOSTS_KEY = "IVORYOS_PLUGIN_ALLOWED_HOSTS"
 #: the most of an over-long chunked body read (and dropped) so the client gets its 413
 DRAIN_BYTES, DRAIN_S = 64 << 20, 10.0
-
-
-_HOSTS_CACHE: Tuple[Any, FrozenSet[str]] = (None, frozenset())
 
 
 def host_name(host: str) -> str:
@@ -42,21 +39,15 @@ def allowed_host_names(config: Any, env: Optional[str] = None) -> FrozenSet[str]
 
     :param config: the app's config (a mapping).
     :param env: the env value (default: ``os.environ``)."""
-    global _HOSTS_CACHE
     env = os.environ.get(HOSTS_KEY, "") if env is None else env
     listed, origins = config.get(HOSTS_KEY), config.get("IVORYOS_PLUGIN_ALLOWED_ORIGINS")
-    key = (env, repr(listed), repr(origins))
-    if _HOSTS_CACHE[0] == key:
-        return _HOSTS_CACHE[1]
     names = set(env.split(","))
     for value in (listed,) if isinstance(listed, str) else (listed or ()):
         names.update(str(value).split(","))
     for origin in (origins,) if isinstance(origins, str) else (origins or ()):
         origin = str(origin).strip()
         names.add("*" if origin == "*" else host_name(urlsplit(origin).netloc or origin))
-    found = frozenset(host_name(n) if n.strip() != "*" else "*" for n in names if n.strip())
-    _HOSTS_CACHE = (key, found)
-    return found
+    return frozenset(host_name(n) if n.strip() != "*" else "*" for n in names if n.strip())
 
 
 def host_ok(host: str, extra: Iterable[str] = ()) -> bool:
@@ -87,28 +78,57 @@ def host_refusal(host: str) -> str:
             f"is one of yours, add {host_name(host)!r} to {HOSTS_KEY} (env, comma separated, or the app config).")
 
 
-_HOSTS_OK: Dict[Tuple[str, FrozenSet[str]], bool] = {}  # (Host header, configured names) -> verdict, for the few Hosts a server sees
+class HostVerdicts:
+    """One app's Host verdicts, remembered for the few Hosts a server sees (its extension keeps one, as
+    ``ext.host_verdicts``): the configured names are worked out again only when the env or the config
+    that names them changes, and a client sending random Hosts cannot grow the table past 256."""
+
+    def __init__(self) -> None:
+        self._names_key: Any = None
+        self._names: FrozenSet[str] = frozenset()
+        self._verdicts: Dict[Tuple[str, FrozenSet[str]], bool] = {}
+
+    def names(self, config: Any) -> FrozenSet[str]:
+        """:func:`allowed_host_names` of ``config``, remembered while the env and config stay the same.
+
+        :param config: the app's config."""
+        key = (os.environ.get(HOSTS_KEY, ""), repr(config.get(HOSTS_KEY)),
+               repr(config.get("IVORYOS_PLUGIN_ALLOWED_ORIGINS")))
+        if key != self._names_key:
+            self._names, self._names_key = allowed_host_names(config, key[0]), key
+        return self._names
+
+    def allowed(self, host: str, config: Any) -> bool:
+        """:func:`host_ok` against the names ``config`` allows.
+
+        :param host: the ``Host`` header.
+        :param config: the app's config."""
+        names = self.names(config)
+        key = (host, names)
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            if len(self._verdicts) > 256:
+                self._verdicts.clear()
+            verdict = self._verdicts[key] = host_ok(host, names)
+        return verdict
 
 
-def host_allowed(host: str, config: Any) -> bool:
-    """:func:`host_ok` against the names ``config`` allows (:func:`allowed_host_names`), remembered
-    for the few Hosts a server sees.
+def host_allowed(host: str, app: Any) -> bool:
+    """:func:`host_ok` against the names ``app``'s config allows, remembered in the app's extension
+    (:class:`HostVerdicts`); worked out afresh for an app the framework has not attached.
 
     :param host: the ``Host`` header.
-    :param config: the app's config."""
-    names = allowed_host_names(config)
-    key = (host, names)
-    verdict = _HOSTS_OK.get(key)
-    if verdict is None:
-        if len(_HOSTS_OK) > 256:  # a client sending random Hosts cannot grow it
-            _HOSTS_OK.clear()
-        verdict = _HOSTS_OK[key] = host_ok(host, names)
-    return bool(verdict)
+    :param app: the Flask app."""
+    ext = app.extensions.get("ivoryos_plugin")
+    verdicts = getattr(ext, "host_verdicts", None)
+    if verdicts is None:
+        return host_ok(host, allowed_host_names(app.config))
+    return bool(verdicts.allowed(host, app.config))
 
 
 def request_host_ok() -> bool:
     """Whether the current request's Host is allowed (:func:`host_ok`)."""
-    return host_allowed(request.host, current_app.config)
+    return host_allowed(request.host, current_app)
 
 
 # ------------------------------------------------------------------ bodies

@@ -210,7 +210,7 @@ def guard_request(plugin: str, public: bool) -> Optional[Response]:
     :param public: whether the endpoint was declared ``public=True``."""
     app, req = current_app._get_current_object(), request._get_current_object()  # type: ignore[attr-defined]
     ext = _extension(app)
-    if not host_allowed(req.host, app.config):
+    if not ext.host_verdicts.allowed(req.host, app.config):
         return error_response(400, f"Plugin {plugin!r}: {host_refusal(req.host)}")
     if "\x00" in req.path:  # no route serves it, and a file path holding it is an OS error (a 500)
         return error_response(404, f"Plugin {plugin!r}: no such page: the path holds a NUL character (%00).")
