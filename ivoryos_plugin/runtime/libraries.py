@@ -21,6 +21,8 @@ __all__ = ["close_dropped_connections", "pending_socketio_handlers", "raw_socket
 #: (python-engineio's simple-websocket driver, in Werkzeug mode).
 WERKZEUG_VERIFIED = "3.1.9"
 
+# Process-wide on purpose: what is patched here is a class of another library (Werkzeug's request
+# handler), shared by every app of the process, so whether the patch is on is one fact per process.
 _lock = threading.Lock()
 _state: Dict[str, str] = {}
 
