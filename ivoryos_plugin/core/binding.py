@@ -79,6 +79,13 @@ class Host(Protocol):
         :param app: the app.
         :param ext: its framework state (``app.extensions["ivoryos_plugin"]``)."""
 
+    def prepare(self, plugin: "Plugin") -> None:
+        """An app is about to register ``plugin`` (each time, before Flask copies the Blueprint's
+        handlers into the app): add what must be on the Blueprint by then (the framework's error
+        replies). Idempotent: after the first registration Flask accepts no new handler.
+
+        :param plugin: the plugin."""
+
     def registered(self, plugin: "Plugin", state: "BlueprintSetupState") -> None:
         """The app in ``state`` registered ``plugin`` for the first time: give it a runtime there.
 

@@ -27,6 +27,7 @@ from .workflow import WorkflowMixin
 if TYPE_CHECKING:
     from flask import Response
     from flask.blueprints import BlueprintSetupState
+    from flask.sansio.app import App
     from pydantic import BaseModel
 
 __all__ = ["Plugin"]
@@ -229,6 +230,16 @@ class Plugin(InterfaceMixin, WorkflowMixin, HooksMixin, LiveStateMixin):
         method exists because IvoryOS looks for it.
 
         :param socketio: the app's ``flask_socketio.SocketIO``."""
+
+    def register(self, app: "App", options: Dict[str, Any]) -> None:
+        """Flask's hook when an app registers the plugin: the host first puts on the Blueprint what
+        Flask copies into the app now (the framework's error replies:
+        :meth:`~ivoryos_plugin.core.binding.Host.prepare`), then Flask registers it.
+
+        :param app: the app.
+        :param options: the registration's options (``url_prefix``...)."""
+        binding.host().prepare(self)
+        super().register(app, options)
 
     def _registered(self, state: "BlueprintSetupState") -> None:
         """Flask's deferred setup, once per app: check the plugin, then give it a runtime there.

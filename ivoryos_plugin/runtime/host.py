@@ -9,7 +9,7 @@ from flask import Flask, Response, render_template, request
 
 from ..core.declarations import Builtin
 from ..core.names import PluginError
-from . import cameras, registry
+from . import cameras, errors, registry
 from .attach import add_plugin, attach
 from .extension import Extension, current_extension
 from .history import views as history_views
@@ -64,6 +64,13 @@ class RuntimeHost:
         checks the installed IvoryOS version).
 
         :param plugin: the plugin being registered."""
+
+    def prepare(self, plugin: "Plugin") -> None:
+        """Before an app registers ``plugin``: the framework's exceptions answered in JSON on every
+        request it serves (:func:`.errors.install`; idempotent).
+
+        :param plugin: the plugin."""
+        errors.install(plugin)
 
     def registered(self, plugin: "Plugin", state: "BlueprintSetupState") -> None:
         """Give ``plugin`` its runtime in ``state.app``.

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 from flask import Response, request
 from werkzeug.exceptions import NotFound, RequestEntityTooLarge
 
-from ..core.specs import ActionError
-from ..hardware.deck import DeckBusy, DeckUnverified, InstrumentUnavailable, calling_as
+from ..hardware.deck import calling_as
 from . import actions as _actions
+from .errors import Call, answering
 from .extension import current_extension
 from .files import serve_inside
 from .replies import error_response
@@ -31,13 +31,15 @@ def send_file(plugin: "Plugin", folder: str, filename: str) -> Response:
 
 
 def action_view(plugin: "Plugin", name: str) -> Response:
-    """Serve one action call: validate, guard the deck, run, reply JSON.
+    """Serve one action call: validate, guard the deck, run, reply JSON (an error: the reply of
+    :mod:`.errors`).
 
     :param plugin: the plugin.
     :param name: the action's URL name."""
-    spec = plugin._actions.get(name)
+    actions = plugin.declarations.actions
+    spec = actions.get(name)
     if spec is None:
-        known = ", ".join(sorted(plugin._actions)) or "none"
+        known = ", ".join(sorted(actions)) or "none"
         return error_response(404, f"Plugin {plugin.name!r} has no action {name!r}; actions: {known}.")
     request.max_content_length = plugin.max_body
     try:
@@ -49,27 +51,13 @@ def action_view(plugin: "Plugin", name: str) -> Response:
         return problem
     assert kwargs is not None
     ext = current_extension()
-    try:
-        with calling_as(f"plugin:{plugin.name} action {name}"):
-            if spec.hardware:
-                with ext.hardware_guard(plugin.name):
-                    result = _actions.call(spec.func, kwargs)
-            else:
+    # a refusal (409 busy, 503 unverified or no instrument), an ActionError or any other exception
+    # propagates to the error handler every plugin has (:func:`.errors.install`), which answers it in JSON
+    with answering(Call("action", name, hardware=spec.hardware), plugin.logger), \
+            calling_as(f"plugin:{plugin.name} action {name}"):
+        if spec.hardware:
+            with ext.hardware_guard(plugin.name):
                 result = _actions.call(spec.func, kwargs)
-    except DeckBusy as exc:
-        if not spec.hardware:  # the action itself raised it
-            return error_response(409, str(exc), busy=True)
-        return error_response(409, f"{exc} Action {name!r} is a hardware action (the default), refused while a "
-                                   "workflow holds the deck; an action that does not touch the instruments runs "
-                                   "during a workflow when declared with @plugin.action(hardware=False).",
-                              busy=True, hardware=True)
-    except DeckUnverified as exc:
-        return error_response(503, str(exc), unverified=exc.reason)
-    except ActionError as exc:
-        return error_response(exc.status, str(exc), action=name)
-    except InstrumentUnavailable as exc:
-        return error_response(503, str(exc), instrument=exc.name, loaded=list(exc.loaded))
-    except Exception as exc:
-        plugin.logger.exception("action %r failed", name)
-        return error_response(500, f"{type(exc).__name__}: {exc}", action=name)
+        else:
+            result = _actions.call(spec.func, kwargs)
     return _actions.to_response(plugin.name, spec, result)

@@ -23,16 +23,17 @@ import typing
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
-from flask import Response, jsonify, render_template, request
+from flask import Response, jsonify, render_template
 from pydantic import BaseModel, ValidationError
 
 from ..core.clock import start_thread
 from ..core.names import PluginError
 from ..core.specs import STEP_CANCELLED, StepSpec
-from ..hardware.deck import DeckBusy, DeckUnverified, InstrumentUnavailable, calling_as
+from ..hardware.deck import calling_as
 from . import payloads, registry
 from .actions import call, field_errors, parse_arguments
 from .extension import current_extension
+from .errors import Call, StepArgumentError, StepStillRunning, StepTimeout, answering
 from .replies import error_response, prefers_json
 
 if TYPE_CHECKING:
@@ -42,25 +43,6 @@ __all__ = ["StepArgumentError", "StepTimeout", "StepStillRunning", "check_argume
            "step_instrument", "install_on_deck", "step_list", "steps_page", "run_step"]
 
 _MARK = "_ivoryos_plugin_steps_of"
-
-
-class StepArgumentError(ValueError):
-    """A step was called with arguments its signature refuses; the step did not run.
-
-    :param message: the sentence (plugin, step, each bad field and the fix).
-    :param errors: ``{field: [messages]}``."""
-
-    def __init__(self, message: str, errors: Dict[str, List[str]]) -> None:
-        super().__init__(message)
-        self.errors = errors
-
-
-class StepTimeout(TimeoutError):
-    """A step's call waited its ``timeout`` and gave up (the step's thread may still be running)."""
-
-
-class StepStillRunning(RuntimeError):
-    """A step is called again while its earlier, timed-out call is still running in its thread."""
 
 
 @contextlib.contextmanager
@@ -195,7 +177,7 @@ def _timed_out(plugin: "Plugin", spec: StepSpec, cancelled: threading.Event, thr
     return StepTimeout(f"Plugin {plugin.name!r}: step {spec.name!r} did not finish within its timeout of "
                        f"{spec.timeout:g} s; the call failed and no longer holds the deck (the step's thread runs on "
                        f"until it returns, its result dropped). Raise @plugin.step(timeout=...) if it needs longer, "
-                       "or make it return sooner.")
+                       "or make it return sooner.", spec.timeout)
 
 
 def _method(plugin: "Plugin", spec: StepSpec) -> Callable[..., Any]:
@@ -325,24 +307,11 @@ def run_step(plugin: "Plugin", name: str) -> Response:
     instrument = getattr(deck, plugin.steps_instrument, None) if deck is not None else None
     if getattr(instrument, _MARK, None) != plugin.name:  # no deck: the same checks and timeout all the same
         instrument = step_instrument(plugin)
-    try:
-        with calling_as(f"plugin:{plugin.name} step {name}"), ext.hardware_guard(plugin.name):
-            result = call(getattr(instrument, name), kwargs)
-    except StepArgumentError as exc:
-        return error_response(400, str(exc), errors=exc.errors, step=name)
-    except StepTimeout as exc:
-        return error_response(504, str(exc), step=name, timeout=spec.timeout)
-    except StepStillRunning as exc:
-        return error_response(409, str(exc), step=name, busy=False)
-    except DeckBusy as exc:
-        return error_response(409, str(exc), busy=True)
-    except DeckUnverified as exc:
-        return error_response(503, str(exc), unverified=exc.reason)
-    except InstrumentUnavailable as exc:
-        return error_response(503, str(exc), instrument=exc.name, loaded=list(exc.loaded))
-    except Exception as exc:
-        plugin.logger.exception("step %r failed", name)
-        return error_response(500, f"{type(exc).__name__}: {exc}", step=name)
+    # a refusal, bad arguments, a timeout or any other exception propagates to the error handler
+    # every plugin has (errors.install), which answers it in JSON
+    with answering(Call("step", name, hardware=True), plugin.logger), \
+            calling_as(f"plugin:{plugin.name} step {name}"), ext.hardware_guard(plugin.name):
+        result = call(getattr(instrument, name), kwargs)
     if isinstance(result, BaseModel):
         result = result.model_dump(mode="json")
     try:
