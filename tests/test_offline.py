@@ -135,6 +135,55 @@ def test_a_library_missing_locally_stays_on_the_cdn_and_the_fix_is_logged_once(
     assert "npm ci" in warnings[0] and "bootstrap/bootstrap.min.css" in warnings[0]
 
 
+def reference_rewrite(html: str, local: Dict[str, str], base: str) -> str:
+    """The rewriting as it was before it worked on bytes (a tag pattern tried at each '<' of the
+    decoded page): what :func:`offline.rewrite_page` must still give, byte for byte."""
+    first: Dict[str, int] = {}
+    for script in offline._SCRIPT_SRC.finditer(html):
+        first.setdefault(script.group(1), script.start())
+
+    def replace(match: "re.Match[str]") -> str:
+        tag = "<" + match.group(1) if match.group(1) is not None else match.group(0)
+        found = offline._URL_ATTR.search(tag)
+        if found is None or found.group(4) not in local:
+            return match.group(0)
+        target = base + local[found.group(4)]
+        is_script = match.group(1) is not None
+        if is_script and first.get(target, len(html)) < match.start() and match.group(2) is not None:
+            return ""
+        first.setdefault(target, match.start())
+        tag = offline._SRI_ATTRS.sub("", tag[:found.start(4)] + target + tag[found.end(4):])
+        return tag + (match.group(2) or "") if is_script else tag
+
+    return offline._TAG.sub(replace, html)
+
+
+def test_the_bytes_rewriting_gives_what_the_page_pattern_gave() -> None:
+    """Every IvoryOS template, the test page, pages loading a library twice or after its local copy,
+    tags around a CDN name that are not loads: the same output, with every copy present or only some."""
+    local = offline.available_assets()
+    assert local, f"no local copies in {offline.VENDOR_DIR}: run 'npm ci' in {ROOT}"
+    jquery = "https://code.jquery.com/jquery-3.7.1.min.js"
+    pages = [template.read_text(encoding="utf-8", errors="replace")
+             for template in sorted(IVORYOS.rglob("templates/**/*.html"))]
+    pages += [PAGE, PAGE.replace("vendor/socket.io.min.js", "vendor/socketio/socket.io.min.js"),
+              f'<script src="{jquery}"></script>' * 3 + f'<LINK href="{jquery}"><script src="{jquery}" defer>x</script>',
+              f'<p>see //code.jquery.com</p><a title="<" href="{jquery}">a</a><script src="{VENDOR}jquery/jquery.min.js">'
+              f'</script>\n<script src="{jquery}" integrity="sha-1" crossorigin=anonymous>  </script>'
+              f'<script data-x="//cdn.plot.ly" src="{jquery}"></script>"İ"<script\tsrc="{jquery}"></script>']
+    changed = 0
+    for page in pages:
+        for assets in (local, dict(list(local.items())[:3])):
+            expected = reference_rewrite(page, assets, VENDOR)
+            assert offline.rewrite_html(page, assets, VENDOR) == expected, page[:200]
+            body = page.encode()
+            assert offline.rewrite_page(body, assets, VENDOR, {}).decode() == expected, page[:200]
+            changed += expected != page
+    assert changed >= 10, "the pages compared hardly use the CDN: did IvoryOS's layout change?"
+    body = b"<html><script src='/static/app.js'></script></html>"
+    assert offline.rewrite_page(body, local, VENDOR) is body, "an unchanged page is not copied"
+
+
 # ------------------------------------------------------------------ the demo, offline
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tuple[Server, requests.Session, int]]:

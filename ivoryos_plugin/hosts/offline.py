@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from typing import Dict, FrozenSet, Match, Optional, Set
+from typing import Dict, FrozenSet, List, Optional, Set, Tuple
 
 from flask import Flask, Response, current_app, url_for
 
@@ -33,6 +33,11 @@ _TAG = re.compile(r"<(?:(script\b[^>]*>)(\s*</script>)?|link\b[^>]*>)", re.IGNOR
 _URL_ATTR = re.compile(r"""\b(src|href)(\s*=\s*)(["'])(https?://[^"']+)\3""", re.IGNORECASE)
 _SCRIPT_SRC = re.compile(r"""<script\b[^>]*\bsrc\s*=\s*["']([^"']+)["']""", re.IGNORECASE)
 _SRI_ATTRS = re.compile(r"""\s+(?:integrity|crossorigin)(?:\s*=\s*(?:"[^"]*"|'[^']*'|[^\s>]+))?""", re.IGNORECASE)
+# the same patterns on a page's bytes (the hook never decodes a page)
+#: "//" and a CDN's host name: one pattern scans a page faster than one search per host
+_CDN_HOST = re.compile(b"//(?:" + b"|".join(re.escape(host.encode()) for host in _HOSTS) + b")", re.IGNORECASE)
+_TAG_B, _URL_ATTR_B, _SCRIPT_SRC_B, _SRI_ATTRS_B = (re.compile(pattern.pattern.encode(), re.IGNORECASE)
+                                                    for pattern in (_TAG, _URL_ATTR, _SCRIPT_SRC, _SRI_ATTRS))
 
 
 def available_assets(vendor_dir: str = VENDOR_DIR) -> Dict[str, str]:
@@ -47,6 +52,7 @@ def rewrite_html(html: str, local: Dict[str, str], base: str) -> str:
 
     A rewritten tag loses ``integrity`` and ``crossorigin``; a script the page already loads from the
     same local file (the framework injects the Socket.IO client into plugin pages) is dropped.
+    (:func:`rewrite_page` does the same on a page's bytes.)
 
     :param html: the page.
     :param local: CDN URL -> path under ``vendor/`` (from :func:`available_assets`).
@@ -58,27 +64,91 @@ def rewrite_html(html: str, local: Dict[str, str], base: str) -> str:
         ...              {"https://code.jquery.com/jquery-3.7.1.min.js": "jquery/jquery.min.js"}, "/v/")
         '<script src="/v/jquery/jquery.min.js"></script>'
     """
-    if not any(host in html for host in _HOSTS):
-        return html
-    first: Dict[str, int] = {}  # each script src on the page -> where it is first loaded
-    for script in _SCRIPT_SRC.finditer(html):
-        first.setdefault(script.group(1), script.start())
+    body = html.encode("utf-8", "surrogatepass")
+    rewritten = rewrite_page(body, local, base)
+    return html if rewritten is body else rewritten.decode("utf-8", "surrogatepass")
 
-    def replace(match: Match[str]) -> str:
-        tag = "<" + match.group(1) if match.group(1) is not None else match.group(0)
-        found = _URL_ATTR.search(tag)
-        if found is None or found.group(4) not in local:
-            return match.group(0)
-        target = base + local[found.group(4)]
-        is_script = match.group(1) is not None
-        if is_script and first.get(target, len(html)) < match.start() and match.group(2) is not None:
-            return ""  # the page already loaded this file, earlier
-        first.setdefault(target, match.start())
-        tag = tag[:found.start(4)] + target + tag[found.end(4):]
-        tag = _SRI_ATTRS.sub("", tag)
-        return tag + (match.group(2) or "") if is_script else tag
 
-    return _TAG.sub(replace, html)
+#: a tag's rewriting: the new tag and the local URL it loads, or None (not a CDN library served here)
+TagRewrite = Optional[Tuple[bytes, bytes]]
+
+
+def rewrite_page(body: bytes, local: Dict[str, str], base: str,
+                 tags: Optional[Dict[Tuple[bytes, str], TagRewrite]] = None) -> bytes:
+    """:func:`rewrite_html` on a page's UTF-8 bytes: only the tags around a CDN host's name are
+    looked at (one scan for the names, not a tag pattern tried at each ``<``), nothing is decoded.
+
+    :param body: the page.
+    :param local: CDN URL -> path under ``vendor/``.
+    :param base: the URL of the vendor folder, ending in ``/``.
+    :param tags: a cache of each tag's rewriting (the same few tags come back on every page); it
+        must belong to one ``local`` mapping.
+    :returns: the new page, or ``body`` itself when nothing changed."""
+    starts: Set[int] = set()
+    for url in _CDN_HOST.finditer(body):  # one scan of the page (a few per page: 9 on /ivoryos/draft)
+        at = url.start()
+        start = body.rfind(b"<", 0, at)
+        if start != -1 and body.find(b">", start, at) == -1:  # inside a tag, not in the text
+            starts.add(start)
+    if not starts:
+        return body
+    parts: List[bytes] = []
+    done = 0
+    loaded: Dict[bytes, int] = {}  # local URLs of the tags rewritten so far -> where
+    for start in sorted(starts):
+        match = _TAG_B.match(body, start) if start >= done else None
+        if match is None:
+            continue
+        key = (match.group(1) or match.group(0), base)
+        if tags is not None and key in tags:
+            found = tags[key]
+        else:
+            found = _tag_rewrite(match, local, base)
+            if tags is not None:
+                if len(tags) >= 512:  # a page full of odd tags cannot grow it
+                    tags.clear()
+                tags[key] = found
+        if found is None:
+            continue
+        tag, target = found
+        script = match.group(1) is not None
+        if script and match.group(2) is not None and (target in loaded or _loads_before(body, target, start)):
+            tag = b""  # the page already loaded this file, earlier
+        else:
+            loaded.setdefault(target, start)
+            tag += (match.group(2) or b"") if script else b""
+        parts += (body[done:start], tag)
+        done = match.end()
+    if not parts:
+        return body
+    parts.append(body[done:])
+    return b"".join(parts)
+
+
+def _tag_rewrite(match: "re.Match[bytes]", local: Dict[str, str], base: str) -> TagRewrite:
+    """The tag of ``match`` pointed at the local copy, without ``integrity``/``crossorigin``, and that copy's URL."""
+    tag = b"<" + match.group(1) if match.group(1) is not None else match.group(0)
+    found = _URL_ATTR_B.search(tag)
+    if found is None:
+        return None
+    rel = local.get(found.group(4).decode("utf-8", "replace"))
+    if rel is None:
+        return None
+    target = (base + rel).encode()
+    return _SRI_ATTRS_B.sub(b"", tag[:found.start(4)] + target + tag[found.end(4):]), target
+
+
+def _loads_before(body: bytes, target: bytes, before: int) -> bool:
+    """Whether a ``<script>`` tag before ``before`` in ``body`` loads ``target`` (its ``src``)."""
+    at = body.find(target, 0, before)
+    while at != -1:
+        start = body.rfind(b"<", 0, at)
+        if start != -1 and body.find(b">", start, at) == -1:
+            script = _SCRIPT_SRC_B.match(body, start)
+            if script is not None and script.group(1) == target:
+                return True
+        at = body.find(target, at + 1, before)
+    return False
 
 
 class OfflineAssets:
@@ -90,11 +160,13 @@ class OfflineAssets:
         self.vendor_dir = vendor_dir
         self.local: Dict[str, str] = {}
         self.missing: Dict[str, str] = {}
+        self._tags: Dict[Tuple[bytes, str], TagRewrite] = {}  # each tag's rewriting (for self.local)
         self.refresh()
 
     def refresh(self) -> None:
         """Look at the vendor folder again (after ``npm ci``); log once what is still missing."""
         self.local = available_assets(self.vendor_dir)
+        self._tags = {}
         missing = {url: rel for url, rel in CDN_ASSETS.items() if url not in self.local}
         if missing and frozenset(missing) not in _LOGGED:
             _LOGGED.add(frozenset(missing))
@@ -116,9 +188,9 @@ class OfflineAssets:
         base = self.base_url()
         if base is None:
             return response
-        html = response.get_data(as_text=True)
-        rewritten = rewrite_html(html, self.local, base)
-        if rewritten != html:
+        body = response.get_data()  # the page's bytes: not decoded, copied only when a tag changes
+        rewritten = rewrite_page(body, self.local, base, self._tags)
+        if rewritten is not body:
             response.set_data(rewritten)
         return response
 
