@@ -151,6 +151,11 @@ class Extension:
         #: the time every worker, stream, camera, sweep and the history of this app wait on and read:
         #: ``app.config["IVORYOS_PLUGIN_CLOCK"]`` (a test's ManualClock) or the real one
         self.clock: Clock = app.config.get(CLOCK_CONFIG) or SYSTEM_CLOCK
+        # A lab leaves IvoryOS's pages and the plugins' pages open for days: a page's CSRF token is
+        # valid for the life of its session (ended at logout, see sessions.py), not Flask-WTF's default
+        # hour, after which every button of a page open since would answer 400. An app that sets
+        # WTF_CSRF_TIME_LIMIT itself keeps its limit.
+        app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)
         #: the Socket.IO clients let in, re-authorised while they live
         self.connections = Connections(self, self.disconnect_client, clock=self.clock)
         #: the Host header's verdicts, remembered for the few Hosts a server sees
