@@ -1,6 +1,6 @@
 """The runtime's side of :class:`ivoryos_plugin.core.binding.Host`: what a plugin asks of the app it
-runs in (its runtime, publish, render, its built-in routes, the request guards). The hosts layer
-adds how an app is adopted (IvoryOS or the dev host) in :mod:`ivoryos_plugin.hosts.binding`."""
+runs in (its runtime, publish, render, its built-in routes, the request guards, its error replies).
+The hosts layer adds how an app is adopted (IvoryOS or the dev host) in :mod:`ivoryos_plugin.hosts.binding`."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Dict, Optional

@@ -4,7 +4,10 @@ assets, ``deck.json``, ``health.json``, the camera streams and the live channel.
 
 Each route is guarded here (:mod:`.security`), then its view runs in the private app's Flask request
 context (:mod:`.context`): the runtime's views answer as on IvoryOS 1.x (the same 400, 409, 413 and
-503 bodies). A camera's MJPEG stream is served natively (an async generator, one capture for all).
+503 bodies). The view runs through the private app's URL map, so the request is the plugin Blueprint's
+and an exception of the framework's (a busy deck, a missing instrument...) gets the reply of the
+handler the Blueprint carries (:mod:`ivoryos_plugin.runtime.errors`), in the author's pages as in the
+actions. A camera's MJPEG stream is served natively (an async generator, one capture for all).
 """
 from __future__ import annotations
 
