@@ -22,6 +22,7 @@ from . import ivoryos as adapter
 from . import panels
 from .discovery import check_plugin, isolate_registration, protect_plain
 from .discovery import discover as discover_plugins
+from .drain import PiecewiseRequestHandler
 from .ivoryos import PUBLIC_DEFAULT_KEY, default_admin_active
 
 log = logging.getLogger("ivoryos_plugin")
@@ -261,6 +262,7 @@ def run(module: Optional[str] = None, host: Optional[str] = None, port: Optional
         steadied = steady_allocator()  # why: hosts/allocator.py
         if steadied:
             _say(steadied)
+        adapter.use_request_handler(PiecewiseRequestHandler)  # no 10 MB buffer per request: hosts/drain.py
         # what older callers left on the shared blueprint for this run (hardening.arm's hook, a
         # record_once) moves to the run's own, so the shared one carries nothing per run
         blueprint = framework_blueprint.hand_over(framework)

@@ -29,11 +29,12 @@ from .sockets import (
 )
 from .serving import (
     sqlite_path, users_database, default_admin_active, get_config, run_parameters, run, before_serving,
+    use_request_handler,
     PUBLIC_DEFAULT_KEY,
 )
 from .pages import (
     show_plugin_titles, login_form_with_token, without_signup_link, logo_folder, form_token_points,
-    head_tags_point, with_inserts, token_field, forms_with_token, page_with_head_tags, CDN_ASSETS,
+    head_tags_point, head_end, with_inserts, token_field, forms_with_token, page_with_head_tags, CDN_ASSETS,
     LOGIN_ENDPOINT, LOGOUT_ENDPOINT, SIGNUP_ENDPOINT, STATIC_ENDPOINT, LOGO_ENDPOINT, LOGO_FIELD, LOGO_FOLDER,
     RUN_CONTROL_ENDPOINTS,
 )
@@ -47,8 +48,8 @@ __all__ = [
     "STATIC_ENDPOINT", "VERIFIED_ON", "allow_late_blueprints", "before_serving", "current_run", "deck",
     "deck_being_loaded", "default_admin_active", "default_namespace_guarded", "default_namespace_handlers",
     "default_namespace_refusal", "form_token_points", "forms_with_token", "get_config",
-    "guard_default_namespace", "guard_init_socketio", "head_tags_point", "in_process_app", "installed_version",
+    "guard_default_namespace", "guard_init_socketio", "head_end", "head_tags_point", "in_process_app", "installed_version",
     "is_ivoryos_app", "join_message_queue", "login_form_with_token", "logo_folder", "page_with_head_tags",
     "probe", "run", "run_parameters", "set_deck", "show_plugin_titles", "sqlite_path", "start_when_deck_is_set",
-    "token_field", "users_database", "with_inserts", "without_signup_link"
+    "token_field", "use_request_handler", "users_database", "with_inserts", "without_signup_link"
 ]

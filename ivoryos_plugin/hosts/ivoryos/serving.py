@@ -131,3 +131,32 @@ def before_serving(gate: Callable[[], None]) -> bool:
 
     socketio.run = run
     return True
+
+
+def use_request_handler(handler: type) -> bool:
+    """Have the server ``ivoryos.run`` starts handle each connection with ``handler`` (a Werkzeug
+    ``WSGIRequestHandler`` subclass): ``socketio.run`` on ``ivoryos.socket_handlers``' ``SocketIO``
+    (verified on 1.6.14 and 1.7.2) passes ``request_handler`` on to Werkzeug's ``run_simple`` in
+    Flask-SocketIO's threading mode; in another mode (eventlet, gevent) nothing changes.
+
+    :param handler: the request handler class.
+    :returns: whether the next ``socketio.run`` will use it."""
+    try:
+        from ivoryos.socket_handlers import socketio
+    except Exception as exc:
+        log.info("IvoryOS's Socket.IO server was not found (%s: %s): Werkzeug's own request handler serves",
+                 type(exc).__name__, exc)
+        return False
+    original = getattr(socketio, "run", None)
+    if not callable(original):
+        return False
+
+    def run(app: Any, *args: Any, **kwargs: Any) -> Any:
+        socketio.run = original  # once
+        engine = getattr(getattr(socketio, "server", None), "eio", None)
+        if getattr(engine, "async_mode", None) == "threading":
+            kwargs.setdefault("request_handler", handler)
+        return original(app, *args, **kwargs)
+
+    socketio.run = run
+    return True
