@@ -34,6 +34,7 @@ log = logging.getLogger("ivoryos_plugin")
 
 #: the script that gives IvoryOS's own fetch/XHR calls and forms the CSRF token (the framework's static file)
 CSRF_SCRIPT = "ivoryos_csrf.js"
+_CSRF_SCRIPT_NAME = CSRF_SCRIPT.encode()
 CSP = "Content-Security-Policy"
 #: what an uploaded file in IvoryOS's logo folder is served with: never a page, never sniffed
 UPLOAD_HEADERS = (("X-Content-Type-Options", "nosniff"), ("Content-Disposition", "attachment"),
@@ -229,10 +230,15 @@ class Hooks:
             token = page_csrf_token()
             field = adapter.token_field(token)
             inserts = [(at, field) for at in adapter.form_token_points(body)]
-            if CSRF_SCRIPT.encode() not in body:
-                head = adapter.head_tags_point(body)
-                if head is not None:
-                    tags = "" if b'name="csrf-token"' in body else f'<meta name="csrf-token" content="{escape(token)}">\n'
+            head = adapter.head_tags_point(body)
+            if head is not None:
+                # the script and the <meta> are looked for in the <head> only, where they go (not in
+                # the whole page: each search of it costs more than the rest of this hook); the
+                # script runs once however often a page loads it
+                end = adapter.head_end(body)
+                if body.find(_CSRF_SCRIPT_NAME, 0, end) == -1:
+                    tags = ("" if body.find(b'name="csrf-token"', 0, end) != -1
+                            else f'<meta name="csrf-token" content="{escape(token)}">\n')
                     inserts.append((head, f"{tags}{self.csrf_script_tag()}\n".encode()))
             if inserts:
                 body, changed = adapter.with_inserts(body, inserts), True

@@ -17,7 +17,7 @@ import os
 import re
 from typing import Dict, FrozenSet, List, Optional, Set, Tuple
 
-from flask import Flask, Response, current_app, url_for
+from flask import Flask, Response, current_app, request, url_for
 
 from .ivoryos import CDN_ASSETS
 
@@ -161,6 +161,7 @@ class OfflineAssets:
         self.local: Dict[str, str] = {}
         self.missing: Dict[str, str] = {}
         self._tags: Dict[Tuple[bytes, str], TagRewrite] = {}  # each tag's rewriting (for self.local)
+        self._bases: Dict[str, str] = {}  # script root -> the vendor folder's URL
         self.refresh()
 
     def refresh(self) -> None:
@@ -194,12 +195,18 @@ class OfflineAssets:
             response.set_data(rewritten)
         return response
 
-    @staticmethod
-    def base_url() -> Optional[str]:
-        """``/ivoryos/plugins/static/vendor/`` (None when the framework's blueprint is not registered)."""
+    def base_url(self) -> Optional[str]:
+        """``/ivoryos/plugins/static/vendor/`` (None when the framework's blueprint is not registered),
+        built once per script root (``url_for`` costs more than the rest of a page's rewriting)."""
         if "plugins.static" not in current_app.view_functions:
             return None
-        return url_for("plugins.static", filename="vendor/")
+        root = request.script_root
+        found = self._bases.get(root)
+        if found is None:
+            if len(self._bases) >= 16:  # a proxy sending odd SCRIPT_NAMEs cannot grow it
+                self._bases.clear()
+            found = self._bases[root] = url_for("plugins.static", filename="vendor/")
+        return found
 
 
 def install(app: Flask, vendor_dir: str = VENDOR_DIR) -> OfflineAssets:

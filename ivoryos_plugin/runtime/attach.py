@@ -234,27 +234,23 @@ def _create(app: Flask, framework: IvoryOSPlugins) -> Extension:
         app.register_blueprint(framework.blueprint(), url_prefix=f"{ext.url_prefix}/plugins")
     _watch_registrations(app, ext)
 
+    # one hook before and one after each request (Flask looks each hook up and asks whether it is a
+    # coroutine on every request)
     @app.before_request
-    def _start_plugins() -> None:
-        ext.ensure_started()
-
-    @app.before_request
-    def _guard_app_routes_of_plugins() -> Optional[Response]:
+    def _before_each_request() -> Optional[Response]:
+        ext.ensure_started()  # the plugins' on_start, at the first request
         # routes a plugin added to the app itself (record_once, its register): its guard, not its Blueprint's
         name = ext.registrations.owner(request.endpoint)
         return None if name is None else guard_request(name, public=False)
 
     @app.after_request
-    def _harden_app_routes_of_plugins(response: Response) -> Response:
-        name = ext.registrations.owner(request.endpoint)
-        return response if name is None else harden_response(response, name)
-
-    @app.after_request
-    def _headers_under_plugin_prefixes(response: Response) -> Response:
+    def _after_each_request(response: Response) -> Response:
+        req = request._get_current_object()  # type: ignore[attr-defined]
         # 404s, 405s and errors under a plugin's prefix never reach its blueprint's hooks
-        if ext.plugin_of_path(request.path) is not None:
+        if ext.plugin_of_path(req.path) is not None:
             security_headers(response)
-        return response
+        name = ext.registrations.owner(req.endpoint)
+        return response if name is None else harden_response(response, name)
 
     @app.context_processor
     def _nav() -> Dict[str, Any]:

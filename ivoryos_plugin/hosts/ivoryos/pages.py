@@ -183,6 +183,14 @@ def head_tags_point(html: bytes) -> Optional[int]:
     return first.start() if first is not None else end.start()
 
 
+def head_end(html: bytes) -> Optional[int]:
+    """Where a page's ``</head>`` ends (the position after it), or None for a fragment without one.
+
+    :param html: the page, UTF-8."""
+    end = _HEAD_END.search(html)
+    return None if end is None else end.end()
+
+
 def with_inserts(html: bytes, inserts: List[Tuple[int, bytes]]) -> bytes:
     """``html`` with each ``(position, text)`` inserted (at one position, in the order given), made in
     one copy.
