@@ -76,3 +76,17 @@ def test_system_clock_is_the_real_time() -> None:
     import time
     assert abs(SYSTEM_CLOCK.time() - time.time()) < 1.0
     assert SYSTEM_CLOCK.wait(threading.Event(), -5) is False
+
+
+@pytest.mark.parametrize("bad", ["fast", 3.0, object()])
+def test_an_app_configured_with_something_that_is_not_a_clock_says_so(bad: object, tmp_path) -> None:
+    from ivoryos_plugin import Plugin, create_app
+
+    plugin = Plugin("clockless", __name__)
+
+    @plugin.route("/")
+    def main() -> str:
+        return "ok"
+
+    with pytest.raises(TypeError, match="IVORYOS_PLUGIN_CLOCK.*not a clock.*ManualClock"):
+        create_app([plugin], data_dir=tmp_path, testing=True, clock=bad)  # type: ignore[arg-type]

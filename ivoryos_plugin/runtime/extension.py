@@ -10,7 +10,7 @@ import traceback
 import weakref
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, FrozenSet, Iterator, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, FrozenSet, Iterator, List, Optional, Tuple, cast
 
 from flask import Blueprint, Flask, current_app
 from flask.sansio.blueprints import Blueprint as SansioBlueprint
@@ -125,6 +125,20 @@ def _no_run() -> Optional[Dict[str, Any]]:
     return None
 
 
+def _configured_clock(value: Any) -> Clock:
+    """The clock ``app.config["IVORYOS_PLUGIN_CLOCK"]`` names (the real one when unset).
+
+    :param value: the config value.
+    :raises TypeError: a value that is not a clock, named with the fix."""
+    if value is None:
+        return SYSTEM_CLOCK
+    if not all(callable(getattr(value, name, None)) for name in ("monotonic", "time", "wait")):
+        raise TypeError(f"app.config[{CLOCK_CONFIG!r}] is {value!r}, which is not a clock: give an object with "
+                        "monotonic(), time() and wait(event, seconds), e.g. ivoryos_plugin.testing.ManualClock(), "
+                        "or leave it unset for the real time.")
+    return cast(Clock, value)
+
+
 class Extension:
     """What the framework knows about one app. Found with :func:`current_extension`.
 
@@ -150,7 +164,7 @@ class Extension:
         self.tokens = TokenStore(self.data_root / "tokens.json")
         #: the time every worker, stream, camera, sweep and the history of this app wait on and read:
         #: ``app.config["IVORYOS_PLUGIN_CLOCK"]`` (a test's ManualClock) or the real one
-        self.clock: Clock = app.config.get(CLOCK_CONFIG) or SYSTEM_CLOCK
+        self.clock: Clock = _configured_clock(app.config.get(CLOCK_CONFIG))
         # A lab leaves IvoryOS's pages and the plugins' pages open for days: a page's CSRF token is
         # valid for the life of its session (ended at logout, see sessions.py), not Flask-WTF's default
         # hour, after which every button of a page open since would answer 400. An app that sets
