@@ -264,7 +264,7 @@ class Hooks:
 
         :param response: any response of the app."""
         headers = response.headers
-        present = {name.lower() for name in headers.keys()}  # one pass, not one per header added
+        present = {name.lower() for name, _ in headers}  # one pass over its list, not one per header added
         for lowered, name, value in _ADDED_HEADERS:
             if lowered not in present:
                 headers.add(name, value)

@@ -333,7 +333,7 @@ def security_headers(response: Response) -> Response:
 
     :param response: any response under a plugin's prefix, errors included."""
     headers = response.headers
-    present = {name.lower() for name in headers.keys()}  # one pass, not one per header
+    present = {name.lower() for name, _ in headers}  # one pass over its list, not one per header
     for lowered, name, value in _HEADERS:
         if lowered not in present:
             headers.add(name, value)
