@@ -96,6 +96,10 @@ def test_ivoryos_pages_get_the_token_in_each_post_form_without_one_and_the_tags_
     assert adapter.forms_with_token(PAGE, "tok") == adapter.with_inserts(
         html, [(at, field) for at in points]).decode()
     assert adapter.page_with_head_tags("<p>a fragment</p>", "<meta>") == "<p>a fragment</p>"
+    # where the page hook looks for the CSRF script and <meta> (the head only, not the whole page)
+    assert adapter.head_end(html) == html.index(b"</head>") + len(b"</head>")
+    assert adapter.head_end(b"<p>x</p></HEAD >") == len(b"<p>x</p></HEAD >")
+    assert adapter.head_end(b"<p>a fragment</p>") is None
 
 
 @pytest.mark.parametrize("method,path,headers,json_wanted", [
