@@ -117,10 +117,19 @@ def level():
 
 @plugin.on_start
 def start(deck):
-    if os.environ.get("SEC3_UNDO"):
-        from ivoryos.socket_handlers import socketio
+    flag = os.environ.get("SEC3_UNDO")
+    if flag:  # once the test says the server serves (it creates the file), as a plugin might later on
+        import threading
+        import time
 
-        socketio.server.handlers["/"]["connect"] = lambda *args: None
+        def undo():
+            while not os.path.exists(flag):
+                time.sleep(0.05)
+            from ivoryos.socket_handlers import socketio
+
+            socketio.server.handlers["/"]["connect"] = lambda *args: None
+
+        threading.Thread(target=undo, daemon=True).start()
 
 
 late = Blueprint("late", __name__)
@@ -519,8 +528,11 @@ def test_an_opted_out_item_does_not_stop_the_server(tmp_path: Path) -> None:
 
 @pytest.mark.server
 def test_the_health_page_shows_a_hardening_undone_after_start(tmp_path: Path) -> None:
-    undone = start_sec3(tmp_path, env={"SEC3_UNDO": "1"})
+    flag = tmp_path / "undo-now"
+    undone = start_sec3(tmp_path, env={"SEC3_UNDO": str(flag)})
     try:
+        assert undone.hardening()["socket"] == "on"  # served with every item proven
+        flag.touch()  # now the plugin undoes one, after start
         assert wait_until(lambda: undone.hardening()["socket"] == "failed", 10), undone.status()["hardening"]
         item = next(h for h in undone.status()["hardening"] if h["item"] == "socket")
         assert "is not the guard" in item["detail"] and item["opt_out"] == "allow_anonymous_socket=True"
