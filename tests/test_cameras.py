@@ -255,7 +255,7 @@ def test_a_slow_viewer_gets_only_whole_frames_skipping_the_ones_it_has_no_room_f
     assert len(others) == int(FPS * 2)
 
 
-def test_a_server_without_raw_sockets_gets_the_frames_yielded() -> None:
+def test_a_server_without_raw_sockets_gets_the_frames_yielded(tmp_path: Path) -> None:
     import numpy as np
 
     from ivoryos_plugin import Plugin, create_app
@@ -264,7 +264,7 @@ def test_a_server_without_raw_sockets_gets_the_frames_yielded() -> None:
     plugin = Plugin("yielded", __name__, template_folder=None)
     plugin.add_url_rule("/", "main", lambda: "page")
     plugin.camera("grey", lambda: np.full((48, 64), 128, np.uint8), fps=30)
-    app = create_app([plugin], token="t", testing=True)
+    app = create_app([plugin], token="t", data_dir=tmp_path, testing=True)  # not ./ivoryos_data
     try:
         reply = app.test_client().get("/ivoryos/yielded/cameras/grey/stream.mjpg", buffered=False,
                                       headers={"Authorization": "Bearer t"})

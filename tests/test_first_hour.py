@@ -25,9 +25,11 @@ from support import ROOT, free_port, ivoryos_login, wait_for_port
 pytestmark = pytest.mark.server
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
-#: what a fresh clone does not have: made by the install, by runs, or ignored by git
+#: what a fresh clone does not have: made by the install, by runs, or ignored by git (``.cache`` holds
+#: test_dropin_floor's virtualenv and ``.hypothesis`` Hypothesis's examples: both written while this
+#: module copies the tree when another pytest-xdist worker runs those tests)
 NOT_IN_A_CLONE = {".venv", "node_modules", "test-output", "vendor", "ivoryos_data", "build", "dist", ".git",
-                  "__pycache__", ".pytest_cache", ".mypy_cache", ".import_linter_cache"}
+                  "__pycache__", ".pytest_cache", ".mypy_cache", ".import_linter_cache", ".cache", ".hypothesis"}
 INSTALL_TIMEOUT = 1500.0
 #: pip's complaint about this machine's own pip.conf (package mirrors in /opt that may be absent):
 #: the machine's configuration, not the project's output

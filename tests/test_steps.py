@@ -154,7 +154,7 @@ def test_a_step_that_raises_pauses_the_run_as_an_instrument_error_does(steps_ser
 
 
 # ------------------------------------------------------------------ the dev host
-def test_a_step_refuses_nan_infinity_and_deep_nesting_as_an_action_does() -> None:
+def test_a_step_refuses_nan_infinity_and_deep_nesting_as_an_action_does(tmp_path: Path) -> None:
     plugin = Plugin("dosing", __name__, template_folder=None)
     plugin.add_url_rule("/", "main", lambda: "page")
     ran: List[float] = []
@@ -165,7 +165,7 @@ def test_a_step_refuses_nan_infinity_and_deep_nesting_as_an_action_does() -> Non
         ran.append(volume_ml)
         return volume_ml
 
-    app = create_app([plugin], token="t", testing=True)
+    app = create_app([plugin], token="t", data_dir=tmp_path, testing=True)  # not ./ivoryos_data
     try:
         client = app.test_client()
         headers = {"Authorization": "Bearer t", "Content-Type": "application/json"}
