@@ -1,6 +1,7 @@
 """Shared fixtures: server subprocesses, a real redis-server, leak checks. Helpers are in support.py."""
 from __future__ import annotations
 
+import os
 import subprocess
 import threading
 import time
@@ -10,6 +11,32 @@ from typing import Callable, Iterator, List, Optional
 import pytest
 
 from support import Server, free_port, launch, wait_for_port
+
+
+#: the modules that take longest (whole minutes: installs, nested pytest runs, many servers), slowest
+#: first. Under pytest-xdist (``-n 2 --dist loadfile``) each worker takes whole modules in collection
+#: order, so these go first: a long module started last would leave the other worker idle at the end.
+#: A serial run keeps pytest's own order. Only the order depends on this list, never a result.
+SLOW_FIRST = ("tests/test_first_hour.py", "tests/test_history.py", "tests/test_first_hour_pages.py",
+              "tests/test_realcode3_browser.py", "tests/test_e2e.py", "tests/test_dropin_migrate.py",
+              "tests/test_dropin_floor.py", "tests/test_realcode3_hosts.py", "tests/test_realcode3_migrate.py",
+              "tests/test_offline.py", "tests/test_security3_browser.py", "tests/test_fuzz.py")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under ``--dist loadfile``, hand out modules in collection order (:data:`SLOW_FIRST` first)
+    rather than xdist's default of the modules with the most tests first."""
+    if getattr(config.option, "dist", "no") in ("loadfile", "loadscope"):
+        config.option.loadscopereorder = False
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item]) -> None:
+    """In a pytest-xdist worker, put the modules of :data:`SLOW_FIRST` first (in that order); the
+    others, and the tests inside each module, keep their order."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    rank = {name: i for i, name in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
 
 
 @pytest.fixture

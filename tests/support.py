@@ -19,11 +19,40 @@ ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 
 
+#: where :func:`free_port` hands out ports: below the kernel's ephemeral range (32768-60999 on Linux),
+#: so that no client connection of this or another test process sits on a port between the moment it
+#: is picked and the moment the server binds it; each pytest-xdist worker (and a serial run) has a block
+#: of its own, so two workers never hand out the same port
+PORT_BASE, PORT_BLOCK, PORT_BLOCKS = 20000, 1500, 8
+_next_port: List[int] = []
+
+
+def _port_block() -> int:
+    """This process's block: 0 for a serial run, 1 + n for the xdist worker ``gw<n>``."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return (int(worker[2:]) + 1) % PORT_BLOCKS if worker[2:].isdigit() else 0
+
+
 def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A free TCP port on 127.0.0.1 that no other worker of this test run hands out.
+
+    Ports are taken in turn from this process's block (see :data:`PORT_BASE`), starting at a random one
+    (another test run on the machine most likely walks elsewhere), each checked by binding it."""
+    import random
+
+    first = PORT_BASE + _port_block() * PORT_BLOCK
+    if not _next_port:
+        _next_port.append(random.randrange(PORT_BLOCK))
+    for _ in range(PORT_BLOCK):
+        port = first + _next_port[0] % PORT_BLOCK
+        _next_port[0] += 1
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in 127.0.0.1:{first}-{first + PORT_BLOCK - 1}")
 
 
 def wait_for_port(port: int, proc: Optional[subprocess.Popen] = None, timeout: float = 60.0) -> None:
