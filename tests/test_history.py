@@ -97,8 +97,9 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> ManualClock:
-    """The framework's clock for this test (what an object given no clock uses): its streams tick,
-    the history writer flushes and backs off, and retention ages values only when the test moves it."""
+    """The framework's clock for this test (what an object given no clock uses, and what the tests give
+    ``create_app(clock=)``: an app takes its clock at attach): its streams tick, the history writer
+    flushes and backs off, and retention ages values only when the test moves it."""
     manual = ManualClock(start=time.time())
     monkeypatch.setattr(clock_module, "SYSTEM_CLOCK", manual)
     return manual
@@ -144,7 +145,7 @@ def test_a_20_hz_recorded_stream_stores_every_value_once(url: str, tmp_path: Pat
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("IVORYOS_PLUGIN_HISTORY_URL", url)
     plugin, produced = counting_plugin("rec20", 20)
-    app = create_app([plugin], data_dir=tmp_path / "data", testing=True)
+    app = create_app([plugin], data_dir=tmp_path / "data", testing=True, clock=clock)
     try:
         run_for(clock, produced, 30.0, 20)  # nobody watches: a recorded stream samples anyway
     finally:
@@ -160,7 +161,7 @@ def test_a_20_hz_recorded_stream_stores_every_value_once(url: str, tmp_path: Pat
 
 def test_values_are_read_back_as_json_and_csv_with_bad_queries_refused(tmp_path: Path, clock: ManualClock) -> None:
     plugin, produced = counting_plugin("rec_http", 50)
-    app = create_app([plugin], data_dir=tmp_path / "data", testing=True)
+    app = create_app([plugin], data_dir=tmp_path / "data", testing=True, clock=clock)
     try:
         run_for(clock, produced, 1.0, 50)
         client = login_client(app)
@@ -241,7 +242,7 @@ def test_a_recorded_stream_keeps_flowing_through_nan_readings(tmp_path: Path, cl
             produced["ticked"].notify_all()
         return {"value": [float(n), math.nan, math.inf][n % 3], "n": n}
 
-    app = create_app([plugin], data_dir=tmp_path / "data", testing=True)
+    app = create_app([plugin], data_dir=tmp_path / "data", testing=True, clock=clock)
     try:
         live = LiveClient(app, app.extensions["socketio"], "/ivoryos/glitchy", login_client(app))
         live.subscribe("reading")
@@ -389,7 +390,7 @@ def test_postgres_stopped_mid_recording_keeps_live_values_and_reports_the_gap(
         postgres: Postgres, tmp_path: Path, clock: ManualClock, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("IVORYOS_PLUGIN_HISTORY_URL", postgres.url)
     plugin, produced = counting_plugin("rec_pg", 20)
-    app = create_app([plugin], data_dir=tmp_path / "data", testing=True)
+    app = create_app([plugin], data_dir=tmp_path / "data", testing=True, clock=clock)
     client = login_client(app)
     live = LiveClient(app, app.extensions["socketio"], "/ivoryos/rec_pg", client)
     try:
@@ -461,7 +462,7 @@ def test_a_locked_sqlite_file_keeps_the_values_queued_and_writes_them_all_after(
     db = tmp_path / "locked.sqlite"
     monkeypatch.setenv("IVORYOS_PLUGIN_HISTORY_URL", f"sqlite:///{db}")
     plugin, produced = counting_plugin("rec_lock", 20)
-    app = create_app([plugin], data_dir=tmp_path / "data", testing=True)
+    app = create_app([plugin], data_dir=tmp_path / "data", testing=True, clock=clock)
     try:
         run_for(clock, produced, 1.0, 20)
         history = app.extensions["ivoryos_plugin"].history()
