@@ -13,7 +13,7 @@ from flask import Blueprint, Flask
 from pydantic import BaseModel
 
 from ivoryos_plugin import IvoryOSPlugins, Plugin
-from ivoryos_plugin.runtime.attach import IMPLICIT, FrameworkBlueprint, framework_blueprint
+from ivoryos_plugin.runtime.attach import IMPLICIT, framework_blueprint
 from ivoryos_plugin.runtime.extension import Extension
 from support import ivoryos_login
 
@@ -156,25 +156,25 @@ def test_plain_blueprints_get_the_baseline_when_the_app_is_attached(apps: Callab
     assert reply.status_code in (302, 401, 403) and "plain_page" in app.extensions["ivoryos_plugin"].plain
 
 
-def test_what_older_callers_leave_on_the_shared_blueprint_moves_to_the_run(apps: Callable[[str], Flask]) -> None:
-    """The launcher hands the shared ``framework_blueprint``'s per-run leftovers (``on_register``
-    hooks, ``record_once`` functions) to its run's extension: the shared blueprint keeps none."""
-    shared = FrameworkBlueprint()  # as the module's framework_blueprint, before anything registers it
-    assert shared.framework is None and framework_blueprint.framework is IMPLICIT
+def test_the_shared_blueprint_and_the_implicit_extension_take_nothing_per_run(apps: Callable[[str], Flask]) -> None:
+    """Per-run hooks go to the run's ``IvoryOSPlugins``: the module's ``framework_blueprint`` (which
+    every implicitly attached app registers) refuses setup functions once built, and the implicit
+    extension refuses hooks, each naming the fix; an app attached by them gets no run's hooks."""
     calls: List[str] = []
-    own = len(shared.deferred_functions)
-    shared.on_register(lambda app, ext: calls.append("hook:" + app.name))
-    shared.record_once(lambda state: calls.append("record:" + state.app.name))
-    run = IvoryOSPlugins()
-    blueprint = shared.hand_over(run)
-    assert blueprint is run.blueprint() and blueprint is not shared
-    assert len(shared.deferred_functions) == own
+    with pytest.raises(RuntimeError, match=r"IvoryOSPlugins\(on_attach=\[hook\]\)"):  # one never registered
+        IvoryOSPlugins().blueprint().record_once(lambda state: calls.append("record:" + state.app.name))
+    with pytest.raises((RuntimeError, AssertionError)):  # Flask's own check refuses once it was registered
+        framework_blueprint.record_once(lambda state: calls.append("record:" + state.app.name))
+    with pytest.raises(RuntimeError, match=r"IvoryOSPlugins\(on_attach=\[hook\]\)"):
+        IMPLICIT.on_attach(lambda app, ext: calls.append("hook:" + app.name))
+    assert IMPLICIT.hooks == [] and framework_blueprint.framework is IMPLICIT
+    run = IvoryOSPlugins(on_attach=[lambda app, ext: calls.append("hook:" + app.name)])
     first = apps("run")
-    first.register_blueprint(blueprint, url_prefix="/ivoryos/plugins")
-    assert sorted(calls) == ["hook:app_run", "record:app_run"]
+    first.register_blueprint(run.blueprint(), url_prefix="/ivoryos/plugins")
     other = apps("later")
-    other.register_blueprint(shared, url_prefix="/ivoryos/plugins")  # the shared one: nothing per run
-    assert sorted(calls) == ["hook:app_run", "record:app_run"]
+    other.register_blueprint(framework_blueprint, url_prefix="/ivoryos/plugins")  # the shared one: nothing per run
+    assert calls == ["hook:app_run"]
+    assert first.extensions["ivoryos_plugin"].frameworks == [run]
     assert other.extensions["ivoryos_plugin"].frameworks == [IMPLICIT]
 
 

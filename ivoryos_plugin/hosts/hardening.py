@@ -1,10 +1,10 @@
 """IvoryOS's own open doors, closed by ``ivoryos_plugin.run`` (plain ``ivoryos.run`` keeps them).
 
 Each hardening answers one threat and has an opt-out, a keyword argument of ``ivoryos_plugin.run``
-(docs/security.md lists them). Each is installed on IvoryOS's app when the framework's blueprint
-registers, then proven (:mod:`.hardening_probes`: a request through the installed guard, a client
-offered to the guarded Socket.IO handler, a look at what is in place), proven again just before
-IvoryOS listens, and only then printed. One that cannot be installed or proven stops
+(docs/security.md lists them). Each is installed on IvoryOS's app when the run's extension attaches
+it, then proven (:mod:`.hardening_probes`: a request through the installed guard, a client offered
+to the guarded Socket.IO handler, a look at what is in place), proven again just before IvoryOS
+listens, and only then printed. One that cannot be installed or proven stops
 ``ivoryos_plugin.run`` with a :class:`HardeningError` naming it and its opt-out; the health page
 (``/ivoryos/plugins/``, ``status.json``) shows each one's state: on, off (opted out) or failed.
 
@@ -40,7 +40,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 from flask import Flask
 
-from ..runtime.attach import framework_blueprint
+from ..runtime.attach import IvoryOSPlugins
 from ..runtime.extension import Extension
 from ..runtime.inbound import HOSTS_KEY, allowed_host_names
 from ..runtime.libraries import before_request_first
@@ -258,13 +258,15 @@ class Report:
         return states
 
 
-def arm(options: Options, say: Callable[[str], None]) -> Report:
-    """The launcher's call just before ``ivoryos.run``: install the hardening on IvoryOS's app when it
-    registers the framework's blueprint, prove it there, prove it again before IvoryOS listens, then
-    ``say`` one line per item.
+def arm(options: Options, say: Callable[[str], None], framework: IvoryOSPlugins) -> Report:
+    """The launcher's call just before ``ivoryos.run``: install the hardening on IvoryOS's app when the
+    run's extension attaches it (its blueprint registered by IvoryOS), prove it there, prove it again
+    before IvoryOS listens, then ``say`` one line per item.
 
     :param options: the options (:func:`take_options`).
     :param say: prints a line.
+    :param framework: the run's extension: the install is its hook (``on_attach``), so no other app
+        of the process (an edge plugin's, a dev host, a test's) gets it.
     :raises HardeningError: the check before serving cannot be put in place."""
     report = Report(options)
 
@@ -283,7 +285,7 @@ def arm(options: Options, say: Callable[[str], None]) -> Report:
     if not adapter.before_serving(gate):
         report.fail_if_any({item.key: "the check before IvoryOS serves cannot be put in place (ivoryos.run's "
                                       "socketio.run was not found)." for item in report.items if item.on}, "to start")
-    framework_blueprint.on_register(lambda app, ext: install(app, ext, report))
+    framework.on_attach(lambda app, ext: install(app, ext, report))
     return report
 
 

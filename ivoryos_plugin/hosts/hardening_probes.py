@@ -16,7 +16,7 @@ from flask import Flask, Response, request, session
 from werkzeug.routing import Rule
 from werkzeug.test import EnvironBuilder
 
-from ..runtime.attach import framework_blueprint
+from ..runtime.attach import STATIC_FOLDER
 from ..runtime.extension import Extension
 from ..runtime.libraries import app_hooks
 from ..runtime.security import BASELINE_CSP
@@ -189,7 +189,7 @@ class Probes:
             return f"POST {pause} from the page {OTHER_ORIGIN} was not refused."
         with self._request("GET", self._index(), user=True, accept="text/html"):
             page = self.hooks.pages(Response(_SAMPLE_PAGE, mimetype="text/html")).get_data(as_text=True)
-        script = os.path.join(str(framework_blueprint.static_folder), CSRF_SCRIPT)
+        script = os.path.join(STATIC_FOLDER, CSRF_SCRIPT)
         if not _TOKEN_IN_FORM.search(page) or CSRF_SCRIPT not in page or not os.path.isfile(script):
             return f"IvoryOS's pages would not get the CSRF token (in their forms, and {script} for their scripts)."
         return None

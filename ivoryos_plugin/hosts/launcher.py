@@ -13,7 +13,7 @@ from flask import Blueprint
 
 from ..core.names import PluginError
 from ..core.plugin import Plugin
-from ..runtime.attach import IvoryOSPlugins, framework_blueprint
+from ..runtime.attach import IvoryOSPlugins
 from ..runtime.process import stop_on_sigterm
 from ..runtime.files import atomic_write
 from . import demomode, hardening
@@ -155,7 +155,8 @@ def run(module: Optional[str] = None, host: Optional[str] = None, port: Optional
         exclude_names: Optional[List[str]] = None, notification_handler: Any = None,
         optimizer_registry: Optional[Dict[str, Any]] = None, templates_dir: Optional[str] = "templates", *,
         discover: Optional[bool] = None, plugins: Optional[Sequence[Blueprint]] = None,
-        exclude: Optional[Sequence[str]] = None, **ivoryos_kwargs: Any) -> None:
+        exclude: Optional[Sequence[str]] = None, extension: Optional[IvoryOSPlugins] = None,
+        **ivoryos_kwargs: Any) -> None:
     """Start IvoryOS with plugins, a drop-in for ``ivoryos.run``: the same arguments with the same
     meaning, plus the installed plugins, each loaded in isolation, and IvoryOS's defaults hardened.
 
@@ -187,6 +188,10 @@ def run(module: Optional[str] = None, host: Optional[str] = None, port: Optional
     :param discover: add the installed ``ivoryos.plugins`` entry points (default: yes, unless ``plugins=``).
     :param plugins: the framework's older keyword: exactly these plugins, discovery off (printed).
     :param exclude: names of installed plugins to leave out (not even imported).
+    :param extension: options of your own for this run's :class:`~ivoryos_plugin.IvoryOSPlugins`
+        (``failures`` to show on the health page, ``plain`` Blueprints, ``on_attach`` hooks, called with
+        IvoryOS's app after it is hardened); the run attaches IvoryOS's app with a new extension that
+        has them and its own, so nothing of this run stays with any other app of the process.
     :param ivoryos_kwargs: further ``ivoryos.run`` arguments of a newer IvoryOS.
     :raises PluginError: a given plugin is unusable (installed ones never raise).
     :raises TypeError: an argument the installed ``ivoryos.run`` does not take.
@@ -240,7 +245,10 @@ def run(module: Optional[str] = None, host: Optional[str] = None, port: Optional
     shown = panels.blueprints_for(loaded)
     if shown:
         _say(panels.startup_line(loaded))
-    framework = IvoryOSPlugins(plain=loaded, failures=failures, protect=protect_plain)  # this run's, attached by IvoryOS
+    given = extension or IvoryOSPlugins()
+    # this run's (IvoryOS attaches its app when it registers the run's blueprint): every per-run hook is here
+    framework = IvoryOSPlugins(plain=[*loaded, *(p for p in given.plain if p not in loaded)],
+                               failures=[*given.failures, *failures], protect=given.protect or protect_plain)
     print(f" * ivoryos_plugin: {len(loaded)} plugin(s): {', '.join(p.name for p in loaded) or 'none'}",
           flush=True)
     arguments: Dict[str, Any] = dict(
@@ -257,16 +265,14 @@ def run(module: Optional[str] = None, host: Optional[str] = None, port: Optional
     try:
         report = hardening.arm(options, demomode.truthful(_say, hardening.describe(options),
                                                           [item.key for item in hardening.items(options)])
-                               if demo else _say)
+                               if demo else _say, framework)
+        framework.hooks.extend(given.hooks)  # the caller's, on the hardened app
         stop_on_sigterm()  # the plugins' on_stop at SIGTERM (a library installs no handler: the program does)
         steadied = steady_allocator()  # why: hosts/allocator.py
         if steadied:
             _say(steadied)
         adapter.use_request_handler(PiecewiseRequestHandler)  # no 10 MB buffer per request: hosts/drain.py
-        # what older callers left on the shared blueprint for this run (hardening.arm's hook, a
-        # record_once) moves to the run's own, so the shared one carries nothing per run
-        blueprint = framework_blueprint.hand_over(framework)
-        adapter.run(module, blueprint_plugins=[blueprint, *shown, *loaded], **arguments)
+        adapter.run(module, blueprint_plugins=[framework.blueprint(), *shown, *loaded], **arguments)
     except hardening.HardeningError as exc:  # an item that cannot be installed or proven: no server
         raise SystemExit(f" * ivoryos_plugin: {exc}") from None
     finally:

@@ -9,6 +9,17 @@ the app (:meth:`ivoryos_plugin.core.binding.Host.adopt`: its live transport, Ivo
 dev host's own lock). An :class:`IvoryOSPlugins` holds options only (the run's discovery failures,
 how plain Blueprints are protected, hooks for the app): one object can attach several apps, each
 keeping its own state. The process-wide part (stop at exit, login signals) is :mod:`.process`.
+
+Per-run hooks belong to the run's :class:`IvoryOSPlugins` (``on_attach``: ``ivoryos_plugin.run``
+gives the hardening's install to its own, the demo its discovery failures), never to module state,
+so two apps built in one process (a test's app and a dev host, an edge plugin's app during a
+launch, two launches) share nothing. Two module-level objects remain, both stateless:
+:data:`IMPLICIT`, the extension of apps attached without one (no options, and its ``on_attach``
+refuses), and its blueprint :data:`framework_blueprint`, which the edge's private app and the pytest
+kit's IvoryOS register to attach that way, and whose static folder (:data:`STATIC_FOLDER`) serves
+the browser assets. A Blueprint can be registered on any number of apps; this one is sealed once
+its own routes are added (:meth:`FrameworkBlueprint.record` refuses), so nothing per run can ride
+on it.
 """
 from __future__ import annotations
 
@@ -32,12 +43,14 @@ from .security import guard_request, harden_response, security_headers
 if TYPE_CHECKING:
     from flask.sansio.blueprints import DeferredSetupFunction
 
-__all__ = ["AppHook", "FrameworkBlueprint", "IvoryOSPlugins", "Protect", "add_plugin", "attach", "framework_blueprint",
-           "stop_all_apps", "stop_on_sigterm"]
+__all__ = ["AppHook", "FrameworkBlueprint", "IvoryOSPlugins", "Protect", "STATIC_FOLDER", "add_plugin", "attach",
+           "framework_blueprint", "stop_all_apps", "stop_on_sigterm"]
 
 Protect = Callable[[Flask, Blueprint], Any]
 AppHook = Callable[[Flask, Extension], None]
 PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+#: the framework's browser assets (``ivoryos_plugin.js``, ``ivoryos_plugin_csrf.js``, ...): the blueprints' static folder
+STATIC_FOLDER = os.path.join(PACKAGE, "static")
 
 
 class IvoryOSPlugins:
@@ -138,12 +151,12 @@ class FrameworkBlueprint(Blueprint):
     plugin_type = "tab"  # IvoryOS's nav shows it as a tab: "Plugins"
 
     def __init__(self, framework: Optional[IvoryOSPlugins] = None) -> None:
-        super().__init__("plugins", __name__, static_folder=os.path.join(PACKAGE, "static"),
+        super().__init__("plugins", __name__, static_folder=STATIC_FOLDER,
                          static_url_path="/static", template_folder=os.path.join(PACKAGE, "templates"))
         self.framework = framework
-        self._legacy: Optional[IvoryOSPlugins] = None
+        self._sealed = False
         add_health_routes(self)
-        self._own_deferred = len(self.deferred_functions)
+        self._sealed = True  # its own routes only: nothing per run can ride on it
 
     def register(self, app: App, options: Dict[str, Any]) -> None:
         """Flask's hook: register, then attach the framework (its extension's ``init_app``).
@@ -152,47 +165,19 @@ class FrameworkBlueprint(Blueprint):
         :param options: the registration options."""
         super().register(app, options)
         assert isinstance(app, Flask)
-        framework, self._legacy = (self._legacy, None) if self._legacy is not None else (self.framework, None)
-        (framework or IMPLICIT).init_app(app)
+        (self.framework or IMPLICIT).init_app(app)
 
-    # -- the older per-run calls, for callers not yet on IvoryOSPlugins: each applies to the next registration only
-    def configure(self, plugins: List[Blueprint], failures: List[Dict[str, str]],
-                  protect: Optional[Protect] = None) -> None:
-        """Older spelling of ``IvoryOSPlugins(plain=plugins, failures=failures, protect=protect)``, for
-        the next registration of this blueprint only; prefer an :class:`IvoryOSPlugins` per run.
+    def record(self, func: "DeferredSetupFunction") -> None:
+        """Flask's setup hook, closed once the blueprint has its own routes: code for one run goes to
+        that run's :meth:`IvoryOSPlugins.on_attach`, never onto a blueprint (which may be shared).
 
-        :param plugins: the plugins about to be registered (plain ones get the safety baseline).
-        :param failures: the discovery report's failures, for the health page.
-        :param protect: gives a plain Blueprint the safety baseline."""
-        hooks = self._legacy.hooks if self._legacy is not None else []
-        self._legacy = IvoryOSPlugins(failures=failures, plain=plugins, protect=protect, on_attach=hooks)
-
-    def on_register(self, hook: AppHook) -> None:
-        """Older spelling of :meth:`IvoryOSPlugins.on_attach`, for the next registration of this
-        blueprint only; prefer an :class:`IvoryOSPlugins` per run.
-
-        :param hook: called with the app and its framework state, after the plain plugins are protected."""
-        if self._legacy is None:
-            self._legacy = IvoryOSPlugins()
-        self._legacy.on_attach(hook)
-
-    def hand_over(self, framework: IvoryOSPlugins) -> "FrameworkBlueprint":
-        """Move what older callers left on this blueprint for the next run (``on_register`` hooks, and
-        ``record_once`` functions of their own) to ``framework``'s blueprint, so that nothing per run
-        stays on this one; the launcher does it before ``ivoryos.run``.
-
-        :param framework: the run's extension.
-        :returns: the run's blueprint."""
-        target = framework.blueprint()
-        if self._legacy is not None:
-            framework.failures.extend(self._legacy.failures)
-            framework.plain.extend(bp for bp in self._legacy.plain if bp not in framework.plain)
-            framework.hooks.extend(self._legacy.hooks)
-            self._legacy = None
-        extra: List["DeferredSetupFunction"] = self.deferred_functions[self._own_deferred:]
-        del self.deferred_functions[self._own_deferred:]
-        target.deferred_functions.extend(extra)
-        return target
+        :param func: the function Flask would call at each registration.
+        :raises RuntimeError: the blueprint is complete."""
+        if self._sealed:
+            raise RuntimeError("ivoryos_plugin: the framework's 'plugins' blueprint takes nothing after it is built (it may be shared "
+                               "by every app of the process); give the run's IvoryOSPlugins the hook instead: "
+                               "IvoryOSPlugins(on_attach=[hook]) or its on_attach(hook).")
+        super().record(func)
 
 
 def _protect_routes(app: Flask, blueprint: Blueprint) -> bool:
@@ -203,9 +188,24 @@ def _protect_routes(app: Flask, blueprint: Blueprint) -> bool:
     return protect_plain(app, blueprint, app.extensions[KEY])
 
 
-#: the extension the implicit attach uses (no options): what registering a Plugin on a bare app calls
-IMPLICIT = IvoryOSPlugins()
-#: its ``plugins`` blueprint, registered by the implicit attach; it carries nothing per app or per run
+class _Implicit(IvoryOSPlugins):
+    """The extension every app attached without one shares: it has no options and takes none."""
+
+    def on_attach(self, hook: AppHook) -> AppHook:
+        """Refused: this extension attaches every app that registers a Plugin without one, so a hook
+        here would run on all of them; make an :class:`IvoryOSPlugins` for the run and give it the hook.
+
+        :param hook: the hook.
+        :raises RuntimeError: always."""
+        raise RuntimeError("ivoryos_plugin: the implicit extension is shared by every app of the process and takes "
+                           "no hooks; attach the app with its own IvoryOSPlugins(on_attach=[hook]) instead.")
+
+
+#: the extension the implicit attach uses (no options, and it takes none): what registering a Plugin on a
+#: bare app calls
+IMPLICIT: IvoryOSPlugins = _Implicit()
+#: its ``plugins`` blueprint, registered by the implicit attach and by hosts that attach an app of their
+#: own this way (the edge's private app, the pytest kit's IvoryOS); sealed, so stateless (module docstring)
 framework_blueprint = IMPLICIT.blueprint()
 
 

@@ -169,19 +169,6 @@ def demo_plugins() -> Tuple[List[Any], List[Dict[str, str]]]:
     return installed.plugins + examples.plugins, failures
 
 
-def _show_failures_on_health_page(failures: List[Dict[str, str]]) -> None:
-    """Hand the discovery failures to the health page (the launcher only reports its own discovery's)."""
-    from ..runtime.attach import attach, framework_blueprint
-
-    if not failures:
-        return
-
-    def record(state: Any) -> None:
-        attach(state.app).failures.extend(failures)
-
-    framework_blueprint.record_once(record)
-
-
 def in_ci() -> bool:
     """Whether we run under CI (env ``CI`` set to anything but empty/0/false/no): no browser there."""
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
@@ -319,7 +306,7 @@ def run_demo(host: str = "127.0.0.1", port: int = 8000, open_browser: bool = Tru
         if code not in (0, -signal.SIGTERM, -signal.SIGINT):
             raise SystemExit(code)
         return
-    from ..runtime.attach import stop_all_apps
+    from ..runtime.attach import IvoryOSPlugins, stop_all_apps
     from ..runtime.quiet import quiet_access_log
     from ..hosts.launcher import run
 
@@ -342,7 +329,6 @@ def run_demo(host: str = "127.0.0.1", port: int = 8000, open_browser: bool = Tru
         for failure in failures:
             print(f" * plugin {failure['name']!r} not loaded ({failure['stage']}): {failure['error']}",
                   file=sys.stderr, flush=True)
-        _show_failures_on_health_page(failures)
         config = demo_config(folder, port)
         url = demo_url(host, port)
         _banner(url, module, deck_path, folder)
@@ -350,7 +336,7 @@ def run_demo(host: str = "127.0.0.1", port: int = 8000, open_browser: bool = Tru
             open_browser_when_up(url, host, port)
         quiet_access_log(transport=True)  # the terminal shows requests, not Socket.IO's polling
         run(module.__name__, plugins=plugins, discover=False, host=host, port=port, templates_dir=None,
-            config=config)
+            config=config, extension=IvoryOSPlugins(failures=failures))  # the health page names them too
     except KeyboardInterrupt:
         pass
     finally:
