@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Any, Callable, Dict, Iterator, List
 
 import pytest
 import requests
@@ -45,6 +45,11 @@ def dose() -> Dict[str, bool]:
 
 class Stirrer:
     """The instrument the edge's run (or manual call) drives."""
+
+    def read_speed(self) -> int:
+        """A reading the edge's safety rule takes inside its checks of a call."""
+        ORDER.append("edge read")
+        return 0
 
     def stir(self) -> str:
         ORDER.append("edge call")
@@ -141,9 +146,45 @@ def test_a_manual_edge_call_during_an_action_waits_for_it(edge: Any) -> None:
     LET_STEP_END.set()
 
 
-def test_an_action_is_refused_while_the_edge_hands_a_call_to_a_driver() -> None:
-    """Between the edge's door and its own record of the call (``active_tasks``) there is no await:
-    the gate marks the call as sent until that task yields, so an action is refused there too."""
+RULE = {"id": "ivoryos_plugin_test_read", "name": "Stir only when the speed reads", "enabled": True,
+        "when": {"target": "stirrer", "method": "stir"}, "if": [],
+        "require": [{"left": {"read": "stirrer.read_speed"}, "op": "<=", "right": {"value": 1000}}],
+        "message": "The stirrer's speed cannot be read."}
+
+
+@pytest.fixture
+def read_rule(edge: Any) -> Iterator[None]:
+    """A safety rule of the edge's own that reads the stirrer inside its checks of every stir."""
+    before = requests.get(f"{edge.base}/api/safety", timeout=10).json()["config"]
+    saved = requests.put(f"{edge.base}/api/safety", json={**before, "rules": [*before.get("rules", []), RULE]},
+                         timeout=10)
+    assert saved.status_code == 200, saved.text
+    try:
+        yield
+    finally:
+        assert requests.put(f"{edge.base}/api/safety", json=before, timeout=10).status_code == 200
+
+
+def test_the_edge_checks_of_a_run_step_read_the_deck_after_the_action(edge: Any, read_rule: None) -> None:
+    """The edge's safety rules read instruments inside its checks of a call (``enforce``): those
+    readings wait for our action too, so a run never reads the deck half-way through one."""
+    thread, reply = _action_in_flight(edge)
+    started = requests.post(f"{edge.base}/api/queue/runs", json={"name": "stir", "sequence": STIR}, timeout=10)
+    assert started.status_code == 200, started.text
+    run_id = started.json()["run_id"]
+    assert wait_until(lambda: _parked(edge), timeout=10), "the run's first driver call never reached the deck gate"
+    assert ORDER == ["action start"]  # the rule has not read the stirrer while the action runs
+    LET_ACTION_END.set()
+    thread.join(30)
+    assert reply["status"] == 200
+    assert IN_STEP.wait(10), "the run did not go on after the action"
+    assert ORDER == ["action start", "action end", "edge read", "edge call"]
+    LET_STEP_END.set()
+    assert wait_until(lambda: requests.get(f"{edge.base}/api/queue/runs/{run_id}", timeout=10).json()
+                      .get("status") == "completed", timeout=20)
+
+
+def _gate_and_action() -> "tuple[Any, List[bool], Callable[[], None]]":
     from ivoryos_plugin.hosts.edge.deckgate import DeckGate
 
     gate = DeckGate()
@@ -154,13 +195,43 @@ def test_an_action_is_refused_while_the_edge_hands_a_call_to_a_driver() -> None:
         worker.start()
         worker.join()
 
+    return gate, seen, action_now
+
+
+def test_an_action_is_refused_while_the_edge_checks_and_hands_a_call_to_a_driver() -> None:
+    """From the edge's door through its checks to its own record of the call (``active_tasks``),
+    the gate marks the call as sent until that task yields, so an action is refused there too."""
+    gate, seen, action_now = _gate_and_action()
+
+    async def checks() -> str:  # the edge's enforce: its rules may await readings
+        action_now()
+        await asyncio.sleep(0)
+        action_now()
+        return "sent"
+
     async def edge_handing_a_call_over() -> None:
-        await gate.edge_call()
+        assert await gate.edge_call(checks) == "sent"
         action_now()  # the edge's task has not yielded yet: its call is not recorded anywhere else
         await asyncio.sleep(0)  # it yields: the edge's own state takes over
         await asyncio.sleep(0)
         action_now()
 
     asyncio.run(edge_handing_a_call_over())
-    assert seen == [False, True]
+    assert seen == [False, False, False, True]
+    gate.leave_action()
+
+
+def test_a_call_the_edge_refuses_lets_actions_run_at_once() -> None:
+    gate, seen, action_now = _gate_and_action()
+
+    async def refused() -> None:
+        raise RuntimeError("the edge's safety guard refused the call")
+
+    async def edge_refusing_a_call() -> None:
+        with pytest.raises(RuntimeError):
+            await gate.edge_call(refused)
+        action_now()  # no await since: nothing of the edge's is being sent
+
+    asyncio.run(edge_refusing_a_call())
+    assert seen == [True]
     gate.leave_action()

@@ -4,10 +4,12 @@ deck is idle" and "the action runs" are one step against a run that starts.
 ivoryos-edge offers no hook around a run's start, but it has one door every driver call passes
 through just before it is handed to the driver: ``ivoryos_edge.safety.guard.enforce`` ("the one call
 every door makes": a run's step, an optimization trial's step, a manual ``POST /api/execute``;
-verified on ivoryos-edge 0.1.1). :func:`install` wraps that one method of the edge's guard object
-(the edge's own checks run first, unchanged); the wrapper then waits, without blocking the edge's
-event loop, until no action of ours is in flight, and marks the call as sent until the edge's task
-that made it next yields to its loop (by then the edge's own state says so: the run's
+verified on ivoryos-edge 0.1.1). :func:`install` wraps that one method of the edge's guard object:
+the wrapper first waits, without blocking the edge's event loop, until no action of ours is in
+flight, then runs the edge's own checks unchanged (so the readings its safety rules take, which call
+an instrument inside ``enforce``, see the deck after our action, never half-way through it), and
+marks the call as being sent from the moment it stops waiting until the edge's task that made it
+next yields to its loop after the checks (by then the edge's own state says so: the run's
 ``active_run_id`` is set before its first step, a manual call is in ``active_tasks``).
 
 Our side (:meth:`DeckGate.enter_action`) reads the edge's run state and counts the action in under
@@ -22,9 +24,11 @@ import functools
 import inspect
 import sys
 import threading
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Awaitable, Callable, List, Optional, Tuple, TypeVar
 
 __all__ = ["DeckGate", "HookUnavailable", "install", "installed"]
+
+T = TypeVar("T")
 
 #: the attribute the gate is kept under on the edge's guard object (one per edge, not a module global)
 ATTRIBUTE = "_ivoryos_plugin_deck_gate"
@@ -87,19 +91,28 @@ class DeckGate:
         return len(self._waiters)
 
     # -------------------------------------------------------------- the edge's side (its loop)
-    async def edge_call(self) -> None:
-        """Wait until no action of ours is in flight, then mark an edge driver call as being sent
-        until the calling task next yields to the loop."""
+    async def edge_call(self, checks: Callable[[], Awaitable[T]]) -> T:
+        """Wait until no action of ours is in flight, then run the edge's ``checks`` and mark the
+        call as being sent (our actions are refused) from then until the calling task next yields to
+        the loop after them; a refusal or a cancellation unmarks it at once.
+
+        :param checks: the edge's own checks of the call (its ``enforce``)."""
         loop = asyncio.get_running_loop()
         while True:
             with self._mutex:
                 if self._actions == 0:
                     self._edge_calls += 1
-                    loop.call_soon(self._edge_call_sent)
-                    return
+                    break
                 future: "asyncio.Future[None]" = loop.create_future()
                 self._waiters.append((loop, future))
             await future
+        try:
+            result = await checks()
+        except BaseException:  # refused (nothing is sent) or cancelled
+            self._edge_call_sent()
+            raise
+        loop.call_soon(self._edge_call_sent)  # the edge records the call before its task yields
+        return result
 
     def _edge_call_sent(self) -> None:
         with self._mutex:
@@ -129,9 +142,9 @@ def install() -> DeckGate:
 
     @functools.wraps(enforce)
     async def enforce_after_our_actions(*args: Any, **kwargs: Any) -> Any:
-        sent = await enforce(*args, **kwargs)  # the edge's own checks first (a refusal sends nothing)
-        await gate.edge_call()
-        return sent
+        # our actions in flight end first: the edge's own checks, and the instrument readings its
+        # safety rules take, see the deck after our action, never half-way through it
+        return await gate.edge_call(lambda: enforce(*args, **kwargs))
 
     guard.enforce = enforce_after_our_actions
     setattr(guard, ATTRIBUTE, gate)
