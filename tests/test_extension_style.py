@@ -208,7 +208,7 @@ def test_plain_ivoryos_run_still_attaches_through_the_plugins_registration(start
     assert requests.get(f"{server.base}/ivoryos/implicit_deck/", allow_redirects=False).status_code in (302, 401, 403)
 
 
-def test_each_app_keeps_its_own_host_verdicts(apps: Callable[[str], Flask]) -> None:
+def test_each_app_keeps_its_own_host_header_verdicts(apps: Callable[[str], Flask]) -> None:
     """The Host header's verdicts are remembered per app (in its extension), so two apps of one process
     that name different servers each answer by their own configuration, before and after a change."""
     lab, bench = apps("lab"), apps("bench")
@@ -217,7 +217,7 @@ def test_each_app_keeps_its_own_host_verdicts(apps: Callable[[str], Flask]) -> N
     for app in (lab, bench):
         IvoryOSPlugins(app)
         register(app, plugin)
-    assert lab.extensions["ivoryos_plugin"].host_verdicts is not bench.extensions["ivoryos_plugin"].host_verdicts
+    assert lab.extensions["ivoryos_plugin"].host_header_verdicts is not bench.extensions["ivoryos_plugin"].host_header_verdicts
     for _ in range(2):  # the second time from the remembered verdicts
         assert lab.test_client().get("/ivoryos/hosts_each/", headers={"Host": "lab.example"}).status_code == 200
         refused = bench.test_client().get("/ivoryos/hosts_each/", headers={"Host": "lab.example"})

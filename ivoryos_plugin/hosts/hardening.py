@@ -42,7 +42,7 @@ from flask import Flask
 
 from ..runtime.attach import IvoryOSPlugins
 from ..runtime.extension import Extension
-from ..runtime.inbound import HOSTS_KEY, allowed_host_names
+from ..runtime.inbound import ALLOWED_HOSTS_KEY, allowed_host_names
 from ..runtime.libraries import before_request_first
 from . import ivoryos as adapter
 from .hardening_probes import Probes
@@ -142,8 +142,8 @@ def take_options(run_kwargs: Dict[str, Any]) -> Options:
 def _host_list(options: Options) -> str:
     import os
 
-    names = sorted(n for n in allowed_host_names({HOSTS_KEY: options.allowed_hosts},
-                                                 os.environ.get(HOSTS_KEY, "")) if n != "*")
+    names = sorted(n for n in allowed_host_names({ALLOWED_HOSTS_KEY: options.allowed_hosts},
+                                                 os.environ.get(ALLOWED_HOSTS_KEY, "")) if n != "*")
     return ", ".join(["localhost", "IP addresses", *names])
 
 
@@ -153,7 +153,7 @@ def describe(options: Options) -> List[str]:
     :param options: the options."""
     import os
 
-    env_any = os.environ.get(HOSTS_KEY, "").strip() == "*"
+    env_any = os.environ.get(ALLOWED_HOSTS_KEY, "").strip() == "*"
     return [
         "signup is open (allow_signup=True): anyone who reaches the port can make an account and run the "
         "instruments." if options.allow_signup else
@@ -308,7 +308,7 @@ def install(app: Flask, ext: Extension, report: Report) -> None:
         return  # every item is opted out: nothing to do on an app that is not IvoryOS's
     if options.allowed_hosts is not None:
         listed = options.allowed_hosts
-        app.config[HOSTS_KEY] = [listed] if isinstance(listed, str) else list(listed)
+        app.config[ALLOWED_HOSTS_KEY] = [listed] if isinstance(listed, str) else list(listed)
     if "hosts" in on:
         app.wsgi_app = HostCheck(app.wsgi_app, app)  # type: ignore[method-assign]
     if "cookie" in on:

@@ -20,7 +20,7 @@ from ..core.clock import SYSTEM_CLOCK, Clock, start_thread
 from ..hardware.deck import Gate, LockLike, claim_deck_ports, hardware_guard, is_deck_busy
 from .history import HistoryStore, default_url
 from .connections import Connections
-from .inbound import HostVerdicts
+from .inbound import HostHeaderVerdicts
 from .sessions import SessionRegistry
 from .tokens import TokenStore
 
@@ -173,7 +173,7 @@ class Extension:
         #: the Socket.IO clients let in, re-authorised while they live
         self.connections = Connections(self, self.disconnect_client, clock=self.clock)
         #: the Host header's verdicts, remembered for the few Hosts a server sees
-        self.host_verdicts = HostVerdicts()
+        self.host_header_verdicts = HostHeaderVerdicts()
         #: the constant part of the tags injected into each plugin's pages (security.head_snippet)
         self.snippets: Dict[Any, str] = {}
         #: CSRF caches (runtime/security.py): (signed token, session's raw token, secret) -> expiry, and

@@ -11,11 +11,11 @@ from urllib.parse import urlsplit
 from flask import current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-__all__ = ["HOSTS_KEY", "HostVerdicts", "host_name", "allowed_host_names", "host_ok", "host_refusal", "host_allowed", "request_host_ok",
+__all__ = ["ALLOWED_HOSTS_KEY", "HostHeaderVerdicts", "host_name", "allowed_host_names", "host_ok", "host_refusal", "host_allowed", "request_host_ok",
            "body_too_large"]
 
 #: env and config key naming more Host names the server answers to (comma separated; ``*``: any)
-HOSTS_KEY = "IVORYOS_PLUGIN_ALLOWED_HOSTS"
+ALLOWED_HOSTS_KEY = "IVORYOS_PLUGIN_ALLOWED_HOSTS"
 #: the most of an over-long chunked body read (and dropped) so the client gets its 413
 DRAIN_BYTES, DRAIN_S = 64 << 20, 10.0
 
@@ -39,8 +39,8 @@ def allowed_host_names(config: Any, env: Optional[str] = None) -> FrozenSet[str]
 
     :param config: the app's config (a mapping).
     :param env: the env value (default: ``os.environ``)."""
-    env = os.environ.get(HOSTS_KEY, "") if env is None else env
-    listed, origins = config.get(HOSTS_KEY), config.get("IVORYOS_PLUGIN_ALLOWED_ORIGINS")
+    env = os.environ.get(ALLOWED_HOSTS_KEY, "") if env is None else env
+    listed, origins = config.get(ALLOWED_HOSTS_KEY), config.get("IVORYOS_PLUGIN_ALLOWED_ORIGINS")
     names = set(env.split(","))
     for value in (listed,) if isinstance(listed, str) else (listed or ()):
         names.update(str(value).split(","))
@@ -75,12 +75,12 @@ def host_refusal(host: str) -> str:
 
     :param host: the ``Host`` header."""
     return (f"the Host {host!r} is not a name of this server (a DNS-rebinding page would send it); if it "
-            f"is one of yours, add {host_name(host)!r} to {HOSTS_KEY} (env, comma separated, or the app config).")
+            f"is one of yours, add {host_name(host)!r} to {ALLOWED_HOSTS_KEY} (env, comma separated, or the app config).")
 
 
-class HostVerdicts:
+class HostHeaderVerdicts:
     """One app's Host verdicts, remembered for the few Hosts a server sees (its extension keeps one, as
-    ``ext.host_verdicts``): the configured names are worked out again only when the env or the config
+    ``ext.host_header_verdicts``): the configured names are worked out again only when the env or the config
     that names them changes, and a client sending random Hosts cannot grow the table past 256."""
 
     def __init__(self) -> None:
@@ -92,7 +92,7 @@ class HostVerdicts:
         """:func:`allowed_host_names` of ``config``, remembered while the env and config stay the same.
 
         :param config: the app's config."""
-        key = (os.environ.get(HOSTS_KEY, ""), repr(config.get(HOSTS_KEY)),
+        key = (os.environ.get(ALLOWED_HOSTS_KEY, ""), repr(config.get(ALLOWED_HOSTS_KEY)),
                repr(config.get("IVORYOS_PLUGIN_ALLOWED_ORIGINS")))
         if key != self._names_key:
             self._names, self._names_key = allowed_host_names(config, key[0]), key
@@ -115,12 +115,12 @@ class HostVerdicts:
 
 def host_allowed(host: str, app: Any) -> bool:
     """:func:`host_ok` against the names ``app``'s config allows, remembered in the app's extension
-    (:class:`HostVerdicts`); worked out afresh for an app the framework has not attached.
+    (:class:`HostHeaderVerdicts`); worked out afresh for an app the framework has not attached.
 
     :param host: the ``Host`` header.
     :param app: the Flask app."""
     ext = app.extensions.get("ivoryos_plugin")
-    verdicts = getattr(ext, "host_verdicts", None)
+    verdicts = getattr(ext, "host_header_verdicts", None)
     if verdicts is None:
         return host_ok(host, allowed_host_names(app.config))
     return bool(verdicts.allowed(host, app.config))

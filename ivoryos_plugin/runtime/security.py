@@ -15,13 +15,13 @@ from markupsafe import Markup, escape
 
 from . import payloads
 from .extension import KEY, Extension, current_extension
-from .inbound import HOSTS_KEY, allowed_host_names, body_too_large, host_allowed, host_ok, host_refusal, request_host_ok
+from .inbound import ALLOWED_HOSTS_KEY, allowed_host_names, body_too_large, host_allowed, host_ok, host_refusal, request_host_ok
 from .libraries import csrf_expiry, remember_csrf_token
 from .replies import error_response, wants_json
 from .sessions import AT_KEY, SID_KEY
 
 __all__ = ["Principal", "AuthError", "authenticate", "guard_request", "harden_response", "security_headers",
-           "check_csrf", "origin_ok", "origin_allowed", "wants_json", "deny", "head_snippet", "HOSTS_KEY",
+           "check_csrf", "origin_ok", "origin_allowed", "wants_json", "deny", "head_snippet", "ALLOWED_HOSTS_KEY",
            "allowed_host_names", "host_ok", "host_refusal", "request_host_ok", "body_too_large"]
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -210,7 +210,7 @@ def guard_request(plugin: str, public: bool) -> Optional[Response]:
     :param public: whether the endpoint was declared ``public=True``."""
     app, req = current_app._get_current_object(), request._get_current_object()  # type: ignore[attr-defined]
     ext = _extension(app)
-    if not ext.host_verdicts.allowed(req.host, app.config):
+    if not ext.host_header_verdicts.allowed(req.host, app.config):
         return error_response(400, f"Plugin {plugin!r}: {host_refusal(req.host)}")
     if "\x00" in req.path:  # no route serves it, and a file path holding it is an OS error (a 500)
         return error_response(404, f"Plugin {plugin!r}: no such page: the path holds a NUL character (%00).")
