@@ -516,8 +516,8 @@ def test_run_keeps_one_hosts_run_apart_from_another_hosts_run_of_the_same_number
         pg: Postgres = request.getfixturevalue("postgres")
         clean(pg)
         url = pg.url
-    other = HistoryStore(url)  # another IvoryOS host writing to the same database
-    other.host = "another-lab-pc"
+    other = HistoryStore(url)  # IvoryOS on another machine writing to the same database
+    other.machine = "another-lab-pc"
     try:
         for i in range(5):
             other.record("runp", "s", {"value": 100 + i, "host": "other"}, run={"run_id": 7, "step": 1})

@@ -19,7 +19,7 @@ __all__ = ["read_series", "from_samples", "from_rollups", "newest_run", "READ_TI
 READ_TIMEOUT_S = 3.0
 
 
-def read_series(conn: Connection, plugin: str, stream: str, *, host: str, since: Optional[float],
+def read_series(conn: Connection, plugin: str, stream: str, *, machine: str, since: Optional[float],
                 until: Optional[float], run: Optional[int], max_points: int) -> Dict[str, Any]:
     """``{"count", "downsampled", "points"}`` of one stream: from the aggregates when they serve the
     range (not for one run: a run's values are in the samples only), else from the samples.
@@ -27,20 +27,20 @@ def read_series(conn: Connection, plugin: str, stream: str, *, host: str, since:
     :param conn: a connection.
     :param plugin: the plugin.
     :param stream: the stream.
-    :param host: this host (IvoryOS numbers runs per host).
+    :param machine: this machine's name, the ``host`` column (IvoryOS numbers runs per machine).
     :param since: the earliest time (epoch seconds), or None.
     :param until: the latest time, or None.
-    :param run: only values taken during this IvoryOS run of ``host``.
+    :param run: only values taken during this IvoryOS run of ``machine``.
     :param max_points: at most this many points."""
     if run is None and conn.dialect.name in ("sqlite", "postgresql"):
         found = from_rollups(conn, plugin, stream, since, until, max_points)
         if found is not None:
             return found
-    return from_samples(conn, plugin, stream, since, until, run, max_points, host)
+    return from_samples(conn, plugin, stream, since, until, run, max_points, machine)
 
 
 def from_samples(conn: Connection, plugin: str, stream: str, since: Optional[float], until: Optional[float],
-                 run: Optional[int], max_points: int, host: str) -> Dict[str, Any]:
+                 run: Optional[int], max_points: int, machine: str) -> Dict[str, Any]:
     """The samples themselves when at most ``max_points``, else grouped in ``max_points`` buckets.
 
     :param conn: a connection.
@@ -48,16 +48,16 @@ def from_samples(conn: Connection, plugin: str, stream: str, since: Optional[flo
     :param stream: the stream.
     :param since: the earliest time, or None.
     :param until: the latest time, or None.
-    :param run: one run's values of ``host``, or None.
+    :param run: one run's values of ``machine``, or None.
     :param max_points: at most this many points.
-    :param host: this host."""
+    :param machine: this machine's name (the ``host`` column)."""
     which = (samples.c.plugin == plugin) & (samples.c.stream == stream)
     if since is not None:
         which &= samples.c.t >= since
     if until is not None:
         which &= samples.c.t <= until
-    if run is not None:  # IvoryOS numbers runs per host: one host's run, in a shared database
-        which &= (samples.c.run_id == run) & (samples.c.host == host)
+    if run is not None:  # IvoryOS numbers runs per machine: one machine's run, in a shared database
+        which &= (samples.c.run_id == run) & (samples.c.host == machine)
     count, first, last = conn.execute(select(func.count(), func.min(samples.c.t), func.max(samples.c.t))
                                       .where(which)).one()
     if count <= max_points:
@@ -112,13 +112,13 @@ def from_rollups(conn: Any, plugin: str, stream: str, since: Optional[float], un
     return {"count": int(sum(p["n"] for p in found)), "downsampled": True, "points": found}
 
 
-def newest_run(conn: Connection, plugin: str, stream: str, host: str) -> Optional[int]:
-    """The newest IvoryOS run of ``host`` with recorded values of ``stream``, or None.
+def newest_run(conn: Connection, plugin: str, stream: str, machine: str) -> Optional[int]:
+    """The newest IvoryOS run of ``machine`` with recorded values of ``stream``, or None.
 
     :param conn: a connection.
     :param plugin: the plugin.
     :param stream: the stream.
-    :param host: this host."""
+    :param machine: this machine's name (the ``host`` column)."""
     found = conn.execute(select(func.max(samples.c.run_id)).where(
-        (samples.c.plugin == plugin) & (samples.c.stream == stream) & (samples.c.host == host))).scalar()
+        (samples.c.plugin == plugin) & (samples.c.stream == stream) & (samples.c.host == machine))).scalar()
     return None if found is None else int(found)

@@ -1,7 +1,7 @@
 """How much of each stream the history keeps (:class:`Retention`), and the passes that delete the
 rest (:class:`Retainer`): every :data:`RETENTION_EVERY_S` seconds after the writer wrote everything,
 each pass costing what it deletes, with the rows per stream counted exactly on the first pass and
-every :data:`RECOUNT_EVERY_S` seconds (other hosts may write the same stream)."""
+every :data:`RECOUNT_EVERY_S` seconds (other machines may write the same stream)."""
 from __future__ import annotations
 
 import threading

@@ -28,6 +28,10 @@ samples = Table(
     Column("value", Text, nullable=False),
     Column("run_id", Integer, nullable=True),
     Column("step", Integer, nullable=True),
+    # the machine that recorded the value (``socket.gethostname()``): IvoryOS numbers its runs per
+    # machine, so ``?run=`` reads one machine's run from a database several share. Called ``machine``
+    # in the code (Writer.machine, HistoryStore.machine, the reader's ``machine=``); the column keeps
+    # its name ``host`` because existing databases have it ("host" elsewhere means the app that serves)
     Column("host", String(128), nullable=False, default=""),
     Index("ix_ivoryos_plugin_samples_stream_t", "plugin", "stream", "t"),
     Index("ix_ivoryos_plugin_samples_run", "plugin", "stream", "run_id"),

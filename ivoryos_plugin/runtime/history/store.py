@@ -45,7 +45,7 @@ class HistoryStore:
         self.counts = Counts()
         self.rows = RowCounts()
         self.db = Database(url, self.clock)
-        self.writer = Writer(self.db, self.counts, self.rows, host=socket.gethostname(), writer_id=self.writer_id,
+        self.writer = Writer(self.db, self.counts, self.rows, machine=socket.gethostname(), writer_id=self.writer_id,
                              buffer_max=buffer_max, after_flush=self._after_flush, clock=self.clock)
         self.retainer = Retainer(self.db, self.writer, self.counts, self.rows, self.clock)
         #: the queue (tuples of :data:`~.schema.ROW`)
@@ -53,14 +53,14 @@ class HistoryStore:
 
     # ------------------------------------------------------------ the parts' state, as before the split
     @property
-    def host(self) -> str:
-        """This host's name: a column of each value written, and what ``?run=`` reads (IvoryOS numbers
-        runs per host)."""
-        return self.writer.host
+    def machine(self) -> str:
+        """This machine's name (``socket.gethostname()``): the ``host`` column of each value written,
+        and what ``?run=`` reads (IvoryOS numbers runs per machine)."""
+        return self.writer.machine
 
-    @host.setter
-    def host(self, host: str) -> None:
-        self.writer.host = host
+    @machine.setter
+    def machine(self, machine: str) -> None:
+        self.writer.machine = machine
 
     @property
     def error(self) -> str:
@@ -177,23 +177,23 @@ class HistoryStore:
         :param stream: the stream.
         :param since: the earliest time (epoch seconds), or None.
         :param until: the latest time, or None.
-        :param run: only values taken during this IvoryOS run of this host.
+        :param run: only values taken during this IvoryOS run of this machine.
         :param max_points: at most this many points come back.
         :param deadline: by when it answers (:data:`~.reader.READ_TIMEOUT_S` from now by default).
         :raises HistoryUnavailable: the database did not answer by then, or cannot be reached."""
         deadline = self.clock.monotonic() + READ_TIMEOUT_S if deadline is None else deadline
         self.writer.flush_before_read(deadline)  # half the time at most, the query the rest
         return self.db.read(READ_TIMEOUT_S, deadline, lambda conn: read_series(
-            conn, plugin, stream, host=self.host, since=since, until=until, run=run, max_points=max_points))
+            conn, plugin, stream, machine=self.machine, since=since, until=until, run=run, max_points=max_points))
 
     def last_run(self, plugin: str, stream: str, *, deadline: Optional[float] = None) -> Optional[int]:
-        """The newest IvoryOS run (of this host) with recorded values of ``stream``, or None.
+        """The newest IvoryOS run (of this machine) with recorded values of ``stream``, or None.
 
         :param plugin: the plugin.
         :param stream: the stream.
         :param deadline: by when it answers (:data:`~.reader.READ_TIMEOUT_S` from now by default).
         :raises HistoryUnavailable: the database did not answer by then, or cannot be reached."""
-        return self.db.read(READ_TIMEOUT_S, deadline, lambda conn: newest_run(conn, plugin, stream, self.host))
+        return self.db.read(READ_TIMEOUT_S, deadline, lambda conn: newest_run(conn, plugin, stream, self.machine))
 
     def status(self, plugin: str) -> Dict[str, Any]:
         """Rows per stream, disk use, queue and gaps, for the health page: answers within

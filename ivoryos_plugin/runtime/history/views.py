@@ -2,7 +2,7 @@
 ``?since=&until=`` (epoch seconds, ISO 8601, or negative seconds from now: ``since=-600``),
 ``?run=<IvoryOS run id>``, ``?max_points=`` (1 to 100000, default 1000: more values than that come
 back downsampled per time bucket to min, max and mean). The JSON also names ``last_run``: the newest
-IvoryOS run of this host with recorded values of the stream (None before any).
+IvoryOS run of this machine with recorded values of the stream (None before any).
 
 A database that does not answer within :data:`~.reader.READ_TIMEOUT_S` seconds (or cannot be
 reached) is a 503 ``{"error": ...}`` naming it (passwords masked) and the fix, with ``Retry-After``.

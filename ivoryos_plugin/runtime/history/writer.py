@@ -43,19 +43,19 @@ class Writer:
     :param db: the database.
     :param counts: the store's totals (written, dropped, gaps).
     :param rows: the rows per stream (each committed batch is added).
-    :param host: this host's name (a column of each sample).
+    :param machine: this machine's name (the ``host`` column of each sample).
     :param writer_id: this store's row in the writers table.
     :param buffer_max: values kept in memory while the database cannot be written.
     :param after_flush: called by the thread after each flush that wrote everything (retention's turn).
     :param clock: the values' times, the flush period and the backoff (:data:`SYSTEM_CLOCK` when None)."""
 
-    def __init__(self, db: Database, counts: Counts, rows: RowCounts, *, host: str, writer_id: str,
+    def __init__(self, db: Database, counts: Counts, rows: RowCounts, *, machine: str, writer_id: str,
                  buffer_max: int, after_flush: Callable[[], None] = lambda: None,
                  clock: Optional[Clock] = None) -> None:
         self.db = db
         self.counts = counts
         self.rows = rows
-        self.host = host
+        self.machine = machine  # the ``host`` column of each value: this machine's name
         self.writer_id = writer_id
         self.buffer_max = buffer_max
         self.clock = optional_clock(clock)
@@ -130,7 +130,7 @@ class Writer:
         if text is None:
             value, text = payloads.finite_json(value)
         self.buffer.append((plugin, stream, self.clock.time() if t is None else float(t), number_of(value, field_name),
-                            text, run.get("run_id") if run else None, run.get("step") if run else None, self.host))
+                            text, run.get("run_id") if run else None, run.get("step") if run else None, self.machine))
         self.queued()
 
     def recorder(self, plugin: str, stream: str, field_name: Optional[str],
@@ -142,13 +142,13 @@ class Writer:
         :param stream: the stream.
         :param field_name: the key of a dict value to downsample (default ``"value"``).
         :param current_run: ``plugin.current_run``."""
-        append, buffer, host, now = self.buffer.append, self.buffer, self.host, self.clock.time
+        append, buffer, machine, now = self.buffer.append, self.buffer, self.machine, self.clock.time
         self.start()
 
         def record_value(value: Any, text: str) -> None:
             run = current_run()
             append((plugin, stream, now(), number_of(value, field_name), text,
-                    run.get("run_id") if run else None, run.get("step") if run else None, host))
+                    run.get("run_id") if run else None, run.get("step") if run else None, machine))
             if len(buffer) >= self._check_at:
                 self.queued()
 
