@@ -81,10 +81,10 @@ class Options:
     check_uploads: bool = True
 
     @property
-    def any_host(self) -> bool:
+    def any_host_header(self) -> bool:
         """Whether the Host check is off."""
-        hosts = self.allowed_hosts
-        return hosts == "*" or (not isinstance(hosts, str) and hosts is not None and "*" in hosts)
+        listed = self.allowed_hosts
+        return listed == "*" or (not isinstance(listed, str) and listed is not None and "*" in listed)
 
 
 NAMES = tuple(f.name for f in fields(Options))
@@ -114,7 +114,7 @@ def items(options: Options) -> List[Item]:
         Item("login", "a login on every IvoryOS route", "allow_anonymous=True", not options.allow_anonymous),
         Item("socket", "IvoryOS's Socket.IO namespace: a login and this origin", "allow_anonymous_socket=True",
              not options.allow_anonymous_socket),
-        Item("hosts", "Host allow-list", "allowed_hosts='*'", not options.any_host),
+        Item("hosts", "Host allow-list", "allowed_hosts='*'", not options.any_host_header),
         Item("sessions", "logout ends the session", "keep_sessions_after_logout=True",
              not options.keep_sessions_after_logout),
         Item("login_csrf", "the login form's CSRF token", "login_csrf=False", options.login_csrf),
@@ -139,7 +139,7 @@ def take_options(run_kwargs: Dict[str, Any]) -> Options:
     return Options(**given)
 
 
-def _host_list(options: Options) -> str:
+def _allowed_host_header_names(options: Options) -> str:
     import os
 
     names = sorted(n for n in allowed_host_names({ALLOWED_HOSTS_KEY: options.allowed_hosts},
@@ -169,8 +169,8 @@ def describe(options: Options) -> List[str]:
         "pause or abort a run); IVORYOS_PLUGIN_ALLOWED_ORIGINS lists more origins, allow_anonymous_socket=True "
         "turns it off.",
         "any Host header is answered (allowed_hosts='*' or IVORYOS_PLUGIN_ALLOWED_HOSTS=*): a DNS-rebinding "
-        "page is not refused." if options.any_host or env_any else
-        f"Host check: {_host_list(options)}; other Host headers get 400 (a DNS-rebinding page would pass as "
+        "page is not refused." if options.any_host_header or env_any else
+        f"Host check: {_allowed_host_header_names(options)}; other Host headers get 400 (a DNS-rebinding page would pass as "
         "same-origin); allowed_hosts=[...] or env IVORYOS_PLUGIN_ALLOWED_HOSTS adds names, '*' turns it off.",
         "a session cookie keeps working after logout (keep_sessions_after_logout=True), as with ivoryos.run."
         if options.keep_sessions_after_logout else

@@ -36,29 +36,29 @@ class DemoError(RuntimeError):
     """The demo cannot start (the message says why and what to do)."""
 
 
-def port_problem(host: str, port: int, command: str = "ivoryos-plugin demo") -> Optional[str]:
-    """Why a server could not listen on ``host:port`` (the port is taken), with the fix; None if it can.
+def port_problem(bind: str, port: int, command: str = "ivoryos-plugin demo") -> Optional[str]:
+    """Why a server could not listen on ``bind:port`` (the port is taken), with the fix; None if it can.
 
-    :param host: the address to bind.
+    :param bind: the address to bind.
     :param port: the TCP port.
     :param command: the command the fix repeats with ``--port <a free one>``."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    family = socket.AF_INET6 if ":" in bind else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Werkzeug binds
         try:
-            probe.bind((host, port))
+            probe.bind((bind, port))
         except OSError as exc:
-            free = next((p for p in range(port + 1, min(port + 50, 65536)) if _free(host, p, family)), port + 1)
-            return (f"cannot listen on {host}:{port}: {exc.strerror or exc} (another IvoryOS, demo or dev host "
+            free = next((p for p in range(port + 1, min(port + 50, 65536)) if _free(bind, p, family)), port + 1)
+            return (f"cannot listen on {bind}:{port}: {exc.strerror or exc} (another IvoryOS, demo or dev host "
                     f"still running?). Stop it, or use another port: {command} --port {free}")
     return None
 
 
-def _free(host: str, port: int, family: int) -> bool:
+def _free(bind: str, port: int, family: int) -> bool:
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            probe.bind((host, port))
+            probe.bind((bind, port))
         except OSError:
             return False
     return True
@@ -174,25 +174,25 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
-def demo_url(host: str, port: int) -> str:
-    """The address to open: ``http://127.0.0.1:8000/ivoryos/`` (a wildcard host shown as loopback).
+def demo_url(bind: str, port: int) -> str:
+    """The address to open: ``http://127.0.0.1:8000/ivoryos/`` (a wildcard address shown as loopback).
 
-    :param host: the address IvoryOS binds.
+    :param bind: the address IvoryOS binds.
     :param port: its port."""
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    shown = "127.0.0.1" if bind in ("0.0.0.0", "::", "") else bind
     if ":" in shown:
         shown = f"[{shown}]"
     return f"http://{shown}:{port}/ivoryos/"
 
 
-def open_browser_when_up(url: str, host: str, port: int, timeout: float = 60.0) -> threading.Thread:
+def open_browser_when_up(url: str, bind: str, port: int, timeout: float = 60.0) -> threading.Thread:
     """Open ``url`` in a web browser once something listens on the port (in a daemon thread).
 
     :param url: the page to open.
-    :param host: the address the server binds.
+    :param bind: the address the server binds.
     :param port: its port.
     :param timeout: give up after this many seconds."""
-    target = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    target = "127.0.0.1" if bind in ("0.0.0.0", "::", "") else bind
 
     def wait_then_open() -> None:
         deadline = time.monotonic() + timeout
@@ -254,9 +254,9 @@ def _on_sigterm(signum: int, frame: Optional[FrameType]) -> None:
     raise _Stop()
 
 
-def _run_fresh(host: str, port: int, open_browser: bool, deck: Optional[str], data: Optional[Path]) -> int:
+def _run_fresh(bind: str, port: int, open_browser: bool, deck: Optional[str], data: Optional[Path]) -> int:
     """Run the demo in a new interpreter (IvoryOS is a process-wide singleton, fixed at import)."""
-    cmd = [sys.executable, "-m", "ivoryos_plugin.tools.cli", "demo", "--host", host, "--port", str(port)]
+    cmd = [sys.executable, "-m", "ivoryos_plugin.tools.cli", "demo", "--host", bind, "--port", str(port)]
     if not open_browser:
         cmd.append("--no-browser")
     if deck:
@@ -284,7 +284,8 @@ def run_demo(host: str = "127.0.0.1", port: int = 8000, open_browser: bool = Tru
     ``CI`` is set), and at the end stops the plugins and the deck's simulators. When IvoryOS is
     already imported in this process, the demo runs in a fresh interpreter instead.
 
-    :param host: the address to bind (loopback by default).
+    :param host: the address to bind (loopback by default), or ``"edge"``: the demo on ivoryos-edge at
+        127.0.0.1 (the CLI's ``--host``, which carries both meanings).
     :param port: the TCP port.
     :param open_browser: open the IvoryOS page in a web browser once it is up.
     :param deck: a deck script (its globals are the instruments); default the bundled simulated deck.
@@ -301,8 +302,9 @@ def run_demo(host: str = "127.0.0.1", port: int = 8000, open_browser: bool = Tru
     if host == "edge":
         _run_on_edge(port, open_browser, deck, data)
         return
+    bind = host  # from here on, the address to listen on
     if "ivoryos" in sys.modules or os.environ.get("IVORYOS_ACTIVE"):
-        code = _run_fresh(host, port, open_browser, str(deck) if deck else None, Path(data) if data else None)
+        code = _run_fresh(bind, port, open_browser, str(deck) if deck else None, Path(data) if data else None)
         if code not in (0, -signal.SIGTERM, -signal.SIGINT):
             raise SystemExit(code)
         return
@@ -310,7 +312,7 @@ def run_demo(host: str = "127.0.0.1", port: int = 8000, open_browser: bool = Tru
     from ..runtime.quiet import quiet_access_log
     from ..hosts.launcher import run
 
-    problem = port_problem(host, port)
+    problem = port_problem(bind, port)
     if problem:
         raise DemoError(problem)  # before the banner: it must not say the demo is up
     folder = Path(data if data is not None else default_data(port)).resolve()
@@ -330,12 +332,12 @@ def run_demo(host: str = "127.0.0.1", port: int = 8000, open_browser: bool = Tru
             print(f" * plugin {failure['name']!r} not loaded ({failure['stage']}): {failure['error']}",
                   file=sys.stderr, flush=True)
         config = demo_config(folder, port)
-        url = demo_url(host, port)
+        url = demo_url(bind, port)
         _banner(url, module, deck_path, folder)
         if open_browser and not in_ci():
-            open_browser_when_up(url, host, port)
+            open_browser_when_up(url, bind, port)
         quiet_access_log(transport=True)  # the terminal shows requests, not Socket.IO's polling
-        run(module.__name__, plugins=plugins, discover=False, host=host, port=port, templates_dir=None,
+        run(module.__name__, plugins=plugins, discover=False, host=bind, port=port, templates_dir=None,
             config=config, extension=IvoryOSPlugins(failures=failures))  # the health page names them too
     except KeyboardInterrupt:
         pass
