@@ -192,6 +192,8 @@ def open_browser_when_up(url: str, bind: str, port: int, timeout: float = 60.0) 
     :param bind: the address the server binds.
     :param port: its port.
     :param timeout: give up after this many seconds."""
+    from ..core.clock import start_thread
+
     target = "127.0.0.1" if bind in ("0.0.0.0", "::", "") else bind
 
     def wait_then_open() -> None:
@@ -209,9 +211,7 @@ def open_browser_when_up(url: str, bind: str, port: int, timeout: float = 60.0) 
         except Exception:  # no browser on this machine: the URL is printed anyway
             pass
 
-    thread = threading.Thread(target=wait_then_open, name="ivoryos_plugin-demo-browser", daemon=True)
-    thread.start()
-    return thread
+    return start_thread("demo-browser", wait_then_open)  # the framework's one way to start a thread
 
 
 def _stop_deck(module: Optional[ModuleType]) -> None:
