@@ -1,15 +1,16 @@
 """Every example, its code unchanged, served by a real ivoryos-edge subprocess (issue 26): pages
-inside the edge, typed actions with the same error bodies as on 1.x, settings (JSON and form),
+inside the edge (and inside its UI in real Chromium, each live channel connected), typed actions with the same error bodies as on 1.x, settings (JSON and form),
 static and public files, history CSV, cameras, the security of our routes on the edge."""
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 import requests
 
+from browsing import Watch, chromium
 from edgehost import EXAMPLES, start_edge, url
 from ivoryos_plugin import create_app
 from ivoryos_plugin.hosts.devhost import stop
@@ -42,6 +43,39 @@ def test_every_example_page_is_served_inside_the_edge(edge: Server, name: str) -
     assert script.startswith(f"/plugins/{name}/")  # url_for builds the edge's own URLs
     assert requests.get(f"{edge.base}{script}").status_code == 200
     assert "cdn" not in page.text.lower()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    yield from chromium()
+
+
+#: the edge's own Next.js pages prefetch its other pages with HEAD requests that navigating cuts short
+EDGE_PREFETCH = r"request failed: HEAD http://127\.0\.0\.1:\d+/(?!plugins/)\S* \(net::ERR_ABORTED\)"
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_every_example_opens_inside_the_edge_ui_in_chromium(edge: Server, browser: Any, name: str) -> None:
+    """Each example's page in the edge's own UI (its plugin page, our page in its iframe), in real
+    Chromium: loaded from the edge's plugin URL, its live channel connected, the left panel's widget
+    beside it, and nothing of ours failing to load or throwing."""
+    listed = {p["id"]: p for p in requests.get(f"{edge.base}/api/plugins").json()["plugins"]}
+    page = browser.new_page()
+    watch = Watch(page)
+    try:
+        page.goto(f"{edge.base}/plugin?id={name}")
+        ours = f"iframe[src$='{listed[name]['url']}']"
+        page.wait_for_selector(ours, timeout=15000)
+        frame = page.frame_locator(ours).first
+        frame.locator("body").wait_for(timeout=15000)
+        live = frame.locator("[data-ivoryos-live-state]")
+        if live.count():  # a page that shows its live channel's state: connected over the edge's WebSocket
+            frame.locator("[data-ivoryos-live-state][data-state=connected]").first.wait_for(timeout=15000)
+        assert page.frame_locator(f"iframe[src$='{listed['run_monitor']['url']}']").locator("body").count() == 1
+        page.wait_for_timeout(500)
+        watch.assert_clean(f"{name} inside the edge's UI", allowed=[EDGE_PREFETCH])
+    finally:
+        page.close()
 
 
 def test_a_panel_opens_its_widget_and_placements_map(edge: Server) -> None:
