@@ -1,6 +1,7 @@
 """Every example, its code unchanged, served by a real ivoryos-edge subprocess (issue 26): pages
-inside the edge (and inside its UI in real Chromium, each live channel connected), typed actions with the same error bodies as on 1.x, settings (JSON and form),
-static and public files, history CSV, cameras, the security of our routes on the edge."""
+inside the edge (and inside its UI in real Chromium, each live channel connected), typed actions with
+the same error bodies as on 1.x, settings (JSON and form), static and public files, history CSV,
+cameras, the security of our routes on the edge."""
 from __future__ import annotations
 
 import re
