@@ -277,7 +277,7 @@ def ivoryos_app(plugin: Any, deck: types.ModuleType, tmp_path: Path,
     the instruments the deck had when the test started)."""
     from ..core.plugin import Plugin
     from ..hosts.discovery import protect_plain
-    from ..runtime.attach import add_plugin, attach, framework_blueprint
+    from ..runtime.attach import add_plugin, attach
     from ..runtime.steps import install_on_deck
 
     app = _ivoryos_process_app(tmp_path_factory.getbasetemp() / "ivoryos_in_process")
@@ -302,8 +302,8 @@ def ivoryos_app(plugin: Any, deck: types.ModuleType, tmp_path: Path,
     if registered is None:
         if not isinstance(plugin, Plugin):
             protect_plain(app, plugin)
-        wanted = [bp for bp in (framework_blueprint, plugin) if bp.name not in app.blueprints]
-        _IVORYOS["plugins"].extend(_IVORYOS["load_plugins"](wanted, app, _IVORYOS["socketio"]))
+        # attach(app) above registered the framework's own blueprint: IvoryOS loads the plugin alone
+        _IVORYOS["plugins"].extend(_IVORYOS["load_plugins"]([plugin], app, _IVORYOS["socketio"]))
     runtime = ext.runtimes.get(plugin.name)
     if registered is not None and runtime is not None and runtime._started:
         add_plugin(ext, plugin, runtime.namespace)  # a fresh runtime: started at once, as ext is started
