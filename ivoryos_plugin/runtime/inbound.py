@@ -1,5 +1,18 @@
 """What arrives before a request is trusted: its ``Host`` header (DNS rebinding) and the size of its
-body (``max_body``, whatever the framing)."""
+body (``max_body``, whatever the framing).
+
+The Host allow-list is not Flask 3.1's ``TRUSTED_HOSTS`` (issue 25 asked; Flask 3.1.3, Werkzeug 3.1.9,
+verified with a test client on an app with Flask-SocketIO and ``TRUSTED_HOSTS = ["localhost",
+".localhost", "lab.example"]``), because it refuses and lets through other requests than this check:
+(1) it has no way to say "any IP address": ``127.0.0.1:5000``, ``[::1]:8000`` and ``10.0.0.5`` got 400,
+while a lab reaches its server by address (no DNS name, so no rebinding), and listing every address of
+every interface is not possible; (2) ``"*"`` is not a wildcard there (``x.example`` got 400 with
+``["*"]``), and ``allowed_hosts="*"`` is this check's documented opt-out; (3) it is checked only when
+Flask's request reads ``request.host``, so Flask-SocketIO's transport, a WSGI middleware in front of
+Flask, answered ``/socket.io/?EIO=4&transport=polling`` with 200 for ``Host: evil.example`` (the
+DNS-rebinding page this check exists for), where :class:`~ivoryos_plugin.hosts.hardening_web.HostCheck`
+wraps the whole WSGI chain; (4) a name is compared as written: ``LAB.EXAMPLE`` and ``lab.example.`` got 400 where
+:func:`host_name` folds case and the trailing dot."""
 from __future__ import annotations
 
 import ipaddress
