@@ -32,7 +32,7 @@ class EdgeNotInstalled(ImportError):
 
     Raised by :func:`require_edge`, so by ``ivoryos_plugin.edge.for_edge``/``run``, an installed
     plugin's ``ivoryos_plugin.edge:<name>``, ``import ivoryos_plugin.hosts.edge`` and
-    ``run_demo(host="edge")``; the CLI turns it into one ``Error:`` line and exit status 2."""
+    ``run_demo(edge=True)``; the CLI turns it into one ``Error:`` line and exit status 2."""
 
 
 def require_edge() -> None:

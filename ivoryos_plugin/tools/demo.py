@@ -21,6 +21,7 @@ import sys
 import sysconfig
 import threading
 import time
+import warnings
 import webbrowser
 from pathlib import Path
 from types import FrameType, ModuleType
@@ -276,21 +277,24 @@ def _run_fresh(bind: str, port: int, open_browser: bool, deck: Optional[str], da
             return proc.wait()
 
 
-def run_demo(host: str = "127.0.0.1", port: int = 8000, open_browser: bool = True,
-             deck: Union[None, str, Path] = None, data: Union[None, str, Path] = None) -> None:
+def run_demo(bind: str = "127.0.0.1", port: int = 8000, open_browser: bool = True,
+             deck: Union[None, str, Path] = None, data: Union[None, str, Path] = None, *, edge: bool = False,
+             host: Optional[str] = None) -> None:
     """Serve IvoryOS with every installed plugin on a simulated deck until Ctrl-C or SIGTERM.
 
     Prints the URL and the login, opens a browser (not with ``open_browser=False`` nor when env
     ``CI`` is set), and at the end stops the plugins and the deck's simulators. When IvoryOS is
     already imported in this process, the demo runs in a fresh interpreter instead.
 
-    :param host: the address to bind (loopback by default), or ``"edge"``: the demo on ivoryos-edge at
-        127.0.0.1 (the CLI's ``--host``, which carries both meanings).
+    :param bind: the address to listen on (loopback by default).
     :param port: the TCP port.
     :param open_browser: open the IvoryOS page in a web browser once it is up.
     :param deck: a deck script (its globals are the instruments); default the bundled simulated deck.
     :param data: the demo's data folder (IvoryOS's database, the plugins' settings and history);
         default :func:`default_data`, one per port.
+    :param edge: serve the demo on ivoryos-edge instead (at 127.0.0.1; the ``[edge]`` extra).
+    :param host: the older spelling of both (``"edge"``, else an address to bind), with a
+        :class:`DeprecationWarning`; it goes in the next release.
     :raises DemoError: the port is taken (checked before anything is printed or started), the data
         folder cannot be created, or the deck script raised (its own frames, the fix).
 
@@ -299,10 +303,14 @@ def run_demo(host: str = "127.0.0.1", port: int = 8000, open_browser: bool = Tru
         from ivoryos_plugin.tools.demo import run_demo
         run_demo(port=8001, open_browser=False)
     """
-    if host == "edge":
+    if host is not None or bind == "edge":
+        warnings.warn("run_demo(host=...) is now run_demo(bind=...), and run_demo(host='edge') run_demo(edge=True): "
+                      "'host' names the app that serves plugins; the old spelling goes in the next release.",
+                      DeprecationWarning, stacklevel=2)
+        edge, bind = (True, "127.0.0.1") if (host or bind) == "edge" else (edge, host or bind)
+    if edge:
         _run_on_edge(port, open_browser, deck, data)
         return
-    bind = host  # from here on, the address to listen on
     if "ivoryos" in sys.modules or os.environ.get("IVORYOS_ACTIVE"):
         code = _run_fresh(bind, port, open_browser, str(deck) if deck else None, Path(data) if data else None)
         if code not in (0, -signal.SIGTERM, -signal.SIGINT):

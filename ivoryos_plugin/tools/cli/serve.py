@@ -101,6 +101,8 @@ def demo(host: str, port: int, no_browser: bool, deck: Optional[str], data: Opti
     if host == "edge":
         _require_edge("ivoryos-plugin demo --host edge")
     try:
-        run_demo(host=host, port=port, open_browser=not no_browser, deck=deck, data=data)
+        edge = host == "edge"  # --host is an address, or the host that serves: run_demo takes them apart
+        run_demo(bind="127.0.0.1" if edge else host, port=port, open_browser=not no_browser, deck=deck, data=data,
+                 edge=edge)
     except DemoError as exc:
         raise click.ClickException(str(exc)) from None
