@@ -11,6 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from flask import Blueprint
+
+import ivoryos_plugin
 from support import ROOT, free_port
 
 #: Two apps in one process through the public entry points: ``ivoryos_plugin.run`` (hardening on) in a
@@ -120,3 +124,11 @@ def test_an_app_built_while_a_hardened_launch_is_under_way_gets_none_of_its_hook
     assert result["attached"] and result["hook_app"] == "ivoryos.app", result
     assert result["hook_hardening"] == ["on"] and result["hook_failures"] == ["broken"], result
     assert result["extension_hooks"] == 1, result  # the caller's object is left as it was given
+
+
+def test_a_run_extension_with_plain_blueprints_is_refused_with_the_fix() -> None:
+    """The run serves what ``blueprint_plugins=`` lists: plain Blueprints in ``extension=`` would be
+    protected and named in the nav but never registered, so the run refuses them before anything starts."""
+    extension = ivoryos_plugin.IvoryOSPlugins(plain=[Blueprint("legacy_page", __name__)])
+    with pytest.raises(TypeError, match=r"\(legacy_page\): give them in blueprint_plugins=\[\.\.\.\]"):
+        ivoryos_plugin.run(extension=extension)

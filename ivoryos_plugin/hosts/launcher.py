@@ -189,12 +189,14 @@ def run(module: Optional[str] = None, host: Optional[str] = None, port: Optional
     :param plugins: the framework's older keyword: exactly these plugins, discovery off (printed).
     :param exclude: names of installed plugins to leave out (not even imported).
     :param extension: options of your own for this run's :class:`~ivoryos_plugin.IvoryOSPlugins`
-        (``failures`` to show on the health page, ``plain`` Blueprints, ``on_attach`` hooks, called with
-        IvoryOS's app after it is hardened); the run attaches IvoryOS's app with a new extension that
-        has them and its own, so nothing of this run stays with any other app of the process.
+        (``failures`` to show on the health page, ``protect``, ``on_attach`` hooks, called with IvoryOS's
+        app after it is hardened; its plain Blueprints go in ``blueprint_plugins``); the run attaches
+        IvoryOS's app with a new extension that has them and its own, so nothing of this run stays
+        with any other app of the process.
     :param ivoryos_kwargs: further ``ivoryos.run`` arguments of a newer IvoryOS.
     :raises PluginError: a given plugin is unusable (installed ones never raise).
-    :raises TypeError: an argument the installed ``ivoryos.run`` does not take.
+    :raises TypeError: an argument the installed ``ivoryos.run`` does not take, or an ``extension``
+        with ``plain`` Blueprints.
 
     Example::
 
@@ -212,6 +214,10 @@ def run(module: Optional[str] = None, host: Optional[str] = None, port: Optional
     if unknown:
         raise TypeError(f"ivoryos.run (IvoryOS {adapter.installed_version()}) takes no argument {unknown[0]!r}; "
                         f"it takes: {', '.join(accepted)}.")
+    own = extension or IvoryOSPlugins()
+    if own.plain:
+        raise TypeError(f"ivoryos_plugin.run(extension=...) has plain Blueprints ({', '.join(b.name for b in own.plain)}): "
+                        "give them in blueprint_plugins=[...], which loads and protects them.")
     if plugins is not None and discover is None:
         discover = False
         _say("discovery is off because plugins= is given (blueprint_plugins= loads the given plugins together "
@@ -245,10 +251,8 @@ def run(module: Optional[str] = None, host: Optional[str] = None, port: Optional
     shown = panels.blueprints_for(loaded)
     if shown:
         _say(panels.startup_line(loaded))
-    given = extension or IvoryOSPlugins()
     # this run's (IvoryOS attaches its app when it registers the run's blueprint): every per-run hook is here
-    framework = IvoryOSPlugins(plain=[*loaded, *(p for p in given.plain if p not in loaded)],
-                               failures=[*given.failures, *failures], protect=given.protect or protect_plain)
+    framework = IvoryOSPlugins(plain=loaded, failures=[*own.failures, *failures], protect=own.protect or protect_plain)
     print(f" * ivoryos_plugin: {len(loaded)} plugin(s): {', '.join(p.name for p in loaded) or 'none'}",
           flush=True)
     arguments: Dict[str, Any] = dict(
@@ -266,7 +270,7 @@ def run(module: Optional[str] = None, host: Optional[str] = None, port: Optional
         report = hardening.arm(options, demomode.truthful(_say, hardening.describe(options),
                                                           [item.key for item in hardening.items(options)])
                                if demo else _say, framework)
-        framework.hooks.extend(given.hooks)  # the caller's, on the hardened app
+        framework.hooks.extend(own.hooks)  # the caller's, on the hardened app
         stop_on_sigterm()  # the plugins' on_stop at SIGTERM (a library installs no handler: the program does)
         steadied = steady_allocator()  # why: hosts/allocator.py
         if steadied:
