@@ -57,8 +57,6 @@ class LoginCheck:
         """Whether the current request's session is logged in.
 
         :param endpoint: the request's endpoint (a view that loads the user itself is asked in full)."""
-        from flask_login import current_user
-
         user_id, manager = session.get(USER_KEY), getattr(self._app, "login_manager", None)
         if (isinstance(user_id, str) and not self.loads_user(endpoint) and "_login_user" not in g and manager is not None
                 and self._app.config.get("SESSION_PROTECTION", manager.session_protection) != "strong"):
@@ -67,6 +65,8 @@ class LoginCheck:
                 return True  # loaded and found authenticated from this very state of the database
         else:
             version = None  # nothing to remember, or Flask-Login's answer is at hand (or changes the session)
+        from flask_login import current_user  # (imported here, past the remembered answer)
+
         authenticated = bool(current_user.is_authenticated)
         if authenticated and version is not None and current_user.get_id() == user_id:
             with self._lock:

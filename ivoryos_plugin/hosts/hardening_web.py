@@ -45,6 +45,7 @@ IMAGES: Tuple[Tuple[bytes, str, Tuple[str, ...]], ...] = (
     (b"GIF87a", "GIF", (".gif",)), (b"GIF89a", "GIF", (".gif",)))
 #: the security headers :meth:`Hooks.add_headers` adds when a response has none (the CSP is set apart)
 _ADDED_HEADERS = tuple((name.lower(), name, value) for name, value in SECURITY_HEADERS if name != CSP)
+_OWN_NAMES = frozenset({*(lowered for lowered, _, _ in _ADDED_HEADERS), CSP.lower()})
 _HOST_SOURCE = re.compile(r"[A-Za-z0-9.\-]+(:[0-9]+)?|\[[0-9A-Fa-f:.]+\](:[0-9]+)?")
 
 
@@ -125,6 +126,7 @@ class Hooks:
         #: Flask-Login's answer, remembered while IvoryOS's users' database is unchanged
         self.logged_in = LoginCheck(app, lambda: adapter.users_database(app))
         self._policies: Dict[str, str] = {}  # Host -> its Content-Security-Policy
+        self._pairs: Dict[str, Tuple[Tuple[str, str], ...]] = {}  # Host -> the headers of :meth:`header_pairs`
         self._script_tags: Dict[str, str] = {}  # script root -> the CSRF script's tag
         # bound once: the same objects are installed and looked for
         self.before = self.harden_request
@@ -141,16 +143,18 @@ class Hooks:
     def harden_request(self) -> Optional[Response]:
         """Before IvoryOS's own ``before_request``: ended sessions, signup, login, CSRF and origin, uploads."""
         options, ext = self.options, self.ext
-        if not options.keep_sessions_after_logout and ext.sessions.session_ended(session):
-            session.clear()  # logged out: the copied cookie is nobody's
-        if ext.plugin_of_path(request.path) is not None or ext.registrations.owner(request.endpoint) is not None:
+        # (each of Flask's context proxies looked up once: a lookup costs what a dict lookup does, twice)
+        req, sess = request._get_current_object(), session._get_current_object()  # type: ignore[attr-defined]
+        if not options.keep_sessions_after_logout and ext.sessions.session_ended(sess):
+            sess.clear()  # logged out: the copied cookie is nobody's
+        endpoint = req.endpoint
+        if ext.plugin_of_path(req.path) is not None or ext.registrations.owner(endpoint) is not None:
             return None  # a plugin's route (also one it added to the app): its own guard (login, tokens, CSRF) answers
-        endpoint = request.endpoint
         if endpoint == adapter.SIGNUP_ENDPOINT and not options.allow_signup:
             return refuse(403, "IvoryOS: signup is off under ivoryos_plugin.run (anyone who reaches this port could "
                                "make an account and run the instruments). Ask whoever runs it, or start it with "
                                "ivoryos_plugin.run(..., allow_signup=True).")
-        if endpoint == adapter.LOGIN_ENDPOINT and request.method == "POST" and options.login_csrf:
+        if endpoint == adapter.LOGIN_ENDPOINT and req.method == "POST" and options.login_csrf:
             reason = check_csrf()
             if reason is not None:
                 return refuse(400, f"IvoryOS: login refused: {reason} The login form's CSRF token is missing or "
@@ -163,7 +167,7 @@ class Hooks:
                 return error_response(401, "IvoryOS: login required (ivoryos_plugin.run); log in at "
                                            f"{url_for(adapter.LOGIN_ENDPOINT)}.", login=url_for(adapter.LOGIN_ENDPOINT))
             return redirect(url_for(adapter.LOGIN_ENDPOINT))  # type: ignore[return-value]
-        if request.method in SAFE_METHODS or endpoint == adapter.LOGIN_ENDPOINT:
+        if req.method in SAFE_METHODS or endpoint == adapter.LOGIN_ENDPOINT:
             return None
         if options.ivoryos_csrf:
             refusal = self.csrf_refusal(self.logged_in(endpoint) if logged_in is None else logged_in)
@@ -265,11 +269,17 @@ class Hooks:
         :param response: any response of the app."""
         headers = response.headers
         present = {name.lower() for name, _ in headers}  # one pass over its list, not one per header added
-        for lowered, name, value in _ADDED_HEADERS:
-            if lowered not in present:
-                headers.add(name, value)
-        if "content-security-policy" not in present or headers.get(CSP) == BASELINE_CSP:
-            headers[CSP] = self.policy(request.host)
+        raw = getattr(headers, "_list", None)  # Werkzeug's list of (name, value) pairs (verified on 3.1)
+        if present.isdisjoint(_OWN_NAMES) and type(raw) is list:
+            # the usual case, none of them set: the pairs made once per Host, appended as they are (each
+            # Headers.add checks its value again, which costs more than the rest of this hook)
+            raw.extend(self.header_pairs(request.host))
+        else:
+            for lowered, name, value in _ADDED_HEADERS:
+                if lowered not in present:
+                    headers.add(name, value)
+            if "content-security-policy" not in present or headers.get(CSP) == BASELINE_CSP:
+                headers[CSP] = self.policy(request.host)
         if ("cache-control" not in present and response.mimetype in NO_STORE_TYPES and not response.direct_passthrough
                 and response.status_code < 400
                 and (request.method == "GET" or self.ext.plugin_of_path(request.path) is not None)):
@@ -277,6 +287,18 @@ class Hooks:
             # no-store body its scripts never read keeps the request open in the browser)
             headers.add("Cache-Control", "no-store")
         return response
+
+    def header_pairs(self, host: str) -> Tuple[Tuple[str, str], ...]:
+        """The security headers of a response that has none of them, the CSP for ``host``, made once per Host.
+
+        :param host: the request's ``Host``."""
+        found = self._pairs.get(host)
+        if found is None:
+            if len(self._pairs) >= 64:  # a client sending odd Hosts cannot grow it
+                self._pairs.clear()
+            found = self._pairs[host] = (*((name, value) for _, name, value in _ADDED_HEADERS),
+                                         (CSP, self.policy(host)))
+        return found
 
     def policy(self, host: str) -> str:
         """:func:`content_security_policy` for a request's ``Host``, made once per Host.

@@ -183,8 +183,8 @@ class OfflineAssets:
         """The ``after_request`` hook: rewrite an HTML response's CDN URLs to the local copies.
 
         :param response: any response of the app."""
-        if (not current_app.config.get(CONFIG_KEY, True) or not self.local or response.mimetype != "text/html"
-                or response.direct_passthrough or response.is_streamed):
+        if (response.mimetype != "text/html" or not self.local or response.direct_passthrough or response.is_streamed
+                or not current_app.config.get(CONFIG_KEY, True)):  # (most responses are not pages: asked first)
             return response
         base = self.base_url()
         if base is None:

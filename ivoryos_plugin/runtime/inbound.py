@@ -105,8 +105,9 @@ class HostHeaderVerdicts:
         """:func:`allowed_host_names` of ``config``, remembered while the env and config stay the same.
 
         :param config: the app's config."""
-        key = (os.environ.get(ALLOWED_HOSTS_KEY, ""), repr(config.get(ALLOWED_HOSTS_KEY)),
-               repr(config.get("IVORYOS_PLUGIN_ALLOWED_ORIGINS")))
+        # (the values themselves, a list copied as a tuple: an edit in place is seen, and no repr per request)
+        key = (os.environ.get(ALLOWED_HOSTS_KEY, ""), _frozen(config.get(ALLOWED_HOSTS_KEY)),
+               _frozen(config.get("IVORYOS_PLUGIN_ALLOWED_ORIGINS")))
         if key != self._names_key:
             self._names, self._names_key = allowed_host_names(config, key[0]), key
         return self._names
@@ -124,6 +125,14 @@ class HostHeaderVerdicts:
                 self._verdicts.clear()
             verdict = self._verdicts[key] = host_ok(host, names)
         return verdict
+
+
+def _frozen(value: Any) -> Any:
+    """A config value as :meth:`HostHeaderVerdicts.names` compares it: a list, tuple or set as a tuple of
+    its items (a copy: a list edited in place differs from it), anything else but a string as its repr."""
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return (type(value).__name__, *(v if isinstance(v, str) else repr(v) for v in value))
+    return value if value is None or isinstance(value, str) else (type(value).__name__, repr(value))
 
 
 def host_allowed(host: str, app: Any) -> bool:

@@ -34,6 +34,7 @@ SECURITY_HEADERS = (("X-Content-Type-Options", "nosniff"),
                     ("Referrer-Policy", "same-origin"),
                     ("Content-Security-Policy", BASELINE_CSP))
 _HEADERS = tuple((name.lower(), name, value) for name, value in SECURITY_HEADERS)
+_NAMES = frozenset(lowered for lowered, _, _ in _HEADERS)
 #: generated replies a browser or a proxy never keeps (readings, history, tokens, status)
 NO_STORE_TYPES = frozenset({"application/json", "text/csv"})
 
@@ -334,9 +335,13 @@ def security_headers(response: Response) -> Response:
     :param response: any response under a plugin's prefix, errors included."""
     headers = response.headers
     present = {name.lower() for name, _ in headers}  # one pass over its list, not one per header
-    for lowered, name, value in _HEADERS:
-        if lowered not in present:
-            headers.add(name, value)
+    raw = getattr(headers, "_list", None)  # Werkzeug's list of (name, value) pairs (verified on 3.1)
+    if present.isdisjoint(_NAMES) and type(raw) is list:
+        raw.extend(SECURITY_HEADERS)  # none set yet (the usual case): constants, not checked again by each add
+    else:
+        for lowered, name, value in _HEADERS:
+            if lowered not in present:
+                headers.add(name, value)
     if "cache-control" not in present and not response.direct_passthrough and response.mimetype in NO_STORE_TYPES:
         headers.add("Cache-Control", "no-store")
     return response
