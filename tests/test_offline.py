@@ -89,6 +89,11 @@ def page_app(vendor_dir: str = offline.VENDOR_DIR, **config: object) -> Flask:
     def data() -> Dict[str, str]:
         return {"cdn": "https://code.jquery.com/jquery-3.7.1.min.js"}
 
+    @app.route("/page/<int:n>")
+    def numbered(n: int) -> str:  # pages that differ (a query's rows): each rewritten on its own
+        return PAGE.replace("</body>", f"<p>{n}</p>" + '<script src="https://code.jquery.com/ui/1.13.3/jquery-ui.min.js">'
+                            "</script>" * (n % 2) + "</body>")
+
     return app
 
 
@@ -112,6 +117,25 @@ def test_cdn_tags_point_at_the_local_copies_without_integrity_attributes() -> No
     assert '<a href="https://cdn.plot.ly/plotly-2.31.1.min.js">' in html  # a link, not a load
     assert html.count("socket.io.min.js") == 1, "the page already loads the Socket.IO client: once is enough"
     assert "<script>io();</script>" in html
+
+
+def test_a_page_rendered_again_is_rewritten_as_before_and_other_pages_each_on_their_own() -> None:
+    # the rewriting is remembered by the page's bytes (issue 25: a lookup instead of a scan)
+    app = page_app()
+    client = app.test_client()
+    hook = next(f for f in app.after_request_funcs[None] if isinstance(f, offline.OfflineAssets))
+    first = client.get("/page").get_data()
+    assert len(hook._pages) == 1
+    assert [client.get("/page").get_data() for _ in range(3)] == [first] * 3 and len(hook._pages) == 1
+    for n in range(offline.PAGES_KEPT + 3):  # more pages than are kept: each still rewritten, the table bounded
+        html = client.get(f"/page/{n}").get_data(as_text=True)
+        assert f"<p>{n}</p>" in html and "https://code.jquery.com" not in html and "integrity" not in html
+        assert ("jquery-ui/jquery-ui.min.js" in html) == bool(n % 2), html
+        assert len(hook._pages) <= offline.PAGES_KEPT
+    assert client.get("/page").get_data() == first
+    off = page_app(IVORYOS_PLUGIN_OFFLINE_ASSETS=False).test_client()
+    assert first.decode() == offline.rewrite_html(PAGE, offline.available_assets(), VENDOR) != PAGE
+    assert off.get("/page").get_data(as_text=True) == PAGE
 
 
 def test_only_html_is_rewritten_and_the_setting_turns_it_off() -> None:

@@ -102,6 +102,37 @@ def test_ivoryos_pages_get_the_token_in_each_post_form_without_one_and_the_tags_
     assert adapter.head_end(b"<p>a fragment</p>") is None
 
 
+def test_the_page_hook_remembers_each_pages_token_places_by_its_bytes() -> None:
+    # what the page hook works out of a page alone is remembered for its very bytes (issue 25): the
+    # same page again gets the same places, any other page its own, and the table stays bounded
+    import types
+
+    from ivoryos_plugin.hosts import hardening_web
+    from ivoryos_plugin.hosts import ivoryos as adapter
+
+    hooks = types.SimpleNamespace(_points={})
+    points = hardening_web.Hooks.page_points
+    html = PAGE.encode()
+    found = points(hooks, html)  # type: ignore[arg-type]
+    assert found == (tuple(adapter.form_token_points(html)), adapter.head_tags_point(html), False)
+    assert len(found[0]) == 2 and list(hooks._points) == [html]
+    assert points(hooks, bytes(bytearray(html))) is found  # type: ignore[arg-type]  # equal bytes: remembered
+    with_script = html.replace(b"</head>", b'<meta name="csrf-token" content="t"><script src="/p/ivoryos_csrf.js">'
+                                           b'</script></head>')
+    assert points(hooks, with_script) == (  # type: ignore[arg-type]
+        tuple(adapter.form_token_points(with_script)), None, False)  # the script is there: no head tags
+    with_meta = html.replace(b"</head>", b'<meta name="csrf-token" content="t"></head>')
+    assert points(hooks, with_meta)[2] is True  # type: ignore[arg-type]
+    assert points(hooks, b"<p>a fragment</p>") == ((), None, False)  # type: ignore[arg-type]
+    login = html.replace(b"/x", b"/login")
+    points(hooks, login, remember=False)  # type: ignore[arg-type]  # a page that is never the same twice
+    assert login not in hooks._points
+    for n in range(hardening_web.PAGES_KEPT + 3):
+        page = html.replace(b"<title>", f"<!-- {n} --><title>".encode())
+        assert points(hooks, page)[0] == tuple(adapter.form_token_points(page))  # type: ignore[arg-type]
+        assert len(hooks._points) <= hardening_web.PAGES_KEPT
+
+
 @pytest.mark.parametrize("method,path,headers,json_wanted", [
     ("GET", "/page", {}, False),
     ("GET", "/page", {"Accept": "*/*"}, False),

@@ -46,6 +46,10 @@ IMAGES: Tuple[Tuple[bytes, str, Tuple[str, ...]], ...] = (
 #: the security headers :meth:`Hooks.add_headers` adds when a response has none (the CSP is set apart)
 _ADDED_HEADERS = tuple((name.lower(), name, value) for name, value in SECURITY_HEADERS if name != CSP)
 _OWN_NAMES = frozenset({*(lowered for lowered, _, _ in _ADDED_HEADERS), CSP.lower()})
+#: what :meth:`Hooks.page_points` finds in a page: the form tokens' places, the head tags' place, a <meta> there
+PagePoints = Tuple[Tuple[int, ...], Optional[int], bool]
+#: the pages :meth:`Hooks.page_points` remembers (by their bytes), and the largest it keeps
+PAGES_KEPT, PAGE_BYTES = 16, 256 * 1024
 _HOST_SOURCE = re.compile(r"[A-Za-z0-9.\-]+(:[0-9]+)?|\[[0-9A-Fa-f:.]+\](:[0-9]+)?")
 
 
@@ -128,6 +132,7 @@ class Hooks:
         self._policies: Dict[str, str] = {}  # Host -> its Content-Security-Policy
         self._pairs: Dict[str, Tuple[Tuple[str, str], ...]] = {}  # Host -> the headers of :meth:`header_pairs`
         self._script_tags: Dict[str, str] = {}  # script root -> the CSRF script's tag
+        self._points: Dict[bytes, PagePoints] = {}  # a page's bytes -> :meth:`page_points`
         # bound once: the same objects are installed and looked for
         self.before = self.harden_request
         self.pages = self.harden_page
@@ -233,22 +238,46 @@ class Hooks:
         if options.ivoryos_csrf:
             token = page_csrf_token()
             field = adapter.token_field(token)
-            inserts = [(at, field) for at in adapter.form_token_points(body)]
-            head = adapter.head_tags_point(body)
+            points, head, has_meta = self.page_points(body, remember=not changed)
+            inserts = [(at, field) for at in points]
             if head is not None:
-                # the script and the <meta> are looked for in the <head> only, where they go (not in
-                # the whole page: each search of it costs more than the rest of this hook); the
-                # script runs once however often a page loads it
-                end = adapter.head_end(body)
-                if body.find(_CSRF_SCRIPT_NAME, 0, end) == -1:
-                    tags = ("" if body.find(b'name="csrf-token"', 0, end) != -1
-                            else f'<meta name="csrf-token" content="{escape(token)}">\n')
-                    inserts.append((head, f"{tags}{self.csrf_script_tag()}\n".encode()))
+                tags = "" if has_meta else f'<meta name="csrf-token" content="{escape(token)}">\n'
+                inserts.append((head, f"{tags}{self.csrf_script_tag()}\n".encode()))
             if inserts:
                 body, changed = adapter.with_inserts(body, inserts), True
         if changed:
             response.set_data(body)
         return response
+
+    def page_points(self, body: bytes, remember: bool = True) -> PagePoints:
+        """Where :meth:`harden_page` puts the tokens in ``body``: after each POST form's opening tag that has
+        none, and the ``<head>``'s tags (None when it has the script already, or no ``<head>``), with
+        whether the ``<head>`` has its ``<meta name="csrf-token">``. Worked out from the page alone, so
+        remembered for the page's very bytes: IvoryOS renders the same page again and again, and
+        looking a page up (one hash of it) costs a fraction of scanning it for forms.
+
+        :param body: the page (UTF-8).
+        :param remember: whether to keep the answer (not for a page that is never the same twice)."""
+        found = self._points.get(body)
+        if found is not None:
+            return found
+        head = adapter.head_tags_point(body)
+        has_meta = False
+        if head is not None:
+            # the script and the <meta> are looked for in the <head> only, where they go (not in
+            # the whole page: each search of it costs more than the rest of this hook); the
+            # script runs once however often a page loads it
+            end = adapter.head_end(body)
+            if body.find(_CSRF_SCRIPT_NAME, 0, end) != -1:
+                head = None
+            else:
+                has_meta = body.find(b'name="csrf-token"', 0, end) != -1
+        found = (tuple(adapter.form_token_points(body)), head, has_meta)
+        if remember and len(body) <= PAGE_BYTES:
+            if len(self._points) >= PAGES_KEPT:  # bounded: PAGES_KEPT pages of at most PAGE_BYTES
+                self._points.clear()
+            self._points[body] = found
+        return found
 
     def csrf_script_tag(self) -> str:
         """The ``<script>`` of :data:`CSRF_SCRIPT` for the current request's script root, made once per root."""

@@ -26,6 +26,8 @@ VENDOR_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file
 
 log = logging.getLogger("ivoryos_plugin.offline")
 _LOGGED: Set[FrozenSet[str]] = set()  # what was reported missing (once per process)
+#: the pages :class:`OfflineAssets` remembers the rewriting of (by their bytes), and the largest it keeps
+PAGES_KEPT, PAGE_BYTES = 16, 256 * 1024
 _HOSTS = tuple(sorted({url.split("/", 3)[2] for url in CDN_ASSETS}))
 #: a script or link tag; the leading "<" is outside the group, so the scan skips to each "<" (5 x faster
 #: on IvoryOS's pages than trying both alternatives at every character)
@@ -162,12 +164,14 @@ class OfflineAssets:
         self.missing: Dict[str, str] = {}
         self._tags: Dict[Tuple[bytes, str], TagRewrite] = {}  # each tag's rewriting (for self.local)
         self._bases: Dict[str, str] = {}  # script root -> the vendor folder's URL
+        self._pages: Dict[Tuple[bytes, str], bytes] = {}  # (a page, the vendor URL) -> the page rewritten
         self.refresh()
 
     def refresh(self) -> None:
         """Look at the vendor folder again (after ``npm ci``); log once what is still missing."""
         self.local = available_assets(self.vendor_dir)
         self._tags = {}
+        self._pages = {}
         missing = {url: rel for url, rel in CDN_ASSETS.items() if url not in self.local}
         if missing and frozenset(missing) not in _LOGGED:
             _LOGGED.add(frozenset(missing))
@@ -190,8 +194,15 @@ class OfflineAssets:
         if base is None:
             return response
         body = response.get_data()  # the page's bytes: not decoded, copied only when a tag changes
-        rewritten = rewrite_page(body, self.local, base, self._tags)
-        if rewritten is not body:
+        key = (body, base)
+        rewritten = self._pages.get(key)  # IvoryOS renders the same page again and again: one hash of it
+        if rewritten is None:  # (a fraction of a scan) finds its rewriting, a function of the page alone
+            rewritten = rewrite_page(body, self.local, base, self._tags)
+            if len(body) <= PAGE_BYTES:
+                if len(self._pages) >= PAGES_KEPT:  # bounded: PAGES_KEPT pages of at most PAGE_BYTES, twice
+                    self._pages.clear()
+                self._pages[key] = rewritten
+        if rewritten is not body and rewritten != body:
             response.set_data(rewritten)
         return response
 
