@@ -22,6 +22,7 @@ from ..runtime.connections import Connection
 from ..runtime.inbound import host_refusal, request_host_ok
 from ..runtime.live import LiveHub, Task, start_thread
 from ..runtime.security import AuthError, authenticate, origin_allowed
+from . import websockets
 
 if TYPE_CHECKING:
     from ..runtime.extension import Extension
@@ -42,6 +43,7 @@ def install(ext: "Extension") -> None:
     if ext.socketio is None or ext.live is not None:
         return
     check_async_mode(ext.socketio)
+    websockets.end_sessions_cleanly()  # no byte after a close frame, no HTTP 500 inside a WebSocket
     ext.live = SocketIOServer(ext.socketio)
 
 
