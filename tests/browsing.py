@@ -8,7 +8,8 @@ import re
 import shutil
 import sys
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Pattern, Union
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Pattern, Set, Tuple, Union
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -61,39 +62,77 @@ class Watch:
     """Everything that went wrong in one tab (its frames included): console errors, uncaught
     exceptions, failed requests and HTTP error answers.
 
-    A socket.io long-poll or the pages' deck poll cut short by leaving the page (``net::ERR_ABORTED``)
-    is not a failure."""
+    Two endings of a page that is left are not failures: a socket.io long-poll or the pages' deck
+    poll cut short (``net::ERR_ABORTED``), and the ``400`` Engine.IO gives a long-poll of a session
+    the left page closed as it went (the poll was on its way when the page's socket said goodbye; the
+    protocol answers an unknown session so), or that moved to its WebSocket (Engine.IO refuses HTTP
+    on an upgraded session; 3 logins in 100 saw it). Only such a session counts: its frame has
+    navigated or been detached since the session's first request, or its WebSocket was opened. A WebSocket error, or a 400 for
+    the session of a page still shown, stays a failure."""
 
     def __init__(self, page: Any) -> None:
         self.page = page
-        self.problems: List[str] = []
+        #: each problem, with the URL it is about (None: none)
+        self.problems: List[Tuple[str, Optional[str]]] = []
+        self._documents: Dict[Any, int] = {}  # frame -> how many documents it has shown
+        self._sessions: Dict[str, Tuple[Any, int]] = {}  # Engine.IO sid -> (frame, its document then)
+        self._upgraded: Set[str] = set()  # Engine.IO sessions that opened their WebSocket
         page.on("console", self._console)
-        page.on("pageerror", lambda exc: self.problems.append(f"uncaught exception: {exc}"))
+        page.on("pageerror", lambda exc: self.problems.append((f"uncaught exception: {exc}", None)))
         page.on("requestfailed", self._failed)
         page.on("response", self._response)
+        page.on("request", self._request)
+        page.on("framenavigated", self._next_document)
+        page.on("framedetached", self._next_document)
+        page.on("websocket", lambda ws: self._upgraded.add(_engineio_sid(ws.url) or ""))
+
+    def _next_document(self, frame: Any) -> None:
+        self._documents[frame] = self._documents.get(frame, 0) + 1
+
+    def _request(self, request: Any) -> None:
+        sid = _engineio_sid(request.url)
+        if sid and sid not in self._sessions:
+            try:
+                frame = request.frame
+            except Exception:  # a request of no frame (a worker's)
+                return
+            self._sessions[sid] = (frame, self._documents.get(frame, 0))
+
+    def _left_session(self, url: Optional[str]) -> bool:
+        """Whether ``url`` is a long-poll of an Engine.IO session whose document is gone."""
+        sid = _engineio_sid(url or "")
+        if not sid or sid not in self._sessions or "transport=polling" not in (url or ""):
+            return False
+        if sid in self._upgraded:  # a poll still on its way as the session moved to its WebSocket
+            return True
+        frame, document = self._sessions[sid]
+        return self._documents.get(frame, 0) != document
 
     def _console(self, msg: Any) -> None:
         if msg.type == "error":
             where = (msg.location or {}).get("url", "")
-            self.problems.append(f"console error: {msg.text} [{where}]")
+            self.problems.append((f"console error: {msg.text} [{where}]",
+                                  where if "status of 400" in msg.text else None))
 
     def _failed(self, request: Any) -> None:
         failure = request.failure or ""
         if "ERR_ABORTED" in failure and ("/socket.io/" in request.url
                                          or request.url.split("?")[0].endswith("/plugins/deck.json")):
             return
-        self.problems.append(f"request failed: {request.method} {request.url} ({failure})")
+        self.problems.append((f"request failed: {request.method} {request.url} ({failure})", None))
 
     def _response(self, response: Any) -> None:
         if response.status >= 400:
-            self.problems.append(f"HTTP {response.status}: {response.request.method} {response.url}")
+            self.problems.append((f"HTTP {response.status}: {response.request.method} {response.url}",
+                                  response.url if response.status == 400 else None))
 
     def take(self, allowed: Iterable[Allowed] = ()) -> List[str]:
         """The problems so far that match none of ``allowed`` (regexes searched in each line); clears the list.
 
         :param allowed: the failures this step expects (e.g. the 409 of a refused action)."""
         patterns = [re.compile(a) if isinstance(a, str) else a for a in allowed]
-        found = [p for p in self.problems if not any(pattern.search(p) for pattern in patterns)]
+        found = [text for text, url in self.problems
+                 if not self._left_session(url) and not any(pattern.search(text) for pattern in patterns)]
         self.problems.clear()
         return found
 
@@ -104,6 +143,14 @@ class Watch:
         :param allowed: see :meth:`take`."""
         found = self.take(allowed)
         assert not found, f"{what}: " + "\n".join(found)
+
+
+def _engineio_sid(url: str) -> Optional[str]:
+    """The Engine.IO session a socket.io URL names (None: not one, or its handshake)."""
+    if "/socket.io/" not in url:
+        return None
+    sids = parse_qs(urlsplit(url).query).get("sid")
+    return sids[0] if sids else None
 
 
 def screenshot(page: Any, name: str, folder: Path = SCREENSHOTS) -> Path:
