@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import socket
 from pathlib import Path
-from typing import Iterator, List, Tuple
+from typing import Callable, Iterator, List, Tuple
 
 import pytest
 import requests
@@ -112,20 +112,30 @@ def frames_after_close(raw: bytes) -> Tuple[List[str], List[str]]:
     return before, after
 
 
+def session_ending(server: Server, attempt: int, sends: Callable[[WSConnection], List[bytes]]) -> List[str]:
+    """Open an upgraded session, send what ``sends`` frames (one ``sendall`` each), read the rest of
+    the connection, and check that it holds no HTTP and no frame after the server's close frame.
+
+    :returns: the server's frames before its close frame."""
+    sock, ws = upgrade(server, engineio_session(server))
+    try:
+        for data in sends(ws):
+            sock.sendall(data)
+        raw = rest_of_connection(sock)
+    finally:
+        sock.close()
+    assert b"HTTP/1." not in raw, f"attempt {attempt}: an HTTP answer inside the WebSocket: {raw[:300]!r}"
+    before, after = frames_after_close(raw)
+    assert not after, f"attempt {attempt}: frames after the server's close frame: {after} (before: {before})"
+    return before
+
+
 @pytest.mark.server
 def test_a_client_leaving_mid_upgrade_gets_no_http_answer_inside_its_websocket(ivoryos: Server) -> None:
     """The client's close frame comes right behind its upgrade probe (a page left mid-upgrade): the
     probe's answer fails on the server; the connection is dropped, never answered with HTTP."""
     for attempt in range(ATTEMPTS):
-        sock, ws = upgrade(ivoryos, engineio_session(ivoryos))
-        try:
-            sock.sendall(ws.send(TextMessage(data="2probe")) + ws.send(CloseConnection(code=1001)))
-            raw = rest_of_connection(sock)
-        finally:
-            sock.close()
-        assert b"HTTP/1." not in raw, f"attempt {attempt}: an HTTP answer inside the WebSocket: {raw[:300]!r}"
-        before, after = frames_after_close(raw)
-        assert not after, f"attempt {attempt}: frames after the server's close frame: {after} (before: {before})"
+        session_ending(ivoryos, attempt, lambda ws: [ws.send(TextMessage(data="2probe")) + ws.send(CloseConnection(code=1001))])
     assert "Traceback" not in ivoryos.output(), ivoryos.output()[-3000:]
 
 
@@ -135,17 +145,10 @@ def test_no_frame_follows_the_server_s_close_frame_while_it_is_writing(ivoryos: 
     close frame comes: each of the server's frames comes whole, and none after its close frame."""
     refused = 0
     for attempt in range(BUSY_ATTEMPTS):
-        sock, ws = upgrade(ivoryos, engineio_session(ivoryos))
-        try:
-            sock.sendall(ws.send(TextMessage(data="2probe")))
-            sock.sendall(ws.send(TextMessage(data="5")) + b"".join(ws.send(TextMessage(data="40")) for _ in range(200)))
-            sock.sendall(ws.send(CloseConnection(code=1001)))
-            raw = rest_of_connection(sock)
-        finally:
-            sock.close()
-        assert b"HTTP/1." not in raw, f"attempt {attempt}: an HTTP answer inside the WebSocket: {raw[:300]!r}"
-        before, after = frames_after_close(raw)
-        assert not after, f"attempt {attempt}: frames after the server's close frame: {after} (before: {before})"
+        before = session_ending(ivoryos, attempt, lambda ws: [
+            ws.send(TextMessage(data="2probe")),
+            ws.send(TextMessage(data="5")) + b"".join(ws.send(TextMessage(data="40")) for _ in range(200)),
+            ws.send(CloseConnection(code=1001))])
         refused += sum(1 for name in before if name.startswith("text(b'44"))
     assert refused, "no refused connect was answered: the writer was never busy, so the test proved nothing"
     assert "Traceback" not in ivoryos.output(), ivoryos.output()[-3000:]
