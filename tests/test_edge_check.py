@@ -2,6 +2,7 @@
 feature naming the plugin and the fix, and what it warns about is what the edge really does."""
 from __future__ import annotations
 
+import importlib.util
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -109,10 +110,17 @@ def project(root: Path, name: str, code: str, page: str = "{% extends plugin_bas
     return folder
 
 
+#: what check says of the edge, and what the edge does, can only be seen with the [edge] extra installed
+# (without it, check says "not checked" and how to install it: tests/test_edge_absent.py)
+needs_edge = pytest.mark.skipif(importlib.util.find_spec("ivoryos_edge") is None,
+                                reason="ivoryos-edge is not installed: pip install 'ivoryos-plugin-framework[edge]'")
+
+
 def edge_lines(output: str, level: str) -> list:
     return [line.strip() for line in output.splitlines() if line.strip().startswith(level) and " edge " in line]
 
 
+@needs_edge
 def test_check_warns_once_per_feature_the_edge_cannot_serve(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["check", str(project(tmp_path, "chk_gaps", GAPS_PLUGIN, BASE_PAGE))])
     assert result.exit_code == 0, result.output  # warnings: IvoryOS 1.x serves all of it
@@ -132,6 +140,7 @@ def test_check_warns_once_per_feature_the_edge_cannot_serve(tmp_path: Path) -> N
     assert result.output.rstrip().endswith(f"passed: 0 errors, {len(expected)} warnings.")
 
 
+@needs_edge
 def test_a_plugin_the_edge_serves_whole_gets_an_ok_edge_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["check", str(project(tmp_path, "chk_whole", GOOD_PLUGIN))])
     assert result.exit_code == 0, result.output
@@ -139,6 +148,7 @@ def test_a_plugin_the_edge_serves_whole_gets_an_ok_edge_line(tmp_path: Path) -> 
     assert result.output.rstrip().endswith("passed: 0 errors, 0 warnings.")
 
 
+@needs_edge
 def test_a_plain_blueprint_is_not_served_on_the_edge(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["check", str(project(tmp_path, "chk_plain_edge", PLAIN_PLUGIN))])
     warnings = edge_lines(result.output, "WARNING")
@@ -183,6 +193,7 @@ def plugin() -> Plugin:
     return gaps
 
 
+@needs_edge
 def test_what_check_warns_about_is_what_the_edge_does(plugin_host: Any) -> None:
     from ivoryos_plugin.hosts.edge import unsupported
 
