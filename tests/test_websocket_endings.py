@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import socket
 from pathlib import Path
-from typing import Callable, Iterator, List, Tuple
+from typing import Callable, Iterable, Iterator, List, Tuple
 
 import pytest
 import requests
@@ -112,8 +112,8 @@ def frames_after_close(raw: bytes) -> Tuple[List[str], List[str]]:
     return before, after
 
 
-def session_ending(server: Server, attempt: int, sends: Callable[[WSConnection], List[bytes]]) -> List[str]:
-    """Open an upgraded session, send what ``sends`` frames (one ``sendall`` each), read the rest of
+def session_ending(server: Server, attempt: int, sends: Callable[[WSConnection], Iterable[bytes]]) -> List[str]:
+    """Open an upgraded session, send what ``sends`` frames (one ``sendall`` each, as it yields them), read the rest of
     the connection, and check that it holds no HTTP and no frame after the server's close frame.
 
     :returns: the server's frames before its close frame."""
@@ -139,16 +139,21 @@ def test_a_client_leaving_mid_upgrade_gets_no_http_answer_inside_its_websocket(i
     assert "Traceback" not in ivoryos.output(), ivoryos.output()[-3000:]
 
 
+def busy_then_closing(ws: WSConnection) -> Iterator[bytes]:
+    """The probe, then the upgrade and 200 connects the server refuses one by one, then the close: each
+    framed only once the one before is sent (the server has begun the upgrade when the connects come)."""
+    yield ws.send(TextMessage(data="2probe"))
+    yield ws.send(TextMessage(data="5")) + b"".join(ws.send(TextMessage(data="40")) for _ in range(200))
+    yield ws.send(CloseConnection(code=1001))
+
+
 @pytest.mark.server
 def test_no_frame_follows_the_server_s_close_frame_while_it_is_writing(ivoryos: Server) -> None:
     """The server's writer is busy (a refused Socket.IO connect answered per packet) when the client's
     close frame comes: each of the server's frames comes whole, and none after its close frame."""
     refused = 0
     for attempt in range(BUSY_ATTEMPTS):
-        before = session_ending(ivoryos, attempt, lambda ws: [
-            ws.send(TextMessage(data="2probe")),
-            ws.send(TextMessage(data="5")) + b"".join(ws.send(TextMessage(data="40")) for _ in range(200)),
-            ws.send(CloseConnection(code=1001))])
+        before = session_ending(ivoryos, attempt, busy_then_closing)
         refused += sum(1 for name in before if name.startswith("text(b'44"))
     assert refused, "no refused connect was answered: the writer was never busy, so the test proved nothing"
     assert "Traceback" not in ivoryos.output(), ivoryos.output()[-3000:]
