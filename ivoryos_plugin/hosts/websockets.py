@@ -28,11 +28,11 @@ import functools
 import inspect
 import logging
 import threading
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List
 
 log = logging.getLogger("ivoryos_plugin.live")
 
-__all__ = ["ENGINEIO_VERIFIED", "SIMPLE_WEBSOCKET_VERIFIED", "end_sessions_cleanly", "state"]
+__all__ = ["ENGINEIO_VERIFIED", "SIMPLE_WEBSOCKET_VERIFIED", "end_sessions_cleanly"]
 
 SIMPLE_WEBSOCKET_VERIFIED = "1.1.0"
 ENGINEIO_VERIFIED = "4.15.1"
@@ -51,12 +51,6 @@ _EXPECTED = (
     ("Base", "_handle_events", ["self"]),
     ("SimpleWebSocketWSGI", "__call__", ["self", "environ", "start_response"]),
 )
-
-
-def state() -> Optional[str]:
-    """``"on"``, why the touches were not made, or None before :func:`end_sessions_cleanly` ran."""
-    with _lock:
-        return _state.get("websocket_sessions")
 
 
 def end_sessions_cleanly() -> bool:
