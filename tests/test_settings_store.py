@@ -23,13 +23,13 @@ from pydantic import BaseModel, Field, SecretStr
 
 ROOT = Path(__file__).resolve().parents[1]
 
-from ivoryos_plugin.runtime import settings as settings_mod  # noqa: E402
+from ivoryos_plugin.runtime.settings import store as settings_mod  # noqa: E402
 from ivoryos_plugin.runtime.settings import (  # noqa: E402
     SettingsError,
     SettingsStore,
     SettingsValidationError,
 )
-from ivoryos_plugin.runtime.settings_forms import coerce_form, form_fields  # noqa: E402
+from ivoryos_plugin.runtime.settings.forms import coerce_form, form_fields  # noqa: E402
 
 
 class Color(str, Enum):

@@ -16,7 +16,7 @@ from .history import views as history_views
 from .lifecycle import PluginRuntime
 from .routes import action_view, send_file
 from .security import guard_request, harden_response
-from .settings_views import settings_views
+from .settings.views import settings_views
 from .steps import run_step, steps_page
 
 if TYPE_CHECKING:

@@ -1,4 +1,4 @@
-"""Persistent, validated, versioned plugin settings (pure logic, no Flask).
+"""Persistent, validated, versioned plugin settings (pure logic, no Flask): :class:`SettingsStore`.
 
 A :class:`SettingsStore` keeps one pydantic model instance in a JSON file laid out as
 ``{"settings_version": N, "values": {...}}``. Every write is atomic (temporary file in the
@@ -16,72 +16,30 @@ models that use aliases need ``populate_by_name=True``.
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import logging
 import os
-import stat
-import tempfile
 import threading
 from pathlib import Path
-from typing import Any, Callable, Dict, Generic, Iterator, List, Mapping, Optional, Tuple, Type, TypeVar
+from typing import Any, Callable, Dict, Generic, List, Mapping, Optional, Tuple, Type, TypeVar
 
 from pydantic import BaseModel, SecretBytes, SecretStr, ValidationError
 from pydantic_core import to_jsonable_python
 
-from . import payloads
-from .files import atomic_write
+from .. import payloads
+from ..files import atomic_write
+from .errors import ROOT_KEY, SettingsError, SettingsValidationError, validation_errors
+from .locking import interprocess_lock, try_call
 
-try:  # POSIX
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
-    import msvcrt
-
-__all__ = ["SettingsError", "SettingsStore", "SettingsValidationError", "validation_errors"]
+__all__ = ["SettingsStore"]
 
 logger = logging.getLogger("ivoryos_plugin.settings")
 
 M = TypeVar("M", bound=BaseModel)
 VERSION_KEY = "settings_version"
 VALUES_KEY = "values"
-ROOT_KEY = "__root__"
 _FIX = "Fix: repair the file by hand, or delete it to fall back to the defaults; it was left unchanged."
-
-
-class SettingsError(Exception):
-    """Settings could not be loaded, migrated or saved."""
-
-
-class SettingsValidationError(SettingsError):
-    """Settings values failed validation; :attr:`errors` maps field name -> messages.
-
-    :param message: human-readable summary.
-    :param errors: per-field messages; model-level errors are under ``"__root__"``.
-    """
-
-    def __init__(self, message: str, errors: Dict[str, List[str]]) -> None:
-        super().__init__(message)
-        self.errors = errors
-
-
-def validation_errors(exc: ValidationError) -> Dict[str, List[str]]:
-    """Group a pydantic ``ValidationError`` by top-level field name.
-
-    :param exc: the pydantic error.
-    :return: field name (``"__root__"`` for model-level errors) -> messages; nested
-        locations are prefixed to the message (``"0.x: Input should be ..."``).
-    """
-    out: Dict[str, List[str]] = {}
-    for err in exc.errors(include_url=False):
-        loc = err.get("loc", ())
-        key = str(loc[0]) if loc else ROOT_KEY
-        msg = str(err.get("msg", "invalid value"))
-        if len(loc) > 1:
-            msg = ".".join(str(part) for part in loc[1:]) + ": " + msg
-        out.setdefault(key, []).append(msg)
-    return out
 
 
 def _unwrap_secrets(value: Any) -> Any:
@@ -96,41 +54,6 @@ def _unwrap_secrets(value: Any) -> Any:
     if isinstance(value, (list, tuple, set, frozenset)):
         return [_unwrap_secrets(v) for v in value]
     return value
-
-
-def _try_call(fn: Callable[..., Any], *args: Any) -> bool:
-    """Call ``fn(*args)``; report whether it succeeded without ``OSError``.
-
-    :param fn: the function.
-    :param args: its arguments.
-    """
-    try:
-        fn(*args)
-    except OSError:
-        return False
-    return True
-
-
-@contextlib.contextmanager
-def _interprocess_lock(lock_path: Path) -> Iterator[None]:
-    """Hold an exclusive advisory lock on ``lock_path`` (released even if the process dies).
-
-    :param lock_path: the lock file; created if needed and never deleted.
-    """
-    with open(lock_path, "a+b") as fh:
-        fd = fh.fileno()
-        if fcntl is not None:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        else:  # pragma: no cover - Windows: LK_LOCK gives up after ~10 s, so retry
-            while not _try_call(msvcrt.locking, fd, msvcrt.LK_LOCK, 1):
-                pass
-        try:
-            yield
-        finally:
-            if fcntl is not None:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-            else:  # pragma: no cover - Windows
-                msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
 
 
 class SettingsStore(Generic[M]):
@@ -206,7 +129,7 @@ class SettingsStore(Generic[M]):
         else:
             stored, values = self._parse(raw)
             if stored < self.version and not locked:
-                with _interprocess_lock(self._lock_path):
+                with interprocess_lock(self._lock_path):
                     return self._refresh(locked=True)
             values = self._migrate(stored, values)
             step = f"version {stored}" if stored == self.version else \
@@ -360,7 +283,7 @@ class SettingsStore(Generic[M]):
         """
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with _interprocess_lock(self._lock_path):
+            with interprocess_lock(self._lock_path):
                 old = self._refresh(locked=True)
                 data = build(old)
                 if not isinstance(data, Mapping):
@@ -374,7 +297,7 @@ class SettingsStore(Generic[M]):
                 new = self._validate(values)
                 raw = self._encode(new)
                 for tmp in self.path.parent.glob(f".{self.path.name}.*.tmp"):
-                    _try_call(os.unlink, tmp)  # left by dead writers; we hold the file lock
+                    try_call(os.unlink, tmp)  # left by dead writers; we hold the file lock
                 atomic_write(self.path, raw)
                 self._current, self._raw = new, raw
         if self.on_change is not None:

@@ -6,15 +6,15 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, Un
 from flask import Response, render_template, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from . import payloads
-from .actions import json_reply
-from .extension import current_extension
-from .replies import error_response
-from .settings import SettingsError, SettingsValidationError
-from .settings_forms import coerce_form, form_fields
+from .. import payloads
+from ..actions import json_reply
+from ..extension import current_extension
+from ..replies import error_response
+from .errors import SettingsError, SettingsValidationError
+from .forms import coerce_form, form_fields
 
 if TYPE_CHECKING:
-    from ..core.plugin import Plugin
+    from ...core.plugin import Plugin
 
 Reply = Union[Response, Tuple[str, int], str]
 
