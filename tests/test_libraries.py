@@ -2,9 +2,10 @@
 safe when the library differs."""
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, List, Set, Tuple
 
 import pytest
 from flask import Flask
@@ -84,3 +85,75 @@ def test_the_csrf_token_cache_is_used_only_when_flask_wtf_signs_as_verified(
     for token in tokens:  # either way, every token a page carries is one the server accepts
         reply = client.post("/ivoryos/touchy/actions/ping", json={}, headers={"X-CSRFToken": token})
         assert reply.status_code == 200, reply.get_data(as_text=True)
+
+
+# ------------------------------------------------------------------ one helper each (issue 25)
+#: the one module that starts a thread by hand (``start_thread``: daemon, named ``ivoryos_plugin-<what>``)
+THREAD_HELPER = PACKAGE / "core" / "clock.py"
+#: the framework's threads that are a :class:`threading.Thread` subclass, each with the reason
+THREAD_SUBCLASSES = {
+    "hardware/serial/reader.py": "the serial reader is a Thread whose stop() wakes and joins itself, "
+                                 "pyserial's ReaderThread shape (design: pyserial's Protocol/ReaderThread split)",
+}
+
+
+def thread_starts(source: str) -> List[Tuple[int, str]]:
+    """Where ``source`` makes a thread by hand: calls of ``threading.Thread``/``Timer`` (however
+    imported) and classes derived from them, as ``(line, what)``."""
+    tree = ast.parse(source)
+    modules = {"threading"}
+    names: Set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            modules |= {a.asname or a.name for a in node.names if a.name == "threading"}
+        elif isinstance(node, ast.ImportFrom) and node.module == "threading":
+            names |= {a.asname or a.name for a in node.names if a.name in ("Thread", "Timer")}
+
+    def is_thread(expr: ast.expr) -> bool:
+        if isinstance(expr, ast.Attribute) and expr.attr in ("Thread", "Timer"):
+            return isinstance(expr.value, ast.Name) and expr.value.id in modules
+        return isinstance(expr, ast.Name) and expr.id in names
+
+    found = [(n.lineno, "call") for n in ast.walk(tree) if isinstance(n, ast.Call) and is_thread(n.func)]
+    found += [(n.lineno, "subclass") for n in ast.walk(tree)
+              if isinstance(n, ast.ClassDef) and any(is_thread(b) for b in n.bases)]
+    return sorted(found)
+
+
+def test_thread_starts_are_found_however_threading_is_imported() -> None:
+    assert thread_starts("import threading\nthreading.Thread(target=print).start()") == [(2, "call")]
+    assert thread_starts("import threading as t\nt.Timer(1, print)") == [(2, "call")]
+    assert thread_starts("from threading import Thread as T\nclass R(T):\n    pass\nT()") == [(2, "subclass"), (4, "call")]
+    assert thread_starts("import threading\n# threading.Thread( in a comment\nthreading.Event()") == []
+
+
+def test_the_framework_starts_its_threads_through_the_one_helper(tmp_path: Path) -> None:
+    """Every module of the package, and the tests ``ivoryos-plugin new`` generates, start threads with
+    ``ivoryos_plugin.core.clock.start_thread`` (or, in a generated project, the kit's ``plugin_server``):
+    ``threading.Thread(`` appears in ``core/clock.py`` only."""
+    from ivoryos_plugin.tools.scaffold import render_package
+
+    generated = [render_package("threads_tab", tmp_path), render_package("threads_panel", tmp_path, placement="left_panel")]
+    sources = [(path, path.relative_to(PACKAGE).as_posix()) for path in PACKAGE.rglob("*.py") if path != THREAD_HELPER]
+    sources += [(path, path.relative_to(tmp_path).as_posix()) for folder in generated for path in folder.rglob("*.py")]
+    assert len(sources) > 100
+    found = [f"{name}:{line} ({what})" for path, name in sources for line, what in thread_starts(path.read_text())
+             if not (what == "subclass" and name in THREAD_SUBCLASSES)]
+    assert found == [], f"start these threads with ivoryos_plugin.core.clock.start_thread: {found}"
+
+
+#: how the opening docstring of a module over :data:`LONG_MODULE` lines says why (docs/architecture.md, Style)
+LONG_BECAUSE = "Over 400 lines on purpose:"
+LONG_MODULE = 400
+
+
+def test_a_module_over_400_lines_says_why_in_its_opening_docstring() -> None:
+    """No module of the package is over 400 lines unless its docstring has a line starting with
+    ``Over 400 lines on purpose:`` (the reason); otherwise split it by concern."""
+    long = {path.relative_to(PACKAGE).as_posix(): path for path in PACKAGE.rglob("*.py")
+            if len(path.read_text().splitlines()) > LONG_MODULE}
+    unexplained = [name for name, path in sorted(long.items())
+                   if not any(line.strip().startswith(LONG_BECAUSE)
+                              for line in (ast.get_docstring(ast.parse(path.read_text())) or "").splitlines())]
+    assert unexplained == [], (f"modules over {LONG_MODULE} lines: split them, or give the reason in their "
+                               f"opening docstring on a line starting with {LONG_BECAUSE!r}: {unexplained}")

@@ -1,4 +1,5 @@
-"""``plugin_host``: one test, run on both IvoryOS generations (part of the opt-in pytest kit).
+"""``plugin_host``: one test, run on both IvoryOS generations, and ``plugin_server``: the plugin's app on a
+real port (part of the opt-in pytest kit).
 
 A test that asks for ``plugin_host`` runs twice, with the ids ``[ivoryos]`` and ``[edge]``:
 
@@ -7,7 +8,8 @@ A test that asks for ``plugin_host`` runs twice, with the ids ``[ivoryos]`` and 
   and the Socket.IO ``live`` client;
 - ``edge``: the plugin on a real ivoryos-edge server in this process (127.0.0.1, a free port; see
   :mod:`ivoryos_plugin.hosts.edge.inprocess`), a new edge plugin per test on the test's ``deck``, with
-  an HTTP client and a WebSocket live client that answer as the Flask ones do. Skipped, saying how to
+  an HTTP client and a WebSocket live client that answer as the Flask ones do
+  (:mod:`ivoryos_plugin.tools.pytest_edge`). Skipped, saying how to
   install it, when the ``[edge]`` extra is not installed.
 
 URLs are built from the host, never written out: ``plugin_host.url("actions/tare")``,
@@ -21,9 +23,6 @@ run holds it with ``with plugin_host.deck_busy(): ...``::
 from __future__ import annotations
 
 import contextlib
-import itertools
-import json
-import threading
 import time
 import types
 from pathlib import Path
@@ -31,234 +30,16 @@ from typing import Any, Callable, ContextManager, Dict, Iterator, List, Optional
 
 import pytest
 
+from ..core.clock import start_thread
 from ..hosts.extras import EDGE_INSTALL, edge_missing
+from .pytest_edge import EdgeClient, EdgeLive
 
-__all__ = ["HOSTS", "EDGE_MISSING", "PluginHost", "EdgeClient", "EdgeReply", "EdgeLive", "plugin_host"]
+__all__ = ["HOSTS", "EDGE_MISSING", "PluginHost", "plugin_host", "serve_app", "plugin_server"]
 
 #: the hosts ``plugin_host`` runs each test on (its parameter ids)
 HOSTS = ("ivoryos", "edge")
 #: why the edge parameter is skipped without the extra
 EDGE_MISSING = f"ivoryos-edge is not installed, so this test does not run on the edge: {EDGE_INSTALL}"
-
-
-class EdgeReply:
-    """An HTTP reply from the edge with the Flask test response's API (``status_code``, ``headers``,
-    ``mimetype``, ``data``, ``get_data``, ``get_json``, ``json``), usable in ``with``.
-
-    :param response: the httpx response."""
-
-    def __init__(self, response: Any) -> None:
-        self.response = response
-        self.status_code: int = response.status_code
-        self.headers = response.headers
-
-    @property
-    def mimetype(self) -> str:
-        """The media type, without its parameters."""
-        return str(self.headers.get("content-type", "")).split(";")[0].strip()
-
-    @property
-    def data(self) -> bytes:
-        """The body."""
-        return bytes(self.response.read())
-
-    def get_data(self, as_text: bool = False) -> Any:
-        """The body, as text with ``as_text``.
-
-        :param as_text: decode it."""
-        body = self.data
-        return body.decode(self.response.encoding or "utf-8") if as_text else body
-
-    def get_json(self) -> Any:
-        """The body as JSON (None when it is not JSON)."""
-        try:
-            return json.loads(self.data)
-        except ValueError:
-            return None
-
-    @property
-    def json(self) -> Any:
-        """As :meth:`get_json`."""
-        return self.get_json()
-
-    def chunks(self) -> Iterator[bytes]:
-        """The body as it arrives (a stream)."""
-        return iter(self.response.iter_raw())
-
-    def close(self) -> None:
-        """Close the reply (a stream ends)."""
-        self.response.close()
-
-    def __enter__(self) -> "EdgeReply":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-
-class EdgeClient:
-    """An HTTP client of the edge with the Flask test client's calls: ``get/post/put/patch/delete/head
-    (path, json=, data=, headers=, stream=)``; a path is relative to the edge's root.
-
-    :param base: ``http://127.0.0.1:<port>``."""
-
-    def __init__(self, base: str) -> None:
-        import httpx  # a dependency of ivoryos-edge
-
-        self.base = base
-        self.http = httpx.Client(base_url=base, timeout=30.0, follow_redirects=False)
-
-    def open(self, method: str, path: str, *, json: Any = None, data: Any = None,
-             headers: Optional[Dict[str, str]] = None, stream: bool = False) -> EdgeReply:
-        """One request.
-
-        :param method: the HTTP method.
-        :param path: the URL path (with its query).
-        :param json: a JSON body.
-        :param data: a raw body.
-        :param headers: more headers.
-        :param stream: do not read the body yet (:meth:`EdgeReply.chunks`)."""
-        content = data if isinstance(data, (bytes, str)) else None
-        request = self.http.build_request(method, path, json=json, content=content,
-                                          data=None if content is not None else data, headers=headers)
-        response = self.http.send(request, stream=stream)
-        return EdgeReply(response)
-
-    def get(self, path: str, **kwargs: Any) -> EdgeReply:
-        """``GET``.
-
-        :param path: the path.
-        :param kwargs: as :meth:`open`."""
-        return self.open("GET", path, **kwargs)
-
-    def head(self, path: str, **kwargs: Any) -> EdgeReply:
-        """``HEAD``."""
-        return self.open("HEAD", path, **kwargs)
-
-    def post(self, path: str, **kwargs: Any) -> EdgeReply:
-        """``POST``."""
-        return self.open("POST", path, **kwargs)
-
-    def put(self, path: str, **kwargs: Any) -> EdgeReply:
-        """``PUT``."""
-        return self.open("PUT", path, **kwargs)
-
-    def patch(self, path: str, **kwargs: Any) -> EdgeReply:
-        """``PATCH``."""
-        return self.open("PATCH", path, **kwargs)
-
-    def delete(self, path: str, **kwargs: Any) -> EdgeReply:
-        """``DELETE``."""
-        return self.open("DELETE", path, **kwargs)
-
-    def close(self) -> None:
-        """Close its connections."""
-        self.http.close()
-
-
-class EdgeLive:
-    """The page's side of the plugin's live channel on the edge (its WebSocket), with the Socket.IO
-    ``live`` client's calls: ``subscribe``, ``call``, ``received``, ``wait_for``.
-
-    :param url: ``ws://127.0.0.1:<port>/plugins/<name>/live``."""
-
-    def __init__(self, url: str) -> None:
-        import websocket  # websocket-client, the kit's [test] extra
-
-        self.ws = websocket.create_connection(url, timeout=10)
-        self.seen: List[Dict[str, Any]] = []
-        self._acks: Dict[int, Any] = {}
-        self._cond = threading.Condition()
-        self._ids = itertools.count(1)
-        self._open = True
-        self._reader = threading.Thread(target=self._read, daemon=True, name="ivoryos_plugin-test-live")
-        self._reader.start()
-        # one round trip: what the channel replays as a page connects (the last published values) has
-        # arrived once this is answered, as the Socket.IO test client has it when it is connected
-        self._ask({"op": "unsubscribe", "stream": ""}, 10.0)
-
-    def _read(self) -> None:
-        while self._open:
-            try:
-                text = self.ws.recv()
-            except Exception:
-                break
-            if not text:
-                break
-            frame = json.loads(text)
-            with self._cond:
-                if frame.get("type") == "ack":
-                    self._acks[frame.get("id")] = frame.get("data")
-                else:
-                    self.seen.append(frame)
-                self._cond.notify_all()
-        with self._cond:
-            self._open = False
-            self._cond.notify_all()
-
-    def _ask(self, message: Dict[str, Any], timeout: float) -> Any:
-        ident = next(self._ids)
-        self.ws.send(json.dumps({**message, "id": ident}))
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while ident not in self._acks:
-                left = deadline - time.monotonic()
-                if left <= 0 or not self._open:
-                    raise AssertionError(f"no acknowledgement of {message} within {timeout} s")
-                self._cond.wait(left)
-            return self._acks.pop(ident)
-
-    def call(self, event: str, data: Any = None, timeout: float = 10.0) -> Any:
-        """Emit ``event`` with ``data`` to a ``@plugin.on`` handler and return its acknowledgement.
-
-        :param event: the event.
-        :param data: the payload.
-        :param timeout: seconds."""
-        return self._ask({"op": "emit", "event": event, "data": data}, timeout)
-
-    def subscribe(self, stream: str, timeout: float = 10.0) -> Dict[str, Any]:
-        """Subscribe to a ``@plugin.stream``; returns the acknowledgement (``{"ok": True, "hz": ...}``).
-
-        :param stream: the stream's name.
-        :param timeout: seconds."""
-        return dict(self._ask({"op": "subscribe", "stream": stream}, timeout) or {})
-
-    def received(self, event: Optional[str] = None) -> List[Any]:
-        """Every payload of ``event`` received so far, in order (``None``: every event, as
-        ``{"name", "args"}``).
-
-        :param event: an event's name, or None."""
-        with self._cond:
-            frames = [f for f in self.seen if f.get("type") == "event"]
-        if event is None:
-            return [{"name": f["event"], "args": [f.get("data")]} for f in frames]
-        return [f.get("data") for f in frames if f["event"] == event]
-
-    def wait_for(self, event: str, count: int = 1, timeout: float = 5.0) -> List[Any]:
-        """Wait until ``count`` payloads of ``event`` arrived; returns them all (fails after ``timeout``).
-
-        :param event: the event.
-        :param count: how many.
-        :param timeout: seconds."""
-        deadline = time.monotonic() + timeout
-        while True:
-            got = self.received(event)
-            if len(got) >= count:
-                return got
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"{event!r}: received {len(got)} of {count} within {timeout} s; got "
-                                     f"{[f.get('event') or f.get('type') for f in self.seen][-20:]}")
-            with self._cond:
-                self._cond.wait(min(left, 0.1))
-
-    def close(self) -> None:
-        """Close the WebSocket."""
-        self._open = False
-        try:
-            self.ws.close()
-        finally:
-            self._reader.join(5)
 
 
 class PluginHost:
@@ -343,6 +124,37 @@ class PluginHost:
         :param size: how many bytes.
         :param timeout: seconds."""
         return self._stream(path, size, timeout)
+
+
+@contextlib.contextmanager
+def serve_app(app: Any) -> Iterator[str]:
+    """Serve ``app`` over real HTTP while the ``with`` lasts, for what a test client cannot do (a real
+    browser, another process): Werkzeug's threaded server on 127.0.0.1 and a free port, in one of the
+    framework's threads (``ivoryos_plugin-test-http``), shut down, closed and joined on exit::
+
+        with serve_app(plugin_app) as base:
+            page.goto(f"{base}/ivoryos/hello/")
+
+    :param app: a WSGI app (``plugin_app``, ``ivoryos_app``).
+    :returns: (yields) the base URL, ``http://127.0.0.1:<port>``."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = start_thread("test-http", server.serve_forever)
+    try:
+        yield f"http://127.0.0.1:{server.port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+@pytest.fixture
+def plugin_server(plugin_app: Any) -> Iterator[str]:
+    """``plugin_app`` served over real HTTP for the test (:func:`serve_app`): its base URL,
+    ``http://127.0.0.1:<port>``; log a browser in with ``?token=`` and ``plugin_app.config["IVORYOS_PLUGIN_TOKEN"]``."""
+    with serve_app(plugin_app) as base:
+        yield base
 
 
 def _read_first(chunks: Iterator[bytes], size: int, timeout: float) -> bytes:

@@ -6,7 +6,8 @@ namespace), ``deck`` (an empty deck module to put instruments on), ``sim_deck`` 
 simulated balance, pump and hotplate on real ptys), ``ivoryos_app`` / ``ivoryos_client`` (the
 plugin inside a real in-process IvoryOS with an isolated data folder, logged in as admin) and
 ``plugin_host`` (each test run on both IvoryOS generations, ``[ivoryos]`` and ``[edge]``:
-:mod:`ivoryos_plugin.tools.pytest_hosts`), and ``manual_clock`` (a clock the test moves by hand, for
+:mod:`ivoryos_plugin.tools.pytest_hosts`), ``plugin_server`` (``plugin_app`` on a real port, for a
+browser), and ``manual_clock`` (a clock the test moves by hand, for
 the framework's workers, streams, cameras, serial devices and connections built with ``clock=``).
 
 Your ``conftest.py`` provides the plugin under test::
@@ -36,11 +37,11 @@ from flask_socketio.test_client import SocketIOTestClient
 
 from ..core.clock import ManualClock
 from ..hosts import ivoryos as adapter
-from .pytest_hosts import EDGE_MISSING, HOSTS, PluginHost, plugin_host
+from .pytest_hosts import EDGE_MISSING, HOSTS, PluginHost, plugin_host, plugin_server, serve_app
 
 __all__ = ["CsrfClient", "LiveClient", "login_client", "make_deck", "deck", "sim_deck", "plugin_app", "client",
            "anon_client", "live", "ivoryos_app", "ivoryos_client", "plugin_host", "PluginHost", "HOSTS",
-           "EDGE_MISSING", "ManualClock", "RecordingClock", "manual_clock"]
+           "EDGE_MISSING", "ManualClock", "RecordingClock", "manual_clock", "plugin_server", "serve_app"]
 
 UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
 

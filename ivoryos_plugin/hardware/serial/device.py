@@ -9,8 +9,9 @@ file, ``socket://`` and ``rfc2217://`` connect to a host, ``cp2110://`` opens a 
 ``allow=("socket",)`` and so on from the code that opens the port; anything else is refused before
 pyserial sees it (:func:`ivoryos_plugin.hardware.serial.urls.check_url`).
 
-About 400 lines, kept whole: :class:`SerialDevice`'s methods share one state lock and one state
-(the port, the waiting query, why it is down, the reconnect thread), which splitting would spread out.
+Over 400 lines on purpose: :class:`SerialDevice`'s methods share one state lock and one state (the
+port, the waiting query, why it is down, the reconnect thread), which splitting would spread out; its
+reader thread, URL policy, opening and registry of open ports are already modules of their own.
 """
 from __future__ import annotations
 

@@ -26,6 +26,7 @@ from typing import Any, Dict, Iterator, Optional
 
 import uvicorn
 
+from ...core.clock import start_thread
 from ...core.plugin import Plugin
 from .builder import EdgePlugin, build
 
@@ -88,9 +89,7 @@ class InProcessEdge:
         self.base = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
         self.uvicorn = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self._serve, args=(sock,), daemon=True,
-                                       name="ivoryos_plugin-test-edge")
-        self.thread.start()
+        self.thread = start_thread("test-edge", self._serve, sock)  # ivoryos_plugin-test-edge, a daemon
         deadline = time.monotonic() + 60
         while not self.uvicorn.started:
             if not self.thread.is_alive() or time.monotonic() > deadline:

@@ -11,6 +11,7 @@ from typing import Any, Callable, Dict, Optional
 
 from flask import Flask
 
+from ...core.clock import start_thread
 from ...hardware.deck import Gate
 
 log = logging.getLogger("ivoryos_plugin.ivoryos")
@@ -137,9 +138,7 @@ def start_when_deck_is_set(start: Callable[[], None], timeout: float = 10.0) -> 
             time.sleep(0.05)
         start()
 
-    thread = threading.Thread(target=wait_then_start, name="ivoryos_plugin-starter", daemon=True)
-    thread.start()
-    return thread
+    return start_thread("starter", wait_then_start)  # ivoryos_plugin-starter, a daemon
 
 
 # ------------------------------------------------------------------ workflow steps

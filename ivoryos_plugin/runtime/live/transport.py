@@ -64,7 +64,12 @@ StartTask = Callable[[Callable[[], None], str], Task]
 
 def start_thread(target: Callable[[], None], name: str) -> Task:
     """The default :data:`StartTask` (an app without a live server): one of the framework's daemon
-    threads (:func:`ivoryos_plugin.core.clock.start_thread`).
+    threads, started by the one helper, :func:`ivoryos_plugin.core.clock.start_thread`.
+
+    Not a second way to start a thread: only the shape differs. A :data:`StartTask` takes
+    ``(target, name)`` and no arguments for ``target``, as a host's own starter does (Flask-SocketIO's
+    ``start_background_task`` in :meth:`LiveServer.start_task`), so a hub is given either without
+    knowing which; the clock's helper takes ``(name, target, *args)``.
 
     :param target: what the task runs.
     :param name: the thread's name (``ivoryos_plugin-`` is added when missing)."""
