@@ -20,7 +20,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from ivoryos_plugin import Plugin, PluginError, create_app
 from ivoryos_plugin.core.clock import ManualClock
 from ivoryos_plugin.hosts.devhost import stop
-from ivoryos_plugin.runtime import cameras as cameras_module
+from ivoryos_plugin.runtime.cameras import camera_set as cameras_module
 from support import wait_until
 
 pytest.importorskip("cv2")  # the simulated camera draws with OpenCV (the camera extra)

@@ -9,8 +9,9 @@ from flask import Flask, Response, render_template, request
 
 from ..core.declarations import Builtin
 from ..core.names import PluginError
-from . import cameras, errors, registry
+from . import errors, registry
 from .attach import add_plugin, attach
+from .cameras import views as camera_views
 from .extension import Extension, current_extension
 from .history import views as history_views
 from .lifecycle import PluginRuntime
@@ -43,10 +44,10 @@ VIEWS: Dict[Builtin, View] = {
     Builtin.RUN_STEP: lambda plugin, args: run_step(plugin, str(args["name"])),
     Builtin.SETTINGS: _settings("settings"),
     Builtin.SETTINGS_JSON: _settings("settings_json"),
-    Builtin.CAMERA_STREAM: lambda plugin, args: cameras.stream(plugin.name, str(args["camera"])),
-    Builtin.CAMERA_SNAPSHOT: lambda plugin, args: cameras.snapshot(plugin.name, str(args["camera"])),
-    Builtin.GALLERY: lambda plugin, args: cameras.gallery(plugin.name),
-    Builtin.GALLERY_FILE: lambda plugin, args: cameras.gallery_file(plugin.name, str(args["filename"])),
+    Builtin.CAMERA_STREAM: lambda plugin, args: camera_views.stream(plugin.name, str(args["camera"])),
+    Builtin.CAMERA_SNAPSHOT: lambda plugin, args: camera_views.snapshot(plugin.name, str(args["camera"])),
+    Builtin.GALLERY: lambda plugin, args: camera_views.gallery(plugin.name),
+    Builtin.GALLERY_FILE: lambda plugin, args: camera_views.gallery_file(plugin.name, str(args["filename"])),
 }
 
 

@@ -1,42 +1,30 @@
-"""The snapshot step's photos on disk, and how many of them are kept.
+"""How many of the snapshot step's photos are kept: each camera's :class:`Bound` and the
+:class:`PhotoRetention` that applies it, and the bounds in words for the gallery page.
 
-Photos live in ``<plugin data>/photos/<run folder>/<file>.jpg`` (see ``cameras.py``). Each camera's
-photos are bounded by age and by total size (``plugin.camera(..., keep_s=, keep_bytes=)``); the
-oldest go first, the newest photo of a camera is never removed, and a run folder left empty goes
+Photos live in ``<plugin data>/photos/<run folder>/<file>.jpg`` (see :mod:`.camera_set`). Each
+camera's photos are bounded by age and by total size (``plugin.camera(..., keep_s=, keep_bytes=)``);
+the oldest go first, the newest photo of a camera is never removed, and a run folder left empty goes
 with its last photo. Ages are measured with the injectable ``clock`` (a
 :class:`~ivoryos_plugin.core.clock.Clock`, or a function returning epoch seconds; the file's time is
-set from it when the photo is written), so tests move time instead of waiting.
-
-Nothing inside the photos folder is followed through a symbolic link: folders are opened relative
-to their parent's descriptor with ``O_NOFOLLOW``, files are removed relative to their folder's, and
-a link is neither counted, listed nor removed (nor what it points to).
+set from it when the photo is written), so tests move time instead of waiting. The folder itself is
+read and changed through :mod:`.disk`, which never follows a symbolic link.
 """
 from __future__ import annotations
 
 import bisect
-import errno
-import logging
-import os
 import re
-import stat
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
-from ..core.clock import SYSTEM_CLOCK, Clock
-
-log = logging.getLogger("ivoryos_plugin.photos")
+from ...core.clock import SYSTEM_CLOCK, Clock
+from .disk import Photo, remove, remove_empty_folders, walk
 
 #: a photo's file name: ``[step<n>-]<YYYYmmdd-HHMMSS-mmm>-<camera>-<label>.jpg``
 PHOTO_NAME = re.compile(r"^(?:step\d+-)?\d{8}-\d{6}-\d{3}-(\w+)-.*\.jpg$")
 #: photos of no declared camera (another name, an older layout) are kept under the default bound
 OTHER = ""
-_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-#: descriptors relative to a folder's descriptor: what keeps links from being followed (Linux, macOS)
-_AT_SUPPORTED = (os.open in os.supports_dir_fd and os.unlink in os.supports_dir_fd
-                 and os.rmdir in os.supports_dir_fd and os.scandir in os.supports_fd and bool(_NOFOLLOW))
 
 
 @dataclass(frozen=True)
@@ -54,21 +42,6 @@ class Bound:
         age = f"for {duration(self.keep_s)}" if self.keep_s is not None else "whatever their age"
         size = f"at most {size_text(self.keep_bytes)}" if self.keep_bytes is not None else "with no size limit"
         return f"{age}, {size}"
-
-
-@dataclass(frozen=True, order=True)
-class Photo:
-    """One kept photo.
-
-    :param run: its run folder's name.
-    :param name: its file's name.
-    :param mtime: its time (``clock()`` when it was written).
-    :param size: its size in bytes."""
-
-    mtime: float
-    run: str
-    name: str
-    size: int
 
 
 def camera_of(name: str, cameras: Dict[str, Bound]) -> str:
@@ -142,6 +115,10 @@ class PhotoRetention:
         now = getattr(clock, "time", None)
         self._now = now if callable(now) else clock  # type: ignore[assignment]
 
+    def _fail(self, error: str) -> None:
+        """What the folder's last failure was, in words, for the gallery page."""
+        self.error = error
+
     def bound(self, camera: str) -> Bound:
         """The bound of ``camera``'s photos.
 
@@ -154,7 +131,7 @@ class PhotoRetention:
         with self.lock:
             photos: Dict[str, List[Photo]] = {}
             empty: List[str] = []
-            for run, files in self._walk():
+            for run, files in walk(self.root(), self._fail):
                 if not files:
                     empty.append(run)
                 for photo in files:
@@ -164,7 +141,7 @@ class PhotoRetention:
             self._photos = photos
             self._bytes = {camera: sum(p.size for p in group) for camera, group in photos.items()}
             if empty:
-                self._remove_folders(empty)
+                remove_empty_folders(self.root(), empty)
 
     def added(self, run: str, name: str, size: int, mtime: float) -> None:
         """A photo was written (under :attr:`lock`): it counts towards its camera's bound.
@@ -221,7 +198,7 @@ class PhotoRetention:
                     cut += 1
             if not doomed:
                 return 0
-            gone = self._remove(photo for _, photo in doomed)
+            gone = remove(self.root(), (photo for _, photo in doomed), self._fail)
             freed = 0
             for camera in {camera for camera, _ in doomed}:
                 kept = [p for p in self._photos[camera] if (p.run, p.name) not in gone]
@@ -230,119 +207,3 @@ class PhotoRetention:
             self.removed += len(gone)
             self.removed_bytes += freed
             return len(gone)
-
-    # ------------------------------------------------------------ the folder, links never followed
-    def _walk(self) -> Iterator[Tuple[str, List[Photo]]]:
-        """Each real run folder and its real ``.jpg`` files (links skipped, not followed)."""
-        root = self.root()
-        try:
-            root_fd = os.open(root, _DIR_FLAGS) if _AT_SUPPORTED else -1
-            with os.scandir(root_fd if _AT_SUPPORTED else str(root)) as entries:
-                runs = [e.name for e in entries if e.is_dir(follow_symlinks=False)]
-        except FileNotFoundError:
-            return
-        except OSError as exc:
-            self.error = f"cannot read {root}: {exc}"
-            return
-        try:
-            for run in runs:
-                files = self._files(root_fd, root, run)
-                if files is not None:
-                    yield run, files
-        finally:
-            if root_fd >= 0:
-                os.close(root_fd)
-
-    def _files(self, root_fd: int, root: Path, run: str) -> Optional[List[Photo]]:
-        try:
-            if _AT_SUPPORTED:
-                run_fd = os.open(run, _DIR_FLAGS | _NOFOLLOW, dir_fd=root_fd)
-                try:
-                    with os.scandir(run_fd) as entries:
-                        return [photo for e in entries if (photo := _photo(run, e)) is not None]
-                finally:
-                    os.close(run_fd)
-            folder = root / run
-            if folder.is_symlink():
-                return None
-            with os.scandir(folder) as entries:
-                return [photo for e in entries if (photo := _photo(run, e)) is not None]
-        except OSError:  # gone meanwhile, or a link put in its place: not ours to read
-            return None
-
-    def _remove(self, photos: Iterator[Photo]) -> set[Tuple[str, str]]:
-        """Remove ``photos`` (relative to their folders' descriptors), then their folders when empty;
-        the ``(run, name)`` of those gone (a photo already gone counts as gone)."""
-        root = self.root()
-        by_run: Dict[str, List[str]] = {}
-        for photo in photos:
-            by_run.setdefault(photo.run, []).append(photo.name)
-        gone: set[Tuple[str, str]] = set()
-        try:
-            root_fd = os.open(root, _DIR_FLAGS) if _AT_SUPPORTED else -1
-        except OSError as exc:
-            self.error = f"cannot open {root}: {exc}"
-            return gone
-        try:
-            for run, names in by_run.items():
-                try:
-                    run_fd = os.open(run, _DIR_FLAGS | _NOFOLLOW, dir_fd=root_fd) if _AT_SUPPORTED else -1
-                except OSError:  # gone, or no longer a real folder: nothing in it is removed
-                    continue
-                try:
-                    for name in names:
-                        try:
-                            if _AT_SUPPORTED:
-                                os.unlink(name, dir_fd=run_fd)  # a link in its place: the link goes, never its target
-                            elif not (root / run).is_symlink():
-                                os.unlink(root / run / name)
-                            else:
-                                continue
-                        except FileNotFoundError:
-                            pass
-                        except OSError as exc:
-                            self.error = f"cannot remove {run}/{name}: {exc}"
-                            log.warning("photos: cannot remove %s/%s: %s", run, name, exc)
-                            continue
-                        gone.add((run, name))
-                finally:
-                    if run_fd >= 0:
-                        os.close(run_fd)
-            self._remove_folders(list(by_run), root_fd)
-        finally:
-            if root_fd >= 0:
-                os.close(root_fd)
-        return gone
-
-    def _remove_folders(self, runs: List[str], root_fd: Optional[int] = None) -> None:
-        """Remove the run folders of ``runs`` that are empty (a folder with anything in it stays)."""
-        own = root_fd is None
-        if own:
-            try:
-                root_fd = os.open(self.root(), _DIR_FLAGS) if _AT_SUPPORTED else -1
-            except OSError:
-                return
-        assert root_fd is not None
-        try:
-            for run in runs:
-                try:
-                    if _AT_SUPPORTED:
-                        os.rmdir(run, dir_fd=root_fd)  # a link is not a folder: refused, left alone
-                    elif not (self.root() / run).is_symlink():
-                        os.rmdir(self.root() / run)
-                except OSError as exc:
-                    if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOENT, errno.ENOTDIR):
-                        log.debug("photos: cannot remove the folder %s: %s", run, exc)
-        finally:
-            if own and root_fd >= 0:
-                os.close(root_fd)
-
-
-def _photo(run: str, entry: "os.DirEntry[str]") -> Optional[Photo]:
-    """``entry`` as a photo when it is a real ``.jpg`` file (a link is not)."""
-    if not entry.name.endswith(".jpg") or not entry.is_file(follow_symlinks=False):
-        return None
-    info = entry.stat(follow_symlinks=False)
-    if not stat.S_ISREG(info.st_mode):
-        return None
-    return Photo(mtime=info.st_mtime, run=run, name=entry.name, size=info.st_size)
