@@ -50,7 +50,7 @@ def package_copy(tmp_path: Path) -> Path:
      "Layers only point down"),
     ("runtime/tokens.py", "def _sneak() -> None:\n    from .attach import attach  # a cycle, inside a function\n",
      "No import cycle"),
-    ("hosts/hardening.py", "def _sneak() -> None:\n    from ivoryos.utils import global_state  # not the adapter\n",
+    ("hosts/hardening/install.py", "def _sneak() -> None:\n    from ivoryos.utils import global_state  # not the adapter\n",
      "Only the IvoryOS adapter imports IvoryOS"),
     ("tools/demo.py", "import ivoryos  # a module no contract lists by name\n", "Only the IvoryOS adapter imports IvoryOS"),
     ("runtime/actions.py", "def _sneak() -> None:\n    import starlette.responses  # only the edge host may\n",

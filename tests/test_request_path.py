@@ -107,11 +107,11 @@ def test_the_page_hook_remembers_each_pages_token_places_by_its_bytes() -> None:
     # same page again gets the same places, any other page its own, and the table stays bounded
     import types
 
-    from ivoryos_plugin.hosts import hardening_web
+    from ivoryos_plugin.hosts.hardening import pages
     from ivoryos_plugin.hosts import ivoryos as adapter
 
     hooks = types.SimpleNamespace(_points={})
-    points = hardening_web.Hooks.page_points
+    points = pages.PageHook.page_points
     html = PAGE.encode()
     found = points(hooks, html)  # type: ignore[arg-type]
     assert found == (tuple(adapter.form_token_points(html)), adapter.head_tags_point(html), False)
@@ -127,10 +127,10 @@ def test_the_page_hook_remembers_each_pages_token_places_by_its_bytes() -> None:
     login = html.replace(b"/x", b"/login")
     points(hooks, login, remember=False)  # type: ignore[arg-type]  # a page that is never the same twice
     assert login not in hooks._points
-    for n in range(hardening_web.PAGES_KEPT + 3):
+    for n in range(pages.PAGES_KEPT + 3):
         page = html.replace(b"<title>", f"<!-- {n} --><title>".encode())
         assert points(hooks, page)[0] == tuple(adapter.form_token_points(page))  # type: ignore[arg-type]
-        assert len(hooks._points) <= hardening_web.PAGES_KEPT
+        assert len(hooks._points) <= pages.PAGES_KEPT
 
 
 @pytest.mark.parametrize("method,path,headers,json_wanted", [

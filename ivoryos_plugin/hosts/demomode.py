@@ -26,7 +26,7 @@ KEY = "DEMO_MODE"
 REFUSAL = ("IvoryOS runs in demo mode (DEMO_MODE): every visitor counts as logged in, so the framework cannot tell "
            "who asks and refuses plugin hardware actions; start IvoryOS without demo mode (config=get_config(), not "
            "get_config('demo')) and log in to use them")
-#: the hardening items whose login demo mode makes void (hosts/hardening.py ``items``)
+#: the hardening items whose login demo mode makes void (hosts/hardening/options.py ``items``)
 VOID_ITEMS = ("login", "socket")
 
 

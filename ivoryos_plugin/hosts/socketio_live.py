@@ -19,7 +19,7 @@ from socketio.exceptions import ConnectionRefusedError
 
 from ..runtime import payloads
 from ..runtime.connections import Connection
-from ..runtime.inbound import host_refusal, request_host_ok
+from ..runtime.inbound import host_header_refusal, request_host_header_ok
 from ..runtime.live import LiveHub, Task, start_thread
 from ..runtime.security import AuthError, authenticate, origin_allowed
 from . import websockets
@@ -177,8 +177,8 @@ class PluginNamespace(Namespace):  # type: ignore[misc]
         :param auth: the client's auth payload (``{"token": ...}`` for programs)."""
         name = self.hub.plugin
         try:
-            if not request_host_ok():
-                raise ConnectionRefusedError(f"Plugin {name!r}: {host_refusal(request.host)}")
+            if not request_host_header_ok():
+                raise ConnectionRefusedError(f"Plugin {name!r}: {host_header_refusal(request.host)}")
             if not origin_allowed():
                 raise ConnectionRefusedError(
                     f"Plugin {name!r}: origin {request.headers.get('Origin')!r} is not allowed; add it to "

@@ -10,9 +10,9 @@ every interface is not possible; (2) ``"*"`` is not a wildcard there (``x.exampl
 ``["*"]``), and ``allowed_hosts="*"`` is this check's documented opt-out; (3) it is checked only when
 Flask's request reads ``request.host``, so Flask-SocketIO's transport, a WSGI middleware in front of
 Flask, answered ``/socket.io/?EIO=4&transport=polling`` with 200 for ``Host: evil.example`` (the
-DNS-rebinding page this check exists for), where :class:`~ivoryos_plugin.hosts.hardening_web.HostCheck`
+DNS-rebinding page this check exists for), where :class:`~ivoryos_plugin.hosts.hardening.host_header.HostHeaderCheck`
 wraps the whole WSGI chain; (4) a name is compared as written: ``LAB.EXAMPLE`` and ``lab.example.`` got 400 where
-:func:`host_name` folds case and the trailing dot."""
+:func:`host_header_name` folds case and the trailing dot."""
 from __future__ import annotations
 
 import ipaddress
@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 from flask import current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-__all__ = ["ALLOWED_HOSTS_KEY", "HostHeaderVerdicts", "host_name", "allowed_host_names", "host_ok", "host_refusal", "host_allowed", "request_host_ok",
+__all__ = ["ALLOWED_HOSTS_KEY", "HostHeaderVerdicts", "host_header_name", "allowed_host_names", "host_header_ok", "host_header_refusal", "host_header_allowed", "request_host_header_ok",
            "body_too_large"]
 
 #: env and config key naming more Host names the server answers to (comma separated; ``*``: any)
@@ -33,7 +33,7 @@ ALLOWED_HOSTS_KEY = "IVORYOS_PLUGIN_ALLOWED_HOSTS"
 DRAIN_BYTES, DRAIN_S = 64 << 20, 10.0
 
 
-def host_name(host: str) -> str:
+def host_header_name(host: str) -> str:
     """The name in a ``Host`` header, lowercased, without the port (``[::1]:80`` -> ``::1``).
 
     :param host: the header."""
@@ -59,11 +59,11 @@ def allowed_host_names(config: Any, env: Optional[str] = None) -> FrozenSet[str]
         names.update(str(value).split(","))
     for origin in (origins,) if isinstance(origins, str) else (origins or ()):
         origin = str(origin).strip()
-        names.add("*" if origin == "*" else host_name(urlsplit(origin).netloc or origin))
-    return frozenset(host_name(n) if n.strip() != "*" else "*" for n in names if n.strip())
+        names.add("*" if origin == "*" else host_header_name(urlsplit(origin).netloc or origin))
+    return frozenset(host_header_name(n) if n.strip() != "*" else "*" for n in names if n.strip())
 
 
-def host_ok(host: str, extra: Iterable[str] = ()) -> bool:
+def host_header_ok(host: str, extra: Iterable[str] = ()) -> bool:
     """Whether a request's ``Host`` names this server: ``localhost`` (and ``*.localhost``), any IP
     address (no DNS, so no rebinding), or a configured name.
 
@@ -72,7 +72,7 @@ def host_ok(host: str, extra: Iterable[str] = ()) -> bool:
 
     :param host: the ``Host`` header.
     :param extra: the configured names (:func:`allowed_host_names`)."""
-    name = host_name(host)
+    name = host_header_name(host)
     if name == "localhost" or name.endswith(".localhost"):
         return True
     try:
@@ -83,12 +83,12 @@ def host_ok(host: str, extra: Iterable[str] = ()) -> bool:
     return bool(name) and (name in extra or "*" in extra)
 
 
-def host_refusal(host: str) -> str:
+def host_header_refusal(host: str) -> str:
     """The sentence a refused Host gets.
 
     :param host: the ``Host`` header."""
     return (f"the Host {host!r} is not a name of this server (a DNS-rebinding page would send it); if it "
-            f"is one of yours, add {host_name(host)!r} to {ALLOWED_HOSTS_KEY} (env, comma separated, or the app config).")
+            f"is one of yours, add {host_header_name(host)!r} to {ALLOWED_HOSTS_KEY} (env, comma separated, or the app config).")
 
 
 class HostHeaderVerdicts:
@@ -113,7 +113,7 @@ class HostHeaderVerdicts:
         return self._names
 
     def allowed(self, host: str, config: Any) -> bool:
-        """:func:`host_ok` against the names ``config`` allows.
+        """:func:`host_header_ok` against the names ``config`` allows.
 
         :param host: the ``Host`` header.
         :param config: the app's config."""
@@ -123,7 +123,7 @@ class HostHeaderVerdicts:
         if verdict is None:
             if len(self._verdicts) > 256:
                 self._verdicts.clear()
-            verdict = self._verdicts[key] = host_ok(host, names)
+            verdict = self._verdicts[key] = host_header_ok(host, names)
         return verdict
 
 
@@ -135,8 +135,8 @@ def _frozen(value: Any) -> Any:
     return value if value is None or isinstance(value, str) else (type(value).__name__, repr(value))
 
 
-def host_allowed(host: str, app: Any) -> bool:
-    """:func:`host_ok` against the names ``app``'s config allows, remembered in the app's extension
+def host_header_allowed(host: str, app: Any) -> bool:
+    """:func:`host_header_ok` against the names ``app``'s config allows, remembered in the app's extension
     (:class:`HostHeaderVerdicts`); worked out afresh for an app the framework has not attached.
 
     :param host: the ``Host`` header.
@@ -144,13 +144,13 @@ def host_allowed(host: str, app: Any) -> bool:
     ext = app.extensions.get("ivoryos_plugin")
     verdicts = getattr(ext, "host_header_verdicts", None)
     if verdicts is None:
-        return host_ok(host, allowed_host_names(app.config))
+        return host_header_ok(host, allowed_host_names(app.config))
     return bool(verdicts.allowed(host, app.config))
 
 
-def request_host_ok() -> bool:
-    """Whether the current request's Host is allowed (:func:`host_ok`)."""
-    return host_allowed(request.host, current_app)
+def request_host_header_ok() -> bool:
+    """Whether the current request's Host is allowed (:func:`host_header_ok`)."""
+    return host_header_allowed(request.host, current_app)
 
 
 # ------------------------------------------------------------------ bodies

@@ -15,19 +15,19 @@ from markupsafe import Markup, escape
 
 from . import payloads
 from .extension import KEY, Extension, current_extension
-from .inbound import ALLOWED_HOSTS_KEY, allowed_host_names, body_too_large, host_allowed, host_ok, host_refusal, request_host_ok
+from .inbound import ALLOWED_HOSTS_KEY, allowed_host_names, body_too_large, host_header_allowed, host_header_ok, host_header_refusal, request_host_header_ok
 from .libraries import csrf_expiry, remember_csrf_token
 from .replies import error_response, wants_json
 from .sessions import AT_KEY, SID_KEY
 
 __all__ = ["Principal", "AuthError", "authenticate", "guard_request", "harden_response", "security_headers",
            "check_csrf", "origin_ok", "origin_allowed", "wants_json", "deny", "head_snippet", "ALLOWED_HOSTS_KEY",
-           "allowed_host_names", "host_ok", "host_refusal", "request_host_ok", "body_too_large"]
+           "allowed_host_names", "host_header_ok", "host_header_refusal", "request_host_header_ok", "body_too_large"]
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: the Content-Security-Policy of every plugin page in any host: no other site frames it, no plugin
 #: object (Flash, PDF) runs, no <base> moves its relative URLs. ``ivoryos_plugin.run`` replaces it
-#: with a full policy on every page of IvoryOS's app (hosts/hardening_web.py).
+#: with a full policy on every page of IvoryOS's app (hosts/hardening/responses.py).
 BASELINE_CSP = "frame-ancestors 'self'; object-src 'none'; base-uri 'self'"
 SECURITY_HEADERS = (("X-Content-Type-Options", "nosniff"),
                     ("X-Frame-Options", "SAMEORIGIN"),  # IvoryOS's left-panel iframe is same-origin
@@ -212,7 +212,7 @@ def guard_request(plugin: str, public: bool) -> Optional[Response]:
     app, req = current_app._get_current_object(), request._get_current_object()  # type: ignore[attr-defined]
     ext = _extension(app)
     if not ext.host_header_verdicts.allowed(req.host, app.config):
-        return error_response(400, f"Plugin {plugin!r}: {host_refusal(req.host)}")
+        return error_response(400, f"Plugin {plugin!r}: {host_header_refusal(req.host)}")
     if "\x00" in req.path:  # no route serves it, and a file path holding it is an OS error (a 500)
         return error_response(404, f"Plugin {plugin!r}: no such page: the path holds a NUL character (%00).")
     try:

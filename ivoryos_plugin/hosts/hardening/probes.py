@@ -2,7 +2,7 @@
 IvoryOS's real app: requests offered to the installed guard in a request context (never through
 IvoryOS's views, so nothing runs and no first request is recorded), a client offered to the guarded
 Socket.IO handler, the session cookie as Flask would set it, the hooks looked for where Flask calls
-them. Run after installing, again just before IvoryOS listens (:mod:`.hardening`), and the cheap
+them. Run after installing, again just before IvoryOS listens (:mod:`.install`), and the cheap
 part (:meth:`Probes.structure`) on every view of the health page."""
 from __future__ import annotations
 
@@ -10,21 +10,22 @@ import io
 import os
 import re
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Set
+from typing import Any, Callable, Dict, Iterator, List, Optional, Set
 
 from flask import Flask, Response, request, session
 from werkzeug.routing import Rule
 from werkzeug.test import EnvironBuilder
 
-from ..runtime.attach import STATIC_FOLDER
-from ..runtime.extension import Extension
-from ..runtime.libraries import app_hooks
-from ..runtime.security import BASELINE_CSP
-from . import ivoryos as adapter
-from .hardening_web import CSP, CSRF_SCRIPT, HostCheck, Hooks, host_check_installed
-
-if TYPE_CHECKING:
-    from .hardening import Options
+from ...runtime.attach import STATIC_FOLDER
+from ...runtime.extension import Extension
+from ...runtime.libraries import app_hooks
+from ...runtime.security import BASELINE_CSP
+from .. import ivoryos as adapter
+from .hooks import Hooks
+from .host_header import HostHeaderCheck, host_header_check_installed
+from .options import HOST_HEADER, Options
+from .pages import CSRF_SCRIPT
+from .responses import CSP
 
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 OTHER_ORIGIN = "http://evil.example"
@@ -55,7 +56,7 @@ class Probes:
     :param options: the opt-outs.
     :param on: the keys of the items that are on."""
 
-    def __init__(self, app: Flask, ext: Extension, hooks: Hooks, options: "Options", on: Set[str]) -> None:
+    def __init__(self, app: Flask, ext: Extension, hooks: Hooks, options: Options, on: Set[str]) -> None:
         self.app, self.ext, self.hooks, self.options, self.on = app, ext, hooks, options, set(on)
 
     def run(self) -> Dict[str, str]:
@@ -91,8 +92,8 @@ class Probes:
         if "socket" in self.on and not adapter.default_namespace_guarded(self.ext.socketio):
             problems["socket"] = ("the default namespace's connect handler is not the guard (IvoryOS's would let "
                                   "anyone in).")
-        if "hosts" in self.on and not host_check_installed(app):
-            problems["hosts"] = "the Host check is not in the app's WSGI chain."
+        if HOST_HEADER in self.on and not host_header_check_installed(app):
+            problems[HOST_HEADER] = "the Host check is not in the app's WSGI chain."
         return problems
 
     # ------------------------------------------------------------- helpers
@@ -245,14 +246,14 @@ class Probes:
             return "an anonymous client offered to the default namespace's connect handler was let in."
         return None
 
-    def _probe_hosts(self) -> Optional[str]:
+    def _probe_host_header(self) -> Optional[str]:
         reached: List[str] = []
 
         def inner(environ: Dict[str, Any], start_response: Any) -> List[bytes]:
             reached.append(environ["HTTP_HOST"])
             return []
 
-        check = HostCheck(inner, self.app)
+        check = HostHeaderCheck(inner, self.app)
         statuses: List[str] = []
         for host in ("evil.example", "127.0.0.1"):
             environ = EnvironBuilder(path="/", base_url=f"http://{host}").get_environ()

@@ -22,7 +22,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 
 from flask import Flask, g, session
 
-from ..runtime.sessions import USER_KEY
+from ...runtime.sessions import USER_KEY
 
 __all__ = ["LoginCheck"]
 

@@ -1,0 +1,57 @@
+"""The functions ``ivoryos_plugin.run`` puts on IvoryOS's app, request by request, bundled as
+:class:`Hooks`: the request guard (:mod:`.guard`), and after each request one hook that runs the
+served uploads and the headers (:mod:`.responses`) and the page hook (:mod:`.pages`). Each is an
+attribute, so that the probes (:mod:`.probes`) find the very objects installed; the Host-header
+check (:mod:`.host_header`) and the Socket.IO gate (:mod:`.sockets`) are installed apart."""
+from __future__ import annotations
+
+from typing import AbstractSet, Callable, Sequence, Tuple
+
+from flask import Flask, Response
+
+from ...runtime.extension import Extension
+from .. import ivoryos as adapter
+from .guard import RequestGuard
+from .options import Options
+from .pages import PageHook
+from .responses import HeaderHook, UploadHook
+
+__all__ = ["Hooks"]
+
+
+class Hooks:
+    """The functions put on IvoryOS's app (each an attribute, so that the probes find them in place).
+
+    :param app: IvoryOS's app.
+    :param ext: its framework state.
+    :param options: the opt-outs.
+    :param origins: CDN origins the pages still need (no local copy).
+    :param on: the keys of the hardening items that are on (which of the response hooks :attr:`after` runs)."""
+
+    def __init__(self, app: Flask, ext: Extension, options: Options, origins: Sequence[str] = (),
+                 on: AbstractSet[str] = frozenset()) -> None:
+        self.ext, self.options, self.origins = ext, options, tuple(origins)
+        self.guard = RequestGuard(app, ext, options)
+        self.page_hook = PageHook(options)
+        self.header_hook = HeaderHook(ext, self.origins)
+        self.upload_hook = UploadHook(adapter.logo_folder(app))
+        self.logo_path = self.upload_hook.logo_path
+        # bound once: the same objects are installed and looked for
+        self.before = self.guard.harden_request
+        self.pages = self.page_hook.harden_page
+        self.headers = self.header_hook.add_headers
+        self.uploads = self.upload_hook.serve_upload
+        self.after = self.harden_response
+        #: what :attr:`after` runs, in the order Flask ran them as three hooks (the last added first)
+        self.after_steps: Tuple[Callable[[Response], Response], ...] = tuple(step for step, wanted in (
+            (self.uploads, "uploads" in on), (self.headers, "headers" in on),
+            (self.pages, bool(on & {"login_csrf", "signup", "csrf"}))) if wanted)
+
+    # ------------------------------------------------------------- after each request
+    def harden_response(self, response: Response) -> Response:
+        """After each of IvoryOS's requests: :attr:`after_steps` (uploads, headers, pages), one hook.
+
+        :param response: any response of the app."""
+        for step in self.after_steps:
+            response = step(response)
+        return response

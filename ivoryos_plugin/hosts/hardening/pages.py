@@ -1,0 +1,111 @@
+"""IvoryOS's HTML pages under ``ivoryos_plugin.run`` (the page hook, after each request): the login
+form's CSRF token, no signup link, and with ``ivoryos_csrf`` the token in every POST form, a
+``<meta name="csrf-token">`` and the script (:data:`CSRF_SCRIPT`) that sends it with IvoryOS's fetch
+and XHR calls. Where the tokens go is worked out from a page's bytes alone, so it is remembered per
+page (:data:`PAGES_KEPT` pages of at most :data:`PAGE_BYTES`)."""
+from __future__ import annotations
+
+from typing import Dict, Optional, Tuple
+
+from flask import Response, request, url_for
+from markupsafe import escape
+
+from ...runtime.security import page_csrf_token
+from .. import ivoryos as adapter
+from .options import Options
+
+__all__ = ["PageHook", "CSRF_SCRIPT", "PagePoints", "PAGES_KEPT", "PAGE_BYTES"]
+
+#: the script that gives IvoryOS's own fetch/XHR calls and forms the CSRF token (the framework's static file)
+CSRF_SCRIPT = "ivoryos_csrf.js"
+_CSRF_SCRIPT_NAME = CSRF_SCRIPT.encode()
+#: what :meth:`PageHook.page_points` finds in a page: the form tokens' places, the head tags' place, a <meta> there
+PagePoints = Tuple[Tuple[int, ...], Optional[int], bool]
+#: the pages :meth:`PageHook.page_points` remembers (by their bytes), and the largest it keeps
+PAGES_KEPT, PAGE_BYTES = 16, 256 * 1024
+
+
+class PageHook:
+    """The page hook (:meth:`harden_page`) of one hardened app, with what it remembers.
+
+    :param options: the opt-outs."""
+
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        self._script_tags: Dict[str, str] = {}  # script root -> the CSRF script's tag
+        self._points: Dict[bytes, PagePoints] = {}  # a page's bytes -> :meth:`page_points`
+
+    def harden_page(self, response: Response) -> Response:
+        """IvoryOS's HTML: the login form's token, no signup link, and (``ivoryos_csrf``) a token in
+        every POST form and the script that sends it with IvoryOS's fetch and XHR calls.
+
+        :param response: any response of the app."""
+        if (response.mimetype != "text/html" or response.direct_passthrough or response.is_streamed
+                or response.status_code >= 400):
+            return response
+        options = self.options
+        body = response.get_data()  # bytes: read, and written back, once (IvoryOS's pages are UTF-8)
+        changed = False
+        if request.endpoint == adapter.LOGIN_ENDPOINT and response.status_code == 200:
+            page = original = body.decode()
+            if options.login_csrf:
+                page = adapter.login_form_with_token(page, page_csrf_token())
+            if not options.allow_signup:
+                page = adapter.without_signup_link(page)
+            if page != original:
+                body, changed = page.encode(), True
+        if options.ivoryos_csrf:
+            token = page_csrf_token()
+            field = adapter.token_field(token)
+            points, head, has_meta = self.page_points(body, remember=not changed)
+            inserts = [(at, field) for at in points]
+            if head is not None:
+                tags = "" if has_meta else f'<meta name="csrf-token" content="{escape(token)}">\n'
+                inserts.append((head, f"{tags}{self.csrf_script_tag()}\n".encode()))
+            if inserts:
+                body, changed = adapter.with_inserts(body, inserts), True
+        if changed:
+            response.set_data(body)
+        return response
+
+    def page_points(self, body: bytes, remember: bool = True) -> PagePoints:
+        """Where :meth:`harden_page` puts the tokens in ``body``: after each POST form's opening tag that has
+        none, and the ``<head>``'s tags (None when it has the script already, or no ``<head>``), with
+        whether the ``<head>`` has its ``<meta name="csrf-token">``. Worked out from the page alone, so
+        remembered for the page's very bytes: IvoryOS renders the same page again and again, and
+        looking a page up (one hash of it) costs a fraction of scanning it for forms.
+
+        :param body: the page (UTF-8).
+        :param remember: whether to keep the answer (not for a page that is never the same twice)."""
+        found = self._points.get(body)
+        if found is not None:
+            return found
+        head = adapter.head_tags_point(body)
+        has_meta = False
+        if head is not None:
+            # the script and the <meta> are looked for in the <head> only, where they go (not in
+            # the whole page: each search of it costs more than the rest of this hook); the
+            # script runs once however often a page loads it
+            end = adapter.head_end(body)
+            if body.find(_CSRF_SCRIPT_NAME, 0, end) != -1:
+                head = None
+            else:
+                has_meta = body.find(b'name="csrf-token"', 0, end) != -1
+        found = (tuple(adapter.form_token_points(body)), head, has_meta)
+        if remember and len(body) <= PAGE_BYTES:
+            if len(self._points) >= PAGES_KEPT:  # bounded: PAGES_KEPT pages of at most PAGE_BYTES
+                self._points.clear()
+            self._points[body] = found
+        return found
+
+    def csrf_script_tag(self) -> str:
+        """The ``<script>`` of :data:`CSRF_SCRIPT` for the current request's script root, made once per root."""
+        root = request.script_root
+        tag = self._script_tags.get(root)
+        if tag is None:
+            src, refresh = url_for("plugins.static", filename=CSRF_SCRIPT), url_for("plugins.csrf_json")
+            tag = f'<script src="{escape(src)}" data-refresh="{escape(refresh)}"></script>'
+            if len(self._script_tags) >= 16:
+                self._script_tags.clear()
+            self._script_tags[root] = tag
+        return tag
