@@ -598,7 +598,7 @@ def main() -> None:
     log(f"soak: {args.minutes:g} min of load, slope after {warmup:g} min; a workflow every {args.period:g} s; "
         f"data in {folder}" + (f"; server env {env}" if env else ""))
 
-    ours_cmd = [PY, "-m", "ivoryos_plugin.tools.cli", "demo", "--no-browser", "--host", "127.0.0.1",
+    ours_cmd = [PY, "-m", "ivoryos_plugin.tools.cli", "demo", "--no-browser", "--bind", "127.0.0.1",
                 "--port", "{port}", "--data", str(folder / "ours" / "data")]
     if args.memray:
         ours_cmd = [PY, "-m", "memray", "run", "--native", "-f", "-o", str(Path(args.memray).resolve())] + ours_cmd[1:]

@@ -257,7 +257,7 @@ def _on_sigterm(signum: int, frame: Optional[FrameType]) -> None:
 
 def _run_fresh(bind: str, port: int, open_browser: bool, deck: Optional[str], data: Optional[Path]) -> int:
     """Run the demo in a new interpreter (IvoryOS is a process-wide singleton, fixed at import)."""
-    cmd = [sys.executable, "-m", "ivoryos_plugin.tools.cli", "demo", "--host", bind, "--port", str(port)]
+    cmd = [sys.executable, "-m", "ivoryos_plugin.tools.cli", "demo", "--bind", bind, "--port", str(port)]
     if not open_browser:
         cmd.append("--no-browser")
     if deck:
