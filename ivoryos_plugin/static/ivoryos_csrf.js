@@ -1,6 +1,6 @@
 /* ivoryos_plugin: IvoryOS's own pages send the session's CSRF token (ivoryos_plugin.run, ivoryos_csrf).
  *
- * Loaded into every IvoryOS page before IvoryOS's own scripts (hosts/hardening_web.py), it reads
+ * Loaded into every IvoryOS page before IvoryOS's own scripts (hosts/hardening/pages.py), it reads
  * <meta name="csrf-token"> and
  *   - adds the X-CSRFToken header to same-origin fetch() and XMLHttpRequest calls (jQuery's $.ajax
  *     too) whose method is not GET, HEAD or OPTIONS;

@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 __all__ = ["RequestGuard", "refuse", "image_problem", "IMAGES"]
 
 #: the image formats a logo may be: magic bytes -> (name, the file name endings served as that type)
-#: the image formats a logo may be: magic bytes -> (name, the file name endings served as that type)
 IMAGES: Tuple[Tuple[bytes, str, Tuple[str, ...]], ...] = (
     (b"\x89PNG\r\n\x1a\n", "PNG", (".png",)), (b"\xff\xd8\xff", "JPEG", (".jpg", ".jpeg")),
     (b"GIF87a", "GIF", (".gif",)), (b"GIF89a", "GIF", (".gif",)))
@@ -67,7 +66,6 @@ def refuse(status: int, message: str) -> Response:
             f'sans-serif; margin: 2em">{escape(message)}</p><p style="margin: 2em"><a href="'
             f'{url_for(adapter.LOGIN_ENDPOINT)}">Log in</a></p>')
     return Response(page, status=status, mimetype="text/html", headers=dict(SECURITY_HEADERS))
-
 
 
 class RequestGuard:
