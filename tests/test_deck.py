@@ -646,6 +646,24 @@ def test_workflow_queued_during_the_guard_is_started(runner: Any, monkeypatch: p
     assert not runner.lock.locked()
 
 
+def test_a_queue_resumed_while_the_guard_holds_the_lock_starts_after_it(runner: Any,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    # paused between workflows with one queued, IvoryOS's lock is free: a hardware action may run (the
+    # deck-busy state still says workflows wait); IvoryOS's own resume during that action finds its lock
+    # taken ("queued"): the guard's release must start the workflow
+    calls: List[int] = []
+    monkeypatch.setattr(runner, "logger", None)
+    runner.execution_queue.append({"run_name": "queued-while-paused", "uid": "x"})
+    monkeypatch.setattr(runner, "queue_paused", True)
+    assert is_deck_busy(ivoryos_gate()) and not runner.lock.locked()
+    with hardware_guard(ivoryos_gate(), plugin="pump"):
+        assert runner.toggle_pause() == "Resumed" and not runner.queue_paused
+        assert runner.execution_queue, "IvoryOS started the workflow under a hardware action"
+        monkeypatch.setattr(runner, "_process_queue", lambda: calls.append(1))
+    assert calls == [1], "the resumed workflow was left queued"
+    assert not runner.lock.locked()
+
+
 def test_no_queue_no_resume(runner: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: List[int] = []
     monkeypatch.setattr(runner, "_process_queue", lambda: calls.append(1))
