@@ -66,7 +66,7 @@ import ivoryos_plugin
 import ivoryos_plugin.edge
 from ivoryos_plugin import create_app
 from ivoryos_plugin.hosts.devhost import stop
-from ivoryos_plugin.testing import make_deck
+from ivoryos_plugin.testing import make_deck, plugin_url
 import hello_plugin
 
 found["after_import"] = sorted(m for m in sys.modules if m.partition(".")[0] in HIDDEN)
@@ -78,9 +78,9 @@ class Counter:
 app = create_app([hello_plugin.plugin], deck=make_deck(counter=Counter()), data_dir=tempfile.mkdtemp(), testing=True)
 client = app.test_client()
 client.environ_base["HTTP_AUTHORIZATION"] = "Bearer " + app.config["IVORYOS_PLUGIN_TOKEN"]
-page = client.get("/ivoryos/hello/")
+page = client.get(plugin_url(app, hello_plugin.plugin))
 found["page"] = [page.status_code, 'id="instruments">counter<' in page.get_data(as_text=True)]
-reply = client.post("/ivoryos/hello/actions/greet", json={{"name": "Ada"}})
+reply = client.post(plugin_url(app, hello_plugin.plugin, "actions/greet"), json={{"name": "Ada"}})
 found["action"] = [reply.status_code, reply.get_json()]
 stop(app)
 try:

@@ -15,7 +15,7 @@ from browsing import Watch, chromium
 from edgehost import EXAMPLES, start_edge, url
 from ivoryos_plugin import create_app
 from ivoryos_plugin.hosts.devhost import stop
-from ivoryos_plugin.testing import make_deck
+from ivoryos_plugin.testing import make_deck, plugin_url
 from support import Server
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -113,7 +113,7 @@ def devhost(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
 def test_actions_answer_as_on_1x(edge: Server, devhost, plugin: str, action: str, body: bytes, status: int) -> None:
     on_edge = requests.post(url(edge, plugin, f"actions/{action}"), data=body,
                             headers={"Content-Type": "application/json"})
-    on_1x = devhost.post(f"/ivoryos/{plugin}/actions/{action}", data=body, content_type="application/json")
+    on_1x = devhost.post(plugin_url(devhost, plugin, f"actions/{action}"), data=body, content_type="application/json")
     assert on_edge.status_code == status == on_1x.status_code, on_edge.text
     assert on_edge.json() == on_1x.get_json()
     assert on_edge.headers["cache-control"] == "no-store"

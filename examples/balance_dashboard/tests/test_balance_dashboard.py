@@ -2,7 +2,8 @@
 
 The tests that take ``plugin_host`` run on both IvoryOS generations: ``[ivoryos]`` (IvoryOS 1.x's
 stack) and ``[edge]`` (ivoryos-edge; skipped without the ``[edge]`` extra). URLs are built from the
-host (``plugin_host.url(...)``)."""
+host (``plugin_host.url(...)``); the IvoryOS-only tests (login, IvoryOS's own page) from the app they
+talk to (``plugin_url``)."""
 from __future__ import annotations
 
 import re
@@ -14,9 +15,7 @@ from typing import Any, Dict, Iterator, List
 import pytest
 
 from balance_dashboard.plugin import plugin as balance_plugin
-
-PAGE = "/ivoryos/balance/"  # the IvoryOS-only tests (login, IvoryOS's own page)
-ACTIONS = "/ivoryos/balance/actions"
+from ivoryos_plugin.testing import plugin_url
 
 
 @pytest.fixture
@@ -71,9 +70,10 @@ def test_page_is_served_with_the_local_chart_library(plugin_host: Any) -> None:
             assert reply.status_code == 200, asset
 
 
-def test_anonymous_visitors_get_no_page_and_no_actions(anon_client: Any) -> None:  # 1.x only: the edge has no login
-    assert anon_client.get(PAGE, headers={"Accept": "application/json"}).status_code == 401
-    assert anon_client.post(f"{ACTIONS}/tare", json={}).status_code == 401
+def test_anonymous_visitors_get_no_page_and_no_actions(anon_client: Any, plugin: Any) -> None:  # 1.x only: no login on the edge
+    page = anon_client.get(plugin_url(anon_client, plugin), headers={"Accept": "application/json"})
+    assert page.status_code == 401
+    assert anon_client.post(plugin_url(anon_client, plugin, "actions/tare"), json={}).status_code == 401
 
 
 def test_stream_delivers_the_weight_on_the_pan(fast: Any, deck: types.ModuleType) -> None:
@@ -223,20 +223,21 @@ def test_workflow_calls_and_dashboard_reads_do_not_interleave(fast: Any, deck: t
     assert simulator.garbled == 0 and simulator.overlapped == 0
 
 
-def test_inside_ivoryos_the_page_extends_its_base_and_busy_is_409(ivoryos_client: Any,
+def test_inside_ivoryos_the_page_extends_its_base_and_busy_is_409(ivoryos_client: Any, plugin: Any,
                                                                   deck: types.ModuleType) -> None:
     from ivoryos.runtime.state import global_state
 
-    page = ivoryos_client.get(PAGE)
+    tare = plugin_url(ivoryos_client, plugin, "actions/tare")
+    page = ivoryos_client.get(plugin_url(ivoryos_client, plugin))
     assert page.status_code == 200
     assert "navbar" in page.get_data(as_text=True), "the page does not extend IvoryOS's base.html"
     assert global_state.runner_lock.acquire(timeout=5)  # what IvoryOS's runner holds during a workflow
     try:
-        busy = ivoryos_client.post(f"{ACTIONS}/tare", json={})
+        busy = ivoryos_client.post(tare, json={})
     finally:
         global_state.runner_lock.release()
     assert busy.status_code == 409 and busy.get_json()["busy"] is True
-    assert ivoryos_client.post(f"{ACTIONS}/tare", json={}).status_code == 200
+    assert ivoryos_client.post(tare, json={}).status_code == 200
 
 
 # ---------------------------------------------------------------- the workflow step

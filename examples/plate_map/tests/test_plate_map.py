@@ -1,7 +1,8 @@
 """The plate map on a simulated deck (a real pump pty), through the ivoryos_plugin pytest kit.
 
 The tests that take ``plugin_host`` run on both IvoryOS generations: ``[ivoryos]`` (IvoryOS 1.x's
-stack) and ``[edge]`` (ivoryos-edge; skipped without the ``[edge]`` extra)."""
+stack) and ``[edge]`` (ivoryos-edge; skipped without the ``[edge]`` extra); the IvoryOS-only test (login)
+builds its URLs from the app it talks to (``plugin_url``)."""
 from __future__ import annotations
 
 import re
@@ -11,11 +12,9 @@ from typing import Any, Dict, Iterator
 
 import pytest
 
+from ivoryos_plugin.testing import plugin_url
 from plate_map.plate import WELLS, Plate, colour
 from plate_map.plugin import plugin as plate_plugin
-
-PAGE = "/ivoryos/plate_map/"  # the IvoryOS-only test (login)
-ACTIONS = "/ivoryos/plate_map/actions"
 
 
 @pytest.fixture
@@ -178,6 +177,8 @@ def test_colour_scale(value: Any, fill: str) -> None:
     assert colour(value) == fill
 
 
-def test_anonymous_visitors_are_refused(anon_client: Any) -> None:  # IvoryOS 1.x only: the edge has no login
-    assert anon_client.get(PAGE, headers={"Accept": "application/json"}).status_code == 401
-    assert anon_client.post(f"{ACTIONS}/set_well", json={"well": "A1", "value": 0.5}).status_code == 401
+def test_anonymous_visitors_are_refused(anon_client: Any, plugin: Any) -> None:  # IvoryOS 1.x only: no login on the edge
+    page = anon_client.get(plugin_url(anon_client, plugin), headers={"Accept": "application/json"})
+    assert page.status_code == 401
+    set_well = anon_client.post(plugin_url(anon_client, plugin, "actions/set_well"), json={"well": "A1", "value": 0.5})
+    assert set_well.status_code == 401

@@ -1,8 +1,11 @@
 """The serial console talks to a real pty, logs the session, and refuses the deck's own ports.
 
 The tests that take ``plugin_host`` run on both IvoryOS generations: ``[ivoryos]`` (IvoryOS 1.x's
-stack) and ``[edge]`` (ivoryos-edge; skipped without the ``[edge]`` extra)."""
+stack) and ``[edge]`` (ivoryos-edge; skipped without the ``[edge]`` extra); the IvoryOS-only test (login)
+builds its URL from the app it talks to (``plugin_url``)."""
 import time
+
+from ivoryos_plugin.testing import plugin_url
 
 
 def rx_lines(live, timeout=5.0, want=1):
@@ -60,9 +63,9 @@ def test_bad_port_and_bad_arguments(plugin_host):
     assert nothing_open.status_code == 409
 
 
-def test_log_download_needs_login(anon_client):  # IvoryOS 1.x only: the edge has no login
-    assert anon_client.get("/ivoryos/serial_console/sessions/x.log",
-                           headers={"Accept": "application/json"}).status_code == 401
+def test_log_download_needs_login(anon_client, plugin):  # IvoryOS 1.x only: the edge has no login
+    log = plugin_url(anon_client, plugin, "sessions/x.log")  # built from the app, never written out
+    assert anon_client.get(log, headers={"Accept": "application/json"}).status_code == 401
 
 
 def test_log_download_refuses_traversal(plugin_host):
