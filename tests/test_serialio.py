@@ -10,6 +10,7 @@ from typing import Iterator, Optional
 import pytest
 from support import wait_until
 
+from ivoryos_plugin.core.clock import running_threads
 from ivoryos_plugin.hardware.serial import (
     SerialDevice,
     SerialDeviceError,
@@ -206,6 +207,20 @@ def test_port_lost_mid_query_fails_fast_then_reconnects(slow_echo: EchoSimulator
 def reconnecting(dev: SerialDevice) -> bool:
     """Whether a thread reopens ``dev``'s port."""
     return any(t.name.endswith(f"SerialDevice[{dev.name}]-reconnect") for t in threading.enumerate())
+
+
+def test_the_device_threads_are_the_framework_s(echo: EchoSimulator, manual_clock: RecordingClock) -> None:
+    """The reader and the reconnect thread carry the framework's prefix, so ``running_threads()`` (shutdown
+    accounting, the leak check) counts them; none is left after close."""
+    def mine() -> list[str]:
+        return sorted(t.name for t in running_threads() if "[threads-echo]" in t.name)
+
+    with SerialDevice(echo.port, name="threads-echo", clock=manual_clock) as dev:
+        assert mine() == ["ivoryos_plugin-SerialDevice[threads-echo]-reader"]
+        echo.drop()
+        assert wait_until(lambda: not dev.connected)
+        assert wait_until(lambda: "ivoryos_plugin-SerialDevice[threads-echo]-reconnect" in mine())
+    assert wait_until(lambda: mine() == []), mine()
 
 
 def test_reconnect_attempts_back_off_on_the_clock(echo: EchoSimulator, manual_clock: RecordingClock) -> None:

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Optional
 
 import serial
 
+from ...core.clock import THREAD_PREFIX
+
 if TYPE_CHECKING:
     from .device import SerialDevice, SerialDeviceError
 
@@ -50,7 +52,11 @@ class _Pending:
 
 
 class _Reader(threading.Thread):
-    """Reads a port, splits lines and hands them to the device; reports a lost port."""
+    """Reads a port, splits lines and hands them to the device; reports a lost port.
+
+    A daemon named ``ivoryos_plugin-SerialDevice[<name>]-reader``: the framework's prefix
+    (:data:`~ivoryos_plugin.core.clock.THREAD_PREFIX`), so
+    :func:`~ivoryos_plugin.core.clock.running_threads` counts it, as it counts the reconnect thread."""
 
     def __init__(self, device: SerialDevice, port: serial.SerialBase) -> None:
         """Prepare (not start) a reader.
@@ -58,7 +64,7 @@ class _Reader(threading.Thread):
         :param device: the owner, receiving lines and loss reports.
         :param port: the open port to read.
         """
-        super().__init__(name=f"SerialDevice[{device.name}]-reader", daemon=True)
+        super().__init__(name=f"{THREAD_PREFIX}SerialDevice[{device.name}]-reader", daemon=True)
         self._device, self._port = device, port
         self._stopping = False
         self._stop_lock = threading.Lock()
