@@ -70,7 +70,7 @@ def test_page_is_served_with_the_local_chart_library(plugin_host: Any) -> None:
             assert reply.status_code == 200, asset
 
 
-def test_anonymous_visitors_get_no_page_and_no_actions(anon_client: Any, plugin: Any) -> None:  # 1.x only: no login on the edge
+def test_anonymous_visitors_get_no_page_and_no_actions(anon_client: Any, plugin: Any) -> None:  # 1.x only
     page = anon_client.get(plugin_url(anon_client, plugin), headers={"Accept": "application/json"})
     assert page.status_code == 401
     assert anon_client.post(plugin_url(anon_client, plugin, "actions/tare"), json={}).status_code == 401

@@ -177,7 +177,7 @@ def test_colour_scale(value: Any, fill: str) -> None:
     assert colour(value) == fill
 
 
-def test_anonymous_visitors_are_refused(anon_client: Any, plugin: Any) -> None:  # IvoryOS 1.x only: no login on the edge
+def test_anonymous_visitors_are_refused(anon_client: Any, plugin: Any) -> None:  # 1.x only: the edge has no login
     page = anon_client.get(plugin_url(anon_client, plugin), headers={"Accept": "application/json"})
     assert page.status_code == 401
     set_well = anon_client.post(plugin_url(anon_client, plugin, "actions/set_well"), json={"well": "A1", "value": 0.5})
