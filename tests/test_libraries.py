@@ -142,6 +142,40 @@ def test_the_framework_starts_its_threads_through_the_one_helper(tmp_path: Path)
     assert found == [], f"start these threads with ivoryos_plugin.core.clock.start_thread: {found}"
 
 
+#: the one module that reads TOML, and its public helper
+TOML_READER = ("tools/checks/project.py", "load_toml")
+
+
+def toml_uses(source: str) -> Tuple[bool, Set[str]]:
+    """Whether ``source`` imports a TOML parser (``tomllib``, ``tomli``: a standard or vendored one),
+    and the names it imports from the one reader's module."""
+    parsers, names = False, set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            parsers |= any(a.name.split(".")[0] in ("tomllib", "tomli") for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            parsers |= module.split(".")[0] in ("tomllib", "tomli") or any(a.name == "tomli" for a in node.names)
+            if module.endswith("checks.project"):
+                names |= {a.name for a in node.names if "toml" in a.name}
+    return parsers, names
+
+
+def test_one_public_helper_reads_toml() -> None:
+    """``tools/checks/project.py``'s ``load_toml`` (public, documented) is where the framework reads TOML:
+    no other module imports a TOML parser, and the modules that read TOML import the helper by its name."""
+    from ivoryos_plugin.tools.checks.project import load_toml
+
+    uses = {path.relative_to(PACKAGE).as_posix(): toml_uses(path.read_text()) for path in PACKAGE.rglob("*.py")}
+    assert [name for name, (parsers, _) in uses.items() if parsers] == [TOML_READER[0]]
+    imported = {name: names for name, (_, names) in uses.items() if names}
+    assert imported and all(names == {TOML_READER[1]} for names in imported.values()), imported
+    assert load_toml.__doc__ and ":param text:" in load_toml.__doc__
+    assert load_toml('[project]\nname = "balance"\n') == {"project": {"name": "balance"}}
+    with pytest.raises(ValueError):
+        load_toml("name = ")
+
+
 #: how the opening docstring of a module over :data:`LONG_MODULE` lines says why (docs/architecture.md, Style)
 LONG_BECAUSE = "Over 400 lines on purpose:"
 LONG_MODULE = 400

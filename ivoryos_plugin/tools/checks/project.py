@@ -52,7 +52,18 @@ class Project:
         return self.kind == "project" and not any(level == ERROR for level, _ in self.problems)
 
 
-def _load_toml(text: str) -> Dict[str, Any]:
+def load_toml(text: str) -> Dict[str, Any]:
+    """The table a TOML document holds: the one place the framework reads TOML (``check`` reads a
+    project's pyproject.toml with it, ``migrate`` reads the original one and the one it writes back).
+    The standard library's ``tomllib`` (Python 3.11+), else ``tomli``.
+
+    :param text: the document.
+    :returns: its top-level table.
+    :raises ValueError: the text is not valid TOML (``tomllib.TOMLDecodeError`` is a ``ValueError``).
+
+    Example::
+
+        load_toml('[project]\nname = "balance"\n')["project"]["name"]  # 'balance'"""
     if sys.version_info >= (3, 11):
         import tomllib
 
@@ -99,7 +110,7 @@ def read_project(path: Path) -> Project:
 
 def _read_pyproject(project: Project, file: Path) -> None:
     try:
-        data = _load_toml(file.read_text(encoding="utf-8"))
+        data = load_toml(file.read_text(encoding="utf-8"))
     except Exception as exc:
         project.problems.append((ERROR, f"pyproject.toml is not valid TOML ({exc}); fix the syntax."))
         return

@@ -13,7 +13,7 @@ from packaging.version import InvalidVersion, Version
 
 from ...core.names import ENTRY_POINT_GROUP
 from ...core.versions import normalize
-from ..checks.project import FRAMEWORK_DIST, TEMPLATE_DIST, _load_toml, read_project
+from ..checks.project import FRAMEWORK_DIST, TEMPLATE_DIST, load_toml, read_project
 from .generated import _write_tests
 from .tree import MigrateError, Migration, SourceTree, _inside, _read, _shown, _title
 
@@ -26,7 +26,7 @@ def _original_metadata(root: Path, tree: SourceTree, migration: Migration) -> Di
     pyproject = readable.get("pyproject.toml")
     if pyproject is not None:
         try:
-            data = _load_toml(_read(pyproject[0]).decode("utf-8"))
+            data = load_toml(_read(pyproject[0]).decode("utf-8"))
             if isinstance(data.get("project"), dict):
                 return dict(data["project"])
         except Exception:
@@ -131,7 +131,7 @@ def _write_project(out: Path, name: str, plugins: Dict[str, str], placements: Di
     whole: Dict[str, Any] = {}
     for _, table in parts:
         _merge(whole, copy.deepcopy(table))
-    if _load_toml(text) != whole:  # pragma: no cover - the sections are disjoint by construction
+    if load_toml(text) != whole:  # pragma: no cover - the sections are disjoint by construction
         raise MigrateError("the new pyproject.toml does not read back as written; please report this.")
     (out / "pyproject.toml").write_text(text, encoding="utf-8")
     points = ", ".join(f"{n} = {t}" for n, t in plugins.items())
