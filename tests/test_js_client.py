@@ -1,5 +1,6 @@
 """The browser client (ivoryos_plugin/static/ivoryos_plugin.js) in headless Chromium against a real
 Flask-SocketIO server (threading mode) that speaks the plugin protocol on the namespace /ivoryos/demo."""
+import contextlib
 import json
 import os
 import shutil
@@ -11,7 +12,9 @@ from pathlib import Path
 import pytest
 from flask import Flask, abort, jsonify, request, send_from_directory
 from flask_socketio import ConnectionRefusedError, SocketIO, emit, join_room, leave_room
-from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.serving import WSGIRequestHandler
+
+from ivoryos_plugin.testing import serve_app
 
 pytestmark = pytest.mark.browser
 
@@ -211,10 +214,9 @@ class DemoServer:
         self.sio.server.eio._get_socket(eio_sid).close(wait=False)
 
     def start(self):
-        self.http = make_server("127.0.0.1", 0, self.app, threaded=True, request_handler=_QuietHandler)
-        self.url = "http://127.0.0.1:%d" % self.http.server_port
-        self.threads = [threading.Thread(target=self.http.serve_forever, name="demo-http", daemon=True),
-                        threading.Thread(target=self._weight_loop, name="demo-weight", daemon=True)]
+        self.serving = contextlib.ExitStack()
+        self.url = self.serving.enter_context(serve_app(self.app, request_handler=_QuietHandler))
+        self.threads = [threading.Thread(target=self._weight_loop, name="demo-weight", daemon=True)]
         for t in self.threads:
             t.start()
         # The first Engine.IO handshake starts the server's client-monitor thread; do it here, in the module
@@ -225,8 +227,7 @@ class DemoServer:
     def stop(self):
         self.stop_event.set()
         self.sio.server.shutdown()
-        self.http.shutdown()
-        self.http.server_close()
+        self.serving.close()
         for t in self.threads:
             t.join(5)
 

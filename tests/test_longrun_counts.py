@@ -5,20 +5,21 @@ retention and after a restart. Real SQLite history databases, filled with ``exec
 dev host served by a real Werkzeug server; requests over HTTP with the bearer token."""
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import statistics
-import threading
 import time
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
 import requests
-from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.serving import WSGIRequestHandler
 
 from ivoryos_plugin import Plugin, create_app
 from ivoryos_plugin.hosts.devhost import stop
 from ivoryos_plugin.runtime.history import ROW, HistoryStore, Retention
+from ivoryos_plugin.testing import serve_app
 from support import wait_until
 
 TOKEN = "counts-token"
@@ -81,10 +82,8 @@ class Host:
     def __init__(self, data: Path) -> None:
         self.data = data
         self.app = create_app([tally_plugin()], data_dir=data, token=TOKEN, testing=True)
-        self.http = make_server("127.0.0.1", 0, self.app, threaded=True, request_handler=_Quiet)
-        self.thread = threading.Thread(target=self.http.serve_forever, name="counts-http", daemon=True)
-        self.thread.start()
-        self.base = f"http://127.0.0.1:{self.http.server_port}/ivoryos"
+        self.serving = contextlib.ExitStack()
+        self.base = self.serving.enter_context(serve_app(self.app, request_handler=_Quiet)) + "/ivoryos"
         self.session = requests.Session()
         self.session.headers.update(AUTH)
         self.client = self.app.test_client()
@@ -114,9 +113,7 @@ class Host:
         return dict(self.history()["rows"])
 
     def close(self) -> None:
-        self.http.shutdown()
-        self.http.server_close()
-        self.thread.join(5)
+        self.serving.close()
         stop(self.app)
 
 

@@ -6,21 +6,22 @@ real Werkzeug server, the simulated deck camera, the snapshot step over HTTP; ag
 a clock the test moves (no sleeping)."""
 from __future__ import annotations
 
+import contextlib
 import os
 import re
-import threading
 import time
 from pathlib import Path
 from typing import Any, Dict, Iterator, List
 
 import pytest
 import requests
-from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.serving import WSGIRequestHandler
 
 from ivoryos_plugin import Plugin, PluginError, create_app
 from ivoryos_plugin.core.clock import ManualClock
 from ivoryos_plugin.hosts.devhost import stop
 from ivoryos_plugin.runtime.cameras import camera_set as cameras_module
+from ivoryos_plugin.testing import serve_app
 from support import wait_until
 
 pytest.importorskip("cv2")  # the simulated camera draws with OpenCV (the camera extra)
@@ -50,10 +51,8 @@ class Host:
         self.cameras = self.app.extensions["ivoryos_plugin"].runtimes["cams"].cameras
         self.cameras.retention.clock = clock  # (a Clock: photos are stamped and aged with its time())
         self.photos = self.cameras.folder()
-        self.http = make_server("127.0.0.1", 0, self.app, threaded=True, request_handler=_Quiet)
-        self.thread = threading.Thread(target=self.http.serve_forever, name="photos-http", daemon=True)
-        self.thread.start()
-        self.base = f"http://127.0.0.1:{self.http.server_port}/ivoryos/cams"
+        self.serving = contextlib.ExitStack()
+        self.base = self.serving.enter_context(serve_app(self.app, request_handler=_Quiet)) + "/ivoryos/cams"
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"Bearer {TOKEN}"
 
@@ -81,9 +80,7 @@ class Host:
         return next(row for row in self.gallery()["kept"]["cameras"] if row["camera"] == camera)
 
     def close(self) -> None:
-        self.http.shutdown()
-        self.http.server_close()
-        self.thread.join(5)
+        self.serving.close()
         stop(self.app)
 
 

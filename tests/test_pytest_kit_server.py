@@ -3,10 +3,12 @@ test, the scaffold's generated one included), in one of the framework's threads,
 from __future__ import annotations
 
 import threading
+from typing import Any, List
 
 import pytest
 import requests
 from flask import Flask
+from werkzeug.serving import WSGIRequestHandler
 
 from ivoryos_plugin import Plugin
 from ivoryos_plugin.testing import serve_app
@@ -43,3 +45,17 @@ def test_serve_app_stops_its_thread_and_frees_its_port(plugin_app: Flask) -> Non
     assert not serving[0].is_alive()
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{base}/ivoryos/plugins/csrf.json", timeout=5)
+
+
+def test_serve_app_uses_the_request_handler_given(plugin_app: Flask) -> None:
+    """``request_handler=`` is the server's handler class: here one that keeps its log lines instead of
+    printing them (what the suite's busy servers pass to keep quiet)."""
+    logged: List[str] = []
+
+    class Kept(WSGIRequestHandler):
+        def log(self, type: str, message: str, *args: Any) -> None:
+            logged.append(message % args)
+
+    with serve_app(plugin_app, request_handler=Kept) as base:
+        assert requests.get(f"{base}/ivoryos/plugins/csrf.json", timeout=10).status_code == 401
+    assert len(logged) == 1 and "GET /ivoryos/plugins/csrf.json" in logged[0] and "401" in logged[0], logged

@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import http.client
 import os
-import threading
 from pathlib import Path
 from typing import Any, Iterator, Tuple
 
 import pytest
-from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.serving import WSGIRequestHandler
 
 from ivoryos_plugin import Plugin, create_app
 from ivoryos_plugin.hosts.devhost import stop
+from ivoryos_plugin.testing import serve_app
 
 TOKEN = "gallery-token"
 PHOTO = b"\xff\xd8\xff\xe0 a photo of the deck"
@@ -60,15 +60,10 @@ def gallery(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gallery]:
     (photos.parent.parent / "top.jpg").write_bytes(SECRET)  # the data folder of every plugin
     os.symlink(outside, photos / "run-1" / "link.jpg")
     os.symlink(photos.parent, photos / "run-2", target_is_directory=True)
-    http = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_Quiet)
-    thread = threading.Thread(target=http.serve_forever, name="gallery-http", daemon=True)
-    thread.start()
     try:
-        yield Gallery(f"127.0.0.1:{http.server_port}", photos, outside)
+        with serve_app(app, request_handler=_Quiet) as base:
+            yield Gallery(base.removeprefix("http://"), photos, outside)
     finally:
-        http.shutdown()
-        http.server_close()
-        thread.join(5)
         stop(app)
 
 

@@ -23,12 +23,13 @@ from urllib.parse import quote, unquote
 
 import pytest
 import requests
-from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.serving import WSGIRequestHandler
 
 from ivoryos_plugin import Plugin, create_app
 from ivoryos_plugin.hosts.devhost import stop
 from ivoryos_plugin.runtime.history import HistoryStore, HistoryUnavailable, mask_url
 from ivoryos_plugin.runtime.history.views import attachment
+from ivoryos_plugin.testing import serve_app
 from support import PY, ROOT, Server, free_port, ivoryos_login, launch
 from test_history import Postgres
 
@@ -437,15 +438,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tuple[str, str]
             plugin.record_value(name, 1.0)
         for value in CELLS:
             plugin.record_value("cells", value)
-    http = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_Quiet)
-    thread = threading.Thread(target=http.serve_forever, name="csv-http", daemon=True)
-    thread.start()
     try:
-        yield f"127.0.0.1:{http.server_port}", "csv-token"
+        with serve_app(app, request_handler=_Quiet) as base:
+            yield base.removeprefix("http://"), "csv-token"
     finally:
-        http.shutdown()
-        http.server_close()
-        thread.join(5)
         stop(app)
 
 

@@ -26,13 +26,16 @@ import contextlib
 import time
 import types
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Dict, Iterator, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, ContextManager, Dict, Iterator, List, Optional, Type
 
 import pytest
 
 from ..core.clock import start_thread
 from ..hosts.extras import EDGE_INSTALL, edge_missing
 from .pytest_edge import EdgeClient, EdgeLive
+
+if TYPE_CHECKING:
+    from werkzeug.serving import WSGIRequestHandler
 
 __all__ = ["HOSTS", "EDGE_MISSING", "PluginHost", "plugin_host", "serve_app", "plugin_server"]
 
@@ -127,7 +130,7 @@ class PluginHost:
 
 
 @contextlib.contextmanager
-def serve_app(app: Any) -> Iterator[str]:
+def serve_app(app: Any, request_handler: Optional[Type["WSGIRequestHandler"]] = None) -> Iterator[str]:
     """Serve ``app`` over real HTTP while the ``with`` lasts, for what a test client cannot do (a real
     browser, another process): Werkzeug's threaded server on 127.0.0.1 and a free port, in one of the
     framework's threads (``ivoryos_plugin-test-http``), shut down, closed and joined on exit::
@@ -136,10 +139,13 @@ def serve_app(app: Any) -> Iterator[str]:
             page.goto(f"{base}/ivoryos/hello/")
 
     :param app: a WSGI app (``plugin_app``, ``ivoryos_app``).
+    :param request_handler: the server's request handler class, a subclass of Werkzeug's
+        ``WSGIRequestHandler`` (e.g. one whose ``log`` does nothing, for a test that sends many
+        requests); Werkzeug's own when None.
     :returns: (yields) the base URL, ``http://127.0.0.1:<port>``."""
     from werkzeug.serving import make_server
 
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=request_handler)
     thread = start_thread("test-http", server.serve_forever)
     try:
         yield f"http://127.0.0.1:{server.port}"
