@@ -6,17 +6,22 @@ ivoryos-edge and inside a real IvoryOS; IvoryOS's own routes and exceptions of o
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any, Dict, Iterator
 
 import pytest
 from flask import Flask, current_app
+from pydantic import BaseModel, Field
 
-from ivoryos_plugin import ActionError, DeckBusy, InstrumentUnavailable, Plugin, create_app
+from ivoryos_plugin import (ActionError, DeckBusy, InstrumentUnavailable, Plugin, SettingsError,
+                            SettingsValidationError, create_app)
 from ivoryos_plugin.hardware.deck import Gate, hardware_guard
 from ivoryos_plugin.hosts.devhost import stop
 from ivoryos_plugin.runtime import errors
+from ivoryos_plugin.runtime.history import HistoryUnavailable
 from ivoryos_plugin.testing import login_client, make_deck
+from support import free_port
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -201,9 +206,75 @@ def bare() -> Iterator[Flask]:
     (errors.StepTimeout("slow", 2.5), 504, {"timeout": 2.5}),
     (errors.StepStillRunning("still"), 409, {"busy": False}),
     (ActionError("taken", status=409), 409, {}),
-], ids=["busy", "instrument", "step-arguments", "step-timeout", "step-still-running", "action-error"])
+    (SettingsError("plugin 'p': settings file s.json is not valid JSON"), 500, {}),
+], ids=["busy", "instrument", "step-arguments", "step-timeout", "step-still-running", "action-error", "settings"])
 def test_the_table_outside_a_call(bare: Flask, exc: Exception, status: int, fields: Dict[str, Any]) -> None:
     reply = errors.reply_for(exc)
     assert reply is not None and reply.status_code == status
     assert reply.get_json() == {"error": str(exc), **fields}
     assert errors.reply_for(KeyError("x")) is None
+
+
+class Knobs(BaseModel):
+    speed: int = Field(1, ge=0)
+
+
+def test_settings_json_and_history_refusals_come_from_the_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``settings.json``'s 400 and 500 and the history's 503 with ``Retry-After`` are the table's replies,
+    each the body the views answered before (the plugin named, the fix); the settings form page shows
+    its errors beside the fields (a page re-rendered, not an error reply)."""
+    port = free_port()  # a PostgreSQL that is not there: the history cannot be reached
+    monkeypatch.setenv("IVORYOS_PLUGIN_HISTORY_URL", f"postgresql+psycopg://lab:pw@127.0.0.1:{port}/history")
+    knobs = Plugin("err_set", __name__, template_folder=None, settings=Knobs)
+    knobs.add_url_rule("/", "main", lambda: "page")
+    app = create_app([knobs], data_dir=tmp_path / "data", testing=True)
+    try:
+        client = login_client(app)
+        spec = app.error_handler_spec["err_set"][None]
+        assert all(spec[cls] is errors.answer for cls in (SettingsValidationError, SettingsError, HistoryUnavailable))
+
+        invalid = client.put("/ivoryos/err_set/settings.json", json={"speed": -1})
+        assert invalid.status_code == 400 and invalid.get_json() == {
+            "error": "Plugin 'err_set': invalid settings; nothing was saved.",
+            "errors": {"speed": ["Input should be greater than or equal to 0"]}}
+        form = client.post("/ivoryos/err_set/settings", data={"speed": "-1"})
+        assert form.status_code == 400 and form.mimetype == "text/html"
+        assert "Input should be greater than or equal to 0" in form.get_data(as_text=True)
+
+        stored = tmp_path / "data" / "plugins" / "err_set" / "settings.json"
+        stored.parent.mkdir(parents=True, exist_ok=True)
+        stored.write_text("{not json")  # another process broke the file
+        broken = client.put("/ivoryos/err_set/settings.json", json={"speed": 2})
+        assert broken.status_code == 500 and list(broken.get_json()) == ["error"]
+        assert broken.get_json()["error"].startswith(f"plugin 'err_set': settings file {stored} is not valid JSON")
+        stored.unlink()
+
+        with app.app_context():
+            knobs.record_value("x", 1.0)
+            store = app.extensions["ivoryos_plugin"].history()
+            deadline = time.monotonic() + 10
+            while not store.error and time.monotonic() < deadline:
+                time.sleep(0.05)
+        for path in ("history/x", "history/x.csv"):
+            down = client.get(f"/ivoryos/err_set/{path}")
+            assert down.status_code == 503 and down.headers["Retry-After"] == "5", down.get_data(as_text=True)
+            message = down.get_json()["error"]
+            assert list(down.get_json()) == ["error"] and ":pw@" not in message
+            assert message.startswith(f"Plugin 'err_set': the history database postgresql+psycopg://lab:***@127.0.0.1:"
+                                      f"{port}/history cannot be reached"), message
+            assert message.endswith(". Recorded values are kept in memory and written when it answers; check that the "
+                                    "database server runs and is reachable (IVORYOS_PLUGIN_HISTORY_URL names it), then "
+                                    "try again."), message
+    finally:
+        stop(app)
+
+
+def test_settings_and_history_replies_outside_a_plugin(bare: Flask) -> None:
+    """Raised in a route of no Blueprint (an app that installed the table itself), the sentence is the
+    exception's own, without a plugin's name."""
+    invalid = errors.reply_for(SettingsValidationError("bad", {"speed": ["too low"]}))
+    assert invalid is not None and invalid.status_code == 400
+    assert invalid.get_json() == {"error": "invalid settings; nothing was saved.", "errors": {"speed": ["too low"]}}
+    down = errors.reply_for(HistoryUnavailable("the history database db did not answer within 5 s"))
+    assert down is not None and down.status_code == 503 and down.headers["Retry-After"] == "5"
+    assert down.get_json()["error"].startswith("the history database db did not answer within 5 s. Recorded values")

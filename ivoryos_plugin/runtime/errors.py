@@ -14,7 +14,14 @@ exception                      status  JSON beside ``error``
 :class:`StepTimeout`           504     ``timeout``, the step's name
 :class:`StepStillRunning`      409     ``busy: false``, the step's name
 :class:`CallFailed`            500     the action's (or step's) name; logged with its traceback
+``SettingsValidationError``    400     ``errors`` (per field); nothing was saved
+``SettingsError``              500     (the store's sentence: a settings file it cannot read)
+``HistoryUnavailable``         503     (the database, masked, and the fix); ``Retry-After``
 =============================  ======  =====================================================
+
+The settings and history replies name the plugin the request is for (its Blueprint): they are what
+``settings.json`` and ``history/<stream>`` answer. The settings *form* page does not raise them to this
+table: an invalid form is shown again with its errors beside the fields (a page, not an error reply).
 
 An action's or a step's view runs the call inside :func:`answering`, which names the call for the
 replies and turns any other exception into :class:`CallFailed`. A plugin that registers its own
@@ -27,12 +34,15 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Type, TypeVar
 
-from flask import Response, g
+from flask import Response, g, request
 from flask.sansio.scaffold import Scaffold
 
 from ..core.specs import ActionError
 from ..hardware.deck import DeckBusy, DeckUnverified, InstrumentUnavailable
+from .history.database import RETRY_S
+from .history.errors import HistoryUnavailable
 from .replies import error_response
+from .settings.errors import SettingsError, SettingsValidationError
 
 __all__ = ["Call", "CallFailed", "StepArgumentError", "StepStillRunning", "StepTimeout", "answer", "answering",
            "current_call", "install", "reply_for"]
@@ -160,6 +170,31 @@ def _still_running(exc: StepStillRunning, call: Optional[Call]) -> Response:
 @_replies(CallFailed)
 def _failed(exc: CallFailed, call: Optional[Call]) -> Response:
     return error_response(500, str(exc), **_named(exc.call))
+
+
+def _plugin_says(sentence: str) -> str:
+    """``sentence`` said by the plugin the request is for (its Blueprint's name), as its views say it."""
+    name = request.blueprint
+    return f"Plugin {name!r}: {sentence}" if name else sentence
+
+
+@_replies(SettingsValidationError)
+def _invalid_settings(exc: SettingsValidationError, call: Optional[Call]) -> Response:
+    return error_response(400, _plugin_says("invalid settings; nothing was saved."), errors=exc.errors)
+
+
+@_replies(SettingsError)
+def _settings_failed(exc: SettingsError, call: Optional[Call]) -> Response:
+    return error_response(500, str(exc))
+
+
+@_replies(HistoryUnavailable)
+def _history_unavailable(exc: HistoryUnavailable, call: Optional[Call]) -> Response:
+    reply = error_response(503, _plugin_says(
+        f"{exc}. Recorded values are kept in memory and written when it answers; check that the database server "
+        "runs and is reachable (IVORYOS_PLUGIN_HISTORY_URL names it), then try again."))
+    reply.headers["Retry-After"] = str(int(RETRY_S))
+    return reply
 
 
 #: the classes the table answers (an exception of a subclass gets its nearest base's reply)

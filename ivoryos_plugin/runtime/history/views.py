@@ -25,7 +25,6 @@ from urllib.parse import quote
 from flask import Response, jsonify, request
 
 from ..replies import error_response
-from .database import RETRY_S
 from .errors import HistoryUnavailable, mask_url, scrub
 from .reader import READ_TIMEOUT_S
 
@@ -102,12 +101,8 @@ def history(plugin: "Plugin", name: str, open_store: Callable[[], "HistoryStore"
         found = store.query(plugin.name, stream, since=query["since"], until=query["until"], run=query["run"],
                             max_points=query["max_points"], deadline=deadline)
         last_run = store.last_run(plugin.name, stream, deadline=deadline)
-    except HistoryUnavailable as exc:
-        reply = error_response(503, f"Plugin {plugin.name!r}: {exc}. Recorded values are kept in memory and "
-                                    "written when it answers; check that the database server runs and is reachable "
-                                    "(IVORYOS_PLUGIN_HISTORY_URL names it), then try again.")
-        reply.headers["Retry-After"] = str(int(RETRY_S))
-        return reply
+    except HistoryUnavailable:
+        raise  # a 503 with Retry-After, from runtime/errors.py's table
     except Exception as exc:
         message = scrub(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", store.url)
         return error_response(503, f"Plugin {plugin.name!r}: the history database {mask_url(store.url)} cannot be "

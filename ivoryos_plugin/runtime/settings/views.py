@@ -48,6 +48,8 @@ def settings_views(plugin: "Plugin") -> Dict[str, Callable[[], Reply]]:
     def settings_page() -> Reply:
         if request.method == "GET":
             return render_form()
+        # a form re-render, not an error reply: the page is shown again with the errors beside the fields
+        # and what was typed (the JSON replies of these exceptions are runtime/errors.py's table)
         try:
             data = coerce_form(plugin.settings_model, request.form)
             store().update(data)
@@ -85,15 +87,11 @@ def settings_views(plugin: "Plugin") -> Dict[str, Callable[[], Reply]]:
         if not isinstance(data, dict):
             return _error(400, f"Plugin {plugin.name!r}: settings must be a JSON object of values.",
                           {"_": ["expected an object"]})
-        try:
-            if request.method == "PUT":
-                _, new = store().replace(data)
-            else:
-                _, new = store().update(data)
-        except SettingsValidationError as exc:
-            return _error(400, f"Plugin {plugin.name!r}: invalid settings; nothing was saved.", exc.errors)
-        except SettingsError as exc:
-            return _error(500, str(exc))
+        # SettingsValidationError (400) and SettingsError (500) are answered by runtime/errors.py's table
+        if request.method == "PUT":
+            _, new = store().replace(data)
+        else:
+            _, new = store().update(data)
         return json_reply({"settings_version": plugin.settings_version, "values": new.model_dump(mode="json")})
 
     return {"settings": settings_page, "settings_json": settings_json}
