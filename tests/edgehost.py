@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional
 
 import requests
+import websocket
 
 from support import Server, launch
 
@@ -96,9 +97,12 @@ def receive_until(ws: Any, predicate: Any, timeout: float = 5.0) -> List[Dict[st
     seen: List[Dict[str, Any]] = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        ws.settimeout(max(0.05, deadline - time.monotonic()))
+        # short reads: the server's pings are answered inside recv() and would restart a long timeout
+        ws.settimeout(max(0.05, min(1.0, deadline - time.monotonic())))
         try:
             frame = json.loads(ws.recv())
+        except websocket.WebSocketTimeoutException:
+            continue
         except Exception:
             break
         seen.append(frame)

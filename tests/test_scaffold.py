@@ -52,7 +52,7 @@ def test_a_left_panel_package_has_a_widget(tmp_path: Path) -> None:
     package = render_package("side_panel", tmp_path, placement="left_panel")
     plugin_py = (package / "side_panel" / "plugin.py").read_text()
     assert '@plugin.route("/widget")\ndef widget()' in plugin_py and 'placement="left_panel"' in plugin_py
-    assert 'PAGE = "/ivoryos/side_panel/widget"' in (package / "tests" / "test_side_panel.py").read_text()
+    assert 'PAGE, RESET, STEP = "/widget",' in (package / "tests" / "test_side_panel.py").read_text()
     assert (package / "side_panel" / "templates" / "side_panel.html").read_text().startswith("<!doctype html>")
 
 
