@@ -119,3 +119,26 @@ def test_the_dev_host_listens_on_the_address_given(tmp_path: Path, spelling: str
         assert len(_deprecations(server.output())) == (1 if spelling == "--host" else 0), server.output()
     finally:
         server.stop()
+
+
+BAD_ADDRESSES = [  # (the --bind value, how the error shows it)
+    ("no-such-name", "999.1.1.1", "999.1.1.1"),
+    ("not-this-machine", "192.0.2.1", "192.0.2.1"),  # TEST-NET-1: never an address of this machine
+    ("crlf", "127.0.0.1\r\nX-Injected: 1", repr("127.0.0.1\r\nX-Injected: 1")),
+]
+
+
+@pytest.mark.parametrize("command", [RUN, DEMO], ids=["run", "demo"])
+@pytest.mark.parametrize("bind,shown", [c[1:] for c in BAD_ADDRESSES], ids=[c[0] for c in BAD_ADDRESSES])
+def test_an_address_this_machine_does_not_have_is_named_with_the_bind_fix(
+        tmp_path: Path, command: List[str], bind: str, shown: str) -> None:
+    # not a taken port: the fix is another --bind, not another --port; a CR or LF stays on one line
+    done = _cli(command + ["--bind", bind, "--port", str(free_port())], tmp_path)
+    assert done.returncode == 1, (done.returncode, done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr, done.stderr
+    error = [line for line in done.stderr.splitlines() if line.startswith("Error:")]
+    assert len(error) == 1 and error[0].startswith(f"Error: cannot listen on {shown}:"), done.stderr
+    assert f"{shown} is not an address of this machine" in error[0], error
+    assert "--bind 127.0.0.1" in error[0] and "--port" not in error[0], error
+    assert "X-Injected" not in done.stderr.replace(shown, ""), done.stderr  # never a line of its own
+    assert not (tmp_path / "ivoryos_data").exists()  # nothing started
