@@ -13,7 +13,6 @@ SIGTERM, then stops the plugins and the simulators.
 """
 from __future__ import annotations
 
-import errno
 import os
 import signal
 import socket
@@ -28,6 +27,8 @@ from pathlib import Path
 from types import FrameType, ModuleType
 from typing import Any, Dict, List, Optional, Tuple, Union
 
+from .ports import port_problem
+
 DEFAULT_DECK = Path(__file__).resolve().parent / "demo_deck.py"
 LOGIN = ("admin", "admin")  # IvoryOS creates this account on first start
 #: The entry point group of the repository's example plugins (examples/*/pyproject.toml): the demo's only.
@@ -36,45 +37,6 @@ EXAMPLES_GROUP = "ivoryos_plugin.examples"
 
 class DemoError(RuntimeError):
     """The demo cannot start (the message says why and what to do)."""
-
-
-#: what ``bind`` says when the address, not the port, is wrong: no such name, not this machine's
-ADDRESS_ERRNOS = frozenset({errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT, errno.EINVAL})
-
-
-def port_problem(bind: str, port: int, command: str = "ivoryos-plugin demo") -> Optional[str]:
-    """Why a server could not listen on ``bind:port``, with the fix; None if it can. A taken port
-    names a free one; an address that is not this machine's (or no address at all) names ``--bind``.
-
-    :param bind: the address to bind.
-    :param port: the TCP port.
-    :param command: the command the fix repeats with ``--port <a free one>`` or ``--bind``."""
-    family = socket.AF_INET6 if ":" in bind else socket.AF_INET
-    shown = bind if bind.isprintable() else repr(bind)  # (a CR or LF in an address stays visible, on one line)
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Werkzeug binds
-        try:
-            probe.bind((bind, port))
-        except OSError as exc:
-            reason = exc.strerror or str(exc)
-            if isinstance(exc, (socket.gaierror, UnicodeError)) or exc.errno in ADDRESS_ERRNOS:
-                return (f"cannot listen on {shown}:{port}: {reason}: {shown} is not an address of this machine. "
-                        f"Give --bind one it has: {command} --bind 127.0.0.1 (this machine only), or --bind 0.0.0.0 "
-                        "(every interface: other machines then reach the login page)")
-            free = next((p for p in range(port + 1, min(port + 50, 65536)) if _free(bind, p, family)), port + 1)
-            return (f"cannot listen on {shown}:{port}: {reason} (another IvoryOS, demo or dev host "
-                    f"still running?). Stop it, or use another port: {command} --port {free}")
-    return None
-
-
-def _free(bind: str, port: int, family: int) -> bool:
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((bind, port))
-        except OSError:
-            return False
-    return True
 
 
 def default_data(port: int) -> Path:

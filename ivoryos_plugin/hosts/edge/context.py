@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import sys
+import weakref
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Dict, Iterable, List, Optional, Tuple
 
 from flask import Flask
@@ -82,13 +83,24 @@ def headers_of(response: WerkzeugResponse) -> List[Tuple[bytes, bytes]]:
     return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()]
 
 
-async def _chunks(response: WerkzeugResponse) -> AsyncIterator[bytes]:
+def _closer(response: WerkzeugResponse) -> Callable[[], None]:
+    """``response.close`` once, however often it is called (its file, its ``call_on_close`` functions)."""
+    closed: List[bool] = []
+
+    def close() -> None:
+        if not closed:
+            closed.append(True)
+            response.close()
+    return close
+
+
+async def _chunks(response: WerkzeugResponse, close: Callable[[], None]) -> AsyncIterator[bytes]:
     body: Iterable[Any] = response.response
     try:
         async for chunk in iterate_in_threadpool(iter(body)):
             yield chunk if isinstance(chunk, bytes) else str(chunk).encode("utf-8")
     finally:
-        await run_in_threadpool(response.close)
+        await run_in_threadpool(close)
 
 
 def to_starlette(response: WerkzeugResponse,
@@ -102,7 +114,11 @@ def to_starlette(response: WerkzeugResponse,
     if add_headers is not None:
         add_headers(raw, response.mimetype or "", not response.direct_passthrough)
     if response.is_streamed or response.direct_passthrough:
-        reply: StarletteResponse = StreamingResponse(_chunks(response), status_code=response.status_code)
+        close = _closer(response)
+        reply: StarletteResponse = StreamingResponse(_chunks(response, close), status_code=response.status_code)
+        # a body never read (the client left before it, no body for the status) never runs _chunks' finally:
+        # the file a view sent is then closed with the reply, not left to the garbage collector
+        weakref.finalize(reply, close)
     else:
         reply = StarletteResponse(response.get_data(), status_code=response.status_code)
     reply.raw_headers = raw

@@ -83,7 +83,8 @@ def run(targets: Tuple[str, ...], deck: Optional[str], host: str, bind: Optional
     from ...hosts.devhost import create_app, serve
     from ...runtime.quiet import quiet_access_log
     from ..checks.collision import command_problem
-    from ..demo import DemoError, code_failure, load_deck_or_explain, port_problem
+    from ..demo import DemoError, code_failure, load_deck_or_explain
+    from ..ports import port_problem
 
     edge, address = host_and_bind("run", host, bind)
     if edge:
