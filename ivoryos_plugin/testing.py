@@ -1,4 +1,4 @@
-"""The pytest kit for plugin authors (public path of :mod:`ivoryos_plugin.tools.pytest_kit`).
+"""The pytest kit for plugin authors (public path of :mod:`ivoryos_plugin.tools.testing.kit`).
 
 Opt in from your project's top-level ``conftest.py`` (the scaffold's does)::
 
@@ -22,8 +22,8 @@ from flask import Flask, url_for
 from flask.testing import FlaskClient
 from werkzeug.routing import BuildError
 
-from .tools.pytest_kit import *  # noqa: F401,F403  (the fixtures pytest collects from this module)
-from .tools.pytest_kit import __all__ as _KIT
+from .tools.testing.kit import *  # noqa: F401,F403  (the fixtures pytest collects from this module)
+from .tools.testing.kit import __all__ as _KIT
 
 __all__: List[str] = [*_KIT, "ivoryos_url", "login_url", "plugin_url"]
 
