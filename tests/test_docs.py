@@ -26,7 +26,7 @@ def test_readme_shows_the_hello_template_verbatim() -> None:
 def test_readme_commands_match_ci() -> None:
     bash = "".join(blocks("bash"))
     ci = (ROOT / ".ci/run").read_text()
-    test_command = "./scripts/install.sh --test && .venv/bin/python -m pytest -n 2 --dist loadfile"
+    test_command = "./scripts/install.sh --test && .venv/bin/python -m pytest -n 4 --dist loadfile"
     assert test_command in bash and ci.strip().endswith(test_command)
     assert "./scripts/install.sh && .venv/bin/ivoryos-plugin demo" in bash
 

@@ -161,6 +161,20 @@ def test_the_first_command_installs_quietly_and_starts_the_demo(first_command: D
     assert "Plate map" in first_command["home"] and "Plate_map" not in first_command["home"]
 
 
+def test_the_install_leaves_the_checkouts_bytecode(clone: Path, first_command: Dict[str, str]) -> None:
+    """Each module of the framework and the examples has its bytecode, up to date, after the install:
+    no server or CLI run compiles them again, also where PYTHONDONTWRITEBYTECODE keeps Python from
+    writing it (the copy had none: ``copy_work_tree`` leaves ``__pycache__`` out)."""
+    import importlib.util
+
+    sources = [path for folder in ("ivoryos_plugin", "examples") for path in (clone / folder).rglob("*.py")]
+    assert len(sources) > 100
+    stale = [str(path.relative_to(clone)) for path in sources
+             if not (cached := Path(importlib.util.cache_from_source(str(path)))).exists()
+             or cached.stat().st_mtime < path.stat().st_mtime]
+    assert not stale, f"{len(stale)} module(s) without bytecode after install.sh, e.g. {stale[:5]}"
+
+
 @pytest.fixture(scope="module")
 def tutorial(clone: Path, first_command: Dict[str, str]) -> Iterator[Shell]:
     """Every command of the README's tutorial, in order, after the first command only."""

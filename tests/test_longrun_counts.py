@@ -160,10 +160,10 @@ def test_status_json_costs_the_same_with_a_million_rows_as_with_ten(tmp_path: Pa
     million, ten = interleaved(hosts[0].history, hosts[1].history)
     print(f"status.json over HTTP, median: {million:.2f} ms with a million rows, {ten:.2f} ms with ten")
     assert million / ten < 3.0, f"{million:.2f} ms with a million rows against {ten:.2f} ms with ten"
-    # the app's own time for the request (its guard, every plugin's status, the JSON): bounded
+    # the app's own time for the request (its guard, every plugin's status, the JSON): compared too,
+    # never bounded in milliseconds (a loaded machine moves both alike)
     million, ten = interleaved(hosts[0].status_in_process, hosts[1].status_in_process)
     print(f"status.json in the app, median: {million:.2f} ms with a million rows, {ten:.2f} ms with ten")
-    assert million < 5.0, f"status.json took {million:.1f} ms (median) with a million rows"
     assert million / ten < 3.0, f"{million:.2f} ms with a million rows against {ten:.2f} ms with ten"
     assert hosts[0].rows() == expected_big and hosts[1].rows() == expected_small
 
