@@ -110,5 +110,7 @@ def test_wait_for_returns_what_arrived_and_fails_at_its_deadline_naming_it(plugi
         live.wait_for("said", 3, timeout=0.5)
     waited = time.monotonic() - started
     # what arrived, in order, as each host's client has it (the edge's channel sends deck states too)
-    assert re.fullmatch(r"'said': received 2 of 3 within 0\.5 s; got \[(.*, )?'said', 'said'\]", str(failure.value))
-    assert 0.5 <= waited < 3.0, waited
+    message = str(failure.value)  # (the deck's own events may arrive in between: counted, not placed)
+    found = re.fullmatch(r"'said': received 2 of 3 within 0\.5 s; got \[(.*)\]", message)
+    assert found and found.group(1).split(", ").count("'said'") == 2, message
+    assert 0.5 <= waited < 5.0, waited  # at its deadline, not at the first wait's 5 s
