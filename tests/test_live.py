@@ -140,8 +140,8 @@ def test_no_viewer_means_no_read_and_late_subscriber_gets_last_value(probe: Prob
     late = probe.client()
     t0 = time.monotonic()
     late.sio.call("subscribe", {"stream": "value"}, namespace=NS, timeout=5)
-    got = late.wait_for("value", 1, timeout=2.0)
-    assert time.monotonic() - t0 < 1.0
+    got = late.wait_for("value", 1, timeout=5.0)
+    assert time.monotonic() - t0 < 5.0  # the last value at once, not at the next tick 10 s away
     assert got[0]["n"] >= last["n"] - 1
     close_all([idle, early, late])
 
