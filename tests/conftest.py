@@ -15,12 +15,13 @@ from support import Server, free_port, launch, wait_for_port
 
 #: the modules that take longest (whole minutes: installs, nested pytest runs, many servers), slowest
 #: first. Under pytest-xdist (``-n 4 --dist loadfile``) each worker takes whole modules in collection
-#: order, so these go first: a long module started last would leave the other worker idle at the end.
+#: order, so these go first: a long module started last would leave the other workers idle at the end.
 #: A serial run keeps pytest's own order. Only the order depends on this list, never a result.
 SLOW_FIRST = ("tests/test_first_hour.py", "tests/test_history.py", "tests/test_first_hour_pages.py",
               "tests/test_realcode3_browser.py", "tests/test_e2e.py", "tests/test_dropin_migrate.py",
-              "tests/test_dropin_floor.py", "tests/test_edge_absent.py", "tests/test_realcode3_hosts.py", "tests/test_realcode3_migrate.py",
-              "tests/test_offline.py", "tests/test_security3_browser.py", "tests/test_fuzz.py")
+              "tests/test_dropin_floor.py", "tests/test_edge_absent.py", "tests/test_realcode3_hosts.py",
+              "tests/test_realcode3_migrate.py", "tests/test_offline.py", "tests/test_security3_browser.py",
+              "tests/test_fuzz.py")
 
 
 def pytest_configure(config: pytest.Config) -> None:

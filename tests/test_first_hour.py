@@ -8,6 +8,7 @@ Slow (the install downloads from the package registries, or their caches): a few
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
@@ -165,8 +166,6 @@ def test_the_install_leaves_the_checkouts_bytecode(clone: Path, first_command: D
     """Each module of the framework and the examples has its bytecode, up to date, after the install:
     no server or CLI run compiles them again, also where PYTHONDONTWRITEBYTECODE keeps Python from
     writing it (the copy had none: ``copy_work_tree`` leaves ``__pycache__`` out)."""
-    import importlib.util
-
     sources = [path for folder in ("ivoryos_plugin", "examples") for path in (clone / folder).rglob("*.py")]
     assert len(sources) > 100
     stale = [str(path.relative_to(clone)) for path in sources
