@@ -67,8 +67,9 @@ class Watch:
     the left page closed as it went (the poll was on its way when the page's socket said goodbye; the
     protocol answers an unknown session so), or that moved to its WebSocket (Engine.IO refuses HTTP
     on an upgraded session; 3 logins in 100 saw it). Only such a session counts: its frame has
-    navigated or been detached since the session's first request, or its WebSocket was opened. A WebSocket error, or a 400 for
-    the session of a page still shown, stays a failure."""
+    navigated or been detached since the session's first request, or its WebSocket was opened, or
+    the page closed it itself (:func:`closed_session`: a refused connect, as on IvoryOS's login
+    page). A WebSocket error, or a 400 for a session the page still holds, stays a failure."""
 
     def __init__(self, page: Any) -> None:
         self.page = page
@@ -77,6 +78,7 @@ class Watch:
         self._documents: Dict[Any, int] = {}  # frame -> how many documents it has shown
         self._sessions: Dict[str, Tuple[Any, int]] = {}  # Engine.IO sid -> (frame, its document then)
         self._upgraded: Set[str] = set()  # Engine.IO sessions that opened their WebSocket
+        self._closed: Set[str] = set()  # Engine.IO sessions the page closed itself
         page.on("console", self._console)
         page.on("pageerror", lambda exc: self.problems.append((f"uncaught exception: {exc}", None)))
         page.on("requestfailed", self._failed)
@@ -84,13 +86,16 @@ class Watch:
         page.on("request", self._request)
         page.on("framenavigated", self._next_document)
         page.on("framedetached", self._next_document)
-        page.on("websocket", lambda ws: self._upgraded.add(_engineio_sid(ws.url) or ""))
+        page.on("websocket", lambda ws: self._upgraded.add(engineio_sid(ws.url) or ""))
 
     def _next_document(self, frame: Any) -> None:
         self._documents[frame] = self._documents.get(frame, 0) + 1
 
     def _request(self, request: Any) -> None:
-        sid = _engineio_sid(request.url)
+        closed = closed_session(request)
+        if closed:
+            self._closed.add(closed)
+        sid = engineio_sid(request.url)
         if sid and sid not in self._sessions:
             try:
                 frame = request.frame
@@ -100,11 +105,11 @@ class Watch:
 
     def _left_session(self, url: Optional[str]) -> bool:
         """Whether ``url`` is a long-poll of an Engine.IO session whose document is gone."""
-        sid = _engineio_sid(url or "")
+        sid = engineio_sid(url or "")
         if not sid or sid not in self._sessions or "transport=polling" not in (url or ""):
             return False
-        if sid in self._upgraded:  # a poll still on its way as the session moved to its WebSocket
-            return True
+        if sid in self._upgraded or sid in self._closed:  # a poll still on its way as the session moved
+            return True  # to its WebSocket, or as the page closed it
         frame, document = self._sessions[sid]
         return self._documents.get(frame, 0) != document
 
@@ -145,7 +150,21 @@ class Watch:
         assert not found, f"{what}: " + "\n".join(found)
 
 
-def _engineio_sid(url: str) -> Optional[str]:
+def closed_session(request: Any) -> Optional[str]:
+    """The Engine.IO session a request closes: a long-polling POST carrying the close packet ("1"),
+    as socket.io-client sends when the server refused its connect (IvoryOS's login page, whose
+    anonymous Socket.IO the guard refuses). The refusal is handed on a later tick, so the transport
+    has already sent its next long-poll, and that poll, reaching the server after the close, gets
+    python-engineio's 400 ("Session is disconnected"): the page's own ending, nothing it needs.
+
+    :param request: a Playwright request."""
+    if request.method != "POST" or "transport=polling" not in request.url:
+        return None
+    packets = (request.post_data or "").split("\x1e")  # Engine.IO v4 joins a payload's packets with \x1e
+    return engineio_sid(request.url) if "1" in packets else None
+
+
+def engineio_sid(url: str) -> Optional[str]:
     """The Engine.IO session a socket.io URL names (None: not one, or its handshake)."""
     if "/socket.io/" not in url:
         return None

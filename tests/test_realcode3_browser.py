@@ -16,11 +16,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from browsing import chromium, offline_context, screenshot, start_demo
+from browsing import chromium, closed_session, engineio_sid, offline_context, screenshot, start_demo
 from installing import install_target
 from support import ROOT, Server, start_process
 
@@ -32,8 +31,6 @@ EXAMPLE_TARGETS = ["hello_plugin.plugin:plugin", "balance_dashboard.plugin:plugi
                    "run_monitor.plugin:plugin", "serial_console.plugin:plugin", "deck_camera.plugin:plugin"]
 #: requests that never end by design: Socket.IO's long polls and a camera's MJPEG stream
 ENDLESS = re.compile(r"/socket\.io/|\.mjpg(\?|$)")
-#: an Engine.IO long-polling request
-POLLING = re.compile(r"/socket\.io/\?(.*&)?transport=polling")
 #: the controls of a page's own content: not IvoryOS's nav, dialogs and status badge, nor the dev shell's nav
 CONTROLS_JS = """() => [...document.querySelectorAll('button, input[type=submit], input[type=button], a.btn')]
   .filter(el => el.offsetParent !== null && !el.closest('nav, .modal, #global-status-icon'))
@@ -76,17 +73,14 @@ class Traffic:
 
     def _sent(self, request: Any) -> None:
         self.pending.add(request)
-        if request.method == "POST" and POLLING.search(request.url) and "1" in (request.post_data or "").split("\x1e"):
-            self.closed.update(parse_qs(urlsplit(request.url).query).get("sid", []))  # "1": Engine.IO's close
+        closed = closed_session(request)
+        if closed:
+            self.closed.add(closed)
 
     def _own_close(self, status: int, method: str, url: str) -> bool:
-        """A long poll answered 400 after the page closed that session itself: when IvoryOS's layout
-        connects anonymously (its login page) the guard refuses it, socket.io-client hands the refusal
-        on a later tick, so its polling transport has already sent the next GET when the client closes
-        the session; that GET, reaching the server after the close, gets python-engineio's 400
-        ("Session is disconnected"). Nothing the page asked for is lost."""
-        return (status == 400 and method == "GET" and bool(POLLING.search(url))
-                and any(sid in self.closed for sid in parse_qs(urlsplit(url).query).get("sid", [])))
+        """A long poll answered 400 after the page closed that session itself
+        (:func:`browsing.closed_session`): the page's own ending, nothing it asked for is lost."""
+        return status == 400 and method == "GET" and "transport=polling" in url and engineio_sid(url) in self.closed
 
     def failures(self) -> List[str]:
         """The 4xx and 5xx answers so far (but :meth:`_own_close`'s); clears the record."""
