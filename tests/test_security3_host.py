@@ -414,6 +414,27 @@ def test_ivoryos_pages_carry_the_token_and_the_script(sec3: Sec3) -> None:
     assert script.status_code == 200 and "javascript" in script.headers["Content-Type"]
 
 
+@pytest.mark.server
+def test_an_ivoryos_page_for_two_sessions_loads_the_local_libraries_and_each_sessions_own_token(sec3: Sec3) -> None:
+    # the CDN rewriting runs before the tokens go in (one lookup by IvoryOS's page as rendered, the same
+    # for everyone): each session still gets its own token, and no library from a CDN
+    from ivoryos_plugin.hosts import ivoryos as adapter
+
+    other = ivoryos_login(sec3.base)
+    for path in ("/ivoryos/", "/ivoryos/executions/config"):
+        tokens = []
+        for session in (sec3.session, other, sec3.session):
+            page = session.get(sec3.base + path, headers=HTML).text
+            loaded = re.findall(r"<(?:script|link)\b[^>]*(?:src|href)=[\"']([^\"']+)", page, flags=re.I)
+            assert loaded and not [url for url in loaded if url in adapter.CDN_ASSETS], (path, loaded)
+            assert any("/ivoryos/plugins/static/vendor/" in url for url in loaded), (path, loaded)
+            meta = re.search(r'<meta name="csrf-token" content="([^"]+)"', page)
+            fields = set(re.findall(r'name="csrf_token" value="([^"]+)"', page))
+            assert meta and fields == {meta.group(1)}, (path, fields)
+            tokens.append(meta.group(1))
+        assert tokens[0] != tokens[1], f"{path}: two sessions were given one token"
+
+
 # ------------------------------------------------------------------ uploads
 @pytest.mark.server
 @pytest.mark.parametrize("content,name,accepted", [

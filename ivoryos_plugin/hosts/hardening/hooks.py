@@ -1,8 +1,9 @@
 """The functions ``ivoryos_plugin.run`` puts on IvoryOS's app, request by request, bundled as
 :class:`Hooks`: the request guard (:mod:`.guard`), and after each request one hook that runs the
-served uploads and the headers (:mod:`.responses`) and the page hook (:mod:`.pages`). Each is an
-attribute, so that the probes (:mod:`.probes`) find the very objects installed; the Host-header
-check (:mod:`.host_header`) and the Socket.IO gate (:mod:`.sockets`) are installed apart."""
+app's page rewriting (the CDN hook, :mod:`ivoryos_plugin.hosts.offline`), the served uploads and
+the headers (:mod:`.responses`) and the page hook (:mod:`.pages`). Each is an attribute, so that the
+probes (:mod:`.probes`) find the very objects installed; the Host-header check (:mod:`.host_header`)
+and the Socket.IO gate (:mod:`.sockets`) are installed apart."""
 from __future__ import annotations
 
 from typing import AbstractSet, Callable, Sequence, Tuple
@@ -26,10 +27,15 @@ class Hooks:
     :param ext: its framework state.
     :param options: the opt-outs.
     :param origins: CDN origins the pages still need (no local copy).
-    :param on: the keys of the hardening items that are on (which of the response hooks :attr:`after` runs)."""
+    :param on: the keys of the hardening items that are on (which of the response hooks :attr:`after` runs).
+    :param rewrites: response hooks that rewrite a page the same way for everyone (the CDN hook), run
+        first: IvoryOS's page as rendered is the same for every session, so its rewriting is found by
+        its bytes, and the object found is the very one the page hook remembered (a lookup by identity,
+        where the page with a session's tokens in it would be hashed and compared again)."""
 
     def __init__(self, app: Flask, ext: Extension, options: Options, origins: Sequence[str] = (),
-                 on: AbstractSet[str] = frozenset()) -> None:
+                 on: AbstractSet[str] = frozenset(),
+                 rewrites: Sequence[Callable[[Response], Response]] = ()) -> None:
         self.ext, self.options, self.origins = ext, options, tuple(origins)
         self.guard = RequestGuard(app, ext, options)
         self.page_hook = PageHook(options)
@@ -42,14 +48,18 @@ class Hooks:
         self.headers = self.header_hook.add_headers
         self.uploads = self.upload_hook.serve_upload
         self.after = self.harden_response
-        #: what :attr:`after` runs, in the order Flask ran them as three hooks (the last added first)
-        self.after_steps: Tuple[Callable[[Response], Response], ...] = tuple(step for step, wanted in (
+        hardening = tuple(step for step, wanted in (
             (self.uploads, "uploads" in on), (self.headers, "headers" in on),
             (self.pages, bool(on & {"login_csrf", "signup", "csrf"}))) if wanted)
+        #: what :attr:`after` runs: the rewrites, then the hardening's steps in the order Flask ran them
+        #: as three hooks (the last added first); nothing when no hardening step is on
+        self.after_steps: Tuple[Callable[[Response], Response], ...] = (*rewrites, *hardening) if hardening else ()
+        #: the rewrites :attr:`after` runs (to be taken out of Flask's table when it is installed)
+        self.rewrites = tuple(rewrites) if hardening else ()
 
     # ------------------------------------------------------------- after each request
     def harden_response(self, response: Response) -> Response:
-        """After each of IvoryOS's requests: :attr:`after_steps` (uploads, headers, pages), one hook.
+        """After each of IvoryOS's requests: :attr:`after_steps` (rewrites, uploads, headers, pages), one hook.
 
         :param response: any response of the app."""
         for step in self.after_steps:

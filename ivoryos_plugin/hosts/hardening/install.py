@@ -13,8 +13,9 @@ from flask import Flask
 from ...runtime.attach import IvoryOSPlugins
 from ...runtime.extension import Extension
 from ...runtime.inbound import ALLOWED_HOSTS_KEY
-from ...runtime.libraries import before_request_first
+from ...runtime.libraries import app_hooks, before_request_first
 from .. import ivoryos as adapter
+from .. import offline
 from .hooks import Hooks
 from .host_header import HostHeaderCheck
 from .options import HOST_HEADER, RENAMED, Options, describe, items
@@ -149,10 +150,14 @@ def install(app: Flask, ext: Extension, report: Report) -> None:
         for key in ("SESSION_COOKIE_SAMESITE", "REMEMBER_COOKIE_SAMESITE"):
             if app.config.get(key) not in ("Lax", "Strict"):
                 app.config[key] = "Lax"
-    hooks = Hooks(app, ext, options, _cdn_origins(app), on)
+    after = app_hooks(app, "after_request_funcs")
+    hooks = Hooks(app, ext, options, _cdn_origins(app), on,
+                  rewrites=[hook for hook in after if isinstance(hook, offline.OfflineAssets)])
     before_request_first(app, hooks.before)  # before IvoryOS's own
     if hooks.after_steps:
-        app.after_request(hooks.after)  # one hook for the three: Flask's per-hook cost is paid once
+        for hook in hooks.rewrites:  # run first by the one hook below
+            after.remove(hook)
+        app.after_request(hooks.after)  # one hook for the four: Flask's per-hook cost is paid once
     problems: Dict[str, str] = {}
     if "socket" in on:
         if ext.socketio is None:
@@ -169,8 +174,6 @@ def install(app: Flask, ext: Extension, report: Report) -> None:
 def _cdn_origins(app: Flask) -> List[str]:
     """The CDN origins IvoryOS's pages still load from (libraries without a local copy, or the local
     copies turned off): the Content-Security-Policy allows them, and says so in the log."""
-    from .. import offline
-
     local = offline.available_assets() if app.config.get(offline.CONFIG_KEY, True) else {}
     origins = sorted({"https://" + url.split("/")[2] for url in adapter.CDN_ASSETS if url not in local})
     if origins:

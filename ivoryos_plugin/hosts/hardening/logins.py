@@ -51,7 +51,7 @@ class LoginCheck:
     def __init__(self, app: Flask, database: Callable[[], Optional[Path]]) -> None:
         self._app = app
         self._database = database
-        self._path: Optional[Path] = None
+        self._path: Optional[str] = None  # (a str: os.stat takes it as it is, a Path is converted each time)
         self._looked = False
         self._lock = threading.Lock()
         self._conn: Optional[sqlite3.Connection] = None
@@ -100,7 +100,8 @@ class LoginCheck:
     def version(self) -> Optional[Version]:
         """The users' database's current state, or None when it cannot be told (then nothing is remembered)."""
         if not self._looked:
-            self._path, self._looked = self._database(), True
+            database = self._database()
+            self._path, self._looked = (None if database is None else os.fspath(database)), True
         path = self._path
         if path is None:
             return None
@@ -120,7 +121,7 @@ class LoginCheck:
                 self._close()
                 return None
 
-    def _data_version(self, path: Path) -> Version:
+    def _data_version(self, path: str) -> Version:
         """``PRAGMA data_version`` on a read-only connection (opened once per file): the version of a
         database whose header keeps no change counter (WAL mode). Negative first part: never equal to
         a header's version."""

@@ -5,7 +5,7 @@ from IvoryOS's logo folder is a download, never sniffed, never a page."""
 from __future__ import annotations
 
 import re
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from flask import Response, request
 
@@ -21,6 +21,7 @@ UPLOAD_HEADERS = (("X-Content-Type-Options", "nosniff"), ("Content-Disposition",
 #: the security headers :meth:`HeaderHook.add_headers` adds when a response has none (the CSP is set apart)
 _ADDED_HEADERS = tuple((name.lower(), name, value) for name, value in SECURITY_HEADERS if name != CSP)
 _OWN_NAMES = frozenset({*(lowered for lowered, _, _ in _ADDED_HEADERS), CSP.lower()})
+_NO_STORE = ("Cache-Control", "no-store")
 _HOST_SOURCE = re.compile(r"[A-Za-z0-9.\-]+(:[0-9]+)?|\[[0-9A-Fa-f:.]+\](:[0-9]+)?")
 
 
@@ -60,25 +61,30 @@ class HeaderHook:
         route's own CSP is kept; the plugins' baseline is replaced), ``no-store`` on generated JSON and CSV.
 
         :param response: any response of the app."""
+        req = request._get_current_object()  # type: ignore[attr-defined]  # (the proxy looked up once)
         headers = response.headers
         present = {name.lower() for name, _ in headers}  # one pass over its list, not one per header added
         raw = getattr(headers, "_list", None)  # Werkzeug's list of (name, value) pairs (verified on 3.1)
-        if present.isdisjoint(_OWN_NAMES) and type(raw) is list:
-            # the usual case, none of them set: the pairs made once per Host, appended as they are (each
-            # Headers.add checks its value again, which costs more than the rest of this hook)
-            raw.extend(self.header_pairs(request.host))
+        # the usual case, none of them set: the pairs made once per Host, appended as they are (each
+        # Headers.add checks its value again, which costs more than the rest of this hook)
+        pairs: Optional[List[Tuple[str, str]]] = raw if present.isdisjoint(_OWN_NAMES) and type(raw) is list else None
+        if pairs is not None:
+            pairs.extend(self.header_pairs(req.host))
         else:
             for lowered, name, value in _ADDED_HEADERS:
                 if lowered not in present:
                     headers.add(name, value)
             if "content-security-policy" not in present or headers.get(CSP) == BASELINE_CSP:
-                headers[CSP] = self.policy(request.host)
+                headers[CSP] = self.policy(req.host)
         if ("cache-control" not in present and response.mimetype in NO_STORE_TYPES and not response.direct_passthrough
                 and response.status_code < 400
-                and (request.method == "GET" or self.ext.plugin_of_path(request.path) is not None)):
+                and (req.method == "GET" or self.ext.plugin_of_path(req.path) is not None)):
             # (what a cache could keep: an error, or IvoryOS's answer to a POST, is not kept anyway, and a
             # no-store body its scripts never read keeps the request open in the browser)
-            headers.add("Cache-Control", "no-store")
+            if pairs is not None:
+                pairs.append(_NO_STORE)  # (a constant: not checked again)
+            else:
+                headers.add(*_NO_STORE)
         return response
 
     def header_pairs(self, host: str) -> Tuple[Tuple[str, str], ...]:
