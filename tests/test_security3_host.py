@@ -433,6 +433,7 @@ def test_an_ivoryos_page_for_two_sessions_loads_the_local_libraries_and_each_ses
             assert meta and fields == {meta.group(1)}, (path, fields)
             tokens.append(meta.group(1))
         assert tokens[0] != tokens[1], f"{path}: two sessions were given one token"
+        assert tokens[2] != tokens[1], f"{path}: the first session got the page made for the second"
 
 
 # ------------------------------------------------------------------ uploads
