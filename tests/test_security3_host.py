@@ -513,6 +513,26 @@ def test_opting_out_gives_ivoryos_its_own_behaviour(tmp_path: Path) -> None:
         opted.server.stop()
 
 
+@pytest.mark.server
+def test_with_every_response_hardening_opted_out_ivoryos_pages_still_load_the_local_libraries(tmp_path: Path) -> None:
+    # no hardening step after the request: the CDN rewriting is then not folded into one, and stays a hook of its own
+    from ivoryos_plugin.hosts import ivoryos as adapter
+
+    kwargs = {"ivoryos_csrf": False, "login_csrf": False, "allow_signup": True, "security_headers": False,
+              "check_uploads": False}
+    opted = start_sec3(tmp_path, env={"SEC3_RUN_KWARGS": json.dumps(kwargs)})
+    try:
+        states = opted.hardening()
+        assert {states[k] for k in ("csrf", "login_csrf", "signup", "headers", "uploads")} == {"off"}, states
+        page = opted.session.get(f"{opted.base}/ivoryos/", headers=HTML)
+        loaded = re.findall(r"<(?:script|link)\b[^>]*(?:src|href)=[\"']([^\"']+)", page.text, flags=re.I)
+        assert page.status_code == 200 and "Content-Security-Policy" not in page.headers
+        assert loaded and not [url for url in loaded if url in adapter.CDN_ASSETS], loaded
+        assert any("/ivoryos/plugins/static/vendor/" in url for url in loaded), loaded
+    finally:
+        opted.server.stop()
+
+
 # ------------------------------------------------------------------ failing closed
 FAILURES = [  # (SEC3_PATCH, what the message must name)
     ("app-not-recognised", ["not recognised", "ivoryos_csrf=False", "allow_anonymous_socket=True",
