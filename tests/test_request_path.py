@@ -110,12 +110,14 @@ def test_the_page_hook_remembers_each_pages_token_places_by_its_bytes() -> None:
     from ivoryos_plugin.hosts.hardening import pages
     from ivoryos_plugin.hosts import ivoryos as adapter
 
-    hooks = types.SimpleNamespace(_points={})
+    from ivoryos_plugin.hosts.page_memo import PageMemo
+
+    hooks = types.SimpleNamespace(_points=PageMemo(pages.PAGES_KEPT, pages.PAGE_BYTES))
     points = pages.PageHook.page_points
     html = PAGE.encode()
     found = points(hooks, html)  # type: ignore[arg-type]
     assert found == (tuple(adapter.form_token_points(html)), adapter.head_tags_point(html), False)
-    assert len(found[0]) == 2 and list(hooks._points) == [html]
+    assert len(found[0]) == 2 and len(hooks._points) == 1 and hooks._points.get(html) is found
     assert points(hooks, bytes(bytearray(html))) is found  # type: ignore[arg-type]  # equal bytes: remembered
     with_script = html.replace(b"</head>", b'<meta name="csrf-token" content="t"><script src="/p/ivoryos_csrf.js">'
                                            b'</script></head>')
@@ -126,7 +128,7 @@ def test_the_page_hook_remembers_each_pages_token_places_by_its_bytes() -> None:
     assert points(hooks, b"<p>a fragment</p>") == ((), None, False)  # type: ignore[arg-type]
     login = html.replace(b"/x", b"/login")
     points(hooks, login, remember=False)  # type: ignore[arg-type]  # a page that is never the same twice
-    assert login not in hooks._points
+    assert hooks._points.get(login) is None
     for n in range(pages.PAGES_KEPT + 3):
         page = html.replace(b"<title>", f"<!-- {n} --><title>".encode())
         assert points(hooks, page)[0] == tuple(adapter.form_token_points(page))  # type: ignore[arg-type]
@@ -158,3 +160,27 @@ def test_one_answer_to_html_or_json(method: str, path: str, headers: Dict[str, s
         assert prefers_json() is accept_only
         assert prefers_json(WerkzeugRequest(EnvironBuilder(path=path, headers=list(headers.items())).get_environ())) is accept_only
         assert wants_json(request) is json_wanted
+
+
+def test_a_page_memo_answers_for_the_exact_bytes_only() -> None:
+    # the memo finds a page by a fingerprint (its length and its ends), then compares the bytes: a page
+    # with the same length and ends but another middle is never given the other page's answer
+    from ivoryos_plugin.hosts.page_memo import EDGE, PageMemo
+
+    memo: PageMemo[str] = PageMemo(keep=4, largest=1 << 20)
+    page = b"<head>" + b"a" * 4000 + b"<form method=post>" + b"z" * 4000
+    twin = page.replace(b"<form method=post>", b"<form method=get>!")  # same length, same ends
+    assert len(twin) == len(page) and twin[:EDGE] == page[:EDGE] and twin[-EDGE:] == page[-EDGE:]
+    memo.put(page, "post form")
+    assert memo.get(bytes(bytearray(page))) == "post form"  # equal bytes, another object: found
+    assert memo.get(twin) is None  # the same fingerprint, other bytes: not this page's answer
+    memo.put(twin, "get form")
+    assert memo.get(twin) == "get form" and memo.get(page) is None and len(memo) == 1  # the twin replaced it
+    assert memo.get(page, extra="/other/") is None  # another extra key: another entry
+    memo.put(page, "post form", extra="/other/")
+    assert memo.get(page, extra="/other/") == "post form" and memo.get(twin) == "get form"
+    memo.put(b"x" * (2 << 20), "too large")
+    assert memo.get(b"x" * (2 << 20)) is None  # larger than kept
+    for n in range(10):  # bounded
+        memo.put(page + str(n).encode(), str(n))
+        assert len(memo) <= 4

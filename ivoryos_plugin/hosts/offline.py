@@ -20,6 +20,7 @@ from typing import Dict, FrozenSet, List, Optional, Set, Tuple
 from flask import Flask, Response, current_app, request, url_for
 
 from .ivoryos import CDN_ASSETS
+from .page_memo import PageMemo
 
 CONFIG_KEY = "IVORYOS_PLUGIN_OFFLINE_ASSETS"
 VENDOR_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "static", "vendor")
@@ -164,14 +165,14 @@ class OfflineAssets:
         self.missing: Dict[str, str] = {}
         self._tags: Dict[Tuple[bytes, str], TagRewrite] = {}  # each tag's rewriting (for self.local)
         self._bases: Dict[str, str] = {}  # script root -> the vendor folder's URL
-        self._pages: Dict[Tuple[bytes, str], bytes] = {}  # (a page, the vendor URL) -> the page rewritten
+        self._pages: PageMemo[bytes] = PageMemo(PAGES_KEPT, PAGE_BYTES)  # (a page, the vendor URL) -> the page rewritten
         self.refresh()
 
     def refresh(self) -> None:
         """Look at the vendor folder again (after ``npm ci``); log once what is still missing."""
         self.local = available_assets(self.vendor_dir)
         self._tags = {}
-        self._pages = {}
+        self._pages.clear()
         missing = {url: rel for url, rel in CDN_ASSETS.items() if url not in self.local}
         if missing and frozenset(missing) not in _LOGGED:
             _LOGGED.add(frozenset(missing))
@@ -194,15 +195,14 @@ class OfflineAssets:
         if base is None:
             return response
         body = response.get_data()  # the page's bytes: not decoded, copied only when a tag changes
-        key = (body, base)
-        rewritten = self._pages.get(key)  # IvoryOS renders the same page again and again: one hash of it
-        if rewritten is None:  # (a fraction of a scan) finds its rewriting, a function of the page alone
+        # IvoryOS renders the same page again and again: its rewriting, a function of the page alone, is
+        # looked up (a fraction of a scan) and kept, bounded (PAGES_KEPT pages of at most PAGE_BYTES, twice)
+        rewritten = self._pages.get(body, base)
+        if rewritten is None:
             rewritten = rewrite_page(body, self.local, base, self._tags)
-            if len(body) <= PAGE_BYTES:
-                if len(self._pages) >= PAGES_KEPT:  # bounded: PAGES_KEPT pages of at most PAGE_BYTES, twice
-                    self._pages.clear()
-                self._pages[key] = rewritten
-        if rewritten is not body and rewritten != body:
+            self._pages.put(body, rewritten, base)
+        if rewritten is not body:
+            # the kept object even when nothing changed: the page hook then finds it by identity
             response.set_data(rewritten)
         return response
 

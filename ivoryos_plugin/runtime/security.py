@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple, cast
 from urllib.parse import urlsplit
 
-from flask import Response, current_app, redirect, request, session, url_for
+from flask import Response, current_app, g, redirect, request, session, url_for
 from markupsafe import Markup, escape
 
 from . import payloads
@@ -186,13 +186,14 @@ def _remember(cache: Dict[Any, Any], key: Any, value: Any) -> None:
 def page_csrf_token() -> str:
     """The CSRF token for a page's ``<meta>``: Flask-WTF's ``generate_csrf()``, whose signed token is
     reused for a minute for the same session (signing costs an HMAC per page)."""
-    from flask import g
-    from flask_wtf.csrf import generate_csrf
-
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     field = app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
+    if field in g:  # made already in this request (IvoryOS's before_request does): what generate_csrf() returns
+        return str(g.get(field))
+    from flask_wtf.csrf import generate_csrf
+
     raw, secret = session.get(field), _csrf_secret(app)
-    if field in g or not (isinstance(raw, str) and raw and secret):
+    if not (isinstance(raw, str) and raw and secret):
         return str(generate_csrf())
     signed = _extension(app).csrf_signed
     found, now = signed.get((raw, secret)), time.time()

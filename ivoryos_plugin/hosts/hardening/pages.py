@@ -12,6 +12,7 @@ from markupsafe import escape
 
 from ...runtime.security import page_csrf_token
 from .. import ivoryos as adapter
+from ..page_memo import PageMemo
 from .options import Options
 
 __all__ = ["PageHook", "CSRF_SCRIPT", "PagePoints", "PAGES_KEPT", "PAGE_BYTES"]
@@ -33,7 +34,7 @@ class PageHook:
     def __init__(self, options: Options) -> None:
         self.options = options
         self._script_tags: Dict[str, str] = {}  # script root -> the CSRF script's tag
-        self._points: Dict[bytes, PagePoints] = {}  # a page's bytes -> :meth:`page_points`
+        self._points: PageMemo[PagePoints] = PageMemo(PAGES_KEPT, PAGE_BYTES)  # a page's bytes -> :meth:`page_points`
 
     def harden_page(self, response: Response) -> Response:
         """IvoryOS's HTML: the login form's token, no signup link, and (``ivoryos_csrf``) a token in
@@ -73,7 +74,8 @@ class PageHook:
         none, and the ``<head>``'s tags (None when it has the script already, or no ``<head>``), with
         whether the ``<head>`` has its ``<meta name="csrf-token">``. Worked out from the page alone, so
         remembered for the page's very bytes: IvoryOS renders the same page again and again, and
-        looking a page up (one hash of it) costs a fraction of scanning it for forms.
+        looking a page up (:class:`~ivoryos_plugin.hosts.page_memo.PageMemo`) costs a fraction of
+        scanning it for forms.
 
         :param body: the page (UTF-8).
         :param remember: whether to keep the answer (not for a page that is never the same twice)."""
@@ -92,10 +94,8 @@ class PageHook:
             else:
                 has_meta = body.find(b'name="csrf-token"', 0, end) != -1
         found = (tuple(adapter.form_token_points(body)), head, has_meta)
-        if remember and len(body) <= PAGE_BYTES:
-            if len(self._points) >= PAGES_KEPT:  # bounded: PAGES_KEPT pages of at most PAGE_BYTES
-                self._points.clear()
-            self._points[body] = found
+        if remember:  # (bounded: PAGES_KEPT pages of at most PAGE_BYTES)
+            self._points.put(body, found)
         return found
 
     def csrf_script_tag(self) -> str:
