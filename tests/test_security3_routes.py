@@ -105,6 +105,9 @@ FIXTURES = textwrap.dedent('''
     @framework.record_once
     def _fw_app_routes(state):
         state.app.add_url_rule("/api/sec3_fw/reset", "sec3_fw_reset", lambda: ran("fw-reset"), methods=["POST"])
+        # a reading as a lab's own code writes it, NaN included (what JSON.parse refuses in the page)
+        state.app.add_url_rule("/api/sec3_fw/reading", "sec3_fw_reading", lambda: current_app.response_class(
+            '{"celsius": NaN}', mimetype="application/json"))
         state.app.register_blueprint(extra, url_prefix="/api/sec3_fw_extra")
 ''')
 
@@ -212,7 +215,7 @@ def test_public_routes_stay_public_and_the_hosts_own_routes_stay_theirs(dev_app:
     assert anonymous.get("/ivoryos/auth/login").status_code == 200
     owners = dev_app.extensions["ivoryos_plugin"].registrations.owners
     assert owners == {"sec3_lab_dose": "sec3_lab", "sec3_lab_raw": "sec3_lab", "sec3_reg_stop": "sec3_reg",
-                      "sec3_fw_reset": "sec3_fw", "sec3_fw_extra.export": "sec3_fw"}, owners
+                      "sec3_fw_reset": "sec3_fw", "sec3_fw_reading": "sec3_fw", "sec3_fw_extra.export": "sec3_fw"}, owners
 
 
 # ------------------------------------------------------------------ real servers
@@ -229,6 +232,10 @@ if __name__ == "__main__":
         import ivoryos_plugin
 
         ivoryos_plugin.run(__name__, port=port, plugins=[lab, stopper, framework])
+    elif os.environ["SEC3_HOST"] == "run-plugin":  # a Plugin only: no plain Blueprint's hooks after the framework's
+        import ivoryos_plugin
+
+        ivoryos_plugin.run(__name__, port=port, plugins=[framework])
     else:  # plain ivoryos.run, the Plugin first: nothing attached the app before it registers
         import ivoryos
 
@@ -258,7 +265,8 @@ class Served:
         return next(word for word in done.stdout.split() if word.startswith("ivp_"))
 
 
-@pytest.fixture(scope="module", params=["run", "plain"], ids=["ivoryos_plugin.run", "plain-ivoryos.run"])
+@pytest.fixture(scope="module", params=["run", "run-plugin", "plain"],
+                ids=["ivoryos_plugin.run", "ivoryos_plugin.run-a-Plugin-only", "plain-ivoryos.run"])
 def served(request: pytest.FixtureRequest, fixtures: ModuleType,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     running = Served(tmp_path_factory.mktemp(request.param), request.param, fixtures)
@@ -270,11 +278,11 @@ def served(request: pytest.FixtureRequest, fixtures: ModuleType,
 
 @pytest.mark.server
 def test_routes_a_plugin_adds_to_the_app_are_guarded_on_a_real_server(served: Served) -> None:
-    plain = served.host == "plain"
+    plain, plugin_only = served.host == "plain", served.host == "run-plugin"
     bearer = {"Authorization": f"Bearer {served.token()}", **JSON}
     checked: Dict[str, int] = {}
     for name, path, what in ROUTES:
-        if plain and name == "sec3_reg":
+        if (plain and name == "sec3_reg") or (plugin_only and name != "sec3_fw"):
             continue  # not loaded there
         if plain and name == "sec3_lab":
             # a plain Blueprint under plain ivoryos.run without the framework's recipe is IvoryOS's
@@ -296,4 +304,8 @@ def test_routes_a_plugin_adds_to_the_app_are_guarded_on_a_real_server(served: Se
         by_token = requests.post(served.base + path, headers=bearer)  # a program: no session, no CSRF token
         assert by_token.status_code == 200 and served.ran() == before + [what, what], (path, by_token.text[:300])
         checked[name] = checked.get(name, 0) + 1
-    assert checked == ({"sec3_fw": 3} if plain else {"sec3_lab": 2, "sec3_reg": 1, "sec3_fw": 3}), checked
+    assert checked == ({"sec3_fw": 3} if plain or plugin_only else {"sec3_lab": 2, "sec3_reg": 1, "sec3_fw": 3}), checked
+    # the plugin's own response hardening runs on the routes it added to the app (under ivoryos_plugin.run from
+    # the hardening's one after hook): a NaN its code wrote reaches the page as null, which JSON.parse reads
+    reading = served.session.get(served.base + "/api/sec3_fw/reading", headers=JSON)
+    assert reading.status_code == 200 and reading.json() == {"celsius": None}, reading.text[:300]

@@ -236,11 +236,16 @@ def _create(app: Flask, framework: IvoryOSPlugins) -> Extension:
 
     # one hook before and one after each request (Flask looks each hook up and asks whether it is a
     # coroutine on every request)
+    registrations = ext.registrations
+
     @app.before_request
     def _before_each_request() -> Optional[Response]:
-        ext.ensure_started()  # the plugins' on_start, at the first request
+        if not ext.started:
+            ext.ensure_started()  # the plugins' on_start, at the first request
+        if not registrations.owners and not registrations.watching:
+            return None  # (no plugin added a route to the app itself: nothing else to look up)
         # routes a plugin added to the app itself (record_once, its register): its guard, not its Blueprint's
-        name = ext.registrations.owner(request.endpoint)
+        name = registrations.owner(request.endpoint)
         return None if name is None else guard_request(name, public=False)
 
     @app.after_request
@@ -249,8 +254,13 @@ def _create(app: Flask, framework: IvoryOSPlugins) -> Extension:
         # 404s, 405s and errors under a plugin's prefix never reach its blueprint's hooks
         if ext.plugin_of_path(req.path) is not None:
             security_headers(response)
-        name = ext.registrations.owner(req.endpoint)
+        if not registrations.owners and not registrations.watching:
+            return response
+        name = registrations.owner(req.endpoint)
         return response if name is None else harden_response(response, name)
+
+    #: the after hook, for a host that runs it from a hook of its own (the hardening's, one hook per request)
+    ext.after_each_request = _after_each_request
 
     @app.context_processor
     def _nav() -> Dict[str, Any]:

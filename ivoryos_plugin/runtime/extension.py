@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, FrozenSet, Iterator, List, Optional, Tuple, cast
 
-from flask import Blueprint, Flask, current_app
+from flask import Blueprint, Flask, Response, current_app
 from flask.sansio.blueprints import Blueprint as SansioBlueprint
 from jinja2 import TemplateNotFound
 
@@ -194,6 +194,9 @@ class Extension:
         self.plain: Dict[str, Blueprint] = {}
         #: the endpoints plugins added to the app outside their Blueprint (guarded as theirs)
         self.registrations = Registrations(app)
+        #: the framework's hook after each request (:func:`~ivoryos_plugin.runtime.attach.attach` puts it
+        #: on the app; a host may run it from a hook of its own instead, taking it out of Flask's table)
+        self.after_each_request: Optional[Callable[[Response], Response]] = None
         self.failures: List[Dict[str, str]] = []
         #: problems of plugins that run anyway (a Socket.IO event two plugins handle...), for the health page
         self.warnings: List[Dict[str, str]] = []

@@ -29,6 +29,8 @@ __all__ = ["ALLOWED_HOSTS_KEY", "HostHeaderVerdicts", "host_header_name", "allow
 
 #: env and config key naming more Host names the server answers to (comma separated; ``*``: any)
 ALLOWED_HOSTS_KEY = "IVORYOS_PLUGIN_ALLOWED_HOSTS"
+#: config key of the origins allowed to post (their hosts are allowed Hosts too)
+ORIGINS_KEY = "IVORYOS_PLUGIN_ALLOWED_ORIGINS"
 #: the most of an over-long chunked body read (and dropped) so the client gets its 413
 DRAIN_BYTES, DRAIN_S = 64 << 20, 10.0
 
@@ -53,7 +55,7 @@ def allowed_host_names(config: Any, env: Optional[str] = None) -> FrozenSet[str]
     :param config: the app's config (a mapping).
     :param env: the env value (default: ``os.environ``)."""
     env = os.environ.get(ALLOWED_HOSTS_KEY, "") if env is None else env
-    listed, origins = config.get(ALLOWED_HOSTS_KEY), config.get("IVORYOS_PLUGIN_ALLOWED_ORIGINS")
+    listed, origins = config.get(ALLOWED_HOSTS_KEY), config.get(ORIGINS_KEY)
     names = set(env.split(","))
     for value in (listed,) if isinstance(listed, str) else (listed or ()):
         names.update(str(value).split(","))
@@ -93,24 +95,36 @@ def host_header_refusal(host: str) -> str:
 
 class HostHeaderVerdicts:
     """One app's Host verdicts, remembered for the few Hosts a server sees (its extension keeps one, as
-    ``ext.host_header_verdicts``): the configured names are worked out again only when the env or the config
-    that names them changes, and a client sending random Hosts cannot grow the table past 256."""
+    ``ext.host_header_verdicts``): the configured names are worked out again only when the config that
+    names them changes (the environment's ``IVORYOS_PLUGIN_ALLOWED_HOSTS`` is read then, and at the first
+    request: reading it costs more than the rest of a verdict), and a client sending random Hosts cannot
+    grow the table past 256."""
 
     def __init__(self) -> None:
         self._names_key: Any = None
         self._names: FrozenSet[str] = frozenset()
+        #: (the config's two values, the names made from them): the names are reused while the config holds
+        #: the very same values, each None or a string (which cannot change in place); one tuple, swapped whole
+        self._state: Tuple[Any, Any, Optional[FrozenSet[str]]] = (None, None, None)
         self._verdicts: Dict[Tuple[str, FrozenSet[str]], bool] = {}
 
     def names(self, config: Any) -> FrozenSet[str]:
-        """:func:`allowed_host_names` of ``config``, remembered while the env and config stay the same.
+        """:func:`allowed_host_names` of ``config``, remembered while its values stay the same.
 
         :param config: the app's config."""
+        listed, origins = config.get(ALLOWED_HOSTS_KEY), config.get(ORIGINS_KEY)
+        state = self._state
+        if state[2] is not None and listed is state[0] and origins is state[1]:
+            return state[2]
         # (the values themselves, a list copied as a tuple: an edit in place is seen, and no repr per request)
-        key = (os.environ.get(ALLOWED_HOSTS_KEY, ""), _frozen(config.get(ALLOWED_HOSTS_KEY)),
-               _frozen(config.get("IVORYOS_PLUGIN_ALLOWED_ORIGINS")))
+        key = (os.environ.get(ALLOWED_HOSTS_KEY, ""), _frozen(listed), _frozen(origins))
+        names = self._names
         if key != self._names_key:
-            self._names, self._names_key = allowed_host_names(config, key[0]), key
-        return self._names
+            names = allowed_host_names(config, key[0])
+            self._names, self._names_key = names, key
+        immutable = all(value is None or isinstance(value, str) for value in (listed, origins))
+        self._state = (listed, origins, names) if immutable else (None, None, None)
+        return names
 
     def allowed(self, host: str, config: Any) -> bool:
         """:func:`host_header_ok` against the names ``config`` allows.

@@ -31,11 +31,14 @@ class Hooks:
     :param rewrites: response hooks that rewrite a page the same way for everyone (the CDN hook), run
         first: IvoryOS's page as rendered is the same for every session, so its rewriting is found by
         its bytes, and the object found is the very one the page hook remembered (a lookup by identity,
-        where the page with a session's tokens in it would be hashed and compared again)."""
+        where the page with a session's tokens in it would be hashed and compared again).
+    :param then: hooks run last (the framework's own after hook, :attr:`Extension.after_each_request`,
+        which Flask ran right after the hardening's), to be taken out of Flask's table when installed."""
 
     def __init__(self, app: Flask, ext: Extension, options: Options, origins: Sequence[str] = (),
                  on: AbstractSet[str] = frozenset(),
-                 rewrites: Sequence[Callable[[Response], Response]] = ()) -> None:
+                 rewrites: Sequence[Callable[[Response], Response]] = (),
+                 then: Sequence[Callable[[Response], Response]] = ()) -> None:
         self.ext, self.options, self.origins = ext, options, tuple(origins)
         self.guard = RequestGuard(app, ext, options)
         self.page_hook = PageHook(options)
@@ -52,16 +55,25 @@ class Hooks:
             (self.uploads, "uploads" in on), (self.headers, "headers" in on),
             (self.pages, bool(on & {"login_csrf", "signup", "csrf"}))) if wanted)
         #: what :attr:`after` runs: the rewrites, then the hardening's steps in the order Flask ran them
-        #: as three hooks (the last added first); nothing when no hardening step is on
-        self.after_steps: Tuple[Callable[[Response], Response], ...] = (*rewrites, *hardening) if hardening else ()
-        #: the rewrites :attr:`after` runs (to be taken out of Flask's table when it is installed)
+        #: as three hooks (the last added first), then :attr:`then`; nothing when no hardening step is on
+        self.after_steps: Tuple[Callable[[Response], Response], ...] = (
+            (*rewrites, *hardening, *then) if hardening else ())
+        #: the rewrites and the hooks run last (to be taken out of Flask's table when :attr:`after` is installed)
         self.rewrites = tuple(rewrites) if hardening else ()
+        self.then = tuple(then) if hardening else ()
+        # each step, and whether it only ever changes an HTML page (the CDN and page hooks): the others
+        # run on every response, these only when the Content-Type (parsed once here) says text/html
+        pages_only = {*map(id, rewrites), id(self.pages)}
+        self._steps = tuple((step, id(step) in pages_only) for step in self.after_steps)
 
     # ------------------------------------------------------------- after each request
     def harden_response(self, response: Response) -> Response:
-        """After each of IvoryOS's requests: :attr:`after_steps` (rewrites, uploads, headers, pages), one hook.
+        """After each of IvoryOS's requests: :attr:`after_steps` (rewrites, uploads, headers, pages,
+        then the framework's own), one hook; the steps that only touch HTML pages skip other responses.
 
         :param response: any response of the app."""
-        for step in self.after_steps:
-            response = step(response)
+        html = response.mimetype == "text/html"
+        for step, pages_only in self._steps:
+            if html or not pages_only:
+                response = step(response)
         return response

@@ -4,12 +4,12 @@ this server's (a DNS-rebinding page), and the look for it in the app's WSGI chai
 and the health page make. The verdicts themselves are :mod:`ivoryos_plugin.runtime.inbound`'s."""
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 from flask import Flask, Response
 from werkzeug.wrappers import Request as WerkzeugRequest
 
-from ...runtime.inbound import host_header_allowed, host_header_refusal
+from ...runtime.inbound import HostHeaderVerdicts, host_header_allowed, host_header_refusal
 from ...runtime.replies import prefers_json
 from ...runtime.security import SECURITY_HEADERS
 
@@ -25,6 +25,9 @@ class HostHeaderCheck:
 
     def __init__(self, wsgi_app: Any, app: Flask) -> None:
         self.wsgi_app, self.app = wsgi_app, app
+        ext = app.extensions.get("ivoryos_plugin")
+        #: the app's remembered verdicts (None for an app the framework has not attached: worked out each time)
+        self.verdicts: Optional[HostHeaderVerdicts] = getattr(ext, "host_header_verdicts", None)
 
     def __call__(self, environ: Dict[str, Any], start_response: Any) -> Any:
         """Answer the request, or refuse its Host.
@@ -32,7 +35,8 @@ class HostHeaderCheck:
         :param environ: the WSGI environ.
         :param start_response: the WSGI callable."""
         host = str(environ.get("HTTP_HOST") or "")
-        if host_header_allowed(host, self.app):
+        verdicts = self.verdicts
+        if verdicts.allowed(host, self.app.config) if verdicts is not None else host_header_allowed(host, self.app):
             return self.wsgi_app(environ, start_response)
         message = f"400 Bad Request: {host_header_refusal(host)}"
         if prefers_json(WerkzeugRequest(environ)):

@@ -151,13 +151,17 @@ def install(app: Flask, ext: Extension, report: Report) -> None:
             if app.config.get(key) not in ("Lax", "Strict"):
                 app.config[key] = "Lax"
     after = app_hooks(app, "after_request_funcs")
-    hooks = Hooks(app, ext, options, _cdn_origins(app), on,
-                  rewrites=[hook for hook in after if isinstance(hook, offline.OfflineAssets)])
+    rewrites = [hook for hook in after if isinstance(hook, offline.OfflineAssets)]
+    others, framework_after = [hook for hook in after if hook not in rewrites], ext.after_each_request
+    hooks = Hooks(app, ext, options, _cdn_origins(app), on, rewrites=rewrites,
+                  # the framework's after hook when Flask would run it right after the one added below
+                  # (the last added runs first)
+                  then=[framework_after] if framework_after is not None and others[-1:] == [framework_after] else [])
     before_request_first(app, hooks.before)  # before IvoryOS's own
     if hooks.after_steps:
-        for hook in hooks.rewrites:  # run first by the one hook below
+        for hook in (*hooks.rewrites, *hooks.then):  # run first and last by the one hook below
             after.remove(hook)
-        app.after_request(hooks.after)  # one hook for the four: Flask's per-hook cost is paid once
+        app.after_request(hooks.after)  # one hook for them all: Flask's per-hook cost is paid once
     problems: Dict[str, str] = {}
     if "socket" in on:
         if ext.socketio is None:
