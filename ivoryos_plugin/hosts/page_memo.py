@@ -5,7 +5,8 @@ IvoryOS renders the same page again and again, each time as new bytes. A dict ke
 all of it on each lookup (about 12 µs for a 40 KB page in a loop, several times that in a server's
 request thread); :class:`PageMemo` keys it by a fingerprint (the length, the first and last
 :data:`EDGE` bytes) and compares the page it kept with the new one byte for byte, which costs a
-fraction of a hash, and nothing when it is the very object it kept (what one hook hands the next).
+fraction of a hash, and nothing when it is the very object it kept (what one hook hands the next: found
+by its identity first).
 A different page with the same fingerprint is worked out again and replaces it: the answer is always
 the one for these exact bytes."""
 from __future__ import annotations
@@ -28,12 +29,17 @@ class PageMemo(Generic[T]):
     def __init__(self, keep: int, largest: int) -> None:
         self.keep, self.largest = keep, largest
         self._kept: Dict[Tuple[Hashable, ...], Tuple[bytes, T]] = {}
+        #: the same entries by the identity of the page object kept (alive while kept, so never another's)
+        self._objects: Dict[Tuple[int, Hashable], Tuple[bytes, T]] = {}
 
     def get(self, page: bytes, extra: Hashable = None) -> Optional[T]:
         """The value kept for exactly ``page`` (and ``extra``), or None.
 
         :param page: the page's bytes.
         :param extra: what else the value depends on."""
+        found = self._objects.get((id(page), extra))
+        if found is not None and found[0] is page:
+            return found[1]
         found = self._kept.get((len(page), page[:EDGE], page[-EDGE:], extra))
         if found is not None and (found[0] is page or found[0] == page):
             return found[1]
@@ -48,12 +54,17 @@ class PageMemo(Generic[T]):
         if len(page) > self.largest:
             return
         if len(self._kept) >= self.keep:
-            self._kept.clear()
-        self._kept[(len(page), page[:EDGE], page[-EDGE:], extra)] = (page, value)
+            self.clear()
+        key = (len(page), page[:EDGE], page[-EDGE:], extra)
+        replaced = self._kept.get(key)
+        if replaced is not None:
+            self._objects.pop((id(replaced[0]), extra), None)
+        self._kept[key] = self._objects[(id(page), extra)] = (page, value)
 
     def clear(self) -> None:
         """Forget every page."""
         self._kept.clear()
+        self._objects.clear()
 
     def __len__(self) -> int:
         return len(self._kept)
