@@ -45,6 +45,15 @@ class PageMemo(Generic[T]):
             return found[1]
         return None
 
+    def holds(self, page: bytes, extra: Hashable = None) -> bool:
+        """Whether ``page`` is the very object kept (not only equal bytes): the object stays alive while
+        kept, so a memo of what is made from it may key it by its identity.
+
+        :param page: the page's bytes.
+        :param extra: what else the value depends on."""
+        found = self._objects.get((id(page), extra))
+        return found is not None and found[0] is page
+
     def put(self, page: bytes, value: T, extra: Hashable = None) -> None:
         """Keep ``value`` for ``page`` (and ``extra``), unless the page is larger than :attr:`largest`.
 

@@ -24,6 +24,8 @@ _CSRF_SCRIPT_NAME = CSRF_SCRIPT.encode()
 PagePoints = Tuple[Tuple[int, ...], Optional[int], bool]
 #: the pages :meth:`PageHook.page_points` remembers (by their bytes), and the largest it keeps
 PAGES_KEPT, PAGE_BYTES = 16, 256 * 1024
+#: the pages with a session's token in them kept (for that session's next load of the same page)
+MADE_KEPT = 64
 
 
 class PageHook:
@@ -35,6 +37,9 @@ class PageHook:
         self.options = options
         self._script_tags: Dict[str, str] = {}  # script root -> the CSRF script's tag
         self._points: PageMemo[PagePoints] = PageMemo(PAGES_KEPT, PAGE_BYTES)  # a page's bytes -> :meth:`page_points`
+        #: (the page object kept in :attr:`_points`, a session's token) -> (that page, the page with the token in
+        #: it): a session loading the same page again gets the same bytes, made once (bounded: :data:`MADE_KEPT`)
+        self._made: Dict[Tuple[int, str], Tuple[bytes, bytes]] = {}
 
     def harden_page(self, response: Response) -> Response:
         """IvoryOS's HTML: the login form's token, no signup link, and (``ivoryos_csrf``) a token in
@@ -57,17 +62,35 @@ class PageHook:
                 body, changed = page.encode(), True
         if options.ivoryos_csrf:
             token = page_csrf_token()
-            field = adapter.token_field(token)
-            points, head, has_meta = self.page_points(body, remember=not changed)
-            inserts = [(at, field) for at in points]
-            if head is not None:
-                tags = "" if has_meta else f'<meta name="csrf-token" content="{escape(token)}">\n'
-                inserts.append((head, f"{tags}{self.csrf_script_tag()}\n".encode()))
-            if inserts:
-                body, changed = adapter.with_inserts(body, inserts), True
+            made = None if changed else self._made.get((id(body), token))
+            if made is not None and made[0] is body:  # (the very page object kept: its id is no other's)
+                body, changed = made[1], True
+            else:
+                with_token = self.with_token(body, token, remember=not changed)
+                if with_token is not body:
+                    if not changed and self._points.holds(body):  # the very page object kept: so is this
+                        if len(self._made) >= MADE_KEPT:
+                            self._made.clear()
+                        self._made[(id(body), token)] = (body, with_token)
+                    body, changed = with_token, True
         if changed:
             response.set_data(body)
         return response
+
+    def with_token(self, body: bytes, token: str, remember: bool = True) -> bytes:
+        """``body`` with the session's CSRF ``token`` in each POST form, and its ``<meta>`` and script in
+        the ``<head>`` (``body`` itself when there is nowhere to put them).
+
+        :param body: the page (UTF-8).
+        :param token: the session's CSRF token.
+        :param remember: whether to keep the page's places (:meth:`page_points`)."""
+        field = adapter.token_field(token)
+        points, head, has_meta = self.page_points(body, remember=remember)
+        inserts = [(at, field) for at in points]
+        if head is not None:
+            tags = "" if has_meta else f'<meta name="csrf-token" content="{escape(token)}">\n'
+            inserts.append((head, f"{tags}{self.csrf_script_tag()}\n".encode()))
+        return adapter.with_inserts(body, inserts) if inserts else body
 
     def page_points(self, body: bytes, remember: bool = True) -> PagePoints:
         """Where :meth:`harden_page` puts the tokens in ``body``: after each POST form's opening tag that has
