@@ -31,7 +31,7 @@ class Hooks:
     :param rewrites: response hooks that rewrite a page the same way for everyone (the CDN hook), run
         first: IvoryOS's page as rendered is the same for every session, so its rewriting is found by
         its bytes, and the object found is the very one the page hook remembered (a lookup by identity,
-        where the page with a session's tokens in it would be hashed and compared again).
+        where the page with a session's tokens in it would be fingerprinted and compared again).
     :param then: hooks run last (the framework's own after hook, :attr:`Extension.after_each_request`,
         which Flask ran right after the hardening's), to be taken out of Flask's table when installed."""
 

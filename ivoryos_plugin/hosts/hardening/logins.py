@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Tuple
 
 from flask import Flask, g, session
+from flask_login import current_user
 
 from ...runtime.sessions import USER_KEY
 
@@ -74,8 +75,6 @@ class LoginCheck:
                 return True  # loaded and found authenticated from this very state of the database
         else:
             version = None  # nothing to remember, or Flask-Login's answer is at hand (or changes the session)
-        from flask_login import current_user  # (imported here, past the remembered answer)
-
         authenticated = bool(current_user.is_authenticated)
         if authenticated and version is not None and current_user.get_id() == user_id:
             with self._lock:
