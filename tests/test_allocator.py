@@ -129,3 +129,44 @@ def test_ivoryos_plugin_run_fixes_the_threshold_and_says_so(tmp_path: Path) -> N
         server.stop()
     said = [line for line in server.output().splitlines() if "glibc's mmap threshold fixed at 128 KiB" in line]
     assert len(said) == 1, server.output()[-3000:]
+
+
+# Twelve threads alive at once, each allocating (as request threads, workers and a camera do): how many
+# arenas glibc made (malloc_stats writes one "Arena N:" block per arena to stderr).
+ARENAS = """
+import ctypes, sys, threading
+sys.path.insert(0, {root!r})
+{setup}
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+libc.malloc.argtypes = [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+barrier = threading.Barrier(12)
+def work():
+    block = libc.malloc(4096)
+    barrier.wait()
+    libc.free(block)
+threads = [threading.Thread(target=work) for _ in range(12)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+libc.malloc_stats()
+"""
+
+
+def arenas(setup: str, env: dict) -> int:
+    done = subprocess.run([PY, "-c", ARENAS.format(root=str(ROOT), setup=setup)], capture_output=True, text=True,
+                          timeout=60, env={"PATH": "/usr/bin:/bin", **env})
+    assert done.returncode == 0, done.stderr
+    return sum(1 for line in done.stderr.splitlines() if line.startswith("Arena "))
+
+
+def test_the_heaps_of_many_threads_are_few() -> None:
+    # what each heap keeps at its top (up to the trim threshold) times the heaps: bounded by ARENA_MAX
+    from ivoryos_plugin.hosts.allocator import ARENA_MAX
+
+    plain = arenas("", {})
+    assert plain > ARENA_MAX, f"{plain} arenas for 12 threads without the setting: the probe proves nothing"
+    assert arenas(STEADY, {}) <= ARENA_MAX
+    assert arenas(STEADY, {"MALLOC_ARENA_MAX": "8"}) > ARENA_MAX  # the user's choice wins
