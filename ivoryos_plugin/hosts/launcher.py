@@ -18,6 +18,7 @@ from ..runtime.process import stop_on_sigterm
 from ..runtime.files import atomic_write
 from . import demomode, hardening
 from .allocator import steady_allocator
+from .cookie_sessions import keep_unchanged_sessions
 from . import ivoryos as adapter
 from . import panels
 from .discovery import check_plugin, isolate_registration, protect_plain
@@ -271,6 +272,7 @@ def run(module: Optional[str] = None, host: Optional[str] = None, port: Optional
                                                           [item.key for item in hardening.items(options)])
                                if demo else _say, framework)
         framework.hooks.extend(own.hooks)  # the caller's, on the hardened app
+        framework.hooks.append(_changed_sessions_only)
         stop_on_sigterm()  # the plugins' on_stop at SIGTERM (a library installs no handler: the program does)
         steadied = steady_allocator()  # why: hosts/allocator.py
         if steadied:
@@ -282,6 +284,11 @@ def run(module: Optional[str] = None, host: Optional[str] = None, port: Optional
     finally:
         if report is not None:
             report.armed = False  # ivoryos.run returned: a hook it never ran hardens no other app
+
+
+def _changed_sessions_only(app: Any, _ext: Any) -> None:
+    """IvoryOS's session cookie sent only when the session changed (why: hosts/cookie_sessions.py)."""
+    keep_unchanged_sessions(app)
 
 
 #: ``ivoryos.run``'s defaults (1.7.2) for the arguments an older IvoryOS may lack: left out silently.
