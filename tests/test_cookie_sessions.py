@@ -89,9 +89,11 @@ def test_a_status_poll_that_changes_nothing_sends_no_cookie_and_undoes_no_change
     if launcher == "run":
         assert sent_cookie(poll) is None, "ivoryos_plugin.run sent an unchanged session again"
         assert "Cookie" in poll.headers.get("Vary", "")
-        # the change stays: the browser's next request carries autofill on
+        # the change stays: the browser's next request carries autofill on, and IvoryOS's designer shows it
         again = requests.get(f"{server.base}{STATUS}", headers={"Cookie": f"session={after_change}"})
         assert again.status_code == 200 and sent_cookie(again) is None
+        draft = requests.get(f"{server.base}/ivoryos/draft", headers={"Cookie": f"session={after_change}"})
+        assert draft.status_code == 200 and "toolbox-autofill active" in draft.text
     else:
         # plain ivoryos.run: the poll's reply carries the session as it was, which undoes the change
         undone = sent_cookie(poll)
@@ -105,8 +107,9 @@ def ivoryos_style_app(clock: Any = None) -> Flask:
     app = Flask("ivoryos_style")
     app.secret_key = "k" * 32
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
-    assert keep_unchanged_sessions(app) if clock is None else True
-    if clock is not None:
+    if clock is None:
+        assert keep_unchanged_sessions(app)  # (Flask's own interface: replaced)
+    else:
         app.session_interface = ChangedOnlySessions(clock)
 
     @app.before_request
