@@ -3,6 +3,7 @@ state (one Plugin on two apps has two runtimes), and the IvoryOS adapter failing
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -109,7 +110,9 @@ def make_twin_plugin() -> Plugin:
     @twin.worker(every=0.02)
     def tick() -> None:
         path = twin.data_dir / "ticks.txt"  # this app's folder: the worker runs for one app
-        path.write_text(str(int(path.read_text() or 0) + 1) if path.exists() else "1")
+        fresh = path.with_name("ticks.txt.new")  # replaced whole: the test never reads a half-written count
+        fresh.write_text(str(int(path.read_text()) + 1) if path.exists() else "1")
+        os.replace(fresh, path)
 
     @twin.stream("label", hz=50)
     def label() -> dict:
@@ -131,7 +134,7 @@ def two_apps(tmp_path: Path) -> Iterator[List]:
 
 def ticks(app) -> int:
     path = Path(app.config["OUTPUT_FOLDER"]) / "plugins" / "twin" / "ticks.txt"
-    return int(path.read_text() or 0) if path.exists() else 0
+    return int(path.read_text()) if path.exists() else 0
 
 
 def test_one_plugin_on_two_apps_has_two_runtimes(two_apps: List) -> None:
