@@ -10,6 +10,7 @@ from flask import Flask, Response, stream_with_context
 
 from ivoryos_plugin import Plugin, create_app
 from ivoryos_plugin.hosts.devhost import stop
+from ivoryos_plugin.runtime.security import SECURITY_HEADERS
 
 plugin = Plugin("pathprobe", __name__)
 
@@ -64,6 +65,20 @@ def test_a_routes_own_headers_are_kept_and_the_rest_added(app: Flask) -> None:
     assert reply.headers["X-Content-Type-Options"] == "nosniff"
     assert "frame-ancestors 'self'" in reply.headers["Content-Security-Policy"]
     assert len(reply.headers.getlist("Content-Security-Policy")) == 1
+
+
+@pytest.mark.parametrize("method, path, status", [("GET", "/ivoryos/pathprobe/", 200),
+                                                   ("GET", "/ivoryos/pathprobe/no-such-page", 404),
+                                                   ("DELETE", "/ivoryos/pathprobe/", 405)],
+                         ids=["page", "not-found", "wrong-method"])
+def test_every_reply_under_the_prefix_gets_each_header_once(app: Flask, method: str, path: str,
+                                                             status: int) -> None:
+    """The plugin's hook adds the headers to its replies, the app's hook to the errors that never reach
+    the plugin's hooks (an unknown path, a wrong method); neither adds them twice."""
+    reply = logged_in(app).open(path, method=method)  # type: ignore[attr-defined]
+    assert reply.status_code == status
+    assert {name: reply.headers.getlist(name) for name, _ in SECURITY_HEADERS} == {
+        name: [value] for name, value in SECURITY_HEADERS}
 
 
 def test_a_streamed_page_is_not_read_but_gets_the_headers(app: Flask) -> None:

@@ -25,7 +25,7 @@ from ..hardware.deck import Gate
 from ..runtime.attach import IvoryOSPlugins
 from ..runtime.process import stop_on_sigterm
 from ..runtime.connections import Connection
-from ..runtime.extension import CLOCK_CONFIG, Extension
+from ..runtime.extension import CLOCK_CONFIG, SHELL_TEMPLATE, Extension
 from .socketio_live import QUEUE_ENV
 from ..runtime.pages_errors import install_error_pages
 from ..runtime.security import AuthError, authenticate, check_csrf, origin_ok
@@ -154,6 +154,9 @@ def create_app(plugins: Iterable[Any] = (), deck: Union[None, str, Path, ModuleT
     install_error_pages(app)  # a missing template or endpoint: the page says what check would
     ext: Extension = IvoryOSPlugins().init_app(app)  # the explicit attach (the plugins below find it done)
     ext.dev_token = app.config["IVORYOS_PLUGIN_TOKEN"]
+    # plugin pages extend the shell itself: "base.html" above is an alias of it for plain Blueprints, and
+    # each level of template inheritance costs every page's render (the alias would add one)
+    ext.base_template = SHELL_TEMPLATE
     ext.host_name = "dev host"
     ext.gate = Gate(lock=threading.Lock())  # the dev host runs no workflows: its own runner lock
     deck_module = load_deck(deck) if isinstance(deck, (str, Path)) else deck

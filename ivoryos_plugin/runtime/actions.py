@@ -13,6 +13,10 @@ from ..core.specs import ActionSpec, StepSpec
 from . import payloads
 from .replies import error_response
 
+#: the argument types that hold nothing :func:`payloads.problem` refuses (not looked into)
+_PLAIN = frozenset({int, bool, type(None)})
+
+
 def field_errors(exc: ValidationError) -> Dict[str, List[str]]:
     """Turn a pydantic error into ``{field: [messages]}`` (``"_"`` for the body as a whole).
 
@@ -51,7 +55,8 @@ def parse_arguments(plugin: str, spec: Union[ActionSpec, StepSpec],
         return None, error_response(400, f"Plugin {plugin!r}: invalid arguments for {kind} {spec.name!r}.",
                                     errors=errors)
     kwargs = {key: getattr(args, key) for key in type(args).model_fields}
-    errors = {key: [found] for key, value in kwargs.items() if (found := payloads.problem(value, payloads.MAX_DEPTH))}
+    errors = {key: [found] for key, value in kwargs.items()
+              if type(value) not in _PLAIN and (found := payloads.problem(value, payloads.MAX_DEPTH))}
     if errors:  # e.g. the string "NaN", which pydantic turns into a float
         return None, error_response(400, f"Plugin {plugin!r}: invalid arguments for {kind} {spec.name!r}: "
                                          f"{'; '.join(f'{k}: {v[0]}' for k, v in errors.items())}.", errors=errors)
@@ -95,4 +100,6 @@ def json_reply(value: Any) -> Response:
         text = current_app.json.dumps(value, allow_nan=False)
     except ValueError:  # a NaN or Infinity (a sensor that lost its signal): null, as JSON.stringify does
         text = current_app.json.dumps(payloads.finite(value), allow_nan=False)
-    return current_app.response_class(f"{text}\n", mimetype=current_app.json.mimetype)  # type: ignore[attr-defined]
+    response = current_app.response_class(f"{text}\n", mimetype=current_app.json.mimetype)  # type: ignore[attr-defined]
+    setattr(response, payloads.FINITE_REPLY, True)
+    return response

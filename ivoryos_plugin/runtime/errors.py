@@ -29,10 +29,9 @@ handler for one of these classes keeps it (``@plugin.errorhandler(DeckBusy)``).
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Type, TypeVar
+from typing import Any, Callable, Dict, List, Optional, Tuple, Type, TypeVar
 
 from flask import Response, g, request
 from flask.sansio.scaffold import Scaffold
@@ -242,18 +241,24 @@ def install(blueprint: Scaffold) -> None:
             blueprint.register_error_handler(cls, answer)
 
 
-@contextlib.contextmanager
-def answering(call: Call, logger: logging.Logger) -> Iterator[None]:
+class answering:  # noqa: N801 (used as a function: ``with answering(...)``)
     """Run an action or a step for the current request: the replies of the table's exceptions name
-    it, and any other exception becomes :class:`CallFailed` (a 500), logged here with its traceback.
+    it, and any other exception becomes :class:`CallFailed` (a 500), logged here with its traceback
+    (a context manager; a class, not a generator: it runs around every action and step call).
 
     :param call: the call.
     :param logger: the plugin's logger."""
-    setattr(g, _CALL, call)
-    try:
-        yield
-    except ANSWERED:
-        raise
-    except Exception as exc:
-        logger.exception("%s %r failed", call.kind, call.name)
-        raise CallFailed(call, exc) from exc
+
+    __slots__ = ("call", "logger")
+
+    def __init__(self, call: Call, logger: logging.Logger) -> None:
+        self.call, self.logger = call, logger
+
+    def __enter__(self) -> None:
+        setattr(g, _CALL, self.call)
+
+    def __exit__(self, kind: Optional[Type[BaseException]], exc: Optional[BaseException], tb: Any) -> None:
+        if exc is None or not isinstance(exc, Exception) or isinstance(exc, ANSWERED):
+            return  # no exception, one the error handler answers, or not an Exception (KeyboardInterrupt)
+        self.logger.error("%s %r failed", self.call.kind, self.call.name, exc_info=exc)
+        raise CallFailed(self.call, exc) from exc

@@ -127,10 +127,12 @@ class RuntimeHost:
         """Authenticate, refuse suspended plugins, check CSRF.
 
         :param plugin: the plugin."""
-        endpoint = request.endpoint or ""
-        local = endpoint[len(plugin.name) + 1:] if endpoint.startswith(plugin.name + ".") else endpoint
-        # a nested blueprint's endpoint (``name.child.public``) is never one of the plugin's public ones
-        return guard_request(plugin.name, "." not in local and plugin.is_public(local, request.view_args))
+        req = request._get_current_object()  # type: ignore[attr-defined]
+        endpoint, prefix = req.endpoint or "", plugin.name + "."
+        # the route's row, looked up once for both checks; a nested blueprint's endpoint
+        # (``name.child.public``) has none, so it is never public and its body is not limited here
+        row = plugin.declarations.route(endpoint[len(prefix):]) if endpoint.startswith(prefix) else None
+        return guard_request(plugin.name, row is not None and row.policy.allows_anonymous(req.view_args), row)
 
     def harden(self, plugin: "Plugin", response: Response) -> Response:
         """Security headers and the framework's scripts.

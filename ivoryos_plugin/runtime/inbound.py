@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 from flask import current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.wsgi import get_content_length
 
 __all__ = ["ALLOWED_HOSTS_KEY", "HostHeaderVerdicts", "host_header_name", "allowed_host_names", "host_header_ok", "host_header_refusal", "host_header_allowed", "request_host_header_ok",
            "body_too_large"]
@@ -178,7 +179,7 @@ def body_too_large(limit: int) -> bool:
     measured, and Werkzeug would read it as empty: it counts as too large (fail closed).
 
     :param limit: the plugin's ``max_body``."""
-    length = request.content_length
+    length = get_content_length(request.environ)  # request.content_length's answer, read from the environ
     if length is not None:
         return length > limit
     if request.environ.get("wsgi.input_terminated") is None:

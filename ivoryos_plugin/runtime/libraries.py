@@ -175,8 +175,7 @@ def remember_csrf_token(field: str, token: str, secret: str) -> bool:
     :returns: whether it was remembered (False: the caller signs a fresh token)."""
     from flask import g
 
-    with _lock:
-        state = _state.get("flask_wtf_token_cache")
+    state = _state.get("flask_wtf_token_cache")  # (set once, whole: read without the lock, on every page)
     if state is None:
         try:
             csrf_expiry(token, secret, 0)

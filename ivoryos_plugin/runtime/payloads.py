@@ -246,6 +246,11 @@ def _replace(value: Any) -> Any:
     return value
 
 
+#: the attribute a reply written by the framework's own JSON writer carries (``allow_nan=False``: its
+#: body holds no NaN or Infinity), so the response hook does not read the body again to look for them
+FINITE_REPLY = "_ivoryos_plugin_finite"
+
+
 def dumps_finite(text: str) -> Optional[str]:
     """A JSON text with its ``NaN``/``Infinity`` tokens made ``null``, or None when it has none.
 

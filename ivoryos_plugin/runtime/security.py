@@ -11,7 +11,9 @@ from typing import Any, Dict, Optional, Tuple, cast
 from urllib.parse import urlsplit
 
 from flask import Response, current_app, g, redirect, request, session, url_for
-from markupsafe import Markup, escape
+from flask_login import current_user
+from flask_wtf.csrf import ValidationError, generate_csrf, validate_csrf
+from markupsafe import escape
 
 from . import payloads
 from .extension import KEY, Extension, current_extension
@@ -74,14 +76,19 @@ def authenticate(plugin: Optional[str], token: Optional[str] = None) -> Optional
     :raises AuthError: a token was presented and is invalid, revoked or out of scope."""
     # (each of Flask's context proxies is looked up once: a lookup costs what a dict lookup does, twice)
     app, req = current_app._get_current_object(), request._get_current_object()  # type: ignore[attr-defined]
-    header = req.headers.get("Authorization", "")
+    return _authenticate(app, req, _extension(app), plugin, token)
+
+
+def _authenticate(app: Any, req: Any, ext: Extension, plugin: Optional[str],
+                  token: Optional[str] = None) -> Optional[Principal]:
+    """:func:`authenticate` with the app, the request and the framework's state at hand."""
+    header = req.environ.get("HTTP_AUTHORIZATION", "")  # the Authorization header, as req.headers reads it
     if header[:7].lower() == "bearer ":
         token = header[7:].strip()
     if token is not None and not isinstance(token, str):
         raise AuthError(401, f"the token must be a string, not {type(token).__name__}; send "
                              "{\"token\": \"ivp_...\"} as the Socket.IO auth payload.")
     if token:
-        ext = _extension(app)
         if ext.dev_token and hmac.compare_digest(token.encode(), ext.dev_token.encode()):
             return Principal(name="dev", via="token", token=token)
         record = ext.tokens.verify(token)
@@ -93,12 +100,10 @@ def authenticate(plugin: Optional[str], token: Optional[str] = None) -> Optional
         return Principal(name=record.name, via="token", token=token)
     if not hasattr(app, "login_manager"):  # set by Flask-Login's init_app
         return None
-    from flask_login import current_user
-
     user = current_user._get_current_object()
     if user and user.is_authenticated:
         sess = session._get_current_object()  # type: ignore[attr-defined]
-        if _extension(app).sessions.session_ended(sess):  # logged out: a copied cookie is nobody
+        if ext.sessions.session_ended(sess):  # logged out: a copied cookie is nobody
             return None
         return Principal(name=str(user.get_id()), via="session", session_id=sess.get(SID_KEY),
                          session_at=sess.get(AT_KEY))
@@ -138,14 +143,18 @@ def deny(status: int = 401, message: str = "login required") -> Response:
 
 def check_csrf() -> Optional[str]:
     """None when the request carries a valid Flask-WTF CSRF token, else the reason."""
-    from flask_wtf.csrf import ValidationError, validate_csrf
-
     app, req = current_app._get_current_object(), request._get_current_object()  # type: ignore[attr-defined]
-    token = (req.headers.get("X-CSRFToken") or req.headers.get("X-CSRF-Token")
+    return _csrf_problem(app, req, _extension(app))
+
+
+def _csrf_problem(app: Any, req: Any, ext: Extension) -> Optional[str]:
+    """:func:`check_csrf` with the app, the request and the framework's state at hand."""
+    environ = req.environ  # the X-CSRFToken and X-CSRF-Token headers, as req.headers reads them
+    token = (environ.get("HTTP_X_CSRFTOKEN") or environ.get("HTTP_X_CSRF_TOKEN")
              or (req.form.get("csrf_token") if req.mimetype in (
                  "application/x-www-form-urlencoded", "multipart/form-data") else None))
     key = _csrf_key(token, app)
-    valid = _extension(app).csrf_valid  # a token verified once is not verified again until it expires
+    valid = ext.csrf_valid  # a token verified once is not verified again until it expires
     if key is not None and valid.get(key, 0.0) > time.time():
         return None  # this very token was verified for this session, and has not expired since
     try:
@@ -190,8 +199,6 @@ def page_csrf_token() -> str:
     field = app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
     if field in g:  # made already in this request (IvoryOS's before_request does): what generate_csrf() returns
         return str(g.get(field))
-    from flask_wtf.csrf import generate_csrf
-
     raw, secret = session.get(field), _csrf_secret(app)
     if not (isinstance(raw, str) and raw and secret):
         return str(generate_csrf())
@@ -205,11 +212,17 @@ def page_csrf_token() -> str:
     return found[0]
 
 
-def guard_request(plugin: str, public: bool) -> Optional[Response]:
+#: ``guard_request``'s ``row`` when the caller did not look the route up: the guard does
+_LOOK_UP: Any = object()
+
+
+def guard_request(plugin: str, public: bool, row: Any = _LOOK_UP) -> Optional[Response]:
     """Before every request to a plugin: authenticate, refuse suspended plugins, check CSRF.
 
     :param plugin: the plugin's name.
-    :param public: whether the endpoint was declared ``public=True``."""
+    :param public: whether the endpoint was declared ``public=True``.
+    :param row: the route's row of the plugin's declarations table (None: not one of its routes), when
+        the caller has it; by default it is looked up from the request's endpoint."""
     app, req = current_app._get_current_object(), request._get_current_object()  # type: ignore[attr-defined]
     ext = _extension(app)
     if not ext.host_header_verdicts.allowed(req.host, app.config):
@@ -217,33 +230,34 @@ def guard_request(plugin: str, public: bool) -> Optional[Response]:
     if "\x00" in req.path:  # no route serves it, and a file path holding it is an OS error (a 500)
         return error_response(404, f"Plugin {plugin!r}: no such page: the path holds a NUL character (%00).")
     try:
-        principal = authenticate(plugin)
+        principal = _authenticate(app, req, ext, plugin)
     except AuthError as exc:
         return deny(exc.status, f"Plugin {plugin!r}: {exc}")
     if principal is None and not public:
         return deny(401, f"Plugin {plugin!r}: login required (log in to IvoryOS, or send "
                          "'Authorization: Bearer <token>').")
     runtime = ext.runtimes.get(plugin)
-    unsafe = req.method not in SAFE_METHODS
-    if unsafe and runtime is not None:
-        endpoint = req.endpoint or ""
-        row = (runtime.plugin.declarations.route(endpoint[len(plugin) + 1:])
-               if endpoint.startswith(plugin + ".") else None)
-        if row is not None and row.policy.body_limited and body_too_large(runtime.plugin.max_body):
-            return error_response(413, f"Plugin {plugin!r}: the body is larger than {runtime.plugin.max_body} "
-                                       "bytes (max_body); send less, or raise Plugin(max_body=...).")
-    if unsafe and principal is not None and principal.via != "token":
-        reason = check_csrf()
-        if reason is not None:
-            return error_response(400, f"Plugin {plugin!r}: {reason} Send the page's "
-                                       "<meta name=\"csrf-token\"> value as the X-CSRFToken header "
-                                       "(ivoryos_plugin.js does) or a csrf_token form field.")
+    if req.method not in SAFE_METHODS:
+        if runtime is not None:
+            if row is _LOOK_UP:
+                endpoint = req.endpoint or ""
+                row = (runtime.plugin.declarations.route(endpoint[len(plugin) + 1:])
+                       if endpoint.startswith(plugin + ".") else None)
+            if row is not None and row.policy.body_limited and body_too_large(runtime.plugin.max_body):
+                return error_response(413, f"Plugin {plugin!r}: the body is larger than {runtime.plugin.max_body} "
+                                           "bytes (max_body); send less, or raise Plugin(max_body=...).")
+        if principal is not None and principal.via != "token":
+            reason = _csrf_problem(app, req, ext)
+            if reason is not None:
+                return error_response(400, f"Plugin {plugin!r}: {reason} Send the page's "
+                                           "<meta name=\"csrf-token\"> value as the X-CSRFToken header "
+                                           "(ivoryos_plugin.js does) or a csrf_token form field.")
     if runtime is not None and runtime.state != "running":
         ext.ensure_started()
-    if runtime is not None and runtime.state != "running":
-        reason = runtime.current_reason()
-        return error_response(503, f"Plugin {plugin!r} is {runtime.state}: {reason}",
-                              state=runtime.state, reason=reason)
+        if runtime.state != "running":
+            reason = runtime.current_reason()
+            return error_response(503, f"Plugin {plugin!r} is {runtime.state}: {reason}",
+                                  state=runtime.state, reason=reason)
     return None
 
 
@@ -310,23 +324,30 @@ def harden_response(response: Response, plugin: Optional[str]) -> Response:
 
     :param response: the plugin's response.
     :param plugin: the plugin's name, or None."""
-    security_headers(response)
     mimetype = response.mimetype
     if mimetype not in _REWRITTEN or response.direct_passthrough or response.is_streamed:
-        return response  # a file, a stream, or neither JSON nor HTML: the body is not read
+        return _add_headers(response, mimetype)  # a file, a stream, or neither JSON nor HTML: the body is not read
     if mimetype == "application/json":
-        fixed = payloads.dumps_finite(response.get_data(as_text=True))
-        if fixed is not None:  # a route's own jsonify wrote NaN or Infinity: null, as JSON.stringify does
-            response.set_data(fixed + "\n")
+        if not getattr(response, payloads.FINITE_REPLY, False):  # (the framework's own JSON: allow_nan=False)
+            fixed = payloads.dumps_finite(response.get_data(as_text=True))
+            if fixed is not None:  # a route's own jsonify wrote NaN or Infinity: null, as JSON.stringify does
+                response.set_data(fixed + "\n")
     elif response.status_code < 300:
         body = response.get_data(as_text=True)
         marker = _first(body, "</head>")
         if marker == -1:
             marker = _first(body, "<body")
-        if marker != -1 and 'name="ivoryos-plugin-injected"' not in body:
-            snippet = Markup('<meta name="ivoryos-plugin-injected" content="1">\n') + Markup(head_snippet(plugin))
-            response.set_data(body[:marker] + str(snippet) + "\n" + body[marker:])
-    return response
+        if marker != -1 and _INJECTED not in body:
+            response.set_data(f"{body[:marker]}{_INJECTED_TAG}{head_snippet(plugin)}\n{body[marker:]}")
+    return _add_headers(response, mimetype)  # (after set_data, which replaces Content-Length in a shorter list)
+
+
+#: the mark of a page that has the framework's tags already (never injected twice)
+_INJECTED = 'name="ivoryos-plugin-injected"'
+_INJECTED_TAG = f'<meta {_INJECTED} content="1">\n'
+#: the attribute of a response :func:`security_headers` has done (the app's after hook, which covers the
+#: errors under a plugin's prefix that never reach its blueprint's hooks, does not do it again)
+_HEADERS_DONE = "_ivoryos_plugin_headers"
 
 
 def security_headers(response: Response) -> Response:
@@ -334,6 +355,13 @@ def security_headers(response: Response) -> Response:
     generated JSON and CSV (not files), keeping any the route set itself.
 
     :param response: any response under a plugin's prefix, errors included."""
+    if getattr(response, _HEADERS_DONE, False):
+        return response  # the plugin's hook did it; the app's hook comes next
+    return _add_headers(response, response.mimetype)
+
+
+def _add_headers(response: Response, mimetype: Optional[str]) -> Response:
+    """:func:`security_headers` with the response's mimetype at hand."""
     headers = response.headers
     present = {name.lower() for name, _ in headers}  # one pass over its list, not one per header
     raw = getattr(headers, "_list", None)  # Werkzeug's list of (name, value) pairs (verified on 3.1)
@@ -343,6 +371,7 @@ def security_headers(response: Response) -> Response:
         for lowered, name, value in _HEADERS:
             if lowered not in present:
                 headers.add(name, value)
-    if "cache-control" not in present and not response.direct_passthrough and response.mimetype in NO_STORE_TYPES:
+    if "cache-control" not in present and not response.direct_passthrough and mimetype in NO_STORE_TYPES:
         headers.add("Cache-Control", "no-store")
+    setattr(response, _HEADERS_DONE, True)
     return response

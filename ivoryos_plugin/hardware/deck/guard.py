@@ -23,7 +23,7 @@ import logging
 import threading
 import time
 import types
-from typing import Any, Callable, Dict, Iterable, Iterator, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Optional, Tuple
 
 from ..locks import InstrumentLock
 
@@ -43,16 +43,22 @@ _CALL_IDS = itertools.count(1)
 CALLER: contextvars.ContextVar[Optional[str]] = contextvars.ContextVar("ivoryos_plugin_caller", default=None)
 
 
-@contextlib.contextmanager
-def calling_as(source: str) -> Iterator[None]:
-    """Mark the instrument calls made inside the block as coming from ``source``.
+class calling_as:  # noqa: N801 (used as a function: ``with calling_as(...)``)
+    """Mark the instrument calls made inside the block as coming from ``source`` (a context manager;
+    a class, not a generator: it runs around every action and step call).
 
     :param source: e.g. ``"plugin:balance stream weight"``."""
-    token = CALLER.set(source)
-    try:
-        yield
-    finally:
-        CALLER.reset(token)
+
+    __slots__ = ("source", "_token")
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def __enter__(self) -> None:
+        self._token = CALLER.set(self.source)
+
+    def __exit__(self, *exc: object) -> None:
+        CALLER.reset(self._token)
 
 
 #: True while an observer runs: its own instrument calls are not reported (no feedback loops)
