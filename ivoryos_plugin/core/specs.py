@@ -48,13 +48,15 @@ class ActionSpec:
     :param func: the plugin's function.
     :param hardware: refuse while IvoryOS's runner holds the deck.
     :param public: serve without login.
-    :param model: the pydantic model built from the signature."""
+    :param model: the pydantic model built from the signature.
+    :param coroutine: ``func`` is a coroutine function (run with ``asyncio.run``); worked out once here."""
 
     name: str
     func: Callable[..., Any]
     hardware: bool
     public: bool
     model: Type[BaseModel]
+    coroutine: bool = False
 
 
 def make_action(plugin: str, func: Callable[..., Any], *, hardware: bool, public: bool,
@@ -70,7 +72,8 @@ def make_action(plugin: str, func: Callable[..., Any], *, hardware: bool, public
     if not key.replace("-", "_").isidentifier():
         raise PluginError(plugin, f"action name {key!r} must be letters, digits, '_' or '-'; pass name=.")
     model = argument_model(plugin, "action", key, func)
-    return ActionSpec(name=key, func=func, hardware=hardware, public=public, model=model)
+    return ActionSpec(name=key, func=func, hardware=hardware, public=public, model=model,
+                      coroutine=inspect.iscoroutinefunction(func))
 
 
 def argument_model(plugin: str, kind: str, key: str, func: Callable[..., Any], *,

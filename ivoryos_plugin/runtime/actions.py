@@ -63,12 +63,14 @@ def parse_arguments(plugin: str, spec: Union[ActionSpec, StepSpec],
     return kwargs, None
 
 
-def call(func: Callable[..., Any], kwargs: Dict[str, Any]) -> Any:
+def call(func: Callable[..., Any], kwargs: Dict[str, Any], coroutine: Optional[bool] = None) -> Any:
     """Call ``func(**kwargs)``, running a coroutine function to completion.
 
-    :param func: the action function.
-    :param kwargs: validated arguments."""
-    if inspect.iscoroutinefunction(func):
+    :param func: the action function (or the step's method).
+    :param kwargs: validated arguments.
+    :param coroutine: whether ``func`` is a coroutine function, when known (an action's spec knows);
+        None: looked up."""
+    if inspect.iscoroutinefunction(func) if coroutine is None else coroutine:
         return asyncio.run(func(**kwargs))
     return func(**kwargs)
 

@@ -50,14 +50,13 @@ def action_view(plugin: "Plugin", name: str) -> Response:
     if problem is not None:
         return problem
     assert kwargs is not None
-    ext = current_extension()
     # a refusal (409 busy, 503 unverified or no instrument), an ActionError or any other exception
     # propagates to the error handler every plugin has (:func:`.errors.install`), which answers it in JSON
     with answering(Call("action", name, hardware=spec.hardware), plugin.logger), \
             calling_as(f"plugin:{plugin.name} action {name}"):
         if spec.hardware:
-            with ext.hardware_guard(plugin.name):
-                result = _actions.call(spec.func, kwargs)
+            with current_extension().hardware_guard(plugin.name):
+                result = _actions.call(spec.func, kwargs, spec.coroutine)
         else:
-            result = _actions.call(spec.func, kwargs)
+            result = _actions.call(spec.func, kwargs, spec.coroutine)
     return _actions.to_response(plugin.name, spec, result)

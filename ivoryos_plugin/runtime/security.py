@@ -80,8 +80,11 @@ def authenticate(plugin: Optional[str], token: Optional[str] = None) -> Optional
 
 
 def _authenticate(app: Any, req: Any, ext: Extension, plugin: Optional[str],
-                  token: Optional[str] = None) -> Optional[Principal]:
-    """:func:`authenticate` with the app, the request and the framework's state at hand."""
+                  token: Optional[str] = None, full: bool = True) -> Optional[Principal]:
+    """:func:`authenticate` with the app, the request and the framework's state at hand.
+
+    :param full: False: a logged-in session is answered by :data:`_A_SESSION` (the request guard asks
+        only whether there is a caller and how it came)."""
     header = req.environ.get("HTTP_AUTHORIZATION", "")  # the Authorization header, as req.headers reads it
     if header[:7].lower() == "bearer ":
         token = header[7:].strip()
@@ -105,9 +108,15 @@ def _authenticate(app: Any, req: Any, ext: Extension, plugin: Optional[str],
         sess = session._get_current_object()  # type: ignore[attr-defined]
         if ext.sessions.session_ended(sess):  # logged out: a copied cookie is nobody
             return None
+        if not full:
+            return _A_SESSION
         return Principal(name=str(user.get_id()), via="session", session_id=sess.get(SID_KEY),
                          session_at=sess.get(AT_KEY))
     return None
+
+
+#: what :func:`_authenticate` answers for a logged-in session when only the kind of caller is asked
+_A_SESSION = Principal(name="(a logged-in session)", via="session")
 
 
 def _extension(app: Any) -> Extension:
@@ -230,7 +239,7 @@ def guard_request(plugin: str, public: bool, row: Any = _LOOK_UP) -> Optional[Re
     if "\x00" in req.path:  # no route serves it, and a file path holding it is an OS error (a 500)
         return error_response(404, f"Plugin {plugin!r}: no such page: the path holds a NUL character (%00).")
     try:
-        principal = _authenticate(app, req, ext, plugin)
+        principal = _authenticate(app, req, ext, plugin, full=False)
     except AuthError as exc:
         return deny(exc.status, f"Plugin {plugin!r}: {exc}")
     if principal is None and not public:
@@ -324,14 +333,15 @@ def harden_response(response: Response, plugin: Optional[str]) -> Response:
 
     :param response: the plugin's response.
     :param plugin: the plugin's name, or None."""
+    if getattr(response, payloads.FINITE_REPLY, False):  # the framework's own JSON: nothing to read or rewrite
+        return _add_headers(response, "application/json")
     mimetype = response.mimetype
     if mimetype not in _REWRITTEN or response.direct_passthrough or response.is_streamed:
         return _add_headers(response, mimetype)  # a file, a stream, or neither JSON nor HTML: the body is not read
     if mimetype == "application/json":
-        if not getattr(response, payloads.FINITE_REPLY, False):  # (the framework's own JSON: allow_nan=False)
-            fixed = payloads.dumps_finite(response.get_data(as_text=True))
-            if fixed is not None:  # a route's own jsonify wrote NaN or Infinity: null, as JSON.stringify does
-                response.set_data(fixed + "\n")
+        fixed = payloads.dumps_finite(response.get_data(as_text=True))
+        if fixed is not None:  # a route's own jsonify wrote NaN or Infinity: null, as JSON.stringify does
+            response.set_data(fixed + "\n")
     elif response.status_code < 300:
         body = response.get_data(as_text=True)
         marker = _first(body, "</head>")
