@@ -165,16 +165,15 @@ def csrf_expiry(token: str, secret: str, limit: float) -> float:
     return float(signed.timestamp()) + float(limit) if limit else time.time() + 3600.0
 
 
-def remember_csrf_token(field: str, token: str, secret: str) -> bool:
+def remember_csrf_token(field: str, token: str, secret: str, into: Any = None) -> bool:
     """Make Flask-WTF's ``generate_csrf()`` return ``token`` for the rest of the request (what it
     would cache itself), when the probe says this Flask-WTF signs as verified; inside a request.
 
     :param field: ``WTF_CSRF_FIELD_NAME``.
     :param token: a token Flask-WTF signed for this session.
     :param secret: the CSRF secret.
+    :param into: the request's ``flask.g`` (default: looked up).
     :returns: whether it was remembered (False: the caller signs a fresh token)."""
-    from flask import g
-
     state = _state.get("flask_wtf_token_cache")  # (set once, whole: read without the lock, on every page)
     if state is None:
         try:
@@ -187,7 +186,11 @@ def remember_csrf_token(field: str, token: str, secret: str) -> bool:
             _state["flask_wtf_token_cache"] = state
     if state != "on":
         return False
-    setattr(g, field, token)
+    if into is None:
+        from flask import g
+
+        into = g
+    setattr(into, field, token)
     return True
 
 

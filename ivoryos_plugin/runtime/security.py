@@ -16,7 +16,7 @@ from flask_wtf.csrf import ValidationError, generate_csrf, validate_csrf
 from markupsafe import escape
 
 from . import payloads
-from .extension import KEY, Extension, current_extension
+from .extension import KEY, Extension
 from .inbound import ALLOWED_HOSTS_KEY, allowed_host_names, body_too_large, host_header_allowed, host_header_ok, host_header_refusal, request_host_header_ok
 from .libraries import csrf_expiry, remember_csrf_token
 from .replies import error_response, wants_json
@@ -205,18 +205,24 @@ def page_csrf_token() -> str:
     """The CSRF token for a page's ``<meta>``: Flask-WTF's ``generate_csrf()``, whose signed token is
     reused for a minute for the same session (signing costs an HMAC per page)."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
+    return _page_csrf_token(app, _extension(app))
+
+
+def _page_csrf_token(app: Any, ext: Extension) -> str:
+    """:func:`page_csrf_token` with the app and the framework's state at hand."""
     field = app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
-    if field in g:  # made already in this request (IvoryOS's before_request does): what generate_csrf() returns
-        return str(g.get(field))
+    here = g._get_current_object()
+    if field in here:  # made already in this request (IvoryOS's before_request does): what generate_csrf() returns
+        return str(here.get(field))
     raw, secret = session.get(field), _csrf_secret(app)
     if not (isinstance(raw, str) and raw and secret):
         return str(generate_csrf())
-    signed = _extension(app).csrf_signed
+    signed = ext.csrf_signed
     found, now = signed.get((raw, secret)), time.time()
     if found is None or now - found[1] > 60.0:
         found = (str(generate_csrf()), now)
         _remember(signed, (raw, secret), found)
-    if not remember_csrf_token(field, found[0], secret):  # what generate_csrf() gives for the rest of the request
+    if not remember_csrf_token(field, found[0], secret, here):  # what generate_csrf() gives for the rest of the request
         return str(generate_csrf())
     return found[0]
 
@@ -300,7 +306,8 @@ def head_snippet(plugin: Optional[str]) -> str:
     """The tags every plugin page gets in its ``<head>``: CSRF meta, plugin meta, scripts.
 
     :param plugin: the plugin's name, or None for the framework's own pages."""
-    ext = current_extension()
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    ext = _extension(app)
     key = (plugin, request.script_root)
     rest = ext.snippets.get(key)
     if rest is None:  # the same for every page of the plugin in this app: built once
@@ -313,7 +320,7 @@ def head_snippet(plugin: Optional[str]) -> str:
             src = url_for("plugins.static", filename=script)
             tags.append(f'<script src="{escape(src)}"></script>')
         rest = ext.snippets[key] = "\n".join(tags)
-    return f'<meta name="csrf-token" content="{escape(page_csrf_token())}">\n{rest}'
+    return f'<meta name="csrf-token" content="{escape(_page_csrf_token(app, ext))}">\n{rest}'
 
 
 _REWRITTEN = frozenset({"application/json", "text/html"})
