@@ -16,7 +16,7 @@ from .extension import Extension, current_extension
 from .history import views as history_views
 from .lifecycle import PluginRuntime
 from .routes import action_view, send_file
-from .security import guard_request, harden_response
+from .security import guard_request, harden_response, route_row
 from .settings.views import settings_views
 from .steps import run_step, steps_page
 
@@ -128,10 +128,7 @@ class RuntimeHost:
 
         :param plugin: the plugin."""
         req = request._get_current_object()  # type: ignore[attr-defined]
-        endpoint, prefix = req.endpoint or "", plugin.name + "."
-        # the route's row, looked up once for both checks; a nested blueprint's endpoint
-        # (``name.child.public``) has none, so it is never public and its body is not limited here
-        row = plugin.declarations.route(endpoint[len(prefix):]) if endpoint.startswith(prefix) else None
+        row = route_row(plugin, req.endpoint)  # looked up once, for both of the guard's checks
         return guard_request(plugin.name, row is not None and row.policy.allows_anonymous(req.view_args), row)
 
     def harden(self, plugin: "Plugin", response: Response) -> Response:

@@ -7,7 +7,7 @@ import json
 import re
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, Optional, Tuple, cast
+from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple, cast
 from urllib.parse import urlsplit
 
 from flask import Response, current_app, g, redirect, request, session, url_for
@@ -22,7 +22,11 @@ from .libraries import csrf_expiry, remember_csrf_token
 from .replies import error_response, wants_json
 from .sessions import AT_KEY, SID_KEY
 
-__all__ = ["Principal", "AuthError", "authenticate", "guard_request", "harden_response", "security_headers",
+if TYPE_CHECKING:
+    from ..core.declarations import RouteRow
+    from ..core.plugin import Plugin
+
+__all__ = ["Principal", "AuthError", "authenticate", "guard_request", "route_row", "harden_response", "security_headers",
            "check_csrf", "origin_ok", "origin_allowed", "wants_json", "deny", "head_snippet", "ALLOWED_HOSTS_KEY",
            "allowed_host_names", "host_header_ok", "host_header_refusal", "request_host_header_ok", "body_too_large"]
 
@@ -80,11 +84,8 @@ def authenticate(plugin: Optional[str], token: Optional[str] = None) -> Optional
 
 
 def _authenticate(app: Any, req: Any, ext: Extension, plugin: Optional[str],
-                  token: Optional[str] = None, full: bool = True) -> Optional[Principal]:
-    """:func:`authenticate` with the app, the request and the framework's state at hand.
-
-    :param full: False: a logged-in session is answered by :data:`_A_SESSION` (the request guard asks
-        only whether there is a caller and how it came)."""
+                  token: Optional[str] = None) -> Optional[Principal]:
+    """:func:`authenticate` with the app, the request and the framework's state at hand."""
     header = req.environ.get("HTTP_AUTHORIZATION", "")  # the Authorization header, as req.headers reads it
     if header[:7].lower() == "bearer ":
         token = header[7:].strip()
@@ -108,15 +109,9 @@ def _authenticate(app: Any, req: Any, ext: Extension, plugin: Optional[str],
         sess = session._get_current_object()  # type: ignore[attr-defined]
         if ext.sessions.session_ended(sess):  # logged out: a copied cookie is nobody
             return None
-        if not full:
-            return _A_SESSION
         return Principal(name=str(user.get_id()), via="session", session_id=sess.get(SID_KEY),
                          session_at=sess.get(AT_KEY))
     return None
-
-
-#: what :func:`_authenticate` answers for a logged-in session when only the kind of caller is asked
-_A_SESSION = Principal(name="(a logged-in session)", via="session")
 
 
 def _extension(app: Any) -> Extension:
@@ -227,6 +222,19 @@ def _page_csrf_token(app: Any, ext: Extension) -> str:
     return found[0]
 
 
+def route_row(plugin: "Plugin", endpoint: Optional[str]) -> Optional["RouteRow"]:
+    """The row of ``plugin``'s declarations table that serves a request's ``endpoint`` (``"name.local"``),
+    or None: another blueprint's endpoint, or a nested blueprint's (``name.child.public``), which is never
+    one of the plugin's public or body-limited routes.
+
+    :param plugin: the plugin.
+    :param endpoint: the request's endpoint (``request.endpoint``), or None."""
+    prefix = plugin.name + "."
+    if endpoint is None or not endpoint.startswith(prefix):
+        return None
+    return plugin.declarations.route(endpoint[len(prefix):])
+
+
 #: ``guard_request``'s ``row`` when the caller did not look the route up: the guard does
 _LOOK_UP: Any = object()
 
@@ -245,7 +253,7 @@ def guard_request(plugin: str, public: bool, row: Any = _LOOK_UP) -> Optional[Re
     if "\x00" in req.path:  # no route serves it, and a file path holding it is an OS error (a 500)
         return error_response(404, f"Plugin {plugin!r}: no such page: the path holds a NUL character (%00).")
     try:
-        principal = _authenticate(app, req, ext, plugin, full=False)
+        principal = _authenticate(app, req, ext, plugin)
     except AuthError as exc:
         return deny(exc.status, f"Plugin {plugin!r}: {exc}")
     if principal is None and not public:
@@ -255,9 +263,7 @@ def guard_request(plugin: str, public: bool, row: Any = _LOOK_UP) -> Optional[Re
     if req.method not in SAFE_METHODS:
         if runtime is not None:
             if row is _LOOK_UP:
-                endpoint = req.endpoint or ""
-                row = (runtime.plugin.declarations.route(endpoint[len(plugin) + 1:])
-                       if endpoint.startswith(plugin + ".") else None)
+                row = route_row(runtime.plugin, req.endpoint)
             if row is not None and row.policy.body_limited and body_too_large(runtime.plugin.max_body):
                 return error_response(413, f"Plugin {plugin!r}: the body is larger than {runtime.plugin.max_body} "
                                            "bytes (max_body); send less, or raise Plugin(max_body=...).")
