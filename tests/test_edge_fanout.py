@@ -197,6 +197,10 @@ def test_a_page_that_stops_reading_holds_up_no_other_and_gets_the_latest_later(
         for seq in range(2, SLOW_TICKS + 1):
             manual_clock.step()  # one more frame of 100 kB to both pages
             seen += frames(fast, "big", "seq", until=seq, who="the reading page, held up by the stalled one")
+        if seen[:2] == [1, 1]:
+            # the page subscribed while the first read was being sent: it got that frame live and as the
+            # replay of the latest value (seen once in CI); only that frame, and only then, may come twice
+            del seen[1]
         assert seen == list(range(1, SLOW_TICKS + 1)), "the reading page lost or reordered frames"
         got = frames(slow, "big", "seq", until=SLOW_TICKS)  # the stalled page reads again
         assert got == sorted(got) and len(set(got)) == len(got), "the stalled page got its frames out of order"
