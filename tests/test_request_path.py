@@ -35,6 +35,11 @@ def stream() -> Response:
     return Response(stream_with_context(chunks()), mimetype="text/html")
 
 
+@plugin.action(hardware=False)
+def echo(n: int = 1) -> Dict[str, int]:
+    return {"n": n}
+
+
 @pytest.fixture()
 def app(tmp_path: Path) -> Iterator[Flask]:
     made = create_app([plugin], data_dir=str(tmp_path))
@@ -56,6 +61,30 @@ def test_the_snippet_goes_before_the_head_end_in_any_case(app: Flask) -> None:
     assert 'name="ivoryos-plugin-injected"' in head and 'name="csrf-token"' in head, page
     assert head.startswith("<!doctype html><html><head><title>İİİ</title>"), page
     assert body == "<body><p>page</p></body></html>", page
+
+
+def test_a_declared_action_has_its_own_fixed_url_rule_and_everything_else_stays_as_declared(app: Flask) -> None:
+    # Werkzeug finds /actions/echo by a dict lookup; /actions/<name> (the row of the table) serves the rest
+    adapter = app.url_map.bind("localhost")
+    rule, args = adapter.match("/ivoryos/pathprobe/actions/echo", "POST", return_rule=True)
+    assert (rule.rule, rule.endpoint, args) == ("/ivoryos/pathprobe/actions/echo", "pathprobe.actions", {"name": "echo"})
+    rule, args = adapter.match("/ivoryos/pathprobe/actions/nope", "POST", return_rule=True)
+    assert (rule.rule, args) == ("/ivoryos/pathprobe/actions/<name>", {"name": "nope"})
+    with app.test_request_context():
+        from flask import url_for
+        assert url_for("pathprobe.actions", name="echo") == "/ivoryos/pathprobe/actions/echo"
+        assert url_for("pathprobe.actions", name="nope") == "/ivoryos/pathprobe/actions/nope"
+    row = plugin.declarations.route("actions")
+    assert row is not None and (row.rule, row.methods) == ("/actions/<name>", ("POST",))
+    client = logged_in(app)
+    csrf = client.get("/ivoryos/plugins/csrf.json").get_json()["csrf_token"]  # type: ignore[attr-defined]
+    posted = {"headers": {"X-CSRFToken": csrf}, "json": {"n": 2}}
+    assert client.post("/ivoryos/pathprobe/actions/echo", **posted).get_json() == {"n": 2}  # type: ignore[attr-defined]
+    unknown = client.post("/ivoryos/pathprobe/actions/nope", **posted)  # type: ignore[attr-defined]
+    assert unknown.status_code == 404 and "actions: echo" in unknown.get_json()["error"], unknown.get_data()
+    assert client.get("/ivoryos/pathprobe/actions/echo").status_code == 405  # type: ignore[attr-defined]
+    anonymous = app.test_client().post("/ivoryos/pathprobe/actions/echo", json={"n": 2})
+    assert anonymous.status_code == 401, anonymous.get_data()
 
 
 def test_a_routes_own_headers_are_kept_and_the_rest_added(app: Flask) -> None:

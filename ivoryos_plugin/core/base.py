@@ -49,6 +49,7 @@ class PluginBase(Blueprint):
     _steps: Dict[str, StepSpec]
     _cameras: Dict[str, CameraSpec]
     _rows: Dict[str, RouteRow]
+    _views: Dict[Builtin, Tuple[Callable[..., Any], Tuple[str, ...]]]
     _declarations: Optional[Declarations]
 
     def _builtin(self, kind: Builtin, rule: str, methods: Tuple[str, ...] = ("GET",),
@@ -66,12 +67,27 @@ class PluginBase(Blueprint):
 
         view.__name__ = kind.value
         Blueprint.add_url_rule(self, rule, kind.value, view, methods=list(methods))
+        self._views[kind] = (view, methods)
         self._endpoints.add(kind.value)
         if policy.public:
             self._public.add(kind.value)
         self._rows[kind.value] = RouteRow(endpoint=kind.value, rule=rule, methods=tuple(methods), policy=policy,
                                           builtin=kind)
         self._declarations = None
+
+    def _builtin_fixed(self, kind: Builtin, rule: str, variable: str, value: str) -> None:
+        """One more URL rule for a built-in route, with its one variable fixed to ``value``: the very URL
+        ``url_for`` builds for that value (the same endpoint, view, methods and ``view_args``), found by
+        Werkzeug with a dict lookup instead of the variable part's pattern (an action's call, e.g.
+        ``/actions/tare`` beside ``/actions/<name>``, which still serves the rest with its 404).
+        Not a row of the table: the route's row, its rule and its policy stay the one declared.
+
+        :param kind: the built-in route (declared already).
+        :param rule: the fixed URL rule, e.g. ``/actions/tare``.
+        :param variable: the variable it fixes, e.g. ``name``.
+        :param value: its value."""
+        view, methods = self._views[kind]
+        Blueprint.add_url_rule(self, rule, kind.value, view, methods=list(methods), defaults={variable: value})
 
     def _as_plugin(self) -> "Plugin":
         """This object as the :class:`~ivoryos_plugin.core.plugin.Plugin` it is part of (for the host)."""

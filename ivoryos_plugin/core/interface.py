@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Callable, Optional, Union, overload
 
 from .base import F, PluginBase
+from .declarations import Builtin
 from .names import PluginError
 from .setup import setupmethod
 from .specs import StreamSpec, make_action
@@ -49,6 +50,7 @@ class InterfaceMixin(PluginBase):
                 raise PluginError(self.name, f"action {spec.name!r} is registered twice; "
                                              "pass name= to tell them apart.")
             self._actions[spec.name] = spec
+            self._builtin_fixed(Builtin.ACTION, f"/actions/{spec.name}", "name", spec.name)
             self._declarations = None
             return f
 

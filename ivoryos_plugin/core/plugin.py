@@ -119,6 +119,7 @@ class Plugin(InterfaceMixin, WorkflowMixin, HooksMixin, LiveStateMixin):
         self._steps = {}
         self._cameras = {}
         self._rows = {}
+        self._views = {}
         self._declarations = None
         self.registered_once = False
         self.record_once(self._registered)
