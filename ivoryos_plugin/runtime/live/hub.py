@@ -67,6 +67,8 @@ class LiveHub:
         #: the last value of each published event, replayed to a client that connects
         self.last_published: Dict[str, Any] = dict(published or {})
         self._lock = threading.Lock()  # the connected clients and the subscriptions change together
+        #: held while a value is published and while a connecting client is sent the last ones
+        self._publishing = threading.Lock()
         self._live: Set[str] = set()
 
     def _send_to(self, event: str, data: Any, room: str) -> None:
@@ -83,8 +85,9 @@ class LiveHub:
             self._live.add(sid)
         self._connections.add(connection)
         self._ensure_started()
-        for event, data in list(self.last_published.items()):
-            self.transport.emit(event, data, to=sid)
+        with self._publishing:  # a value published meanwhile is sent after the one replayed (the newest last)
+            for event, data in list(self.last_published.items()):
+                self.transport.emit(event, data, to=sid)
 
     def disconnect(self, sid: str) -> None:
         """A client left: forget its subscriptions (a producer with no viewer left stops).
@@ -108,15 +111,16 @@ class LiveHub:
         stream = self._stream(data)
         if stream is None:
             return {"ok": False, "error": f"no stream {_shown(data)}; streams: {sorted(self.streams)}"}
-        self.transport.join(sid, stream.room)
-        with self._lock:  # a subscribe handled after its client's disconnect would otherwise watch for ever
-            live = sid in self._live
-            if live:
-                stream.add(sid)
+        with stream.joining():  # a value read meanwhile is sent after the last one, once (not live and replayed)
+            self.transport.join(sid, stream.room)
+            with self._lock:  # a subscribe handled after its client's disconnect would otherwise watch for ever
+                live = sid in self._live
+                if live:
+                    stream.add(sid)
+            if live and stream.has_last:
+                self.transport.emit(stream.spec.name, payloads.finite(stream.last), to=sid)
         if not live:
             return {"ok": False, "error": "the client disconnected"}
-        if stream.has_last:
-            self.transport.emit(stream.spec.name, payloads.finite(stream.last), to=sid)
         return {"ok": True, "hz": stream.rate()}
 
     def unsubscribe(self, sid: str, data: Any) -> Ack:
@@ -200,8 +204,9 @@ class LiveHub:
         :param event: the event's name.
         :param data: a JSON-serialisable value (NaN and Infinity are sent as null)."""
         data = payloads.finite(data)
-        self.last_published[event] = data
-        self.transport.emit(event, data)
+        with self._publishing:
+            self.last_published[event] = data
+            self.transport.emit(event, data)
 
     def viewers(self) -> int:
         """How many clients are connected."""

@@ -57,6 +57,9 @@ class Stream:
         self._thread: Optional[Task] = None
         self._wake = threading.Event()
         self._lock = threading.Lock()
+        #: held while a value becomes the last one and is sent, and while a new viewer joins and gets the
+        #: last one (:meth:`joining`): so a viewer gets each value once and the newest last
+        self._sending = threading.Lock()
 
     @property
     def room(self) -> str:
@@ -117,9 +120,22 @@ class Stream:
         if task is not None and task is not threading.current_thread():
             task.join(2.0)
 
+    def joining(self) -> ContextManager[Any]:
+        """Hold the stream's sends while a viewer joins its room and is sent :attr:`last`: a value the
+        producer reads meanwhile is sent after, to the room with the new viewer in it (taken first,
+        it is the last value the viewer is sent; never both, and never the older one after it)."""
+        return self._sending
+
     def _emit(self, event: str, data: Any) -> None:
         # NaN or Infinity would make the page's JSON.parse drop the event
         self._send_to(event, payloads.finite(data), self.room)
+
+    def _send_last(self, value: Any, sent: Any) -> None:
+        """Make ``value`` the last one and send it (as ``sent``) to the room, as one step for a viewer
+        joining (:meth:`joining`)."""
+        with self._sending:
+            self.last, self.has_last = value, True
+            self._send_to(self.spec.name, sent, self.room)
 
     def _loop(self) -> None:
         CALLER.set(f"plugin:{self.plugin} stream {self.spec.name}")  # this task only
@@ -142,14 +158,14 @@ class Stream:
             try:
                 value = self.spec.func()
                 self.reads += 1
-                self.last, self.has_last, backoff = value, True, 0.0
+                backoff = 0.0
                 errors.reset()
                 if recorder is not None:  # one JSON encoding checks what is sent and is what is stored
                     value, text = payloads.finite_json(value)
-                    self._send_to(self.spec.name, value, self.room)
-                    recorder(value, text)
+                    self._send_last(value, value)
+                    recorder(value, text)  # (outside the send lock: a hung database holds up no viewer)
                 else:
-                    self._emit(self.spec.name, value)
+                    self._send_last(value, payloads.finite(value))
             except Exception as exc:
                 self.reads += 1
                 self.errors += 1
