@@ -117,5 +117,5 @@ def routes_json():
         if blueprint in plugins:
             rules.append({"plugin": blueprint, "endpoint": endpoint, "rule": rule.rule,
                           "methods": sorted(set(rule.methods or ()) - {"HEAD", "OPTIONS"}),
-                          "arguments": sorted(rule.arguments)})
+                          "arguments": sorted(rule.arguments), "defaults": dict(rule.defaults or {})})
     return {"plugins": plugins, "rules": rules}

@@ -156,9 +156,11 @@ def samples(server: SecureServer, rule: Dict[str, Any], method: str, info: Dict[
     plugin, endpoint, path = rule["plugin"], rule["endpoint"], rule["rule"]
     public = endpoint in info["public_endpoints"]
     if endpoint == "actions":
-        return [Call(plugin, endpoint, method, path.replace("<name>", name), spec["public"],
-                     200 if own else None, json=sample_arguments(spec["schema"]))
-                for name, spec in sorted(info["actions"].items())]
+        # /actions/<name> for each action, and each action's own fixed rule (/actions/tare: its name a default)
+        named = [rule["defaults"]["name"]] if "<name>" not in path else sorted(info["actions"])
+        return [Call(plugin, endpoint, method, path.replace("<name>", name), info["actions"][name]["public"],
+                     200 if own else None, json=sample_arguments(info["actions"][name]["schema"]))
+                for name in named]
     if endpoint in ("static", "public") and rule["arguments"] == ["filename"]:
         files = info[endpoint]
         path = path.replace("<path:filename>", files[0] if files else "no-such-file.txt")
