@@ -65,7 +65,9 @@ class Watch:
     Endings of a page that is left are not failures: a socket.io long-poll or the pages' deck poll
     cut short (``net::ERR_ABORTED``); any request cut short (``net::ERR_ABORTED``) after its frame
     went on to another document (a script the page was still loading when the test opened the next
-    page: CI saw IvoryOS's ``run_panel.js`` so, once); and the ``400`` Engine.IO gives a long-poll of a session
+    page: CI saw IvoryOS's ``run_panel.js`` so, once); a ``blob:`` image cut short (``net::ERR_ABORTED``):
+    the page set the ``<img>`` to the next frame before this one loaded (``IvoryPlugin.camera`` under
+    load; CI saw it once); and the ``400`` Engine.IO gives a long-poll of a session
     the left page closed as it went (the poll was on its way when the page's socket said goodbye; the
     protocol answers an unknown session so), or that moved to its WebSocket (Engine.IO refuses HTTP
     on an upgraded session; 3 logins in 100 saw it). Only such a session counts: its frame has
@@ -136,6 +138,8 @@ class Watch:
         if "ERR_ABORTED" in failure and ("/socket.io/" in request.url
                                          or request.url.split("?")[0].endswith("/plugins/deck.json")):
             return
+        if "ERR_ABORTED" in failure and request.url.startswith("blob:"):
+            return  # an in-memory image the page replaced before it loaded (the camera helper's next frame)
         if "ERR_ABORTED" in failure and request in self._asked_in:  # left, if its frame moves on (see take)
             self._cut_short[len(self.problems)] = self._asked_in[request]
         self.problems.append((f"request failed: {request.method} {request.url} ({failure})", None))
