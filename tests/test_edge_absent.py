@@ -152,10 +152,11 @@ def test_the_examples_and_the_core_1x_tests_run_without_the_extra(hidden_env: Di
     """Every example's own tests, and the 1.x tests of the plugin, its declarations, its actions, steps
     and busy guard, the hosts and the Socket.IO live channel, pass in a Python that cannot import the
     edge; the [edge] runs of the examples are skipped, each saying how to install it."""
-    result = subprocess.run([sys.executable, "-m", "pytest", "examples", *ONE_X, "-rs", "-q", "-p", "no:cacheprovider"],
+    result = subprocess.run([sys.executable, "-m", "pytest", "examples", *ONE_X, "-rfEs", "-q", "-p", "no:cacheprovider"],
                             cwd=ROOT, env=hidden_env, capture_output=True, text=True, timeout=900,
                             stdin=subprocess.DEVNULL)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    failed = [line for line in result.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
+    assert result.returncode == 0, "\n".join(failed) + "\n" + result.stdout[-4000:] + result.stderr[-2000:]
     summary = re.search(r"(\d+) passed, (\d+) skipped", result.stdout)
     assert summary, result.stdout[-2000:]
     skipped = [line for line in result.stdout.splitlines() if line.startswith("SKIPPED")]
