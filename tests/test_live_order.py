@@ -7,6 +7,7 @@ moment the race needs (a real server never stops there on cue). ``test_edge_fano
 same on the edge's real WebSocket channel, where CI once saw the repeated frame."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -82,7 +83,7 @@ def hub() -> Iterator[Tuple[LiveHub, Rooms]]:
         values.get_nowait()
     rooms = Rooms()
     made = LiveHub(plugin=plugin.name, namespace=NAMESPACE, streams=plugin.declarations.streams,
-                   handlers={}, transport=rooms, start_task=start_thread, acting=_nothing,
+                   handlers={}, transport=rooms, start_task=start_thread, acting=contextlib.nullcontext,
                    recorder=lambda name, field: lambda value, text: None,
                    # the real table of connections; these clients carry no token or session to check again
                    connections=Connections(credentials=None, disconnect=lambda connection, why: None),  # type: ignore[arg-type]
@@ -94,14 +95,6 @@ def hub() -> Iterator[Tuple[LiveHub, Rooms]]:
         for sid in list(rooms.clients):
             made.disconnect(sid)
         made.stop_all()
-
-
-class _nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
 
 
 def connect(hub: LiveHub, rooms: Rooms, sid: str) -> None:

@@ -49,7 +49,7 @@ class PluginBase(Blueprint):
     _steps: Dict[str, StepSpec]
     _cameras: Dict[str, CameraSpec]
     _rows: Dict[str, RouteRow]
-    _views: Dict[Builtin, Tuple[Callable[..., Any], Tuple[str, ...]]]
+    _views: Dict[Builtin, Callable[..., Any]]
     _declarations: Optional[Declarations]
 
     def _builtin(self, kind: Builtin, rule: str, methods: Tuple[str, ...] = ("GET",),
@@ -67,7 +67,7 @@ class PluginBase(Blueprint):
 
         view.__name__ = kind.value
         Blueprint.add_url_rule(self, rule, kind.value, view, methods=list(methods))
-        self._views[kind] = (view, methods)
+        self._views[kind] = view
         self._endpoints.add(kind.value)
         if policy.public:
             self._public.add(kind.value)
@@ -86,8 +86,9 @@ class PluginBase(Blueprint):
         :param rule: the fixed URL rule, e.g. ``/actions/tare``.
         :param variable: the variable it fixes, e.g. ``name``.
         :param value: its value."""
-        view, methods = self._views[kind]
-        Blueprint.add_url_rule(self, rule, kind.value, view, methods=list(methods), defaults={variable: value})
+        methods = self._rows[kind.value].methods  # (the row's: declared once)
+        Blueprint.add_url_rule(self, rule, kind.value, self._views[kind], methods=list(methods),
+                               defaults={variable: value})
 
     def _as_plugin(self) -> "Plugin":
         """This object as the :class:`~ivoryos_plugin.core.plugin.Plugin` it is part of (for the host)."""
