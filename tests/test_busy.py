@@ -41,14 +41,20 @@ def post(probe: Probe, action: str, **args: Any) -> requests.Response:
     return probe.session.post(f"{probe.base}/ivoryos/probe/actions/{action}", json=args, timeout=60)
 
 
-def wait_idle(probe: Probe, timeout: float = 20.0) -> None:
-    """Wait until IvoryOS's runner reports it is not busy (a finished workflow still saves results)."""
+def wait_busy(probe: Probe, busy: bool = True, timeout: float = 20.0) -> None:
+    """Wait until IvoryOS's runner reports ``busy`` (its lock held: by a workflow, a single step, or a
+    plugin's hardware action, which takes it too), or not (a finished workflow still saves its results):
+    what the next request must find, however slowly the server runs."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not probe.session.get(f"{probe.base}/ivoryos/executions/status").json().get("busy"):
+        if bool(probe.session.get(f"{probe.base}/ivoryos/executions/status").json().get("busy")) is busy:
             return
-        time.sleep(0.1)
-    raise AssertionError("IvoryOS's runner stayed busy")
+        time.sleep(0.02)
+    raise AssertionError("IvoryOS's runner " + ("never became busy" if busy else "stayed busy"))
+
+
+def wait_idle(probe: Probe) -> None:
+    wait_busy(probe, busy=False)
 
 
 def wait_total(probe: Probe, expected: int, timeout: float = 20.0) -> int:
@@ -67,13 +73,13 @@ def test_hardware_action_is_refused_while_a_workflow_runs(ivoryos_probe: Probe) 
     before = post(ivoryos_probe, "total").json()["total"]
     submit_workflow(ivoryos_probe, 2.0)
     assert run_workflow(ivoryos_probe).status_code == 200
-    time.sleep(0.3)
+    wait_busy(ivoryos_probe)
     busy = post(ivoryos_probe, "bump", by=100)
     assert busy.status_code == 409
     assert busy.json()["busy"] is True and "probe" in busy.json()["error"]
     assert post(ivoryos_probe, "total").status_code == 200, "a non-hardware action must still run"
     assert wait_total(ivoryos_probe, before + 2) == before + 2, "the refused action ran anyway"
-    time.sleep(0.5)
+    wait_idle(ivoryos_probe)
     assert post(ivoryos_probe, "bump", by=1).status_code == 200, "the deck stayed locked after the workflow"
 
 
@@ -88,7 +94,7 @@ def test_hardware_action_is_refused_while_a_single_step_runs(ivoryos_probe: Prob
 
     stepper = threading.Thread(target=single_step)
     stepper.start()
-    time.sleep(0.4)
+    wait_busy(ivoryos_probe)
     assert post(ivoryos_probe, "hold", seconds=0.1).status_code == 409
     stepper.join(30)
     assert done["reply"].status_code == 200, done["reply"].text
@@ -103,7 +109,7 @@ def test_workflow_queued_during_an_action_starts_afterwards(ivoryos_probe: Probe
     held: Dict[str, Any] = {}
     holder = threading.Thread(target=lambda: held.update(reply=post(ivoryos_probe, "hold", seconds=1.5)))
     holder.start()
-    time.sleep(0.4)
+    wait_busy(ivoryos_probe)  # the action holds the deck
     started = time.monotonic()
     run = run_workflow(ivoryos_probe)  # queued behind the action, then started when it ends
     holder.join(30)

@@ -155,8 +155,12 @@ def test_the_examples_and_the_core_1x_tests_run_without_the_extra(hidden_env: Di
     result = subprocess.run([sys.executable, "-m", "pytest", "examples", *ONE_X, "-rfEs", "-q", "-p", "no:cacheprovider"],
                             cwd=ROOT, env=hidden_env, capture_output=True, text=True, timeout=900,
                             stdin=subprocess.DEVNULL)
-    failed = [line for line in result.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
-    assert result.returncode == 0, "\n".join(failed) + "\n" + result.stdout[-4000:] + result.stderr[-2000:]
+    failed = [line for line in result.stdout.splitlines() if re.match(r"(FAILED|ERROR) \S+::", line)]
+    # the inner failures' own reports (what failed and where), before the end of the output
+    found = [at for at in (result.stdout.find(" ERRORS "), result.stdout.find(" FAILURES ")) if at != -1]
+    reports = result.stdout[min(found):].partition(" short test summary info ")[0] if found else ""
+    assert result.returncode == 0, ("\n".join(failed) + "\n" + reports[:8000] + "\n" + result.stdout[-2000:]
+                                    + result.stderr[-2000:])
     summary = re.search(r"(\d+) passed, (\d+) skipped", result.stdout)
     assert summary, result.stdout[-2000:]
     skipped = [line for line in result.stdout.splitlines() if line.startswith("SKIPPED")]

@@ -121,12 +121,18 @@ def test_a_workflow_runs_a_step_and_records_its_return_value(steps_server: StepS
 @pytest.mark.server
 def test_hardware_actions_are_refused_while_a_step_runs(steps_server: StepServer) -> None:
     s = steps_server
-    s.run_workflow("holding", "def workflow():\n    deck.plate_log.hold(seconds=2.0)\n")
-    deadline = time.monotonic() + 10
-    while not s.status()["busy"] and time.monotonic() < deadline:
+    # the step holds the deck until the test releases it (a fixed hold could end before a slow
+    # machine gets here: then the action would find the deck free, and run)
+    s.run_workflow("holding", "def workflow():\n    deck.plate_log.hold(seconds=60.0)\n")
+    deadline = time.monotonic() + 30
+    while not s.status()["busy"]:
+        assert time.monotonic() < deadline, f"the workflow never held the deck: {s.status()}"
         time.sleep(0.05)
-    reply = s.session.post(f"{s.base}/plate_log/actions/bump", json={"by": 1})
-    assert reply.status_code == 409 and reply.json()["busy"] is True, reply.text
+    try:
+        reply = s.session.post(f"{s.base}/plate_log/actions/bump", json={"by": 1})
+        assert reply.status_code == 409 and reply.json()["busy"] is True, reply.text
+    finally:
+        assert s.session.post(f"{s.base}/plate_log/actions/release", json={}).status_code == 200
     assert not s.wait_idle_or_paused().get("paused")
     assert s.session.post(f"{s.base}/plate_log/actions/bump", json={"by": 1}).status_code == 200
 

@@ -12,6 +12,7 @@ plugin = Plugin("plate_log", __name__, title="Plate log", version="1.0.0",
 RECORDS: List[Dict[str, Any]] = []
 CALLS: List[Dict[str, Any]] = []
 _lock = threading.Lock()
+_released = threading.Event()  # ends a running hold early (the release action)
 
 
 @plugin.route("/")
@@ -32,8 +33,10 @@ def record(label: str, value: float = 0.0, unit: Literal["g", "mL"] = "g") -> Di
 @plugin.step
 def hold(seconds: float = 1.0) -> float:
     """Keep the workflow in this step for a while."""
-    time.sleep(seconds)
-    return seconds
+    began = time.monotonic()
+    _released.wait(seconds)  # (a release before this step began ends it at once)
+    _released.clear()
+    return round(time.monotonic() - began, 3)
 
 
 @plugin.step
@@ -45,6 +48,13 @@ def explode(message: str = "plate jammed") -> None:
 @plugin.action
 def bump(by: int = 1) -> Dict[str, int]:
     return {"total": plugin.instrument("sensor").bump(by)}
+
+
+@plugin.action(hardware=False)
+def release() -> Dict[str, bool]:
+    """End the running hold step now (a test's deck stays held exactly as long as it needs)."""
+    _released.set()
+    return {"released": True}
 
 
 @plugin.action(hardware=False)
