@@ -9,7 +9,7 @@ from typing import Any, Dict, Iterator
 import pytest
 import requests
 
-from support import launch
+from support import launch, wait_until
 from test_live import PLUGINS, Probe
 
 WORKFLOW = "def workflow():\n    deck.sensor.slow(seconds={seconds})\n    deck.sensor.bump(by=2)\n"
@@ -45,12 +45,10 @@ def wait_busy(probe: Probe, busy: bool = True, timeout: float = 20.0) -> None:
     """Wait until IvoryOS's runner reports ``busy`` (its lock held: by a workflow, a single step, or a
     plugin's hardware action, which takes it too), or not (a finished workflow still saves its results):
     what the next request must find, however slowly the server runs."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if bool(probe.session.get(f"{probe.base}/ivoryos/executions/status").json().get("busy")) is busy:
-            return
-        time.sleep(0.02)
-    raise AssertionError("IvoryOS's runner " + ("never became busy" if busy else "stayed busy"))
+    def reported() -> bool:
+        return bool(probe.session.get(f"{probe.base}/ivoryos/executions/status").json().get("busy")) is busy
+
+    assert wait_until(reported, timeout), "IvoryOS's runner " + ("never became busy" if busy else "stayed busy")
 
 
 def wait_idle(probe: Probe) -> None:

@@ -17,7 +17,7 @@ import requests
 from ivoryos_plugin import Plugin, PluginError, create_app
 from ivoryos_plugin.hosts.devhost import stop
 from ivoryos_plugin.testing import login_client, make_deck
-from support import PY, ROOT, ivoryos_login, start_process
+from support import PY, ROOT, ivoryos_login, start_process, wait_until
 
 PLUGINS = ROOT / "tests" / "plugins"
 if str(PLUGINS) not in sys.path:
@@ -124,10 +124,7 @@ def test_hardware_actions_are_refused_while_a_step_runs(steps_server: StepServer
     # the step holds the deck until the test releases it (a fixed hold could end before a slow
     # machine gets here: then the action would find the deck free, and run)
     s.run_workflow("holding", "def workflow():\n    deck.plate_log.hold(seconds=60.0)\n")
-    deadline = time.monotonic() + 30
-    while not s.status()["busy"]:
-        assert time.monotonic() < deadline, f"the workflow never held the deck: {s.status()}"
-        time.sleep(0.05)
+    assert wait_until(lambda: s.status()["busy"], 30), f"the workflow never held the deck: {s.status()}"
     try:
         reply = s.session.post(f"{s.base}/plate_log/actions/bump", json={"by": 1})
         assert reply.status_code == 409 and reply.json()["busy"] is True, reply.text
