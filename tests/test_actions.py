@@ -117,3 +117,25 @@ def test_faults_are_json_errors(client: Any) -> None:
     unknown = client.post("/ivoryos/calc/actions/nope")
     assert unknown.status_code == 404 and "scale" in unknown.get_json()["error"]
     assert client.get("/ivoryos/calc/actions/scale").status_code == 405
+
+
+@calc.action(hardware=False)
+def lost_signal() -> dict:
+    return {"reading": float("nan"), "unit": "g"}
+
+
+def test_replies_are_written_as_jsonify_writes_them(client: Any) -> None:
+    """Compact outside debug mode (indented in it), keys sorted, NaN as null: as ``jsonify`` writes the same value."""
+    reply = client.post("/ivoryos/calc/actions/scale", json=GOOD)
+    app = client.application
+    with app.app_context():
+        expected = app.json.response({"points": [{"x": 2.0, "y": 4.0}], "mode": "abs", "label": ""})
+    assert reply.get_data(as_text=True) == expected.get_data(as_text=True) == \
+        '{"label":"","mode":"abs","points":[{"x":2.0,"y":4.0}]}\n'
+    assert client.post("/ivoryos/calc/actions/lost_signal").get_data(as_text=True) == '{"reading":null,"unit":"g"}\n'
+    app.debug = True
+    try:
+        assert client.post("/ivoryos/calc/actions/lost_signal").get_data(as_text=True) == \
+            '{\n  "reading": null,\n  "unit": "g"\n}\n'
+    finally:
+        app.debug = False

@@ -95,13 +95,18 @@ def to_response(plugin: str, spec: ActionSpec, result: Any) -> Response:
 
 
 def json_reply(value: Any) -> Response:
-    """``jsonify(value)``, with NaN and Infinity sent as ``null`` (a reply ``JSON.parse`` accepts).
+    """``jsonify(value)``, with NaN and Infinity sent as ``null`` (a reply ``JSON.parse`` accepts):
+    compact, or indented in debug mode, as the app's JSON provider's ``compact`` says.
 
     :param value: the JSON-able value."""
+    provider = current_app.json
+    compact = getattr(provider, "compact", None)  # DefaultJSONProvider's; jsonify reads it the same way
+    layout: Dict[str, Any] = ({"indent": 2} if compact is False or (compact is None and current_app.debug)
+                              else {"separators": (",", ":")})
     try:
-        text = current_app.json.dumps(value, allow_nan=False)
+        text = provider.dumps(value, allow_nan=False, **layout)
     except ValueError:  # a NaN or Infinity (a sensor that lost its signal): null, as JSON.stringify does
-        text = current_app.json.dumps(payloads.finite(value), allow_nan=False)
+        text = provider.dumps(payloads.finite(value), allow_nan=False, **layout)
     response = current_app.response_class(f"{text}\n", mimetype=current_app.json.mimetype)  # type: ignore[attr-defined]
     setattr(response, payloads.FINITE_REPLY, True)
     return response
