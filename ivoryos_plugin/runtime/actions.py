@@ -107,6 +107,6 @@ def json_reply(value: Any) -> Response:
         text = provider.dumps(value, allow_nan=False, **layout)
     except ValueError:  # a NaN or Infinity (a sensor that lost its signal): null, as JSON.stringify does
         text = provider.dumps(payloads.finite(value), allow_nan=False, **layout)
-    response = current_app.response_class(f"{text}\n", mimetype=current_app.json.mimetype)  # type: ignore[attr-defined]
+    response = current_app.response_class(f"{text}\n", mimetype=provider.mimetype)  # type: ignore[attr-defined]
     setattr(response, payloads.FINITE_REPLY, True)
     return response
