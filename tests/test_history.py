@@ -470,7 +470,9 @@ def test_a_locked_sqlite_file_keeps_the_values_queued_and_writes_them_all_after(
         run_for(clock, produced, 1.0, 20)
         history = app.extensions["ivoryos_plugin"].history()
         assert history.flush() and history.status("rec_lock")["rows"]["count"] >= 10
-        locker = sqlite3.connect(db, timeout=0)
+        # the other program waits for a write the store may have under way (its retention pass after
+        # the flush, say), then takes the lock and keeps it
+        locker = sqlite3.connect(db, timeout=10)
         locker.execute("BEGIN EXCLUSIVE")
         try:
             run_for(clock, produced, 2.0, 20)  # the writer's next flush waits for the lock, then gives up

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-import statistics
 import time
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Tuple
@@ -125,16 +124,19 @@ def hosts() -> Iterator[List[Host]]:
         host.close()
 
 
-def interleaved(first: Any, second: Any, times: int = 21) -> Tuple[float, float]:
-    """The median milliseconds of ``first()`` and of ``second()``, called in turn (the machine's load
-    falls on both alike)."""
+def interleaved(first: Any, second: Any, times: int = 31) -> Tuple[float, float]:
+    """The fewest milliseconds ``first()`` and ``second()`` took, called in turn ``times`` times each.
+
+    The fastest call is what the code itself costs: a loaded machine (the suite's other workers, on
+    two cores) only adds to a call, in bursts of several milliseconds that a median of ~1 ms calls
+    does not ride out (it read 0.37 and 3.27 under load, 1.0 on a quiet machine)."""
     spent: Tuple[List[float], List[float]] = ([], [])
     for _ in range(times):
         for call, into in ((first, spent[0]), (second, spent[1])):
             started = time.perf_counter()
             call()
             into.append(time.perf_counter() - started)
-    return statistics.median(spent[0]) * 1000, statistics.median(spent[1]) * 1000
+    return min(spent[0]) * 1000, min(spent[1]) * 1000
 
 
 def test_status_json_costs_the_same_with_a_million_rows_as_with_ten(tmp_path: Path, hosts: List[Host]) -> None:
@@ -158,12 +160,12 @@ def test_status_json_costs_the_same_with_a_million_rows_as_with_ten(tmp_path: Pa
     # over HTTP: what a program polling the health page waits for (loopback and the client's own
     # time included, the same for both: compared, not bounded)
     million, ten = interleaved(hosts[0].history, hosts[1].history)
-    print(f"status.json over HTTP, median: {million:.2f} ms with a million rows, {ten:.2f} ms with ten")
+    print(f"status.json over HTTP, fastest: {million:.2f} ms with a million rows, {ten:.2f} ms with ten")
     assert million / ten < 3.0, f"{million:.2f} ms with a million rows against {ten:.2f} ms with ten"
     # the app's own time for the request (its guard, every plugin's status, the JSON): compared too,
-    # never bounded in milliseconds (a loaded machine moves both alike)
+    # never bounded in milliseconds (a loaded machine only adds to a call: the fastest are compared)
     million, ten = interleaved(hosts[0].status_in_process, hosts[1].status_in_process)
-    print(f"status.json in the app, median: {million:.2f} ms with a million rows, {ten:.2f} ms with ten")
+    print(f"status.json in the app, fastest: {million:.2f} ms with a million rows, {ten:.2f} ms with ten")
     assert million / ten < 3.0, f"{million:.2f} ms with a million rows against {ten:.2f} ms with ten"
     assert hosts[0].rows() == expected_big and hosts[1].rows() == expected_small
 

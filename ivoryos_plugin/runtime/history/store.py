@@ -220,10 +220,10 @@ class HistoryStore:
         if self.url.startswith("sqlite:///"):
             base = Path(self.url[len("sqlite:///"):])
             disk = sum(p.stat().st_size for p in (base, Path(f"{base}-wal")) if p.exists())
+        error, gaps = self.writer.outage()
         return {"database": mask_url(self.url), "available": not problem, "unavailable": problem, "rows": streams,
                 "disk_bytes": disk, "queued": self.writer.pending(), "written": self.counts.written,
-                "dropped": self.counts.dropped, "deleted": self.counts.deleted, "error": self.error,
-                "gaps": [{"started": g.started, "ended": g.ended, "error": g.error} for g in self.counts.gaps[-10:]]}
+                "dropped": self.counts.dropped, "deleted": self.counts.deleted, "error": error, "gaps": gaps}
 
     def _recount_now(self, deadline: float) -> bool:
         """The first count, for a caller that cannot wait for the writer (bounded like a read)."""

@@ -75,6 +75,9 @@ class Writer:
         self._in_flight = 0  # values of the batch being written
         #: the last write's error ("" once a write succeeded again)
         self.error = ""
+        # the error and the gaps change together under it (see outage): the health page, read from other
+        # threads, never shows an ended gap beside its error, or an open one without it
+        self._outage_lock = threading.Lock()
         self._check_at = min(BATCH, buffer_max + 1)  # queue length at which a recorder calls _queued
 
     # ------------------------------------------------------------ the thread
@@ -332,17 +335,32 @@ class Writer:
 
         :param exc: what failed."""
         message = describe(exc, self.db.url)
-        if not self.counts.gaps or self.counts.gaps[-1].ended is not None:
-            self.counts.gaps.append(Gap(started=self.clock.time(), error=message))
+        with self._outage_lock:
+            started = not self.counts.gaps or self.counts.gaps[-1].ended is not None
+            if started:
+                self.counts.gaps.append(Gap(started=self.clock.time(), error=message))
+            self.counts.gaps[-1].error = message
+            self.error = message
+        if started:
             log.error("history: cannot write to %s (%s); values are kept in memory (up to %d)",
                       mask_url(self.db.url), message, self.buffer_max)
-        self.counts.gaps[-1].error = message
-        self.error = message
 
     def recovered(self) -> None:
-        """A write succeeded: the gap ends, reads wait for the database again."""
-        if self.counts.gaps and self.counts.gaps[-1].ended is None:
-            self.counts.gaps[-1].ended = self.clock.time()
+        """A write succeeded: the gap ends and the error clears (together), reads wait for the database
+        again."""
+        with self._outage_lock:
+            ended = bool(self.counts.gaps) and self.counts.gaps[-1].ended is None
+            if ended:
+                self.counts.gaps[-1].ended = self.clock.time()
+            self.error = ""
+        if ended:
             log.warning("history: writing to %s again", mask_url(self.db.url))
-        self.error = ""
         self.db.available()
+
+    def outage(self, last: int = 10) -> Tuple[str, List[Dict[str, Any]]]:
+        """The last write's error and the ``last`` gaps, as one consistent reading.
+
+        :param last: how many gaps, the newest last."""
+        with self._outage_lock:
+            return self.error, [{"started": g.started, "ended": g.ended, "error": g.error}
+                                for g in self.counts.gaps[-last:]]
