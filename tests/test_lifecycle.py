@@ -106,6 +106,31 @@ def test_on_start_and_on_stop_run_once_per_server_life(tmp_path: Path, host: str
     assert "Traceback" not in server.output(), server.output()
 
 
+@pytest.mark.server
+def test_a_page_asked_for_while_its_plugin_starts_waits_for_the_start_under_ivoryos_run(tmp_path: Path) -> None:
+    """Under plain ``ivoryos.run`` a starter thread begins the plugins' starts once the deck is set; a
+    request that comes while a plugin's ``on_start`` still runs (a stage homing) waits for it, up to
+    START_WAIT from the start's beginning, and is served: not a 503 "starting" a moment early."""
+    end_stop = tmp_path / "homed"
+    server = start_life(tmp_path, "ivoryos", plugins="homing", LIFE_HOMED=str(end_stop))
+    data_dir = tmp_path / "ivoryos_data" / "plugins" / "homing"
+    try:
+        wait_for_events(data_dir, "homing")  # the starter thread began the start: on_start waits
+        session = ivoryos_login(server.base)
+        replies: list = []
+        asking = threading.Thread(target=lambda: replies.append(session.get(
+            f"{server.base}/ivoryos/homing/", headers={"Accept": "application/json"}, timeout=30)))
+        asking.start()
+        time.sleep(0.3)  # the request reaches the server while on_start still waits
+        assert read_events(data_dir) == ["homing"], "on_start still runs when the page is asked for"
+        end_stop.touch()
+        asking.join(30)
+        assert [r.status_code for r in replies] == [200], [(r.status_code, r.text[:300]) for r in replies]
+        assert read_events(data_dir) == ["homing", "homed"]
+    finally:
+        server.stop()
+
+
 EXIT_SCRIPT = """
     import sys
     from life_plugin import make_life

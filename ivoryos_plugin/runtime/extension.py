@@ -215,6 +215,9 @@ class Extension:
         self.app_id = id(app)
         self._start_lock = threading.RLock()
         self.started = False
+        self._starters: Dict[str, threading.Thread] = {}  # each plugin's start, once begun
+        self._start_deadline = 0.0  # until when a request waits for them (time.monotonic)
+        self._start_settled = False  # every start returned, or the wait ran out: nothing to wait for
         self.stopped = False
         self._history: Optional["HistoryStore"] = None
 
@@ -286,27 +289,35 @@ class Extension:
         return is_deck_busy(self.gate)
 
     # ---------------------------------------------------------- lifecycle
-    def ensure_started(self, wait: float = START_WAIT) -> None:
+    def ensure_started(self, wait: float = START_WAIT, plugin: Optional[str] = None) -> None:
         """Start every plugin once (on_start, workers): at the first request, or when the deck is known.
 
         Each plugin starts in its own thread, so one whose ``on_start`` blocks delays no other (it
         answers 503 "starting for N s" meanwhile). The deck's serial ports are registered under
         their instruments' names first (:func:`~ivoryos_plugin.hardware.deck.claim_deck_ports`).
+        Every caller until the starts return waits for them until the same deadline: the first one,
+        and a request that came meanwhile (under ``ivoryos.run`` a starter thread begins them).
 
-        :param wait: seconds to wait for the plugins to be running before returning (a blocking
-            ``on_start`` makes the first caller wait this long, no longer)."""
-        if self.started:
+        :param wait: seconds from the starts' beginning to wait for them (a blocking ``on_start``
+            makes callers wait this long, no longer).
+        :param plugin: wait for this plugin's start only (a request to it); every plugin's by default."""
+        if self._start_settled:
             return
         with self._start_lock:
-            if self.started:
-                return
-            deck = self.deck_getter()
-            self.started = True
-            claim_deck_ports(deck)
-            threads = [self.start_runtime(runtime, deck) for runtime in list(self.runtimes.values())]
-        deadline = time.monotonic() + wait
-        for thread in threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
+            if not self.started:
+                deck = self.deck_getter()
+                self.started = True
+                claim_deck_ports(deck)
+                deadline = time.monotonic() + wait
+                self._starters = {name: self.start_runtime(runtime, deck)
+                                  for name, runtime in list(self.runtimes.items())}
+                self._start_deadline = deadline  # (0 until the starts have begun: a re-entrant call waits for none)
+            starters, deadline = self._starters, self._start_deadline
+        for name, thread in starters.items():
+            if plugin is None or name == plugin:
+                thread.join(max(0.0, deadline - time.monotonic()))
+        if deadline and (time.monotonic() >= deadline or not any(t.is_alive() for t in starters.values())):
+            self._start_settled = True
 
     def start_runtime(self, runtime: "PluginRuntime", deck: Any) -> threading.Thread:
         """Start one plugin in its own thread (``ivoryos_plugin-starter-<name>``).

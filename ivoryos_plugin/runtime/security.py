@@ -274,7 +274,7 @@ def guard_request(plugin: str, public: bool, row: Any = _LOOK_UP) -> Optional[Re
                                            "<meta name=\"csrf-token\"> value as the X-CSRFToken header "
                                            "(ivoryos_plugin.js does) or a csrf_token form field.")
     if runtime is not None and runtime.state != "running":
-        ext.ensure_started()
+        ext.ensure_started(plugin=plugin)  # (a request during the plugin's start waits for it, within bounds)
         if runtime.state != "running":
             reason = runtime.current_reason()
             return error_response(503, f"Plugin {plugin!r} is {runtime.state}: {reason}",

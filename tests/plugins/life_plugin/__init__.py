@@ -205,6 +205,27 @@ def make_broken(name: str = "broken") -> Plugin:
     return plugin
 
 
+def make_homing(name: str = "homing") -> Plugin:
+    """A plugin whose ``on_start`` homes a stage: it records ``homing``, then waits until the file named
+    by ``$LIFE_HOMED`` exists (20 s at most), as an axis does until it finds its end stop, and records
+    ``homed``.
+
+    :param name: the plugin's name."""
+    plugin = Plugin(name, __name__, title="Homing", version="0.4.0")
+    _main_page(plugin)
+
+    @plugin.on_start
+    def home(deck: Any) -> None:
+        record(plugin, "homing")
+        end_stop = os.environ.get("LIFE_HOMED", "")
+        deadline = time.monotonic() + 20
+        while end_stop and not os.path.exists(end_stop) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        record(plugin, "homed")
+
+    return plugin
+
+
 class MigratedSettings(BaseModel):
     """Version 2 of a layout whose migration from version 1 fails."""
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import os
 
-from life_plugin import make_broken, make_crashy, make_life, make_migrating, make_refusing
+from life_plugin import make_broken, make_crashy, make_homing, make_life, make_migrating, make_refusing
 
 life = make_life(stubborn=os.environ.get("LIFE_STUBBORN") == "1")
 crashy = make_crashy(backoff=0.1, max_crashes=3)
 refusing = make_refusing()
 broken = make_broken()
 migrating = make_migrating()
+homing = make_homing()
