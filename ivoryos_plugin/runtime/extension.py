@@ -295,14 +295,16 @@ class Extension:
         Each plugin starts in its own thread, so one whose ``on_start`` blocks delays no other (it
         answers 503 "starting for N s" meanwhile). The deck's serial ports are registered under
         their instruments' names first (:func:`~ivoryos_plugin.hardware.deck.claim_deck_ports`).
-        Every caller until the starts return waits for them until the same deadline: the first one,
-        and a request that came meanwhile (under ``ivoryos.run`` a starter thread begins them).
+        The caller that begins the starts waits for them all; a request to one plugin whose start is
+        under way (``plugin``) waits for that one, whoever began it (under ``ivoryos.run`` a starter
+        thread does); both until the same deadline.
 
         :param wait: seconds from the starts' beginning to wait for them (a blocking ``on_start``
             makes callers wait this long, no longer).
-        :param plugin: wait for this plugin's start only (a request to it); every plugin's by default."""
+        :param plugin: the plugin a request is for: wait for its start, even one begun by another caller."""
         if self._start_settled:
             return
+        began = False
         with self._start_lock:
             if not self.started:
                 deck = self.deck_getter()
@@ -312,10 +314,12 @@ class Extension:
                 self._starters = {name: self.start_runtime(runtime, deck)
                                   for name, runtime in list(self.runtimes.items())}
                 self._start_deadline = deadline  # (0 until the starts have begun: a re-entrant call waits for none)
+                began = True
             starters, deadline = self._starters, self._start_deadline
-        for name, thread in starters.items():
-            if plugin is None or name == plugin:
-                thread.join(max(0.0, deadline - time.monotonic()))
+        if began or plugin is not None:
+            for name, thread in starters.items():
+                if (plugin is None or name == plugin) and thread is not threading.current_thread():
+                    thread.join(max(0.0, deadline - time.monotonic()))
         if deadline and (time.monotonic() >= deadline or not any(t.is_alive() for t in starters.values())):
             self._start_settled = True
 
