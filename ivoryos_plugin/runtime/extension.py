@@ -292,8 +292,8 @@ class Extension:
     def ensure_started(self, wait: float = START_WAIT, plugin: Optional[str] = None) -> None:
         """Start every plugin once (on_start, workers): at the first request, or when the deck is known.
 
-        Each plugin starts in its own thread, so one whose ``on_start`` blocks delays no other (it
-        answers 503 "starting for N s" meanwhile). The deck's serial ports are registered under
+        Each plugin starts in its own thread, so one whose ``on_start`` blocks delays no other (past
+        the wait below, it answers 503 "starting for N s"). The deck's serial ports are registered under
         their instruments' names first (:func:`~ivoryos_plugin.hardware.deck.claim_deck_ports`).
         The caller that begins the starts waits for them all; a request to one plugin whose start is
         under way (``plugin``) waits for that one, whoever began it (under ``ivoryos.run`` a starter

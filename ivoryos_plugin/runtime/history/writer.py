@@ -338,7 +338,7 @@ class Writer:
         with self._outage_lock:
             started = not self.counts.gaps or self.counts.gaps[-1].ended is not None
             if started:
-                self.counts.gaps.append(Gap(started=self.clock.time(), error=message))
+                self.counts.gaps.append(Gap(started=self.clock.time()))
             self.counts.gaps[-1].error = message
             self.error = message
         if started:
