@@ -3,9 +3,11 @@ faults are JSON errors; the return value is JSON."""
 from __future__ import annotations
 
 import json
+from fractions import Fraction
 from typing import Any, Dict, List, Literal
 
 import pytest
+from flask.json.provider import DefaultJSONProvider
 from pydantic import BaseModel
 
 from ivoryos_plugin import ActionError, Plugin
@@ -139,3 +141,58 @@ def test_replies_are_written_as_jsonify_writes_them(client: Any) -> None:
             '{\n  "reading": null,\n  "unit": "g"\n}\n'
     finally:
         app.debug = False
+
+
+@calc.action(hardware=False)
+def exotic() -> dict:
+    return {"mass": Fraction(3, 2), "unit": "µg"}
+
+
+class FractionProvider(DefaultJSONProvider):
+    """An app's JSON provider that writes the fractions it uses as strings (its ``default``), as apps do for
+    types Flask does not write."""
+
+    @staticmethod
+    def default(o: Any) -> Any:
+        return str(o) if isinstance(o, Fraction) else DefaultJSONProvider.default(o)
+
+
+class MarkingProvider(FractionProvider):
+    """A provider with a ``dumps`` of its own (an orjson one, say): the replies are written by it."""
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        return "/*ours*/" + super().dumps(obj, **kwargs)
+
+
+class Unhashable:
+    """A ``default`` that cannot be a dict key (a callable object with ``__eq__`` and no hash)."""
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    def __call__(self, o: Any) -> Any:
+        return str(o) if isinstance(o, Fraction) else DefaultJSONProvider.default(o)
+
+
+def test_replies_are_written_by_the_apps_json_provider(client: Any) -> None:
+    """The app's provider's ``default``, ``ensure_ascii`` and ``sort_keys``, and a ``dumps`` of its own."""
+    app = client.application
+    plain = app.json
+    try:
+        app.json = FractionProvider(app)
+        assert client.post("/ivoryos/calc/actions/exotic").get_data(as_text=True) == \
+            '{"mass":"3/2","unit":"\\u00b5g"}\n'
+        app.json.ensure_ascii, app.json.sort_keys = False, False
+        assert client.post("/ivoryos/calc/actions/exotic").get_data(as_text=True) == '{"mass":"3/2","unit":"µg"}\n'
+        app.json = MarkingProvider(app)
+        assert client.post("/ivoryos/calc/actions/exotic").get_data(as_text=True) == \
+            '/*ours*/{"mass":"3/2","unit":"\\u00b5g"}\n'
+        app.json = DefaultJSONProvider(app)
+        app.json.default = Unhashable()  # type: ignore[method-assign]
+        assert client.post("/ivoryos/calc/actions/exotic").get_data(as_text=True) == \
+            '{"mass":"3/2","unit":"\\u00b5g"}\n'
+        assert client.post("/ivoryos/calc/actions/lost_signal").get_data(as_text=True) == '{"reading":null,"unit":"g"}\n'
+    finally:
+        app.json = plain

@@ -176,7 +176,9 @@ def test_ten_viewers_cost_one_capture_and_one_encode_per_frame(dev: Cams) -> Non
     assert len(got) == 10 and all(len(seqs) == int(FPS * 2) for seqs in got.values())
     frames = max(max(seqs) for seqs in got.values()) - min(min(seqs) for seqs in got.values()) + 1
     assert captured <= frames + 2, f"{captured} captures for the {frames} frames the viewers saw: one per frame"
-    assert abs(encoded - captured) <= 1, f"{encoded} encodes for {captured} captures: one per frame"
+    # (each counter is read by its own request, at both ends: a frame captured or encoded between the two
+    # reads of one end counts on one side only; an encode per viewer would give ten times as many)
+    assert abs(encoded - captured) <= 2, f"{encoded} encodes for {captured} captures: one per frame"
 
 
 @pytest.mark.server

@@ -28,7 +28,8 @@ from ..runtime.connections import Connection
 from ..runtime.extension import CLOCK_CONFIG, SHELL_TEMPLATE, Extension
 from .socketio_live import QUEUE_ENV
 from ..runtime.pages_errors import install_error_pages
-from ..runtime.security import AuthError, authenticate, check_csrf, origin_ok
+from ..runtime.csrf import check_csrf
+from ..runtime.security import AuthError, authenticate, origin_ok
 from . import ivoryos as adapter
 from .decks import load_deck as load_deck  # the dev host's, the demo's: the deck's __main__ block runs too
 from .discovery import register_plugin

@@ -3,10 +3,13 @@ signature declared in :mod:`ivoryos_plugin.core.specs`."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
+import json
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from flask import Response, current_app, request
+from flask.json.provider import DefaultJSONProvider
 from pydantic import BaseModel, ValidationError
 
 from ..core.specs import ActionSpec, StepSpec
@@ -15,6 +18,8 @@ from .replies import error_response
 
 #: the argument types that hold nothing :func:`payloads.problem` refuses (not looked into)
 _PLAIN = frozenset({int, bool, type(None)})
+#: what an action usually returns: neither a reply nor a model
+_CONTAINERS = frozenset({dict, list})
 
 
 def field_errors(exc: ValidationError) -> Dict[str, List[str]]:
@@ -29,16 +34,17 @@ def field_errors(exc: ValidationError) -> Dict[str, List[str]]:
     return errors
 
 
-def parse_arguments(plugin: str, spec: Union[ActionSpec, StepSpec],
-                    kind: str = "action") -> Tuple[Optional[Dict[str, Any]], Optional[Response]]:
+def parse_arguments(plugin: str, spec: Union[ActionSpec, StepSpec], kind: str = "action",
+                    req: Any = None) -> Tuple[Optional[Dict[str, Any]], Optional[Response]]:
     """Validate the request's JSON body against an action's (or a step's) signature: too deep a
     nesting, a field that fails validation, or NaN/Infinity in a value → a 400 naming the field.
 
     :param plugin: the plugin's name.
     :param spec: the action or step.
     :param kind: what ``spec`` is called in the messages ("action", "step").
+    :param req: the current request, when the caller has it at hand (default: Flask's ``request``).
     :returns: (arguments, None) or (None, a 400 reply)."""
-    raw = request.get_data(cache=True)
+    raw = (request if req is None else req).get_data(cache=True)
     if not raw.strip():
         raw = b"{}"
     try:  # nesting first (a parser's recursion limit); NaN/Infinity per field, after validation
@@ -54,7 +60,7 @@ def parse_arguments(plugin: str, spec: Union[ActionSpec, StepSpec],
                                              "body such as {\"arg\": 1}.", errors=errors)
         return None, error_response(400, f"Plugin {plugin!r}: invalid arguments for {kind} {spec.name!r}.",
                                     errors=errors)
-    kwargs = {key: getattr(args, key) for key in type(args).model_fields}
+    kwargs = dict(args.__dict__)  # each field's value, as validated (pydantic keeps extra keys elsewhere)
     errors = {key: [found] for key, value in kwargs.items()
               if type(value) not in _PLAIN and (found := payloads.problem(value, payloads.MAX_DEPTH))}
     if errors:  # e.g. the string "NaN", which pydantic turns into a float
@@ -81,12 +87,18 @@ def to_response(plugin: str, spec: ActionSpec, result: Any) -> Response:
     :param plugin: the plugin's name.
     :param spec: the action.
     :param result: what the function returned."""
+    if type(result) in _CONTAINERS:  # (the usual case, neither a reply nor a model)
+        return _reply_or_500(plugin, spec, result)
     if isinstance(result, Response):
         return result
     if result is None:
         result = {"ok": True}
     if isinstance(result, BaseModel):
         result = result.model_dump(mode="json")
+    return _reply_or_500(plugin, spec, result)
+
+
+def _reply_or_500(plugin: str, spec: ActionSpec, result: Any) -> Response:
     try:
         return json_reply(result)
     except TypeError as exc:
@@ -99,14 +111,35 @@ def json_reply(value: Any) -> Response:
     compact, or indented in debug mode, as the app's JSON provider's ``compact`` says.
 
     :param value: the JSON-able value."""
-    provider = current_app.json
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    provider = app.json
     compact = getattr(provider, "compact", None)  # DefaultJSONProvider's; jsonify reads it the same way
-    layout: Dict[str, Any] = ({"indent": 2} if compact is False or (compact is None and current_app.debug)
-                              else {"separators": (",", ":")})
+    indent = compact is False or (compact is None and app.debug)
+    encoder: Optional[json.JSONEncoder] = None
+    if type(provider).dumps is DefaultJSONProvider.dumps:  # what its dumps does, with an encoder made once
+        try:
+            encoder = _encoder(provider.default, provider.ensure_ascii, provider.sort_keys, indent)
+        except TypeError:  # a default that cannot be a cache key: the provider's dumps makes one each time
+            pass
+    dumps: Callable[[Any], str] = (encoder.encode if encoder is not None else functools.partial(
+        provider.dumps, allow_nan=False, **({"indent": 2} if indent else {"separators": (",", ":")})))
     try:
-        text = provider.dumps(value, allow_nan=False, **layout)
+        text = dumps(value)
     except ValueError:  # a NaN or Infinity (a sensor that lost its signal): null, as JSON.stringify does
-        text = provider.dumps(payloads.finite(value), allow_nan=False, **layout)
-    response = current_app.response_class(f"{text}\n", mimetype=provider.mimetype)  # type: ignore[attr-defined]
+        text = dumps(payloads.finite(value))
+    response: Response = app.response_class(f"{text}\n", mimetype=provider.mimetype)
     setattr(response, payloads.FINITE_REPLY, True)
     return response
+
+
+@functools.lru_cache(maxsize=16)
+def _encoder(default: Callable[[Any], Any], ensure_ascii: bool, sort_keys: bool, indent: bool) -> json.JSONEncoder:
+    """The encoder ``json.dumps`` makes afresh on each call with these settings (it keeps no state
+    between calls: one serves every thread), NaN refused.
+
+    :param default: the provider's ``default``.
+    :param ensure_ascii: the provider's ``ensure_ascii``.
+    :param sort_keys: the provider's ``sort_keys``.
+    :param indent: indented by 2 (debug), else compact."""
+    return json.JSONEncoder(default=default, ensure_ascii=ensure_ascii, sort_keys=sort_keys, allow_nan=False,
+                            **({"indent": 2} if indent else {"separators": (",", ":")}))

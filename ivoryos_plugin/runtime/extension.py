@@ -361,7 +361,15 @@ class Extension:
 
 def current_extension() -> Extension:
     """The framework state of the current app (inside a request or app context)."""
-    ext = current_app.extensions.get(KEY)
+    return extension_of(current_app)
+
+
+def extension_of(app: Any) -> Extension:
+    """The framework state of ``app`` (an app already at hand: no context lookup).
+
+    :param app: the Flask app.
+    :raises RuntimeError: the framework is not attached to it."""
+    ext = app.extensions.get(KEY)
     if ext is None:
         raise RuntimeError("ivoryos_plugin is not attached to this app; register a Plugin first.")
     return ext  # type: ignore[no-any-return]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
 
-from flask import Flask, Response, render_template, request
+from flask import Flask, Response, render_template
 
 from ..core.declarations import Builtin
 from ..core.names import PluginError
@@ -16,7 +16,7 @@ from .extension import Extension, current_extension
 from .history import views as history_views
 from .lifecycle import PluginRuntime
 from .routes import action_view, send_file
-from .security import guard_request, harden_response, route_row
+from .security import guard_route, harden_response
 from .settings.views import settings_views
 from .steps import run_step, steps_page
 
@@ -127,9 +127,7 @@ class RuntimeHost:
         """Authenticate, refuse suspended plugins, check CSRF.
 
         :param plugin: the plugin."""
-        req = request._get_current_object()  # type: ignore[attr-defined]
-        row = route_row(plugin, req.endpoint)  # looked up once, for both of the guard's checks
-        return guard_request(plugin.name, row is not None and row.policy.allows_anonymous(req.view_args), row)
+        return guard_route(plugin)
 
     def harden(self, plugin: "Plugin", response: Response) -> Response:
         """Security headers and the framework's scripts.

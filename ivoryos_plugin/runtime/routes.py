@@ -41,9 +41,10 @@ def action_view(plugin: "Plugin", name: str) -> Response:
     if spec is None:
         known = ", ".join(sorted(actions)) or "none"
         return error_response(404, f"Plugin {plugin.name!r} has no action {name!r}; actions: {known}.")
-    request.max_content_length = plugin.max_body
+    req = request._get_current_object()  # type: ignore[attr-defined]
+    req.max_content_length = plugin.max_body
     try:
-        kwargs, problem = _actions.parse_arguments(plugin.name, spec)
+        kwargs, problem = _actions.parse_arguments(plugin.name, spec, req=req)
     except RequestEntityTooLarge:
         return error_response(413, f"Plugin {plugin.name!r}: the body of action {name!r} is larger "
                                             f"than {plugin.max_body} bytes; send less or raise max_body.")

@@ -5,20 +5,18 @@ from __future__ import annotations
 import hmac
 import json
 import re
-import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple, cast
+from typing import TYPE_CHECKING, Any, Optional, cast
 from urllib.parse import urlsplit
 
-from flask import Response, current_app, g, redirect, request, session, url_for
+from flask import Response, current_app, redirect, request, session, url_for
 from flask_login import current_user
-from flask_wtf.csrf import ValidationError, generate_csrf, validate_csrf
 from markupsafe import escape
 
 from . import payloads
-from .extension import KEY, Extension
+from .csrf import check_csrf, csrf_problem, page_csrf_token_of
+from .extension import Extension, extension_of
 from .inbound import ALLOWED_HOSTS_KEY, allowed_host_names, body_too_large, host_header_allowed, host_header_ok, host_header_refusal, request_host_header_ok
-from .libraries import csrf_expiry, remember_csrf_token
 from .replies import error_response, wants_json
 from .sessions import AT_KEY, SID_KEY
 
@@ -26,7 +24,7 @@ if TYPE_CHECKING:
     from ..core.declarations import RouteRow
     from ..core.plugin import Plugin
 
-__all__ = ["Principal", "AuthError", "authenticate", "guard_request", "route_row", "harden_response", "security_headers",
+__all__ = ["Principal", "AuthError", "authenticate", "guard_request", "guard_route", "route_row", "harden_response", "security_headers",
            "check_csrf", "origin_ok", "origin_allowed", "wants_json", "deny", "head_snippet", "ALLOWED_HOSTS_KEY",
            "allowed_host_names", "host_header_ok", "host_header_refusal", "request_host_header_ok", "body_too_large"]
 
@@ -80,7 +78,7 @@ def authenticate(plugin: Optional[str], token: Optional[str] = None) -> Optional
     :raises AuthError: a token was presented and is invalid, revoked or out of scope."""
     # (each of Flask's context proxies is looked up once: a lookup costs what a dict lookup does, twice)
     app, req = current_app._get_current_object(), request._get_current_object()  # type: ignore[attr-defined]
-    return _authenticate(app, req, _extension(app), plugin, token)
+    return _authenticate(app, req, extension_of(app), plugin, token)
 
 
 def _authenticate(app: Any, req: Any, ext: Extension, plugin: Optional[str],
@@ -102,24 +100,37 @@ def _authenticate(app: Any, req: Any, ext: Extension, plugin: Optional[str],
         if record.plugin and plugin and record.plugin != plugin:
             raise AuthError(403, f"token {record.name!r} is scoped to plugin {record.plugin!r}, not {plugin!r}.")
         return Principal(name=record.name, via="token", token=token)
+    user = _session_user(app, ext)
+    if user is None:
+        return None
+    sess = session._get_current_object()  # type: ignore[attr-defined]
+    return Principal(name=str(user.get_id()), via="session", session_id=sess.get(SID_KEY),
+                     session_at=sess.get(AT_KEY))
+
+
+def _session_user(app: Any, ext: Extension) -> Any:
+    """The user logged in with the request's session (Flask-Login), or None: nobody, no Flask-Login on
+    the app, or a session that logged out (a copied cookie is nobody).
+
+    :param app: the app.
+    :param ext: its framework state."""
     if not hasattr(app, "login_manager"):  # set by Flask-Login's init_app
         return None
     user = current_user._get_current_object()
-    if user and user.is_authenticated:
-        sess = session._get_current_object()  # type: ignore[attr-defined]
-        if ext.sessions.session_ended(sess):  # logged out: a copied cookie is nobody
-            return None
-        return Principal(name=str(user.get_id()), via="session", session_id=sess.get(SID_KEY),
-                         session_at=sess.get(AT_KEY))
+    if user and user.is_authenticated and not ext.sessions.session_ended(session._get_current_object()):  # type: ignore[attr-defined]
+        return user
     return None
 
 
-def _extension(app: Any) -> Extension:
-    """:func:`current_extension` for an app already at hand."""
-    ext = app.extensions.get(KEY)
-    if ext is None:
-        raise RuntimeError("ivoryos_plugin is not attached to this app; register a Plugin first.")
-    return cast(Extension, ext)
+def _caller_via(app: Any, req: Any, ext: Extension, plugin: str) -> Optional[str]:
+    """How the request's caller is authenticated, as :func:`_authenticate` decides it (``"token"``,
+    ``"session"``, or None: anonymous), without making the :class:`Principal` the guard does not use.
+
+    :raises AuthError: a token was presented and is invalid, revoked or out of scope."""
+    if "HTTP_AUTHORIZATION" in req.environ:  # a bearer token, or another scheme (then the session decides)
+        principal = _authenticate(app, req, ext, plugin)
+        return None if principal is None else principal.via
+    return "session" if _session_user(app, ext) is not None else None
 
 
 def login_url() -> str:
@@ -143,83 +154,6 @@ def deny(status: int = 401, message: str = "login required") -> Response:
                             headers={"Cache-Control": "no-store"})
         return cast(Response, redirect(login_url()))
     return error_response(status, message, login=login_url())
-
-
-def check_csrf() -> Optional[str]:
-    """None when the request carries a valid Flask-WTF CSRF token, else the reason."""
-    app, req = current_app._get_current_object(), request._get_current_object()  # type: ignore[attr-defined]
-    return _csrf_problem(app, req, _extension(app))
-
-
-def _csrf_problem(app: Any, req: Any, ext: Extension) -> Optional[str]:
-    """:func:`check_csrf` with the app, the request and the framework's state at hand."""
-    environ = req.environ  # the X-CSRFToken and X-CSRF-Token headers, as req.headers reads them
-    token = (environ.get("HTTP_X_CSRFTOKEN") or environ.get("HTTP_X_CSRF_TOKEN")
-             or (req.form.get("csrf_token") if req.mimetype in (
-                 "application/x-www-form-urlencoded", "multipart/form-data") else None))
-    key = _csrf_key(token, app)
-    valid = ext.csrf_valid  # a token verified once is not verified again until it expires
-    if key is not None and valid.get(key, 0.0) > time.time():
-        return None  # this very token was verified for this session, and has not expired since
-    try:
-        validate_csrf(token)
-    except ValidationError as exc:
-        return str(exc)
-    if key is not None:
-        try:
-            _remember(valid, key, _csrf_expiry(str(token)))
-        except Exception:  # a Flask-WTF that signs differently: verified, not cached (verified again next time)
-            pass
-    return None
-
-
-def _csrf_secret(app: Any = None) -> str:
-    app = current_app if app is None else app
-    return str(app.config.get("WTF_CSRF_SECRET_KEY") or app.secret_key or "")
-
-
-def _csrf_key(token: Any, app: Any) -> Optional[Tuple[str, str, str]]:
-    raw = session.get(app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"))
-    secret = _csrf_secret(app)
-    if isinstance(token, str) and token and isinstance(raw, str) and raw and secret:
-        return (token, raw, secret)
-    return None
-
-
-def _csrf_expiry(token: str) -> float:
-    return csrf_expiry(token, _csrf_secret(), float(current_app.config.get("WTF_CSRF_TIME_LIMIT", 3600) or 0))
-
-
-def _remember(cache: Dict[Any, Any], key: Any, value: Any) -> None:
-    if len(cache) > 4096:  # bounded: old sessions' entries go
-        cache.clear()
-    cache[key] = value
-
-
-def page_csrf_token() -> str:
-    """The CSRF token for a page's ``<meta>``: Flask-WTF's ``generate_csrf()``, whose signed token is
-    reused for a minute for the same session (signing costs an HMAC per page)."""
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    return _page_csrf_token(app, _extension(app))
-
-
-def _page_csrf_token(app: Any, ext: Extension) -> str:
-    """:func:`page_csrf_token` with the app and the framework's state at hand."""
-    field = app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
-    here = g._get_current_object()
-    if field in here:  # made already in this request (IvoryOS's before_request does): what generate_csrf() returns
-        return str(here.get(field))
-    raw, secret = session.get(field), _csrf_secret(app)
-    if not (isinstance(raw, str) and raw and secret):
-        return str(generate_csrf())
-    signed = ext.csrf_signed
-    found, now = signed.get((raw, secret)), time.time()
-    if found is None or now - found[1] > 60.0:
-        found = (str(generate_csrf()), now)
-        _remember(signed, (raw, secret), found)
-    if not remember_csrf_token(field, found[0], secret, here):  # what generate_csrf() gives for the rest of the request
-        return str(generate_csrf())
-    return found[0]
 
 
 def route_row(plugin: "Plugin", endpoint: Optional[str]) -> Optional["RouteRow"]:
@@ -247,16 +181,32 @@ def guard_request(plugin: str, public: bool, row: Any = _LOOK_UP) -> Optional[Re
     :param row: the route's row of the plugin's declarations table (None: not one of its routes), when
         the caller has it; by default it is looked up from the request's endpoint."""
     app, req = current_app._get_current_object(), request._get_current_object()  # type: ignore[attr-defined]
-    ext = _extension(app)
+    return _guard(app, req, extension_of(app), plugin, public, row)
+
+
+def guard_route(plugin: "Plugin") -> Optional[Response]:
+    """:func:`guard_request` for a request to one of ``plugin``'s own routes: its row of the declarations
+    table is looked up once, and whether the route serves anonymous callers is asked only of one.
+
+    :param plugin: the plugin."""
+    app, req = current_app._get_current_object(), request._get_current_object()  # type: ignore[attr-defined]
+    return _guard(app, req, extension_of(app), plugin.name, None, route_row(plugin, req.endpoint))
+
+
+def _guard(app: Any, req: Any, ext: Extension, plugin: str, public: Optional[bool], row: Any) -> Optional[Response]:
+    """:func:`guard_request` with the app, the request and the framework's state at hand (``public``
+    None: the route's ``row`` says whether it is public; it runs before every request to a plugin, so
+    each check reads the request's environ once and builds nothing it does not need)."""
     if not ext.host_header_verdicts.allowed(req.host, app.config):
         return error_response(400, f"Plugin {plugin!r}: {host_header_refusal(req.host)}")
     if "\x00" in req.path:  # no route serves it, and a file path holding it is an OS error (a 500)
         return error_response(404, f"Plugin {plugin!r}: no such page: the path holds a NUL character (%00).")
     try:
-        principal = _authenticate(app, req, ext, plugin)
+        via = _caller_via(app, req, ext, plugin)
     except AuthError as exc:
         return deny(exc.status, f"Plugin {plugin!r}: {exc}")
-    if principal is None and not public:
+    if via is None and not (public if public is not None
+                            else row is not None and row.policy.allows_anonymous(req.view_args)):
         return deny(401, f"Plugin {plugin!r}: login required (log in to IvoryOS, or send "
                          "'Authorization: Bearer <token>').")
     runtime = ext.runtimes.get(plugin)
@@ -267,8 +217,8 @@ def guard_request(plugin: str, public: bool, row: Any = _LOOK_UP) -> Optional[Re
             if row is not None and row.policy.body_limited and body_too_large(runtime.plugin.max_body):
                 return error_response(413, f"Plugin {plugin!r}: the body is larger than {runtime.plugin.max_body} "
                                            "bytes (max_body); send less, or raise Plugin(max_body=...).")
-        if principal is not None and principal.via != "token":
-            reason = _csrf_problem(app, req, ext)
+        if via == "session":
+            reason = csrf_problem(app, req, ext)
             if reason is not None:
                 return error_response(400, f"Plugin {plugin!r}: {reason} Send the page's "
                                            "<meta name=\"csrf-token\"> value as the X-CSRFToken header "
@@ -313,7 +263,7 @@ def head_snippet(plugin: Optional[str]) -> str:
 
     :param plugin: the plugin's name, or None for the framework's own pages."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    ext = _extension(app)
+    ext = extension_of(app)
     key = (plugin, request.script_root)
     rest = ext.snippets.get(key)
     if rest is None:  # the same for every page of the plugin in this app: built once
@@ -326,7 +276,7 @@ def head_snippet(plugin: Optional[str]) -> str:
             src = url_for("plugins.static", filename=script)
             tags.append(f'<script src="{escape(src)}"></script>')
         rest = ext.snippets[key] = "\n".join(tags)
-    return f'<meta name="csrf-token" content="{escape(_page_csrf_token(app, ext))}">\n{rest}'
+    return f'<meta name="csrf-token" content="{escape(page_csrf_token_of(app, ext))}">\n{rest}'
 
 
 _REWRITTEN = frozenset({"application/json", "text/html"})
@@ -395,6 +345,9 @@ def _add_headers(response: Response, mimetype: Optional[str]) -> Response:
             if lowered not in present:
                 headers.add(name, value)
     if "cache-control" not in present and not response.direct_passthrough and mimetype in NO_STORE_TYPES:
-        headers.add("Cache-Control", "no-store")
+        if type(raw) is list:
+            raw.append(("Cache-Control", "no-store"))  # (a constant: not checked again by an add)
+        else:
+            headers.add("Cache-Control", "no-store")
     setattr(response, _HEADERS_DONE, True)
     return response

@@ -13,7 +13,8 @@ from markupsafe import escape
 
 from ...runtime.extension import Extension
 from ...runtime.replies import error_response, wants_json
-from ...runtime.security import SAFE_METHODS, SECURITY_HEADERS, check_csrf, origin_allowed
+from ...runtime.csrf import check_csrf
+from ...runtime.security import SAFE_METHODS, SECURITY_HEADERS, origin_allowed
 from .. import ivoryos as adapter
 from .logins import LoginCheck
 from .options import Options

@@ -10,7 +10,7 @@ from typing import Dict, Optional, Tuple
 from flask import Response, request, url_for
 from markupsafe import escape
 
-from ...runtime.security import page_csrf_token
+from ...runtime.csrf import page_csrf_token
 from .. import ivoryos as adapter
 from ..page_memo import PageMemo
 from .options import Options
