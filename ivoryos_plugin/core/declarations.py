@@ -130,6 +130,7 @@ class Declarations:
         for name in ("actions", "streams", "handlers", "steps", "cameras", "workers"):
             object.__setattr__(self, name, _frozen(getattr(self, name)))
         object.__setattr__(self, "_by_endpoint", {row.endpoint: row for row in self.routes})
+        object.__setattr__(self, "_by_app_endpoint", {f"{self.name}.{row.endpoint}": row for row in self.routes})
 
     def route(self, endpoint: str) -> Optional[RouteRow]:
         """The row of a local endpoint name, or None (not the plugin's, or a nested blueprint's).
@@ -137,6 +138,15 @@ class Declarations:
         :param endpoint: e.g. ``actions``."""
         found: Dict[str, RouteRow] = getattr(self, "_by_endpoint")
         return found.get(endpoint)
+
+    def app_route(self, endpoint: Optional[str]) -> Optional[RouteRow]:
+        """The row of an endpoint as the app names it (``request.endpoint``: ``"<plugin>.<local>"``), or
+        None: another blueprint's, or a nested blueprint's (``"<plugin>.child.page"``), never one of the
+        plugin's own routes (Flask allows no dot in a local endpoint name).
+
+        :param endpoint: e.g. ``balance.actions``."""
+        found: Dict[str, RouteRow] = getattr(self, "_by_app_endpoint")
+        return found.get(endpoint) if endpoint is not None else None
 
     def builtin(self, kind: Builtin) -> Optional[RouteRow]:
         """The row of a built-in route, or None when this plugin does not have it.

@@ -3,7 +3,7 @@ session until it expires, and the token a page's ``<meta>`` carries, signed once
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional
 
 from flask import current_app, g, request, session
 from flask_wtf.csrf import ValidationError, generate_csrf, validate_csrf
@@ -26,7 +26,8 @@ def csrf_problem(app: Any, req: Any, ext: Extension) -> Optional[str]:
     token = (environ.get("HTTP_X_CSRFTOKEN") or environ.get("HTTP_X_CSRF_TOKEN")
              or (req.form.get("csrf_token") if req.mimetype in (
                  "application/x-www-form-urlencoded", "multipart/form-data") else None))
-    key = _csrf_key(token, app)
+    raw, secret = session.get(app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")), _csrf_secret(app)
+    key = (token, raw, secret) if isinstance(token, str) and token and isinstance(raw, str) and raw and secret else None
     valid = ext.csrf_valid  # a token verified once is not verified again until it expires
     if key is not None and valid.get(key, 0.0) > time.time():
         return None  # this very token was verified for this session, and has not expired since
@@ -45,14 +46,6 @@ def csrf_problem(app: Any, req: Any, ext: Extension) -> Optional[str]:
 def _csrf_secret(app: Any = None) -> str:
     app = current_app if app is None else app
     return str(app.config.get("WTF_CSRF_SECRET_KEY") or app.secret_key or "")
-
-
-def _csrf_key(token: Any, app: Any) -> Optional[Tuple[str, str, str]]:
-    raw = session.get(app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"))
-    secret = _csrf_secret(app)
-    if isinstance(token, str) and token and isinstance(raw, str) and raw and secret:
-        return (token, raw, secret)
-    return None
 
 
 def _csrf_expiry(token: str) -> float:

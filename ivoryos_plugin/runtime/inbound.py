@@ -169,7 +169,7 @@ def request_host_header_ok() -> bool:
 
 
 # ------------------------------------------------------------------ bodies
-def body_too_large(limit: int) -> bool:
+def body_too_large(limit: int, req: Any = None) -> bool:
     """Whether the request's body is longer than ``limit`` bytes, whatever its framing.
 
     A ``Content-Length`` is compared as it is; a chunked body (no length) is read, at most
@@ -178,26 +178,28 @@ def body_too_large(limit: int) -> bool:
     server that does not end the stream for the app (no ``wsgi.input_terminated``) cannot be
     measured, and Werkzeug would read it as empty: it counts as too large (fail closed).
 
-    :param limit: the plugin's ``max_body``."""
-    environ = request.environ
+    :param limit: the plugin's ``max_body``.
+    :param req: the current request, when the caller has it at hand (default: Flask's ``request``)."""
+    req = request if req is None else req
+    environ = req.environ
     given = environ.get("CONTENT_LENGTH")
     if given and given.isascii() and given.isdigit() and "HTTP_TRANSFER_ENCODING" not in environ:
         return int(given) > limit  # (the usual case: what get_content_length reads from these digits)
     length = get_content_length(environ)  # request.content_length's answer, read from the environ
     if length is not None:
         return length > limit
-    if request.environ.get("wsgi.input_terminated") is None:
+    if environ.get("wsgi.input_terminated") is None:
         # no length and a stream the server does not end: Werkzeug reads nothing, so a chunked body
         # would be taken for an empty one (a step run with its defaults): refused, it cannot be measured
-        return "chunked" in request.headers.get("Transfer-Encoding", "").lower()
-    request.max_content_length = limit + 1  # the stream stops one byte past the limit
+        return "chunked" in req.headers.get("Transfer-Encoding", "").lower()
+    req.max_content_length = limit + 1  # the stream stops one byte past the limit
     try:
-        data = request.get_data(cache=True)
+        data = req.get_data(cache=True)
     except RequestEntityTooLarge:
         data = b"x" * (limit + 1)
     if len(data) <= limit:
         return False
-    _drain(request.environ["wsgi.input"])
+    _drain(environ["wsgi.input"])
     return True
 
 

@@ -163,10 +163,7 @@ def route_row(plugin: "Plugin", endpoint: Optional[str]) -> Optional["RouteRow"]
 
     :param plugin: the plugin.
     :param endpoint: the request's endpoint (``request.endpoint``), or None."""
-    prefix = plugin.name + "."
-    if endpoint is None or not endpoint.startswith(prefix):
-        return None
-    return plugin.declarations.route(endpoint[len(prefix):])
+    return plugin.declarations.app_route(endpoint)
 
 
 #: ``guard_request``'s ``row`` when the caller did not look the route up: the guard does
@@ -214,7 +211,7 @@ def _guard(app: Any, req: Any, ext: Extension, plugin: str, public: Optional[boo
         if runtime is not None:
             if row is _LOOK_UP:
                 row = route_row(runtime.plugin, req.endpoint)
-            if row is not None and row.policy.body_limited and body_too_large(runtime.plugin.max_body):
+            if row is not None and row.policy.body_limited and body_too_large(runtime.plugin.max_body, req):
                 return error_response(413, f"Plugin {plugin!r}: the body is larger than {runtime.plugin.max_body} "
                                            "bytes (max_body); send less, or raise Plugin(max_body=...).")
         if via == "session":
