@@ -11,12 +11,15 @@ import json
 import re
 import sys
 import time
+from pathlib import Path
 from typing import Any, Dict, Iterator, List
 
 import pytest
 import requests
 import socketio
 
+from ivoryos_plugin import Plugin, create_app
+from ivoryos_plugin.hosts.devhost import stop
 from support import ROOT
 
 sys.path.insert(0, str(ROOT / "tests" / "plugins"))
@@ -282,3 +285,37 @@ def test_pages_and_generated_forms_carry_a_working_csrf_token(secure: SecureServ
         assert saved.status_code == 200 and "Saved." in saved.text
     assert secure.session.get(f"{url}.json").json()["values"]["label"] == "from the form"
     assert secure.session.put(f"{url}.json", json={"label": "bench", "limit": 10, "mode": "fast"}).status_code == 200
+
+
+hostcheck = Plugin("hostcheck", __name__)
+
+
+@hostcheck.route("/", endpoint="main")
+def hostcheck_page() -> str:
+    return "hostcheck"
+
+
+def test_a_plugin_route_refuses_a_host_that_is_not_a_name_of_this_server(tmp_path: Path) -> None:
+    """DNS rebinding at the plugin's own guard (what plain ``ivoryos.run`` and the dev host rely on): a
+    foreign Host is a 400 naming the setting, each time (the verdict is remembered); a name added to
+    ``IVORYOS_PLUGIN_ALLOWED_HOSTS`` is let in, and refused again once the config drops it."""
+    app = create_app([hostcheck], data_dir=str(tmp_path))
+    client = app.test_client()
+    auth = {"Authorization": f"Bearer {app.config['IVORYOS_PLUGIN_TOKEN']}"}
+
+    def status(host: str) -> int:
+        reply = client.get("/ivoryos/hostcheck/", headers={**auth, "Host": host})
+        if reply.status_code == 400:
+            error = reply.get_json()["error"]
+            assert error.startswith("Plugin 'hostcheck': the Host") and "IVORYOS_PLUGIN_ALLOWED_HOSTS" in error
+        return int(reply.status_code)
+
+    try:
+        assert [status("rebind.test"), status("rebind.test"), status("rebind.test:8000")] == [400, 400, 400]
+        assert [status("127.0.0.1:8000"), status("localhost"), status("[::1]:80")] == [200, 200, 200]
+        app.config["IVORYOS_PLUGIN_ALLOWED_HOSTS"] = "rebind.test"
+        assert [status("rebind.test"), status("rebind.test:8000"), status("other.test")] == [200, 200, 400]
+        app.config["IVORYOS_PLUGIN_ALLOWED_HOSTS"] = None
+        assert status("rebind.test") == 400
+    finally:
+        stop(app)
