@@ -196,3 +196,32 @@ def test_replies_are_written_by_the_apps_json_provider(client: Any) -> None:
         assert client.post("/ivoryos/calc/actions/lost_signal").get_data(as_text=True) == '{"reading":null,"unit":"g"}\n'
     finally:
         app.json = plain
+
+
+class Probe:
+    """An instrument an action calls."""
+
+    def touch(self) -> int:
+        return 1
+
+
+PROBE = Probe()
+
+
+@calc.action(hardware=False)
+def touch_probe() -> dict:
+    return {"touched": PROBE.touch()}
+
+
+def test_an_actions_instrument_calls_say_which_action_made_them(client: Any) -> None:
+    from ivoryos_plugin.hardware.deck import observe
+
+    seen: List[Dict[str, Any]] = []
+    stop_observing = observe(PROBE, seen.append, instrument="probe")
+    try:
+        for _ in range(2):  # (the second call's marks are the ones the first made)
+            assert client.post("/ivoryos/calc/actions/touch_probe").get_json() == {"touched": 1}
+        PROBE.touch()
+    finally:
+        stop_observing()
+    assert [e["source"] for e in seen] == ["plugin:calc action touch_probe"] * 2 + ["deck"]

@@ -1,8 +1,9 @@
 """Serving the routes every plugin declares: actions, and static and public files."""
 from __future__ import annotations
 
+import functools
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Tuple
 
 from flask import Response, request
 from werkzeug.exceptions import NotFound, RequestEntityTooLarge
@@ -53,11 +54,22 @@ def action_view(plugin: "Plugin", name: str) -> Response:
     assert kwargs is not None
     # a refusal (409 busy, 503 unverified or no instrument), an ActionError or any other exception
     # propagates to the error handler every plugin has (:func:`.errors.install`), which answers it in JSON
-    with answering(Call("action", name, hardware=spec.hardware), plugin.logger), \
-            calling_as(f"plugin:{plugin.name} action {name}"):
+    call, caller = _action_call(plugin.name, name, spec.hardware)
+    with answering(call, plugin.logger), calling_as(caller):
         if spec.hardware:
             with current_extension().hardware_guard(plugin.name):
                 result = _actions.call(spec.func, kwargs, spec.coroutine)
         else:
             result = _actions.call(spec.func, kwargs, spec.coroutine)
     return _actions.to_response(plugin.name, spec, result)
+
+
+@functools.lru_cache(maxsize=1024)
+def _action_call(plugin: str, name: str, hardware: bool) -> Tuple[Call, str]:
+    """The :class:`~.errors.Call` an action's error replies name, and whom its instrument calls are
+    reported as coming from: the same for every call of the action, made once.
+
+    :param plugin: the plugin's name.
+    :param name: the action's name.
+    :param hardware: whether it runs under the hardware guard."""
+    return Call("action", name, hardware=hardware), f"plugin:{plugin} action {name}"
