@@ -108,10 +108,6 @@ class HostHeaderVerdicts:
         #: the very same values, each None or a string (which cannot change in place); one tuple, swapped whole
         self._state: Tuple[Any, Any, Optional[FrozenSet[str]]] = (None, None, None)
         self._verdicts: Dict[Tuple[str, FrozenSet[str]], bool] = {}
-        #: the verdicts again, by the request's raw ``Host`` header and scheme (what Werkzeug's
-        #: ``request.host`` is worked out from, afresh on each access, once Flask has checked it
-        #: against ``TRUSTED_HOSTS`` while routing the request)
-        self._raw: Dict[Tuple[str, str, FrozenSet[str]], bool] = {}
 
     def names(self, config: Any) -> FrozenSet[str]:
         """:func:`allowed_host_names` of ``config``, remembered while its values stay the same.
@@ -143,25 +139,6 @@ class HostHeaderVerdicts:
             if len(self._verdicts) > 256:
                 self._verdicts.clear()
             verdict = self._verdicts[key] = host_header_ok(host, names)
-        return verdict
-
-
-    def allowed_request(self, req: Any, config: Any) -> bool:
-        """:meth:`allowed` for a request's ``request.host``, remembered by its raw ``Host`` header and
-        scheme (a request with none: worked out afresh).
-
-        :param req: the request.
-        :param config: the app's config."""
-        environ = req.environ
-        raw = environ.get("HTTP_HOST")
-        if raw is None:
-            return self.allowed(req.host, config)
-        key = (raw, environ.get("wsgi.url_scheme", ""), self.names(config))
-        verdict = self._raw.get(key)
-        if verdict is None:
-            if len(self._raw) > 256:
-                self._raw.clear()
-            verdict = self._raw[key] = self.allowed(req.host, config)
         return verdict
 
 

@@ -194,7 +194,9 @@ def _guard(app: Any, req: Any, ext: Extension, plugin: str, public: Optional[boo
     """:func:`guard_request` with the app, the request and the framework's state at hand (``public``
     None: the route's ``row`` says whether it is public; it runs before every request to a plugin, so
     each check reads the request's environ once and builds nothing it does not need)."""
-    if not ext.host_header_verdicts.allowed_request(req, app.config):
+    # (the raw header, as the hardening's middleware judges it: its name is Werkzeug's request.host's,
+    # which only drops a default port and is worked out afresh on each access)
+    if not ext.host_header_verdicts.allowed(req.environ.get("HTTP_HOST") or req.host, app.config):
         return error_response(400, f"Plugin {plugin!r}: {host_header_refusal(req.host)}")
     if "\x00" in req.path:  # no route serves it, and a file path holding it is an OS error (a 500)
         return error_response(404, f"Plugin {plugin!r}: no such page: the path holds a NUL character (%00).")
